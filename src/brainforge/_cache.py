@@ -1,0 +1,152 @@
+"""On-disk cache: content-addressed entries written atomically.
+
+Every expensive artefact (BEM solution, leadfield, parcellation, whole head
+model) is stored under a key that hashes every input that determines it. A
+partially written file can never be observed: entries are written to a
+temporary name in the same folder and renamed into place. An entry that
+cannot be read is deleted and rebuilt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+logger = logging.getLogger("brainforge")
+
+T = TypeVar("T")
+
+CACHE_ENV = "BRAINFORGE_CACHE"
+
+
+def get_cache_dir() -> Path:
+    """Return the cache folder, creating it if needed.
+
+    Returns
+    -------
+    path : Path
+        ``$BRAINFORGE_CACHE`` when set, otherwise the platform's user cache
+        folder (``~/.cache/brainforge`` on Linux).
+    """
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        path = Path(env).expanduser()
+    else:
+        from platformdirs import user_cache_dir
+
+        path = Path(user_cache_dir("brainforge", appauthor=False))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _update_hash(hasher: Any, value: Any) -> None:
+    """Feed ``value`` into ``hasher`` in a type-aware, order-stable way."""
+    if isinstance(value, np.ndarray):
+        arr = np.ascontiguousarray(value)
+        hasher.update(f"nd:{arr.dtype.str}:{arr.shape}".encode())
+        hasher.update(arr.tobytes())
+    elif isinstance(value, dict):
+        hasher.update(b"dict:")
+        for key in sorted(value):
+            hasher.update(str(key).encode() + b"=")
+            _update_hash(hasher, value[key])
+    elif isinstance(value, list | tuple):
+        hasher.update(f"seq{len(value)}:".encode())
+        for item in value:
+            _update_hash(hasher, item)
+    elif isinstance(value, float):
+        hasher.update(f"f:{value!r}".encode())
+    else:
+        hasher.update(f"{type(value).__name__}:{json.dumps(value, default=str)}".encode())
+
+
+def hash_inputs(*values: Any) -> str:
+    """Hash arrays, numbers, strings and nested containers into a key.
+
+    Parameters
+    ----------
+    *values
+        Everything that determines the cached artefact.
+
+    Returns
+    -------
+    key : str
+        24 hexadecimal characters of a SHA-256 digest.
+    """
+    hasher = hashlib.sha256()
+    for value in values:
+        _update_hash(hasher, value)
+    return hasher.hexdigest()[:24]
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary path that is renamed to ``path`` on success.
+
+    The temporary file lives in the destination folder, so the final
+    :func:`os.replace` is atomic. Its name keeps the destination's suffixes
+    (MNE checks them). On error the temporary file is removed and ``path`` is
+    left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes) if path.suffixes else ""
+    stem = path.name[: len(path.name) - len(suffix)] if suffix else path.name
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def cached(
+    path: Path,
+    build: Callable[[], T],
+    save: Callable[[T, Path], None],
+    load: Callable[[Path], T],
+) -> T:
+    """Load ``path`` if it holds a readable entry, otherwise build and save it.
+
+    Parameters
+    ----------
+    path : Path
+        Where the entry lives.
+    build : callable
+        Computes the artefact.
+    save : callable
+        ``save(obj, tmp_path)`` writes it; called through :func:`atomic_path`.
+    load : callable
+        ``load(path)`` reads it back; any exception marks the entry corrupt.
+
+    Returns
+    -------
+    obj
+        The loaded or freshly built artefact.
+    """
+    if path.exists():
+        try:
+            return load(path)
+        except Exception as err:
+            logger.warning("Cache entry %s is unreadable (%s); rebuilding it.", path.name, err)
+            with contextlib.suppress(OSError):
+                path.unlink()
+    obj = build()
+    try:
+        with atomic_path(path) as tmp:
+            save(obj, tmp)
+    except OSError as err:
+        logger.warning("Could not write cache entry %s (%s); continuing without it.", path, err)
+    return obj

@@ -1,0 +1,46 @@
+"""Head models: sources, parcellation, electrodes, conductor models and leadfields."""
+
+from .bem import (
+    DEFAULT_CONDUCTIVITY,
+    BemSurfaces,
+    make_template_bem,
+    make_template_bem_surfaces,
+    make_template_sphere,
+)
+from .connectivity import TVB_DATA_CONNECTOMES, Connectivity, read_connectivity
+from .cortex import Cortex, load_fsaverage5_cortex, make_parcellation
+from .deep import DeepSources, make_deep_sources, subcortical_roi_centres
+from .deepsif import deepsif_region_node, fetch_deepsif_anatomy, load_deepsif_anatomy
+from .forward import compute_leadfield
+from .head_model import HeadModel, HeadModelConfig, make_head_model, read_head_model, region_sum
+from .montage import CHANNEL_SUBSETS, Electrodes, available_montages, get_electrodes
+
+__all__ = [
+    "CHANNEL_SUBSETS",
+    "DEFAULT_CONDUCTIVITY",
+    "TVB_DATA_CONNECTOMES",
+    "BemSurfaces",
+    "Connectivity",
+    "Cortex",
+    "DeepSources",
+    "Electrodes",
+    "HeadModel",
+    "HeadModelConfig",
+    "available_montages",
+    "compute_leadfield",
+    "deepsif_region_node",
+    "fetch_deepsif_anatomy",
+    "get_electrodes",
+    "load_deepsif_anatomy",
+    "load_fsaverage5_cortex",
+    "make_deep_sources",
+    "make_head_model",
+    "make_parcellation",
+    "make_template_bem",
+    "make_template_bem_surfaces",
+    "make_template_sphere",
+    "read_connectivity",
+    "read_head_model",
+    "region_sum",
+    "subcortical_roi_centres",
+]

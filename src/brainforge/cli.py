@@ -1,0 +1,143 @@
+"""The ``brainforge`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._errors import BrainForgeError
+
+app = typer.Typer(
+    help="BrainForge: EEG source imaging with deep learning.", no_args_is_help=True, pretty_exceptions_enable=False
+)
+head_app = typer.Typer(help="Build, inspect and export head models.", no_args_is_help=True)
+app.add_typer(head_app, name="head")
+
+MontageOption = Annotated[
+    str, typer.Option("--montage", "-m", help="MNE built-in montage or 10-10 subset (1010-75/64/32/21/16).")
+]
+ChannelsOption = Annotated[
+    str | None, typer.Option("--channels", help="Comma-separated channel subset, e.g. Fp1,Fp2,Cz.")
+]
+RegionsOption = Annotated[int, typer.Option("--n-regions", help="Number of cortical regions.")]
+DeepOption = Annotated[bool, typer.Option("--deep/--no-deep", help="Include subcortical sources.")]
+ConductorOption = Annotated[str, typer.Option("--conductor", help="bem (3-layer BEM) or sphere (3-shell).")]
+SkullOption = Annotated[float, typer.Option("--skull-conductivity", help="Skull conductivity, S/m.")]
+JitterOption = Annotated[float, typer.Option("--jitter-mm", help="Jitter every electrode by this many mm.")]
+SeedOption = Annotated[int, typer.Option("--jitter-seed", help="Seed of the electrode jitter directions.")]
+JobsOption = Annotated[int, typer.Option("--n-jobs", help="Parallel jobs for the forward model.")]
+
+
+def _head_model(montage, channels, n_regions, deep, conductor, skull, jitter, seed, n_jobs):
+    from .anatomy import make_head_model
+    from .anatomy.bem import DEFAULT_CONDUCTIVITY
+
+    picks = [c.strip() for c in channels.split(",") if c.strip()] if channels else None
+    return make_head_model(
+        montage,
+        channels=picks,
+        n_regions=n_regions,
+        deep=deep,
+        conductor=conductor,
+        conductivity=(DEFAULT_CONDUCTIVITY[0], skull, DEFAULT_CONDUCTIVITY[2]),
+        electrode_jitter_mm=jitter,
+        jitter_seed=seed,
+        n_jobs=n_jobs,
+    )
+
+
+@head_app.command("info")
+def head_info(
+    montage: MontageOption = "1010-64",
+    channels: ChannelsOption = None,
+    n_regions: RegionsOption = 1000,
+    deep: DeepOption = True,
+    conductor: ConductorOption = "bem",
+    skull_conductivity: SkullOption = 0.006,
+    jitter_mm: JitterOption = 0.0,
+    jitter_seed: SeedOption = 0,
+    n_jobs: JobsOption = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Build (or load from the cache) a template head model and describe it."""
+    from ._cache import get_cache_dir
+
+    start = time.perf_counter()
+    head = _head_model(
+        montage, channels, n_regions, deep, conductor, skull_conductivity, jitter_mm, jitter_seed, n_jobs
+    )
+    summary = {
+        "description": head.description,
+        "n_channels": head.n_channels,
+        "n_sources": head.n_sources,
+        "n_regions": head.n_regions,
+        "n_deep_regions": head.n_deep_regions,
+        "leadfield_shape": list(head.leadfield.shape),
+        "region_leadfield_shape": list(head.region_leadfield.shape),
+        "cache_dir": str(get_cache_dir()),
+        "build_seconds": round(head.build_seconds, 2),
+        "elapsed_seconds": round(time.perf_counter() - start, 2),
+    }
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="BrainForge head model", show_header=False)
+    for key, value in summary.items():
+        table.add_row(key, str(value))
+    Console().print(table)
+
+
+@head_app.command("export")
+def head_export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Destination .npz file.")],
+    montage: MontageOption = "1010-64",
+    channels: ChannelsOption = None,
+    n_regions: RegionsOption = 1000,
+    deep: DeepOption = True,
+    conductor: ConductorOption = "bem",
+    skull_conductivity: SkullOption = 0.006,
+    jitter_mm: JitterOption = 0.0,
+    jitter_seed: SeedOption = 0,
+    n_jobs: JobsOption = 1,
+) -> None:
+    """Write a head model's arrays (leadfields, positions in mm, names) to an .npz file."""
+    if out.suffix != ".npz":
+        raise BrainForgeError(f"--out must end in .npz, got {out.name}.")
+    head = _head_model(
+        montage, channels, n_regions, deep, conductor, skull_conductivity, jitter_mm, jitter_seed, n_jobs
+    )
+    head.save(out)
+    typer.echo(f"Wrote {out} ({head.n_channels} channels x {head.n_sources} sources, {head.n_regions} regions).")
+
+
+@head_app.command("montages")
+def head_montages() -> None:
+    """List the montage names that --montage accepts."""
+    from .anatomy import available_montages
+
+    for name in available_montages():
+        typer.echo(name)
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning input errors into one-line messages."""
+    try:
+        app()
+    except BrainForgeError as err:
+        typer.echo(f"Error: {err}", err=True)
+        sys.exit(2)
+    except FileNotFoundError as err:
+        typer.echo(f"Error: file not found: {err.filename or err}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

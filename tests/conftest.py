@@ -1,0 +1,55 @@
+"""Shared fixtures: one cache folder per test session, shared head models."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DEEPSIF = Path(__file__).resolve().parents[2] / "shared" / "data" / "deepsif"
+
+
+def pytest_configure(config):
+    # Keep the user's cache untouched unless they point the tests at one.
+    if "BRAINFORGE_CACHE" not in os.environ:
+        import tempfile
+
+        os.environ["BRAINFORGE_CACHE"] = tempfile.mkdtemp(prefix="brainforge-test-cache-")
+
+
+@pytest.fixture(scope="session")
+def head64():
+    from brainforge.anatomy import make_head_model
+
+    return make_head_model("1010-64")
+
+
+@pytest.fixture(scope="session")
+def surfaces():
+    from brainforge.anatomy import make_template_bem_surfaces
+
+    return make_template_bem_surfaces()
+
+
+@pytest.fixture(scope="session")
+def cortex():
+    from brainforge.anatomy import load_fsaverage5_cortex
+
+    return load_fsaverage5_cortex()
+
+
+@pytest.fixture(scope="session")
+def deepsif_dir():
+    if not (SHARED_DEEPSIF / "leadfield_75_20k.mat").is_file():
+        pytest.skip("DeepSIF reference anatomy not found beside the repository (../shared/data/deepsif)")
+    return SHARED_DEEPSIF
+
+
+def correlation(a, b):
+    """Column-wise Pearson correlation after removing the channel mean."""
+    import numpy as np
+
+    a = a - a.mean(axis=0)
+    b = b - b.mean(axis=0)
+    return (a * b).sum(axis=0) / np.linalg.norm(a, axis=0) / np.linalg.norm(b, axis=0)

@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from brainforge._cache import atomic_path, cached, get_cache_dir, hash_inputs
+
+
+def test_hash_is_stable_and_sensitive():
+    a = np.arange(6.0).reshape(2, 3)
+    assert hash_inputs("x", a, 1.0, [1, 2]) == hash_inputs("x", a.copy(), 1.0, [1, 2])
+    assert hash_inputs("x", a) != hash_inputs("x", a + 1e-12)
+    assert hash_inputs("x", a) != hash_inputs("x", a.astype(np.float32))
+    assert hash_inputs("x", a) != hash_inputs("x", a.reshape(3, 2))
+    assert hash_inputs({"a": 1, "b": 2}) == hash_inputs({"b": 2, "a": 1})
+
+
+def test_cache_dir_follows_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("BRAINFORGE_CACHE", str(tmp_path / "c"))
+    assert get_cache_dir() == tmp_path / "c"
+    assert (tmp_path / "c").is_dir()
+
+
+def test_atomic_path_leaves_nothing_on_error(tmp_path):
+    dest = tmp_path / "out.npy"
+    with pytest.raises(RuntimeError), atomic_path(dest) as tmp:
+        np.save(tmp, np.ones(3))
+        raise RuntimeError("interrupted")
+    assert not dest.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cached_builds_once_then_loads(tmp_path):
+    calls = []
+
+    def build():
+        calls.append(1)
+        return np.arange(4)
+
+    def save(obj, p):
+        np.save(p, obj)
+
+    def load(p):
+        return np.load(p)
+
+    path = tmp_path / "entry.npy"
+    first = cached(path, build, save, load)
+    second = cached(path, build, save, load)
+    np.testing.assert_array_equal(first, second)
+    assert len(calls) == 1
+
+
+def test_corrupt_entry_is_rebuilt(tmp_path):
+    path = tmp_path / "entry.npy"
+    path.write_bytes(b"not a numpy file")
+
+    result = cached(path, lambda: np.arange(3), lambda o, p: np.save(p, o), lambda p: np.load(p))
+    np.testing.assert_array_equal(result, np.arange(3))
+    np.testing.assert_array_equal(np.load(path), np.arange(3))

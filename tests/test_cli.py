@@ -1,0 +1,60 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "brainforge.cli", *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.usefixtures("head64")
+def test_head_info_json():
+    result = run_cli("head", "info", "--montage", "1010-64", "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout.strip().splitlines()[-1])
+    assert info["n_channels"] == 64 and info["n_regions"] == 1014 and info["n_deep_regions"] == 14
+    assert info["leadfield_shape"] == [64, info["n_sources"]]
+    assert info["region_leadfield_shape"] == [64, 1014]
+    assert {"cache_dir", "build_seconds"} <= set(info)
+
+
+@pytest.mark.usefixtures("head64")
+def test_head_export(tmp_path):
+    out = tmp_path / "head.npz"
+    result = run_cli(
+        "head", "export", "--montage", "1010-64", "--channels", "Fp1,Fp2,C3,C4,O1,O2,Cz,Pz,Fz", "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    with np.load(out, allow_pickle=False) as data:
+        for key in (
+            "leadfield",
+            "region_leadfield",
+            "source_pos",
+            "source_nn",
+            "source_region",
+            "region_names",
+            "region_centres",
+            "ch_names",
+            "ch_pos",
+        ):
+            assert key in data.files
+        assert list(data["ch_names"]) == ["Fp1", "Fp2", "C3", "C4", "O1", "O2", "Cz", "Pz", "Fz"]
+        assert data["leadfield"].shape == (9, len(data["source_pos"]))
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["head", "info", "--montage", "biosemi65"], "Did you mean 'biosemi64'"),
+        (["head", "info", "--montage", "1010-64", "--channels", "Cz,Xx1,Yy2"], "Xx1, Yy2"),
+        (["head", "info", "--montage", "1010-64", "--channels", "Cz,Pz,Fz"], "at least 8"),
+    ],
+)
+def test_bad_input_gives_one_line_error(args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0], result.stderr

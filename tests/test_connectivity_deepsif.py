@@ -1,0 +1,88 @@
+import zipfile
+
+import numpy as np
+import pytest
+
+from brainforge import BrainForgeError
+from brainforge.anatomy import (
+    compute_leadfield,
+    deepsif_region_node,
+    get_electrodes,
+    load_deepsif_anatomy,
+    make_template_bem,
+    read_connectivity,
+    region_sum,
+)
+from brainforge.anatomy.montage import Electrodes, project_to_scalp
+
+from .conftest import correlation
+
+
+def test_tvb_data_connectomes():
+    conn = read_connectivity("tvb76")
+    assert conn.n_nodes == 76 and conn.weights.shape == (76, 76)
+    assert (conn.tract_lengths >= 0).all() and conn.centres.shape == (76, 3)
+    conn192 = read_connectivity("tvb192")  # the one with subcortical nuclei (files in a sub-folder)
+    assert conn192.n_nodes == 192 and conn192.cortical is not None and not conn192.cortical.all()
+
+
+def test_connectivity_errors(tmp_path):
+    with pytest.raises(BrainForgeError, match="not found"):
+        read_connectivity(tmp_path / "missing.zip")
+    bad = tmp_path / "bad.zip"
+    bad.write_text("not a zip")
+    with pytest.raises(BrainForgeError, match="not a valid zip"):
+        read_connectivity(bad)
+    empty = tmp_path / "empty.zip"
+    with zipfile.ZipFile(empty, "w") as z:
+        z.writestr("readme.txt", "nothing")
+    with pytest.raises(BrainForgeError, match=r"weights\.txt"):
+        read_connectivity(empty)
+
+
+def test_deepsif_node_mapping():
+    node = deepsif_region_node()
+    assert node.shape == (994,)
+    assert node[7] == 994 and node[325] == 997 and node[921] == 996 and node[949] == 995
+    assert len(np.unique(node)) == 994
+
+
+@pytest.fixture(scope="module")
+def deepsif(deepsif_dir):
+    return load_deepsif_anatomy(deepsif_dir)
+
+
+def test_load_deepsif_anatomy(deepsif):
+    assert deepsif.n_regions == 994 and deepsif.n_channels == 75
+    assert deepsif.region_leadfield.shape == (75, 994) and deepsif.leadfield is None
+    assert deepsif.n_sources == 20484
+    adjacency = deepsif.region_adjacency.toarray()
+    np.testing.assert_array_equal(adjacency, adjacency.T)
+    assert adjacency.sum(axis=1).min() > 0
+    assert deepsif.connectivity.n_nodes == 998
+    # Region centres ~7.4 mm from the nearest other centre (shared/data README).
+    distance = deepsif.region_distance + np.eye(994) * 1e9
+    assert 6 < np.median(distance.min(axis=1)) < 9
+
+
+def test_our_bem_matches_the_published_leadfield(deepsif, surfaces):
+    """Our independent BEM vs DeepSIF's 75x994 leadfield, region by region."""
+    names = [n for n in deepsif.ch_names if n not in ("Nz", "TP11", "TP12")]
+    assert len(names) == 72
+    electrodes = get_electrodes(names)
+    on_scalp = project_to_scalp(electrodes.pos, surfaces.centre, surfaces.outer_skin, surfaces.outer_skin_tris)
+    leadfield = compute_leadfield(
+        deepsif.source_pos, deepsif.source_nn, Electrodes(names, on_scalp), make_template_bem(surfaces=surfaces)
+    )
+    ours = region_sum(leadfield, deepsif.source_region, deepsif.n_regions)
+    published = deepsif.pick_channels(names).region_leadfield
+    corr = correlation(ours, published)
+    print(f"median topography correlation with the published leadfield: {np.median(corr):.3f}")
+    assert np.median(corr) > 0.88
+
+
+def test_deepsif_errors(tmp_path):
+    with pytest.raises(BrainForgeError, match="folder not found"):
+        load_deepsif_anatomy(tmp_path / "nope")
+    with pytest.raises(BrainForgeError, match=r"fs_cortex_20k\.mat"):
+        load_deepsif_anatomy(tmp_path)
