@@ -86,3 +86,24 @@ def test_deepsif_errors(tmp_path):
         load_deepsif_anatomy(tmp_path / "nope")
     with pytest.raises(BrainForgeError, match=r"fs_cortex_20k\.mat"):
         load_deepsif_anatomy(tmp_path)
+
+
+def test_fetch_deepsif_anatomy_from_local_files(tmp_path):
+    from brainforge.anatomy.deepsif import DEEPSIF_EXTRA_FILES, DEEPSIF_FILES, fetch_deepsif_anatomy
+
+    source = tmp_path / "mirror"
+    source.mkdir()
+    for i, name in enumerate(DEEPSIF_FILES + DEEPSIF_EXTRA_FILES):
+        (source / name).write_bytes(bytes([i]) * (100 + i))
+    dest = fetch_deepsif_anatomy(tmp_path / "anatomy", base_url=source.as_uri())
+    for i, name in enumerate(DEEPSIF_FILES + DEEPSIF_EXTRA_FILES):
+        assert (dest / name).read_bytes() == bytes([i]) * (100 + i)
+    # Existing files are kept; a missing one fails with a clear error and leaves no partial file.
+    (source / "fs_cortex_20k.mat").write_bytes(b"changed")
+    fetch_deepsif_anatomy(dest, base_url=source.as_uri())
+    assert (dest / "fs_cortex_20k.mat").read_bytes() != b"changed"
+    (source / "electrode_75.mat").unlink()
+    with pytest.raises(BrainForgeError, match="Could not download"):
+        fetch_deepsif_anatomy(tmp_path / "other", base_url=source.as_uri())
+    assert not (tmp_path / "other" / "electrode_75.mat").exists()
+    assert not [p for p in (tmp_path / "other").iterdir() if p.name.startswith(".")]

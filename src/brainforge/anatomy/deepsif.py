@@ -33,6 +33,9 @@ DEEPSIF_FILES = (
     "connectivity_998.zip",
 )
 
+#: Further files :func:`fetch_deepsif_anatomy` downloads (resting EEG for realistic noise).
+DEEPSIF_EXTRA_FILES = ("realistic_noise.mat",)
+
 #: Where the DeepSIF repository keeps them (for :func:`fetch_deepsif_anatomy`).
 DEEPSIF_URL = "https://raw.githubusercontent.com/bfinl/DeepSIF/main/anatomy/"
 
@@ -173,7 +176,7 @@ def fetch_deepsif_anatomy(folder: str | Path, *, base_url: str = DEEPSIF_URL, ov
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for name in DEEPSIF_FILES:
+    for name in DEEPSIF_FILES + DEEPSIF_EXTRA_FILES:
         dest = folder / name
         if dest.exists() and not overwrite:
             continue
