@@ -55,3 +55,16 @@ def test_corrupt_entry_is_rebuilt(tmp_path):
     result = cached(path, lambda: np.arange(3), lambda o, p: np.save(p, o), lambda p: np.load(p))
     np.testing.assert_array_equal(result, np.arange(3))
     np.testing.assert_array_equal(np.load(path), np.arange(3))
+
+
+def test_fresh_build_equals_cache_hit_when_the_format_loses_precision(tmp_path):
+    path = tmp_path / "entry.npy"
+    values = np.array([1.0 / 3.0, np.pi])
+
+    def lossy_save(obj, p):
+        np.save(p, obj.astype(np.float32))
+
+    first = cached(path, lambda: values, lossy_save, np.load)
+    second = cached(path, lambda: values, lossy_save, np.load)
+    np.testing.assert_array_equal(first, second)
+    assert first.dtype == np.float32

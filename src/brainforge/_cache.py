@@ -134,7 +134,8 @@ def cached(
     Returns
     -------
     obj
-        The loaded or freshly built artefact.
+        The artefact as read back from ``path`` (or as built, if it could
+        not be written).
     """
     if path.exists():
         try:
@@ -149,4 +150,7 @@ def cached(
             save(obj, tmp)
     except OSError as err:
         logger.warning("Could not write cache entry %s (%s); continuing without it.", path, err)
-    return obj
+        return obj
+    # Return what later calls will load, so a fresh build and a cache hit are
+    # bit-identical (file formats may store less precision, e.g. FIF float32).
+    return load(path)
