@@ -1,5 +1,7 @@
 """Neural-mass simulation and spike extraction."""
 
+from .engine import FastJansenRit
+from .model import PUBLISHED_SETTINGS, JansenRitParams
 from .spikes import (
     SpikeClips,
     SpikeRules,
@@ -11,6 +13,9 @@ from .spikes import (
 )
 
 __all__ = [
+    "PUBLISHED_SETTINGS",
+    "FastJansenRit",
+    "JansenRitParams",
     "SpikeClips",
     "SpikeRules",
     "clip_starts",
@@ -18,4 +23,14 @@ __all__ = [
     "find_spike_peaks",
     "preprocess_run",
     "select_isolated_peaks",
+    "simulate_tvb",
 ]
+
+
+def __getattr__(name):
+    # TVB is slow to import; load its backend only when asked for.
+    if name == "simulate_tvb":
+        from .tvb_backend import simulate_tvb
+
+        return simulate_tvb
+    raise AttributeError(name)
