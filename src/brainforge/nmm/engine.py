@@ -64,7 +64,7 @@ def _integrate(
     A,  # (N, B)
     mu,  # (B,)
     noise_gain,  # (B,): sqrt(2 * nsig)
-    noise,  # (n_steps, N, B) standard normal, or (0, N, B) for none
+    noise,  # (B, n_steps, N) standard normal, or (B, 0, N) for none
     consts,  # model and coupling constants
     block,
     out,  # (n_steps, N, B)
@@ -75,28 +75,31 @@ def _integrate(
     a, b, B_gain, v0, nu_max, r, J, a_1, a_2, a_3, a_4 = consts[0:11]
     c_a, c_min, c_max, c_mid, c_r = consts[11:16]
     sqrt_dt = np.sqrt(dt)
-    has_noise = noise.shape[0] > 0
+    has_noise = noise.shape[1] > 0
     n_blocks = (n_batch + block - 1) // block
     for blk in prange(n_blocks):
         b0 = blk * block
         b1 = min(b0 + block, n_batch)
         width = b1 - b0
         coupling = np.empty((n_nodes, width))
+        acc = np.empty(width)
         for k in range(n_steps):
             step = first_step + k
             previous = (step - 1) % n_history
             # Delayed coupling from the history up to step - 1 (both Heun stages use it).
             for i in range(n_nodes):
                 for lane in range(width):
-                    coupling[i, lane] = 0.0
+                    acc[lane] = 0.0
                 for p in range(indptr[i], indptr[i + 1]):
-                    j = indices[p]
-                    w = weights[p]
                     t = previous - delays[p]  # delays < n_history: one wrap at most
                     if t < 0:
                         t += n_history
+                    w = weights[p]
+                    row = sig_history[t, indices[p], b0:b1]
                     for lane in range(width):
-                        coupling[i, lane] += w * sig_history[t, j, b0 + lane]
+                        acc[lane] += w * row[lane]
+                for lane in range(width):
+                    coupling[i, lane] = acc[lane]
             for i in range(n_nodes):
                 for lane in range(width):
                     bb = b0 + lane
@@ -121,7 +124,7 @@ def _integrate(
                     d5 = B_gain * b * (a_4 * J * s03) - 2.0 * b * y5 - b**2 * y2
                     eta = 0.0
                     if has_noise:
-                        eta = sqrt_dt * noise[k, i, bb] * noise_gain[bb]
+                        eta = sqrt_dt * noise[bb, k, i] * noise_gain[bb]
                     # Predictor.
                     p0 = y0 + dt * d0
                     p1 = y1 + dt * d1
@@ -284,11 +287,11 @@ class FastJansenRit:
         while done < n_steps:
             todo = min(chunk_steps, n_steps - done)
             if noise:
-                draws = np.empty((todo, n_nodes, n_sims))
+                draws = np.empty((n_sims, todo, n_nodes), np.float32)
                 for lane, g in enumerate(generators):
-                    draws[:, :, lane] = g.standard_normal((todo, n_nodes), dtype=np.float32)
+                    g.standard_normal(dtype=np.float32, out=draws[lane])
             else:
-                draws = np.zeros((0, n_nodes, n_sims))
+                draws = np.zeros((n_sims, 0, n_nodes), np.float32)
             out = np.empty((todo, n_nodes, n_sims), dtype)
             _integrate(
                 state, sig_history, step, todo, self.dt_ms, self._indptr, self._indices, self._weights,
