@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 
 from brainforge import BrainForgeError
-from brainforge.nmm import SpikeRules, extract_spikes, find_spike_peaks, preprocess_run, select_isolated_peaks
+from brainforge.nmm import (
+    SpikeRules,
+    StreamingSpikeExtractor,
+    extract_spikes,
+    find_spike_peaks,
+    preprocess_run,
+    select_isolated_peaks,
+)
 
 N_TIMES, N_REGIONS = 5000, 4
 
@@ -85,9 +92,9 @@ def test_block_aligned_clips():
     spikes = extract_spikes(run, stimulated=0)
     # start = floor((t + 1) / 500) * 500: MATLAB's floor(t/500)*500 + 1 with 1-based t.
     assert spikes.starts.tolist() == [1000, 2500, 3500]
-    assert spikes.clips.shape == (3, 500, N_REGIONS) and spikes.clips.dtype == np.float32
-    for clip, start in zip(spikes.clips, spikes.starts, strict=True):
-        np.testing.assert_array_equal(clip, run[start : start + 500].astype(np.float32))
+    assert spikes.waveforms.shape == (3, 500) and spikes.waveforms.dtype == np.float32
+    for clip, start in zip(spikes.waveforms, spikes.starts, strict=True):
+        np.testing.assert_array_equal(clip, run[start : start + 500, 0].astype(np.float32))
     np.testing.assert_allclose(spikes.peak_amplitudes, 12.0, rtol=1e-6)
 
 
@@ -95,7 +102,7 @@ def test_peak_centred_clips():
     run = make_run((1234, 0), (2998, 0))
     spikes = extract_spikes(run, stimulated=0, rules=SpikeRules(alignment="peak"))
     assert spikes.starts.tolist() == [1234 - 249, 2998 - 249]
-    assert (np.argmax(spikes.clips[:, :, 0], axis=1) == 249).all()
+    assert (np.argmax(spikes.waveforms, axis=1) == 249).all()
 
 
 def test_block_clip_past_the_end_is_dropped():
@@ -113,3 +120,56 @@ def test_bad_input():
         extract_spikes(np.full((3000, 2), np.nan), stimulated=0)
     with pytest.raises(BrainForgeError, match="alignment"):
         SpikeRules(alignment="middle")
+
+
+def _stream(raw, stimulated, rules, chunk_sizes, background_starts=()):
+    extractor = StreamingSpikeExtractor(raw.shape[1], stimulated, rules, background_starts)
+    start = 0
+    for size in chunk_sizes:
+        extractor.feed(raw[start : start + size])
+        start += size
+    extractor.feed(raw[start:])
+    return extractor
+
+
+@pytest.mark.parametrize("alignment", ["block", "peak"])
+def test_streaming_equals_batch_extraction(alignment):
+    rng = np.random.default_rng(0)
+    rules = SpikeRules(downsample=2, alignment=alignment)
+    n_raw = 1000 + 2 * 6000
+    raw = np.zeros((n_raw, N_REGIONS))
+    x = np.arange(n_raw)
+    # Spikes of the stimulated region every ~1000 raw samples; two other regions spike near some of them.
+    events = [(t + int(rng.integers(-100, 100)), 0) for t in range(1600, n_raw - 400, 1000)]
+    events += [(4600, 2), (9300, 3)]
+    for t, region in events:
+        raw[:, region] += rng.uniform(9, 20) * np.exp(-0.5 * ((x - t) / 12.0) ** 2)
+    raw += rng.normal(0, 0.05, raw.shape)
+    # Plateaus straddling chunk boundaries (chunk edges at multiples of 997 raw samples).
+    for edge in (997 * 3, 997 * 7):
+        raw[edge - 6 : edge + 6, 1] = 30.0
+        raw[edge - 7, 1] = raw[edge + 6, 1] = 29.0
+    batch = extract_spikes(preprocess_run(raw, rules), 0, rules)
+    assert len(batch) >= 3
+    streamed = _stream(raw, 0, rules, [997] * 12)
+    spikes, _ = streamed.finish()
+    np.testing.assert_array_equal(spikes.peak_times, batch.peak_times)
+    np.testing.assert_array_equal(spikes.waveforms, batch.waveforms)
+    full = preprocess_run(raw, rules)
+    summary = streamed.summary()
+    from brainforge.nmm.spikes import thresholded_maxima
+
+    times, regions = thresholded_maxima(full, rules)
+    np.testing.assert_array_equal(summary.peak_times, times)
+    np.testing.assert_array_equal(summary.peak_regions, regions)
+    assert (times[regions == 1] == (997 * 3 - 1000) // 2).sum() <= 1  # the plateau counts once
+
+
+def test_streaming_keeps_background_windows():
+    rules = SpikeRules(downsample=1, transient_samples=100)
+    raw = np.random.default_rng(1).normal(size=(3100, 5))
+    extractor = _stream(raw, 2, rules, [333] * 8, background_starts=[0, 1200, 2800])
+    _, background = extractor.finish()
+    full = preprocess_run(raw, rules)
+    assert background.shape == (2, 500, 5)  # the window at 2800 runs past the end: dropped
+    np.testing.assert_array_equal(background[1], full[1200:1700].astype(np.float32))

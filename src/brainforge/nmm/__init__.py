@@ -3,8 +3,10 @@
 from .engine import FastJansenRit
 from .model import PUBLISHED_SETTINGS, JansenRitParams
 from .spikes import (
+    RunSummary,
     SpikeClips,
     SpikeRules,
+    StreamingSpikeExtractor,
     clip_starts,
     extract_spikes,
     find_spike_peaks,
@@ -16,8 +18,10 @@ __all__ = [
     "PUBLISHED_SETTINGS",
     "FastJansenRit",
     "JansenRitParams",
+    "RunSummary",
     "SpikeClips",
     "SpikeRules",
+    "StreamingSpikeExtractor",
     "clip_starts",
     "extract_spikes",
     "find_spike_peaks",

@@ -90,8 +90,8 @@ class SpikeClips:
 
     Attributes
     ----------
-    clips : array, shape (n_spikes, clip_samples, n_regions)
-        Activity of every region around each kept peak, float32.
+    waveforms : array, shape (n_spikes, clip_samples)
+        The stimulated region's activity in each clip (mV), float32.
     peak_times : array of int, shape (n_spikes,)
         Peak sample in the preprocessed run.
     starts : array of int, shape (n_spikes,)
@@ -100,16 +100,40 @@ class SpikeClips:
         Value of the stimulated region at each peak, mV.
     stimulated : int
         The stimulated region.
+    n_times : int
+        Length of the preprocessed run.
     """
 
-    clips: np.ndarray
+    waveforms: np.ndarray
     peak_times: np.ndarray
     starts: np.ndarray
     peak_amplitudes: np.ndarray
     stimulated: int
+    n_times: int
 
     def __len__(self) -> int:
         return len(self.peak_times)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What rules 3-5 need from a run, small enough to collect while simulating.
+
+    Attributes
+    ----------
+    peak_times, peak_regions : arrays of int
+        Every thresholded local maximum of every region (rule 2), sorted by
+        time, then region.
+    others_above : array of bool, shape (n_times,)
+        Whether any region other than the stimulated one reaches the threshold.
+    stimulated_signal : array, shape (n_times,)
+        The stimulated region's activity.
+    """
+
+    peak_times: np.ndarray
+    peak_regions: np.ndarray
+    others_above: np.ndarray
+    stimulated_signal: np.ndarray
 
 
 def preprocess_run(chunks: Sequence[np.ndarray] | np.ndarray, rules: SpikeRules = SpikeRules()) -> np.ndarray:
@@ -132,6 +156,35 @@ def _local_maxima(column: np.ndarray) -> np.ndarray:
     return find_peaks(column)[0]
 
 
+def _sort_peaks(times: list[np.ndarray], regions: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    times_all = np.concatenate(times) if times else np.zeros(0, np.int64)
+    regions_all = np.concatenate(regions) if regions else np.zeros(0, np.int64)
+    order = np.lexsort((regions_all, times_all))
+    return times_all[order].astype(np.int64), regions_all[order].astype(np.int64)
+
+
+def thresholded_maxima(run: np.ndarray, rules: SpikeRules = SpikeRules()) -> tuple[np.ndarray, np.ndarray]:
+    """Rule 2: local maxima of every region after zeroing values below the threshold."""
+    clipped = np.where(run < rules.threshold, 0.0, run)
+    times, regions = [], []
+    for region in np.flatnonzero(clipped.any(axis=0)):
+        peaks = _local_maxima(clipped[:, region])
+        times.append(peaks)
+        regions.append(np.full(len(peaks), region))
+    return _sort_peaks(times, regions)
+
+
+def apply_gap_rules(
+    times: np.ndarray, regions: np.ndarray, n_times: int, rules: SpikeRules = SpikeRules()
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rule 3: drop peaks near either end or within the refractory gap of the previous peak."""
+    inside = (times >= rules.edge_samples - 1) & (times <= n_times - rules.edge_samples - 2)
+    gap_ok = np.ones(len(times), bool)
+    gap_ok[1:] = np.diff(times) > rules.refractory_samples
+    keep = inside & gap_ok
+    return times[keep], regions[keep]
+
+
 def find_spike_peaks(run: np.ndarray, rules: SpikeRules = SpikeRules()) -> tuple[np.ndarray, np.ndarray]:
     """Apply rules 2 and 3: thresholded local maxima, ends and refractory gap.
 
@@ -147,37 +200,38 @@ def find_spike_peaks(run: np.ndarray, rules: SpikeRules = SpikeRules()) -> tuple
     times, regions : arrays of int
         Surviving peaks, sorted by time (ties by region).
     """
-    clipped = np.where(run < rules.threshold, 0.0, run)
-    times, regions = [], []
-    for region in range(run.shape[1]):
-        peaks = _local_maxima(clipped[:, region])
-        times.append(peaks)
-        regions.append(np.full(len(peaks), region))
-    times_all = np.concatenate(times) if times else np.zeros(0, int)
-    regions_all = np.concatenate(regions) if regions else np.zeros(0, int)
-    order = np.lexsort((regions_all, times_all))
-    times_all, regions_all = times_all[order], regions_all[order]
-    n_times = len(run)
-    inside = (times_all >= rules.edge_samples - 1) & (times_all <= n_times - rules.edge_samples - 2)
-    gap_ok = np.ones(len(times_all), bool)
-    gap_ok[1:] = np.diff(times_all) > rules.refractory_samples
-    keep = inside & gap_ok
-    return times_all[keep], regions_all[keep]
+    times, regions = thresholded_maxima(run, rules)
+    return apply_gap_rules(times, regions, len(run), rules)
 
 
 def select_isolated_peaks(
     run: np.ndarray, times: np.ndarray, regions: np.ndarray, stimulated: int, rules: SpikeRules = SpikeRules()
 ) -> np.ndarray:
     """Apply rule 4: peaks of the stimulated region with no other region above threshold nearby."""
-    if not 0 <= stimulated < run.shape[1]:
-        raise BrainForgeError(f"stimulated region {stimulated} is not one of the run's {run.shape[1]} regions.")
-    others = np.delete(run, stimulated, axis=1)
-    above = (others >= rules.threshold).any(axis=1)
+    _check_stimulated(stimulated, run.shape[1])
+    return _isolated(_others_above(run, stimulated, rules), times, regions, stimulated, rules)
+
+
+def _check_stimulated(stimulated: int, n_regions: int) -> None:
+    if not 0 <= stimulated < n_regions:
+        raise BrainForgeError(f"stimulated region {stimulated} is not one of the run's {n_regions} regions.")
+
+
+def _others_above(run: np.ndarray, stimulated: int, rules: SpikeRules) -> np.ndarray:
+    above = run >= rules.threshold
+    above[:, stimulated] = False
+    return above.any(axis=1)
+
+
+def _isolated(
+    others_above: np.ndarray, times: np.ndarray, regions: np.ndarray, stimulated: int, rules: SpikeRules
+) -> np.ndarray:
     # Prefix sums count threshold crossings of other regions in any window.
-    counts = np.concatenate([[0], np.cumsum(above)])
+    counts = np.concatenate([[0], np.cumsum(others_above)])
+    n_times = len(others_above)
     candidates = times[regions == stimulated]
-    lo = np.clip(candidates - rules.isolation_before, 0, len(run))
-    hi = np.clip(candidates + rules.isolation_after + 1, 0, len(run))
+    lo = np.clip(candidates - rules.isolation_before, 0, n_times)
+    hi = np.clip(candidates + rules.isolation_after + 1, 0, n_times)
     return candidates[counts[hi] - counts[lo] == 0]
 
 
@@ -197,6 +251,34 @@ def clip_starts(times: np.ndarray, n_times: int, rules: SpikeRules = SpikeRules(
     return times[fits], starts[fits]
 
 
+def summarise_run(run: np.ndarray, stimulated: int, rules: SpikeRules = SpikeRules()) -> RunSummary:
+    """Reduce a whole preprocessed run to what the selection rules need."""
+    run = np.asarray(run)
+    if run.ndim != 2 or not np.isfinite(run).all():
+        raise BrainForgeError("A run must be a finite (time, regions) array.")
+    _check_stimulated(stimulated, run.shape[1])
+    times, regions = thresholded_maxima(run, rules)
+    return RunSummary(times, regions, _others_above(run, stimulated, rules), run[:, stimulated].copy())
+
+
+def spikes_from_summary(summary: RunSummary, stimulated: int, rules: SpikeRules = SpikeRules()) -> SpikeClips:
+    """Apply rules 3-5 to a run summary (the one code path of batch and streaming extraction)."""
+    n_times = len(summary.others_above)
+    times, regions = apply_gap_rules(summary.peak_times, summary.peak_regions, n_times, rules)
+    isolated = _isolated(summary.others_above, times, regions, stimulated, rules)
+    kept, starts = clip_starts(isolated, n_times, rules)
+    index = starts[:, None] + np.arange(rules.clip_samples)[None]
+    signal = summary.stimulated_signal
+    return SpikeClips(
+        waveforms=signal[index].astype(np.float32).reshape(len(kept), rules.clip_samples),
+        peak_times=kept,
+        starts=starts,
+        peak_amplitudes=signal[kept].astype(np.float32),
+        stimulated=int(stimulated),
+        n_times=n_times,
+    )
+
+
 def extract_spikes(run: np.ndarray, stimulated: int, rules: SpikeRules = SpikeRules()) -> SpikeClips:
     """Find, isolate and cut the spikes of the stimulated region in one preprocessed run.
 
@@ -213,18 +295,109 @@ def extract_spikes(run: np.ndarray, stimulated: int, rules: SpikeRules = SpikeRu
     -------
     spikes : SpikeClips
     """
-    run = np.asarray(run)
-    if run.ndim != 2 or not np.isfinite(run).all():
-        raise BrainForgeError("A run must be a finite (time, regions) array.")
-    times, regions = find_spike_peaks(run, rules)
-    isolated = select_isolated_peaks(run, times, regions, stimulated, rules)
-    kept, starts = clip_starts(isolated, len(run), rules)
-    index = starts[:, None] + np.arange(rules.clip_samples)[None]
-    clips = run[index].astype(np.float32) if len(kept) else np.zeros((0, rules.clip_samples, run.shape[1]), np.float32)
-    return SpikeClips(
-        clips=clips,
-        peak_times=kept,
-        starts=starts,
-        peak_amplitudes=run[kept, stimulated].astype(np.float32),
-        stimulated=int(stimulated),
-    )
+    return spikes_from_summary(summarise_run(run, stimulated, rules), stimulated, rules)
+
+
+class StreamingSpikeExtractor:
+    """Spike extraction fed chunk by chunk while a run is simulated.
+
+    Gives exactly what :func:`extract_spikes` gives on
+    ``preprocess_run(concatenated chunks)``, while holding only one column
+    and one flag per kept sample (plus optional background windows), never
+    the whole run.
+
+    Parameters
+    ----------
+    n_regions : int
+        Regions in the run.
+    stimulated : int
+        The stimulated region.
+    rules : SpikeRules
+        Extraction parameters (transient and downsampling included).
+    background_starts : sequence of int
+        Starts (in preprocessed samples) of windows of ``rules.clip_samples``
+        samples of every region to keep as background activity.
+    """
+
+    def __init__(
+        self, n_regions: int, stimulated: int, rules: SpikeRules = SpikeRules(), background_starts: Sequence[int] = ()
+    ):
+        _check_stimulated(stimulated, n_regions)
+        self.n_regions = n_regions
+        self.stimulated = stimulated
+        self.rules = rules
+        self._raw_seen = 0
+        self._n_kept = 0
+        self._signal: list[np.ndarray] = []
+        self._others: list[np.ndarray] = []
+        self._times: list[np.ndarray] = []
+        self._regions: list[np.ndarray] = []
+        self._tail = np.zeros((0, n_regions))
+        self._last_peak = np.full(n_regions, -1, np.int64)
+        self._background_starts = np.asarray(background_starts, np.int64)
+        self._background = np.full((len(self._background_starts), rules.clip_samples, n_regions), np.nan, np.float32)
+
+    def feed(self, chunk: np.ndarray) -> None:
+        """Add the next raw chunk, shape (n_steps, n_regions), before transient removal and downsampling."""
+        chunk = np.asarray(chunk)
+        if chunk.ndim != 2 or chunk.shape[1] != self.n_regions:
+            raise BrainForgeError(f"Chunks must have shape (n_steps, {self.n_regions}), got {chunk.shape}.")
+        rules = self.rules
+        raw_index = self._raw_seen + np.arange(len(chunk))
+        self._raw_seen += len(chunk)
+        keep = (raw_index >= rules.transient_samples) & ((raw_index - rules.transient_samples) % rules.downsample == 0)
+        rows = chunk[keep]
+        if not len(rows):
+            return
+        if not np.isfinite(rows).all():
+            raise BrainForgeError("The simulation produced non-finite values.")
+        first = self._n_kept
+        self._n_kept += len(rows)
+        self._signal.append(rows[:, self.stimulated].copy())
+        self._others.append(_others_above(rows, self.stimulated, rules))
+        self._keep_background(rows, first)
+        self._find_peaks(np.where(rows < rules.threshold, 0.0, rows), first)
+
+    def _keep_background(self, rows: np.ndarray, first: int) -> None:
+        for k, start in enumerate(self._background_starts):
+            lo, hi = max(start, first), min(start + self.rules.clip_samples, first + len(rows))
+            if lo < hi:
+                self._background[k, lo - start : hi - start] = rows[lo - first : hi - first]
+
+    def _find_peaks(self, clipped: np.ndarray, first: int) -> None:
+        buffer = np.vstack([self._tail, clipped])
+        origin = first - len(self._tail)
+        for region in np.flatnonzero(clipped.any(axis=0)):
+            peaks = _local_maxima(buffer[:, region]) + origin
+            peaks = peaks[peaks > self._last_peak[region]]
+            if len(peaks):
+                self._times.append(peaks)
+                self._regions.append(np.full(len(peaks), region))
+                self._last_peak[region] = peaks[-1]
+        # Keep what the next chunk needs: each region's trailing run of equal,
+        # positive values that rose from its left neighbour (a possible peak
+        # whose right side is not known yet), plus that neighbour.
+        n = len(buffer)
+        start = n - 1
+        if n > 1:
+            changed = buffer[1:] != buffer[:-1]
+            last_change = np.where(changed.any(axis=0), n - 1 - np.argmax(changed[::-1], axis=0), 0)
+            run_start = last_change  # first index of the trailing run
+            rising = (run_start > 0) & (buffer[-1] > 0)
+            rising &= buffer[-1] > buffer[np.maximum(run_start - 1, 0), np.arange(buffer.shape[1])]
+            if rising.any():
+                start = min(start, int(run_start[rising].min()) - 1)
+        self._tail = buffer[start:]
+
+    def summary(self) -> RunSummary:
+        """Return what the selection rules need, for everything fed so far."""
+        if not self._n_kept:
+            raise BrainForgeError("No samples past the transient were fed; simulate longer.")
+        times, regions = _sort_peaks(self._times, self._regions)
+        return RunSummary(times, regions, np.concatenate(self._others), np.concatenate(self._signal))
+
+    def finish(self) -> tuple[SpikeClips, np.ndarray]:
+        """Return the spikes and the background windows, shape (n_windows, clip_samples, n_regions)."""
+        spikes = spikes_from_summary(self.summary(), self.stimulated, self.rules)
+        complete = ~np.isnan(self._background).any(axis=(1, 2))
+        return spikes, self._background[complete]
