@@ -127,6 +127,54 @@ def head_montages() -> None:
         typer.echo(name)
 
 
+@app.command("simulate")
+def simulate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Spike library folder (.zarr); rerun to resume.")],
+    connectome: Annotated[
+        str, typer.Option("--connectome", help="tvb76, tvb192 (tvb-data) or a TVB zip path.")
+    ] = "tvb76",
+    engine: Annotated[str, typer.Option("--engine", help="fast (batched numba) or tvb (reference).")] = "fast",
+    duration: Annotated[float, typer.Option("--duration", help="Simulated seconds per region and setting.")] = 50.0,
+    dt: Annotated[float, typer.Option("--dt", help="Integration step, ms.")] = 1.0,
+    regions: Annotated[str | None, typer.Option("--regions", help="Stimulated nodes, e.g. 0-9,15 (all).")] = None,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="Dask scheduler address; 'sync' runs in this process.")
+    ] = None,
+    threshold: Annotated[float, typer.Option("--threshold", help="Spike threshold, mV (published: 8).")] = 8.0,
+    alignment: Annotated[str, typer.Option("--alignment", help="Clip alignment: block (published) or peak.")] = "block",
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Simulations per fast-engine task.")] = 8,
+    seed: Annotated[int, typer.Option("--seed", help="Campaign seed.")] = 0,
+    normalise_coupling: Annotated[
+        bool, typer.Option("--normalise-coupling", help="Match the 998 connectome's mean coupling strength.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+) -> None:
+    """Simulate every region under DeepSIF's three settings and build a spike library."""
+    from .anatomy import read_connectivity
+    from .nmm.campaign import CampaignConfig, parse_nodes, run_campaign
+
+    config = CampaignConfig(
+        connectome=connectome, engine=engine, duration_ms=duration * 1000.0, dt_ms=dt, seed=seed,
+        threshold=threshold, alignment=alignment, batch_size=batch_size, normalise_coupling=normalise_coupling,
+    )  # fmt: skip
+    nodes = parse_nodes(regions, read_connectivity(connectome).n_nodes)
+    summary = run_campaign(config, out, nodes=nodes, scheduler=scheduler, progress=not as_json)
+    figures = summary.as_dict()
+    if as_json:
+        typer.echo(json.dumps(figures))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Spike library {out}", show_header=False)
+    for key, value in figures.items():
+        table.add_row(key, str(value))
+    Console().print(table)
+    if summary.nodes_without_spikes:
+        shown = ", ".join(map(str, summary.nodes_without_spikes[:20]))
+        typer.echo(f"Regions with no spike: {shown}{' ...' if len(summary.nodes_without_spikes) > 20 else ''}")
+
+
 def main() -> None:
     """Entry point: run the CLI, turning input errors into one-line messages."""
     try:

@@ -1,0 +1,240 @@
+"""The spike library on disk (Zarr): isolated spike waveforms and background activity.
+
+Layout of ``LIBRARY.zarr``::
+
+    zarr.json            root attributes: connectome, engine, parameters, rules, seed, version
+    jobs/n0005_s1/       one finished simulation (node 5, setting 1), written atomically:
+        waveforms        (n_spikes, clip_samples) float32, mV: the stimulated node's clips
+        peak_times       (n_spikes,) int64, in preprocessed samples
+        amplitudes       (n_spikes,) float32, mV at the peak
+        background       (n_windows, clip_samples, n_nodes) float32, optional
+        attributes       node, setting, mu, noise_factor, seed, n_spikes, n_times, complete
+
+A job directory is first written under a temporary name and renamed into
+place, so it either exists whole or not at all; a job without
+``complete = True`` (or that cannot be opened) is treated as missing and
+redone on resume.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .._errors import BrainForgeError
+
+logger = logging.getLogger("brainforge")
+
+FORMAT_VERSION = 1
+
+
+def job_name(node: int, setting: int) -> str:
+    """Folder name of one job."""
+    return f"n{node:04d}_s{setting}"
+
+
+def _open_root(path: Path, mode: str):
+    import zarr
+
+    try:
+        return zarr.open_group(str(path), mode=mode)
+    except Exception as err:
+        raise BrainForgeError(f"{path} is not a readable spike library ({err}).") from err
+
+
+def init_library(path: str | Path, metadata: dict) -> Path:
+    """Create a library, or check that an existing one was made with the same metadata.
+
+    Leftover temporary job folders of an interrupted run are removed.
+    """
+    path = Path(path)
+    metadata = {**metadata, "format_version": FORMAT_VERSION}
+    if (path / "zarr.json").exists():
+        root = _open_root(path, "r")
+        existing = dict(root.attrs).get("brainforge_spike_library")
+        if existing is None:
+            raise BrainForgeError(f"{path} exists but is not a BrainForge spike library; choose another --out.")
+        if _comparable(existing) != _comparable(metadata):
+            raise BrainForgeError(
+                f"{path} was made with other parameters; resume with the same ones or choose another --out."
+            )
+    else:
+        root = _open_root(path, "w")
+        root.attrs["brainforge_spike_library"] = json.loads(json.dumps(metadata))
+    (path / "jobs").mkdir(parents=True, exist_ok=True)
+    for leftover in (path / "jobs").glob(".tmp-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    return path
+
+
+def _comparable(metadata: dict) -> dict:
+    """Metadata without fields that may differ between resumed runs."""
+    return {k: v for k, v in json.loads(json.dumps(metadata)).items() if k not in ("package_version", "nodes")}
+
+
+def finished_jobs(path: str | Path) -> set[str]:
+    """Names of complete jobs; incomplete or unreadable ones are deleted."""
+    import zarr
+
+    done = set()
+    for folder in sorted((Path(path) / "jobs").glob("n*_s*")):
+        try:
+            complete = bool(zarr.open_group(str(folder), mode="r").attrs.get("complete", False))
+        except Exception:  # unreadable means redo
+            complete = False
+        if complete:
+            done.add(folder.name)
+        else:
+            logger.warning("Job %s is incomplete or corrupt; it will be redone.", folder.name)
+            shutil.rmtree(folder, ignore_errors=True)
+    return done
+
+
+def write_job(
+    path: str | Path,
+    node: int,
+    setting: int,
+    waveforms: np.ndarray,
+    peak_times: np.ndarray,
+    amplitudes: np.ndarray,
+    background: np.ndarray | None,
+    attributes: dict,
+) -> int:
+    """Write one finished job atomically; return its size on disk in bytes."""
+    import zarr
+
+    jobs = Path(path) / "jobs"
+    final = jobs / job_name(node, setting)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=jobs))
+    try:
+        group = zarr.open_group(str(tmp), mode="w")
+        clip = waveforms.shape[1]
+        group.create_array("waveforms", data=np.asarray(waveforms, np.float32), chunks=(max(1, len(waveforms)), clip))
+        group.create_array("peak_times", data=np.asarray(peak_times, np.int64))
+        group.create_array("amplitudes", data=np.asarray(amplitudes, np.float32))
+        if background is not None and len(background):
+            group.create_array("background", data=np.asarray(background, np.float32))
+        group.attrs.update({**attributes, "node": int(node), "setting": int(setting), "complete": True})
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return sum(f.stat().st_size for f in final.rglob("*") if f.is_file())
+
+
+@dataclass
+class SpikeLibrary:
+    """Read access to a spike library.
+
+    Attributes
+    ----------
+    waveforms : array, shape (n_spikes, clip_samples)
+        Every isolated spike of every job, float32, mV.
+    nodes : array of int, shape (n_spikes,)
+        Connectome node that produced each spike.
+    settings : array of int, shape (n_spikes,)
+        Index of the (mu, noise) setting of each spike.
+    amplitudes : array, shape (n_spikes,)
+        Peak value of each spike, mV.
+    background : array, shape (n_windows, clip_samples, n_nodes)
+        Background activity of every node.
+    background_nodes : array of int, shape (n_windows,)
+        The stimulated node of the run each window comes from.
+    metadata : dict
+        Connectome, engine, parameters, rules, seed, versions.
+    n_jobs : int
+        Complete jobs.
+    """
+
+    waveforms: np.ndarray
+    nodes: np.ndarray
+    settings: np.ndarray
+    amplitudes: np.ndarray
+    background: np.ndarray
+    background_nodes: np.ndarray
+    metadata: dict
+    n_jobs: int
+
+    @property
+    def n_nodes(self) -> int:
+        """Nodes of the connectome the library was simulated on."""
+        return int(self.metadata["n_nodes"])
+
+    def spikes_per_node(self) -> np.ndarray:
+        """Count the spikes of each node, shape (n_nodes,)."""
+        return np.bincount(self.nodes, minlength=self.n_nodes)
+
+    def waveforms_of(self, node: int) -> np.ndarray:
+        """Spike waveforms of one node, shape (n, clip_samples)."""
+        return self.waveforms[self.nodes == node]
+
+
+def read_spike_library(path: str | Path) -> SpikeLibrary:
+    """Open a spike library written by ``brainforge simulate``.
+
+    Parameters
+    ----------
+    path : path
+        The ``.zarr`` folder.
+
+    Returns
+    -------
+    library : SpikeLibrary
+    """
+    import zarr
+
+    path = Path(path)
+    if not (path / "zarr.json").exists():
+        raise BrainForgeError(f"Spike library not found: {path}. Make one with `brainforge simulate`.")
+    root = _open_root(path, "r")
+    metadata = dict(root.attrs).get("brainforge_spike_library")
+    if metadata is None:
+        raise BrainForgeError(f"{path} is not a BrainForge spike library.")
+    clip = int(metadata["rules"]["clip_samples"])
+    waves, nodes, settings, amps, backgrounds, bg_nodes = [], [], [], [], [], []
+    names = sorted(finished_jobs_readonly(path))
+    for name in names:
+        group = zarr.open_group(str(path / "jobs" / name), mode="r")
+        n = int(group.attrs["n_spikes"])
+        waves.append(group["waveforms"][:] if n else np.zeros((0, clip), np.float32))
+        amps.append(group["amplitudes"][:])
+        nodes.append(np.full(n, int(group.attrs["node"])))
+        settings.append(np.full(n, int(group.attrs["setting"])))
+        if "background" in group:
+            bg = group["background"][:]
+            backgrounds.append(bg)
+            bg_nodes.append(np.full(len(bg), int(group.attrs["node"])))
+    n_nodes = int(metadata["n_nodes"])
+    return SpikeLibrary(
+        waveforms=np.concatenate(waves) if waves else np.zeros((0, clip), np.float32),
+        nodes=np.concatenate(nodes).astype(np.int64) if nodes else np.zeros(0, np.int64),
+        settings=np.concatenate(settings).astype(np.int64) if settings else np.zeros(0, np.int64),
+        amplitudes=np.concatenate(amps) if amps else np.zeros(0, np.float32),
+        background=np.concatenate(backgrounds) if backgrounds else np.zeros((0, clip, n_nodes), np.float32),
+        background_nodes=np.concatenate(bg_nodes) if bg_nodes else np.zeros(0, np.int64),
+        metadata=metadata,
+        n_jobs=len(names),
+    )
+
+
+def finished_jobs_readonly(path: str | Path) -> list[str]:
+    """Names of complete jobs, without touching incomplete ones."""
+    import zarr
+
+    done = []
+    for folder in sorted((Path(path) / "jobs").glob("n*_s*")):
+        try:
+            if zarr.open_group(str(folder), mode="r").attrs.get("complete", False):
+                done.append(folder.name)
+        except Exception:  # skip unreadable jobs
+            continue
+    return done

@@ -1,0 +1,120 @@
+"""Spike-library campaigns: resumable, atomic, reproducible; the CLI's bad-input errors."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from brainforge import BrainForgeError
+from brainforge.nmm.campaign import CampaignConfig, parse_nodes, run_campaign
+from brainforge.nmm.library import read_spike_library
+
+# On tvb76 every region idles above the published 8 mV threshold and no
+# isolated spike survives; with the coupling normalised to the 998 connectome's
+# strength the published rules yield spikes.
+CONFIG = CampaignConfig(connectome="tvb76", duration_ms=6000.0, normalise_coupling=True, batch_size=4, n_background=3)
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    out = tmp_path_factory.mktemp("campaign") / "lib.zarr"
+    summary = run_campaign(CONFIG, out, nodes=[0, 5, 20, 40], scheduler="sync", progress=False)
+    return out, summary
+
+
+def test_library_content(library):
+    out, summary = library
+    lib = read_spike_library(out)
+    assert lib.n_jobs == 12 and summary.jobs_run == 12 and summary.jobs_skipped == 0
+    assert lib.metadata["connectome"] == "tvb76" and lib.n_nodes == 76
+    assert lib.metadata["rules"]["threshold"] == 8.0 and lib.metadata["sfreq_hz"] == 500.0
+    assert 0.4 < lib.metadata["params"]["coupling_a"] < 0.5
+    assert lib.waveforms.shape == (len(lib.nodes), 500) and lib.waveforms.dtype == np.float32
+    assert len(lib.nodes) > 0 and set(lib.nodes) <= {0, 5, 20, 40}
+    assert (lib.amplitudes >= 8.0).all()
+    # Block-aligned clips contain their peak.
+    assert (lib.waveforms.max(axis=1) >= lib.amplitudes - 1e-4).all()
+    assert lib.background.shape[1:] == (500, 76) and 1 <= len(lib.background) <= 4
+    np.testing.assert_array_equal(summary.spikes_per_node, lib.spikes_per_node())
+    assert summary.bytes_on_disk > 0
+
+
+def test_resume_redoes_only_missing_or_broken_jobs(library, tmp_path):
+    out, _ = library
+    copy = tmp_path / "lib.zarr"
+    shutil.copytree(out, copy)
+    before = read_spike_library(copy)
+    shutil.rmtree(copy / "jobs" / "n0005_s1")  # lost
+    (copy / "jobs" / "n0020_s0" / "zarr.json").write_text("{broken")  # corrupt
+    (copy / "jobs" / ".tmp-interrupted").mkdir()  # a half-written job
+    summary = run_campaign(CONFIG, copy, nodes=[0, 5, 20, 40], scheduler="sync", progress=False)
+    assert summary.jobs_run == 2 and summary.jobs_skipped == 10
+    assert not (copy / "jobs" / ".tmp-interrupted").exists()
+    after = read_spike_library(copy)
+    # Same seeds: the redone jobs reproduce their spikes bit for bit.
+    np.testing.assert_array_equal(after.waveforms, before.waveforms)
+    np.testing.assert_array_equal(after.nodes, before.nodes)
+
+
+def test_resume_with_other_parameters_is_refused(library, tmp_path):
+    out, _ = library
+    copy = tmp_path / "lib.zarr"
+    shutil.copytree(out, copy)
+    other = CampaignConfig(connectome="tvb76", duration_ms=6000.0, threshold=10.0, normalise_coupling=True)
+    with pytest.raises(BrainForgeError, match="other parameters"):
+        run_campaign(other, copy, nodes=[0], scheduler="sync", progress=False)
+
+
+def test_dask_local_cluster_gives_the_same_library(library, tmp_path):
+    out, _ = library
+    dask_out = tmp_path / "dask.zarr"
+    run_campaign(CONFIG, dask_out, nodes=[0, 5, 20, 40], progress=False)
+    a, b = read_spike_library(out), read_spike_library(dask_out)
+    np.testing.assert_array_equal(a.waveforms, b.waveforms)
+    np.testing.assert_array_equal(a.background, b.background)
+
+
+def test_bad_campaign_parameters():
+    with pytest.raises(BrainForgeError, match="dt must be > 0"):
+        CampaignConfig(dt_ms=0.0)
+    with pytest.raises(BrainForgeError, match="transient"):
+        CampaignConfig(duration_ms=900.0)
+    with pytest.raises(BrainForgeError, match="engine"):
+        CampaignConfig(engine="gpu")
+    with pytest.raises(BrainForgeError, match="outside"):
+        parse_nodes("0-80", 76)
+    assert parse_nodes("0-2,7", 76) == [0, 1, 2, 7]
+
+
+def test_cli_simulate_errors(tmp_path):
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "brainforge.cli", "simulate", *args], capture_output=True, text=True
+        )
+
+    bad_zip = tmp_path / "bad.zip"
+    bad_zip.write_text("nope")
+    for args, message in [
+        (["--connectome", "tvb77", "--out", str(tmp_path / "a.zarr")], "not found"),
+        (["--connectome", str(bad_zip), "--out", str(tmp_path / "b.zarr")], "not a valid zip"),
+        (["--dt", "0", "--out", str(tmp_path / "c.zarr")], "dt must be > 0"),
+        (["--duration", "0.5", "--out", str(tmp_path / "d.zarr")], "transient"),
+    ]:
+        result = run(*args)
+        lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+        assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_cli_simulate_json(tmp_path):
+    out = tmp_path / "cli.zarr"
+    result = subprocess.run(
+        [sys.executable, "-m", "brainforge.cli", "simulate", "--regions", "3", "--duration", "4",
+         "--normalise-coupling", "--scheduler", "sync", "--out", str(out), "--json"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["jobs_run"] == 3 and figures["nodes"] == 1 and figures["bytes_on_disk"] > 0
