@@ -118,3 +118,14 @@ def test_cli_simulate_json(tmp_path):
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["jobs_run"] == 3 and figures["nodes"] == 1 and figures["bytes_on_disk"] > 0
+
+
+def test_default_library_builds_once_and_has_spikes_for_most_nodes():
+    from brainforge.nmm import default_spike_library
+
+    path = default_spike_library()
+    lib = read_spike_library(path)
+    assert lib.n_jobs == 76 * 3 and lib.n_nodes == 76
+    assert (lib.spikes_per_node() > 0).mean() > 0.8
+    assert len(lib.background) >= 8
+    assert default_spike_library() == path  # cached: the second call finds every job done

@@ -107,3 +107,31 @@ def test_fetch_deepsif_anatomy_from_local_files(tmp_path):
         fetch_deepsif_anatomy(tmp_path / "other", base_url=source.as_uri())
     assert not (tmp_path / "other" / "electrode_75.mat").exists()
     assert not [p for p in (tmp_path / "other").iterdir() if p.name.startswith(".")]
+
+
+def test_tvb_data_centres_are_ras():
+    conn = read_connectivity("tvb76")
+    centre = dict(zip(conn.labels, conn.centres, strict=True))
+    assert centre["rV1"][0] > 0 > centre["lV1"][0]  # right is +x
+    assert centre["rPFCORB"][1] > 0 > centre["rV1"][1]  # anterior is +y
+    assert centre["rM1"][2] > centre["rAMYG"][2]  # up is +z
+
+
+def test_nearest_centre_mapping_reproduces_the_published_one(deepsif):
+    from brainforge.anatomy import map_regions_to_nodes
+
+    node = map_regions_to_nodes(deepsif.connectivity, deepsif.region_centres)
+    agree = np.mean(node == deepsif.region_node)
+    print(f"nearest-centre mapping agrees with DeepSIF's region -> node rule for {agree:.1%} of regions")
+    assert agree > 0.8
+
+
+def test_template_regions_map_to_tvb76_by_hemisphere(head64):
+    from brainforge.anatomy import map_regions_to_nodes
+
+    conn = read_connectivity("tvb76")
+    node = map_regions_to_nodes(conn, head64.region_centres)
+    region_side = np.sign(head64.region_centres[:, 0])
+    node_side = np.array([1 if conn.labels[n].startswith("r") else -1 for n in node])
+    assert np.mean(region_side == node_side) > 0.9
+    assert len(np.unique(node)) > 60  # most nodes drive some region

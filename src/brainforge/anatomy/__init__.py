@@ -7,7 +7,7 @@ from .bem import (
     make_template_bem_surfaces,
     make_template_sphere,
 )
-from .connectivity import TVB_DATA_CONNECTOMES, Connectivity, read_connectivity
+from .connectivity import TVB_DATA_CONNECTOMES, Connectivity, map_regions_to_nodes, read_connectivity
 from .cortex import Cortex, load_fsaverage5_cortex, make_parcellation
 from .deep import DeepSources, make_deep_sources, subcortical_roi_centres
 from .deepsif import deepsif_region_node, fetch_deepsif_anatomy, load_deepsif_anatomy
@@ -39,6 +39,7 @@ __all__ = [
     "make_template_bem",
     "make_template_bem_surfaces",
     "make_template_sphere",
+    "map_regions_to_nodes",
     "read_connectivity",
     "read_head_model",
     "region_sum",

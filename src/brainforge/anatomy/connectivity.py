@@ -33,7 +33,9 @@ class Connectivity:
     tract_lengths : array, shape (n_nodes, n_nodes)
         Tract lengths, mm.
     centres : array, shape (n_nodes, 3)
-        Node positions, mm.
+        Node positions, mm, with RAS axes (x right, y anterior, z up).
+        tvb-data's files list (anterior, left, superior); the reader turns
+        them to RAS. Other zips are taken as RAS.
     labels : list of str
         Node names.
     areas : array, shape (n_nodes,) | None
@@ -81,6 +83,11 @@ class Connectivity:
         )
 
 
+def _tvb_data_to_ras(centres: np.ndarray) -> np.ndarray:
+    """tvb-data's centres list (anterior, left, superior); return (right, anterior, superior)."""
+    return np.c_[-centres[:, 1], centres[:, 0], centres[:, 2]]
+
+
 def _tvb_data_zip(name: str) -> Path:
     try:
         import tvb_data
@@ -103,7 +110,8 @@ def read_connectivity(source: str | Path) -> Connectivity:
     -------
     connectivity : Connectivity
     """
-    path = _tvb_data_zip(source) if isinstance(source, str) and source in TVB_DATA_CONNECTOMES else Path(source)
+    from_tvb_data = isinstance(source, str) and source in TVB_DATA_CONNECTOMES
+    path = _tvb_data_zip(source) if from_tvb_data else Path(source)
     if not path.is_file():
         names = ", ".join(TVB_DATA_CONNECTOMES)
         raise BrainForgeError(f"Connectivity file not found: {path}. Give a TVB zip or one of: {names}.")
@@ -128,10 +136,11 @@ def read_connectivity(source: str | Path) -> Connectivity:
     except zipfile.BadZipFile as err:
         raise BrainForgeError(f"{path} is not a valid zip file ({err}).") from err
     labels = [row[0] for row in rows]
+    centres_arr = np.array([[float(v) for v in row[1:4]] for row in rows])
     conn = Connectivity(
         weights=weights_arr,
         tract_lengths=lengths_arr,
-        centres=np.array([[float(v) for v in row[1:4]] for row in rows]),
+        centres=_tvb_data_to_ras(centres_arr) if from_tvb_data else centres_arr,
         labels=labels,
         areas=None if areas is None else np.loadtxt(io.BytesIO(areas)),
         cortical=None if cortical is None else np.loadtxt(io.BytesIO(cortical)).astype(bool),
@@ -143,3 +152,30 @@ def read_connectivity(source: str | Path) -> Connectivity:
             f"do not match {n} centres."
         )
     return conn
+
+
+def map_regions_to_nodes(conn: Connectivity, region_centres: np.ndarray) -> np.ndarray:
+    """Connectome node that drives each head-model region: the nearest centre.
+
+    Both point sets are centred on their means and scaled to the same RMS
+    radius before matching, since connectome and head model need not share
+    an origin or a scale (their axes must both be RAS).
+
+    Parameters
+    ----------
+    conn : Connectivity
+        The connectome.
+    region_centres : array, shape (n_regions, 3)
+        Head-model region centres, mm (RAS).
+
+    Returns
+    -------
+    node : array of int, shape (n_regions,)
+    """
+    from scipy.spatial import cKDTree
+
+    def normalise(points: np.ndarray) -> np.ndarray:
+        centred = points - points.mean(axis=0)
+        return centred / np.sqrt((centred**2).sum(axis=1).mean())
+
+    return cKDTree(normalise(np.asarray(conn.centres, float))).query(normalise(region_centres))[1]

@@ -1,6 +1,8 @@
 """Neural-mass simulation and spike extraction."""
 
+from .campaign import CampaignConfig, CampaignSummary, default_spike_library, run_campaign
 from .engine import FastJansenRit
+from .library import SpikeLibrary, read_spike_library
 from .model import PUBLISHED_SETTINGS, JansenRitParams
 from .spikes import (
     RunSummary,
@@ -16,16 +18,22 @@ from .spikes import (
 
 __all__ = [
     "PUBLISHED_SETTINGS",
+    "CampaignConfig",
+    "CampaignSummary",
     "FastJansenRit",
     "JansenRitParams",
     "RunSummary",
     "SpikeClips",
+    "SpikeLibrary",
     "SpikeRules",
     "StreamingSpikeExtractor",
     "clip_starts",
+    "default_spike_library",
     "extract_spikes",
     "find_spike_peaks",
     "preprocess_run",
+    "read_spike_library",
+    "run_campaign",
     "select_isolated_peaks",
     "simulate_tvb",
 ]

@@ -358,3 +358,33 @@ def _run_with_dask(config: dict, batches, out: str, scheduler: str | None, bar) 
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+#: The template library: tvb-data's 76-node connectome (coupling normalised to
+#: the 998 connectome's strength), every node x DeepSIF's 3 settings x 20 s.
+DEFAULT_LIBRARY_CONFIG = CampaignConfig(
+    connectome="tvb76", duration_ms=20_000.0, normalise_coupling=True, n_background=16
+)
+
+
+def default_spike_library(*, scheduler: str | None = "sync", progress: bool = False) -> Path:
+    """Return the default spike library, building it in the cache on first use (about a minute).
+
+    Parameters
+    ----------
+    scheduler : str | None
+        As in :func:`run_campaign` (in-process by default).
+    progress : bool
+        Show a progress bar while building.
+
+    Returns
+    -------
+    path : Path
+        The library folder; read it with :func:`~brainforge.nmm.read_spike_library`.
+    """
+    from .._cache import get_cache_dir, hash_inputs
+
+    key = hash_inputs("spike-library-1", asdict(DEFAULT_LIBRARY_CONFIG))
+    out = get_cache_dir() / "spikes" / f"tvb76-{key}.zarr"
+    run_campaign(DEFAULT_LIBRARY_CONFIG, out, scheduler=scheduler, progress=progress)
+    return out
