@@ -80,10 +80,9 @@ class CampaignConfig:
             raise BrainForgeError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}.")
         check_run(self.duration_ms, self.dt_ms, self.transient_ms)
         rules = self.rules()
-        n_times = (self.n_steps - rules.transient_samples + rules.downsample - 1) // rules.downsample
-        if n_times < 2 * rules.edge_samples + rules.clip_samples:
+        if self.n_times < 2 * rules.edge_samples + rules.clip_samples:
             raise BrainForgeError(
-                f"duration {self.duration_ms:g} ms leaves {n_times} samples after the transient; "
+                f"duration {self.duration_ms:g} ms leaves {self.n_times} samples after the transient; "
                 f"spikes need at least {2 * rules.edge_samples + rules.clip_samples}. Simulate longer."
             )
         if self.batch_size < 1:
@@ -93,6 +92,12 @@ class CampaignConfig:
     def n_steps(self) -> int:
         """Integration steps per simulation."""
         return int(np.ceil(self.duration_ms / self.dt_ms))
+
+    @property
+    def n_times(self) -> int:
+        """Samples of a run after dropping the transient and downsampling."""
+        rules = self.rules()
+        return (self.n_steps - rules.transient_samples + rules.downsample - 1) // rules.downsample
 
     @property
     def transient_ms(self) -> float:
@@ -160,9 +165,7 @@ def parse_nodes(text: str | None, n_nodes: int) -> list[int]:
 
 
 def _background_start(config: CampaignConfig) -> int:
-    rules = config.rules()
-    n_times = (config.n_steps - rules.transient_samples + rules.downsample - 1) // rules.downsample
-    return n_times // 2 - rules.clip_samples // 2
+    return config.n_times // 2 - config.rules().clip_samples // 2
 
 
 def run_jobs(config: dict, jobs: Sequence[tuple[int, int, bool]], out: str) -> list[dict]:
@@ -307,7 +310,7 @@ def run_campaign(
     conn = read_connectivity(config.connectome)
     nodes = list(range(conn.n_nodes)) if nodes is None else [int(n) for n in nodes]
     out = init_library(out, config.metadata(conn))
-    done = finished_jobs(out)
+    done = set(finished_jobs(out))
     all_jobs = [(node, s) for node in nodes for s in range(len(config.settings))]
     stride = max(1, len(all_jobs) // max(1, config.n_background)) if config.n_background else 0
     todo = [

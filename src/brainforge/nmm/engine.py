@@ -44,6 +44,19 @@ def _sigmoid(v, nu_max, r, v0):
     return 2.0 * nu_max / (1.0 + np.exp(r * (v0 - v)))
 
 
+@njit(cache=True, inline="always")
+def _jansen_rit_dfun(y0, y1, y2, y3, y4, y5, gain, mu, coupling, consts):
+    """TVB's JansenRit derivative (same operations, same order), local coupling 0."""
+    a, b, B_gain, v0, nu_max, r, J, a_1, a_2, a_3, a_4 = consts[0:11]
+    s12 = _sigmoid(y1 - y2, nu_max, r, v0)
+    s01 = _sigmoid(a_1 * J * y0, nu_max, r, v0)
+    s03 = _sigmoid(a_3 * J * y0, nu_max, r, v0)
+    d3 = gain * a * s12 - 2.0 * a * y3 - a**2 * y0
+    d4 = gain * a * (mu + a_2 * J * s01 + coupling + 0.0) - 2.0 * a * y4 - a**2 * y1
+    d5 = B_gain * b * (a_4 * J * s03) - 2.0 * b * y5 - b**2 * y2
+    return y3, y4, y5, d3, d4, d5
+
+
 @njit(cache=True)
 def _coupling_value(y1, y2, cmin, cmax, midpoint, r):
     diff = np.float32(y1) - np.float32(y2)
@@ -72,7 +85,6 @@ def _integrate(
     n_nodes = state.shape[1]
     n_batch = state.shape[2]
     n_history = sig_history.shape[0]
-    a, b, B_gain, v0, nu_max, r, J, a_1, a_2, a_3, a_4 = consts[0:11]
     c_a, c_min, c_max, c_mid, c_r = consts[11:16]
     sqrt_dt = np.sqrt(dt)
     has_noise = noise.shape[1] > 0
@@ -113,35 +125,15 @@ def _integrate(
                     gain = A[i, bb]
                     m = mu[bb]
                     # Stage 1: derivative at the current state.
-                    s12 = _sigmoid(y1 - y2, nu_max, r, v0)
-                    s01 = _sigmoid(a_1 * J * y0, nu_max, r, v0)
-                    s03 = _sigmoid(a_3 * J * y0, nu_max, r, v0)
-                    d0 = y3
-                    d1 = y4
-                    d2 = y5
-                    d3 = gain * a * s12 - 2.0 * a * y3 - a**2 * y0
-                    d4 = gain * a * (m + a_2 * J * s01 + c + 0.0) - 2.0 * a * y4 - a**2 * y1
-                    d5 = B_gain * b * (a_4 * J * s03) - 2.0 * b * y5 - b**2 * y2
+                    d0, d1, d2, d3, d4, d5 = _jansen_rit_dfun(y0, y1, y2, y3, y4, y5, gain, m, c, consts)
                     eta = 0.0
                     if has_noise:
                         eta = sqrt_dt * noise[bb, k, i] * noise_gain[bb]
-                    # Predictor.
-                    p0 = y0 + dt * d0
-                    p1 = y1 + dt * d1
-                    p2 = y2 + dt * d2
-                    p3 = y3 + dt * d3
-                    p4 = y4 + dt * d4 + eta
-                    p5 = y5 + dt * d5
                     # Stage 2: derivative at the predictor, same coupling.
-                    s12 = _sigmoid(p1 - p2, nu_max, r, v0)
-                    s01 = _sigmoid(a_1 * J * p0, nu_max, r, v0)
-                    s03 = _sigmoid(a_3 * J * p0, nu_max, r, v0)
-                    e0 = p3
-                    e1 = p4
-                    e2 = p5
-                    e3 = gain * a * s12 - 2.0 * a * p3 - a**2 * p0
-                    e4 = gain * a * (m + a_2 * J * s01 + c + 0.0) - 2.0 * a * p4 - a**2 * p1
-                    e5 = B_gain * b * (a_4 * J * s03) - 2.0 * b * p5 - b**2 * p2
+                    e0, e1, e2, e3, e4, e5 = _jansen_rit_dfun(
+                        y0 + dt * d0, y1 + dt * d1, y2 + dt * d2, y3 + dt * d3, y4 + dt * d4 + eta, y5 + dt * d5,
+                        gain, m, c, consts,
+                    )  # fmt: skip
                     half = dt / 2.0
                     y0 = y0 + (d0 + e0) * half
                     y1 = y1 + (d1 + e1) * half

@@ -79,19 +79,23 @@ def _comparable(metadata: dict) -> dict:
     return {k: v for k, v in json.loads(json.dumps(metadata)).items() if k not in ("package_version", "nodes")}
 
 
-def finished_jobs(path: str | Path) -> set[str]:
-    """Names of complete jobs; incomplete or unreadable ones are deleted."""
+def _is_complete(folder: Path) -> bool:
+    """Whether a job folder opens and says it is complete."""
     import zarr
 
-    done = set()
+    try:
+        return bool(zarr.open_group(str(folder), mode="r").attrs.get("complete", False))
+    except Exception:  # unreadable means incomplete
+        return False
+
+
+def finished_jobs(path: str | Path, *, remove_incomplete: bool = True) -> list[str]:
+    """Names of complete jobs, sorted; incomplete or unreadable ones are deleted unless told otherwise."""
+    done = []
     for folder in sorted((Path(path) / "jobs").glob("n*_s*")):
-        try:
-            complete = bool(zarr.open_group(str(folder), mode="r").attrs.get("complete", False))
-        except Exception:  # unreadable means redo
-            complete = False
-        if complete:
-            done.add(folder.name)
-        else:
+        if _is_complete(folder):
+            done.append(folder.name)
+        elif remove_incomplete:
             logger.warning("Job %s is incomplete or corrupt; it will be redone.", folder.name)
             shutil.rmtree(folder, ignore_errors=True)
     return done
@@ -201,7 +205,7 @@ def read_spike_library(path: str | Path) -> SpikeLibrary:
         raise BrainForgeError(f"{path} is not a BrainForge spike library.")
     clip = int(metadata["rules"]["clip_samples"])
     waves, nodes, settings, amps, backgrounds, bg_nodes = [], [], [], [], [], []
-    names = sorted(finished_jobs_readonly(path))
+    names = finished_jobs(path, remove_incomplete=False)
     for name in names:
         group = zarr.open_group(str(path / "jobs" / name), mode="r")
         n = int(group.attrs["n_spikes"])
@@ -224,17 +228,3 @@ def read_spike_library(path: str | Path) -> SpikeLibrary:
         metadata=metadata,
         n_jobs=len(names),
     )
-
-
-def finished_jobs_readonly(path: str | Path) -> list[str]:
-    """Names of complete jobs, without touching incomplete ones."""
-    import zarr
-
-    done = []
-    for folder in sorted((Path(path) / "jobs").glob("n*_s*")):
-        try:
-            if zarr.open_group(str(folder), mode="r").attrs.get("complete", False):
-                done.append(folder.name)
-        except Exception:  # skip unreadable jobs
-            continue
-    return done
