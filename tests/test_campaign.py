@@ -129,3 +129,11 @@ def test_default_library_builds_once_and_has_spikes_for_most_nodes():
     assert (lib.spikes_per_node() > 0).mean() > 0.8
     assert len(lib.background) >= 8
     assert default_spike_library() == path  # cached: the second call finds every job done
+
+
+def test_tvb_engine_campaign(tmp_path):
+    config = CampaignConfig(connectome="tvb76", engine="tvb", duration_ms=4000.0, normalise_coupling=True)
+    summary = run_campaign(config, tmp_path / "tvb.zarr", nodes=[7], scheduler="sync", progress=False)
+    lib = read_spike_library(tmp_path / "tvb.zarr")
+    assert summary.jobs_run == 3 and lib.n_jobs == 3 and lib.metadata["engine"] == "tvb"
+    assert set(lib.nodes) <= {7} and (lib.amplitudes >= 8.0).all()
