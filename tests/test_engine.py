@@ -57,16 +57,22 @@ def _statistics(runs, stimulated, dt_ms):
         n_peaks += len(peaks)
         waveforms += [x[p - half : p + half] for p in peaks]
     seconds = sum(len(r) - skip for r in runs) * dt_ms / 1000
-    return means, stds, n_peaks / seconds, np.mean(waveforms, axis=0)
+    # Peaks above 10 mV per second, per run and region.
+    distance = int(100 / dt_ms)
+    rates = np.array(
+        [[len(find_peaks(r[skip:, j], height=10.0, distance=distance)[0]) for j in range(r.shape[1])] for r in runs]
+    ) / ((len(runs[0]) - skip) * dt_ms / 1000)
+    return means, stds, n_peaks / seconds, np.mean(waveforms, axis=0), rates
 
 
 def test_noisy_statistics_match_tvb(conn76):
     """With noise the paths differ; regional statistics and spikes must not.
 
-    Six 10-s runs per engine (different seeds). Regional means are compared
-    with a two-sample z-score (some regions switch between states slowly, so
-    their run means scatter widely); standard deviations, the spike rate and
-    the mean spike waveform of the stimulated region with relative bounds.
+    Six 10-s runs per engine (different seeds). Regional means and every
+    region's spike rate are compared with two-sample z-scores (some regions
+    switch between states slowly, so their run means scatter widely);
+    standard deviations, the spike rate and the mean spike waveform of the
+    stimulated region with relative bounds.
     """
     dt_ms, duration_ms, n_runs, stimulated = 1.0, 10000.0, 6, 5
     tvb_runs = [_tvb(conn76, stimulated, 0.087, 1.0, duration_ms, dt_ms=dt_ms, seed=s) for s in range(n_runs)]
@@ -77,8 +83,8 @@ def test_noisy_statistics_match_tvb(conn76):
         )
     )
     fast_runs = [fast[:, :, k].astype(float) for k in range(n_runs)]
-    m_tvb, s_tvb, rate_tvb, wave_tvb = _statistics(tvb_runs, stimulated, dt_ms)
-    m_fast, s_fast, rate_fast, wave_fast = _statistics(fast_runs, stimulated, dt_ms)
+    m_tvb, s_tvb, rate_tvb, wave_tvb, rates_tvb = _statistics(tvb_runs, stimulated, dt_ms)
+    m_fast, s_fast, rate_fast, wave_fast, rates_fast = _statistics(fast_runs, stimulated, dt_ms)
     z = (m_tvb.mean(0) - m_fast.mean(0)) / np.sqrt((m_tvb.var(0) + m_fast.var(0)) / n_runs + 1e-12)
     std_rel = np.abs(s_tvb.mean(0) - s_fast.mean(0)) / s_tvb.mean(0)
     print(
@@ -87,6 +93,16 @@ def test_noisy_statistics_match_tvb(conn76):
         f"spike rate (peaks > 10 mV): TVB {rate_tvb:.2f}/s, fast {rate_fast:.2f}/s"
     )
     assert np.median(np.abs(z)) < 1.5 and np.abs(z).max() < 5
+    # Per-region spike rates (peaks above 10 mV) of every region.
+    z_rates = (rates_tvb.mean(0) - rates_fast.mean(0)) / np.sqrt(
+        (rates_tvb.var(0) + rates_fast.var(0)) / n_runs + 1e-12
+    )
+    print(
+        f"per-region spike rates: correlation {np.corrcoef(rates_tvb.mean(0), rates_fast.mean(0))[0, 1]:.3f}, "
+        f"median |z| {np.median(np.abs(z_rates)):.2f}, max {np.abs(z_rates).max():.2f}"
+    )
+    assert np.corrcoef(rates_tvb.mean(0), rates_fast.mean(0))[0, 1] > 0.9
+    assert np.median(np.abs(z_rates)) < 1.5 and np.abs(z_rates).max() < 5
     assert std_rel.mean() < 0.07 and std_rel.max() < 0.25
     assert rate_tvb > 1.0
     assert abs(rate_fast - rate_tvb) / rate_tvb < 0.15
