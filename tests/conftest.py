@@ -53,3 +53,11 @@ def correlation(a, b):
     a = a - a.mean(axis=0)
     b = b - b.mean(axis=0)
     return (a * b).sum(axis=0) / np.linalg.norm(a, axis=0) / np.linalg.norm(b, axis=0)
+
+
+@pytest.fixture(scope="session")
+def spike_library():
+    """The default template spike library (tvb76, built once per test session)."""
+    from brainforge.nmm import default_spike_library, read_spike_library
+
+    return read_spike_library(default_spike_library())

@@ -125,6 +125,7 @@ class CampaignConfig:
             "connectome": self.connectome,
             "n_nodes": conn.n_nodes,
             "labels": list(conn.labels),
+            "centres": np.asarray(conn.centres, float).round(3).tolist(),
             "engine": self.engine,
             "duration_ms": self.duration_ms,
             "dt_ms": self.dt_ms,
@@ -387,7 +388,7 @@ def default_spike_library(*, scheduler: str | None = "sync", progress: bool = Fa
     """
     from .._cache import get_cache_dir, hash_inputs
 
-    key = hash_inputs("spike-library-1", asdict(DEFAULT_LIBRARY_CONFIG))
+    key = hash_inputs("spike-library-2", asdict(DEFAULT_LIBRARY_CONFIG))
     out = get_cache_dir() / "spikes" / f"tvb76-{key}.zarr"
     run_campaign(DEFAULT_LIBRARY_CONFIG, out, scheduler=scheduler, progress=progress)
     return out

@@ -1,0 +1,24 @@
+"""Labelled synthetic EEG from a head model and a spike library."""
+
+from .dataset import SyntheticEEGDataset, sample_seed
+from .generator import Sample, SampleGenerator, SynthesisConfig, normalise_eeg
+from .noise import RealisticNoise, load_deepsif_noise, pink_noise, scale_to_snr, snr_db, white_noise
+from .patches import grow_patch, is_connected, patch_weights
+
+__all__ = [
+    "RealisticNoise",
+    "Sample",
+    "SampleGenerator",
+    "SynthesisConfig",
+    "SyntheticEEGDataset",
+    "grow_patch",
+    "is_connected",
+    "load_deepsif_noise",
+    "normalise_eeg",
+    "patch_weights",
+    "pink_noise",
+    "sample_seed",
+    "scale_to_snr",
+    "snr_db",
+    "white_noise",
+]

@@ -1,0 +1,147 @@
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from brainforge import BrainForgeError
+from brainforge.anatomy import make_head_model
+from brainforge.synthesis import (
+    SampleGenerator,
+    SynthesisConfig,
+    SyntheticEEGDataset,
+    is_connected,
+    pink_noise,
+    sample_seed,
+    snr_db,
+)
+from brainforge.synthesis.generator import SOURCE_SNR_HALF_WINDOW, _windowed_snr
+
+
+@pytest.fixture(scope="module")
+def generator(head64, spike_library):
+    return SampleGenerator(head64, spike_library, SynthesisConfig(n_sources=(1, 3), deep_share=0.2))
+
+
+def test_sample_shapes_and_normalisation(generator, head64):
+    sample = generator.sample(1)
+    assert sample.eeg.shape == (500, 64) and sample.eeg.dtype == np.float32
+    assert sample.sources.shape == (500, head64.n_regions) and sample.sources.dtype == np.float32
+    assert np.abs(sample.eeg).max() == pytest.approx(1.0) and np.abs(sample.sources).max() == pytest.approx(1.0)
+    np.testing.assert_allclose(sample.eeg.mean(axis=1), 0, atol=1e-6)  # channel mean removed last
+    assert sample.ch_names == head64.ch_names
+    # Targets live only on the patches.
+    assert not sample.sources[:, ~sample.active].any()
+    assert set(np.flatnonzero(sample.active)) == set(np.concatenate(sample.patches))
+
+
+@pytest.mark.parametrize("convention,offset", [("power", 0.0), ("deepsif", 10 * np.log10(2))])
+def test_realised_snrs_match_the_request(head64, spike_library, convention, offset):
+    config = SynthesisConfig(sensor_snr_db=(12.0, 12.0), source_snr_db=(15.0, 15.0), snr_convention=convention)
+    gen = SampleGenerator(head64, spike_library, config)
+    for seed in range(5):
+        sample = gen.sample(seed, keep_parts=True)
+        parts = sample.parts
+        # Recompute from the parts with the module's definitions.
+        assert abs(snr_db(parts["clean"], parts["noise"]) - (12.0 + offset)) < 0.5
+        assert sample.sensor_snr_db == pytest.approx(snr_db(parts["clean"], parts["noise"]))
+        for (patch_eeg, window), reported in zip(parts["patch_eeg"], sample.source_snr_db, strict=True):
+            assert window.stop - window.start <= 2 * SOURCE_SNR_HALF_WINDOW
+            recomputed = _windowed_snr(patch_eeg, parts["background_eeg"], window)
+            assert abs(recomputed - 15.0) < 0.5 and reported == pytest.approx(recomputed)
+
+
+def test_patches_are_contiguous_distinct_and_bounded(head64, spike_library):
+    gen = SampleGenerator(head64, spike_library, SynthesisConfig(n_sources=(3, 3), max_patch_regions=20))
+    for seed in range(30):
+        sample = gen.sample(seed)
+        assert len(sample.patches) == 3 == len(set(sample.centres.tolist()))
+        for patch, centre in zip(sample.patches, sample.centres, strict=True):
+            assert patch[0] == centre and len(patch) <= 20
+            assert is_connected(head64.region_adjacency, patch)
+        everything = np.concatenate(sample.patches)
+        assert len(everything) == len(np.unique(everything))  # no overlap unless asked
+
+
+def test_overlap_when_asked(head64, spike_library):
+    gen = SampleGenerator(head64, spike_library, SynthesisConfig(n_sources=(3, 3), overlap=True))
+    overlaps = 0
+    for seed in range(40):
+        patches = gen.sample(seed).patches
+        everything = np.concatenate(patches)
+        overlaps += len(everything) > len(np.unique(everything))
+    assert overlaps > 0
+
+
+def test_deep_sources_and_onset_delays(head64, spike_library):
+    config = SynthesisConfig(n_sources=(2, 2), deep_share=1.0, max_onset_delay_ms=200.0)
+    gen = SampleGenerator(head64, spike_library, config)
+    samples = [gen.sample(seed) for seed in range(10)]
+    assert all(head64.region_is_deep[s.centres].all() for s in samples)
+    onsets = np.concatenate([s.onsets for s in samples])
+    assert onsets.max() > 0 and onsets.max() <= 100  # 200 ms at 500 Hz
+
+
+def test_same_seed_same_sample_bit_for_bit(generator):
+    a, b = generator.sample(42), generator.sample(42)
+    np.testing.assert_array_equal(a.eeg, b.eeg)
+    np.testing.assert_array_equal(a.sources, b.sources)
+    assert not np.array_equal(a.eeg, generator.sample(43).eeg)
+
+
+def test_montage_subsets(head64, spike_library):
+    gen = SampleGenerator(head64, spike_library, SynthesisConfig(n_channels=(16, 32)))
+    sizes = set()
+    for seed in range(10):
+        sample = gen.sample(seed)
+        sizes.add(sample.eeg.shape[1])
+        assert 16 <= sample.eeg.shape[1] <= 32 and len(sample.ch_names) == sample.eeg.shape[1]
+        index = [head64.ch_names.index(n) for n in sample.ch_names]
+        np.testing.assert_array_equal(sample.ch_pos, head64.ch_pos[index])
+    assert len(sizes) > 1
+
+
+def test_mismatched_forward_model_changes_the_eeg_not_the_labels(head64, spike_library):
+    jittered = make_head_model("1010-64", electrode_jitter_mm=10.0, jitter_seed=1)
+    matched = SampleGenerator(head64, spike_library).sample(5)
+    other = SampleGenerator(jittered, spike_library).sample(5)
+    np.testing.assert_array_equal(matched.active, other.active)
+    np.testing.assert_array_equal(matched.centres, other.centres)
+    # Each patch keeps its activity; only its gain (set by the SNR on that forward model) may change.
+    for patch in matched.patches:
+        a, b = matched.sources[:, patch].ravel(), other.sources[:, patch].ravel()
+        assert np.corrcoef(a, b)[0, 1] > 0.999999
+    assert not np.allclose(matched.eeg, other.eeg)
+
+
+def test_dataset_is_deterministic_across_workers(generator):
+    dataset = SyntheticEEGDataset(generator, n_samples=8, seed=3)
+    single = {int(item["index"]): item for item in dataset}
+    loader = DataLoader(dataset, batch_size=None, num_workers=2)
+    multi = {int(item["index"]): item for item in loader}
+    assert sorted(single) == sorted(multi) == list(range(8))
+    for i in range(8):
+        assert int(multi[i]["seed"]) == sample_seed(3, i)
+        assert torch.equal(single[i]["eeg"], multi[i]["eeg"])
+    batch = next(iter(DataLoader(dataset, batch_size=4)))
+    assert batch["eeg"].shape == (4, 500, 64)
+
+
+def test_pink_noise_has_a_1_over_f_spectrum():
+    noise = pink_noise(4096, 8, np.random.default_rng(0))
+    spectrum = (np.abs(np.fft.rfft(noise, axis=0)) ** 2).mean(axis=1)[1:]
+    freqs = np.arange(1, len(spectrum) + 1)
+    slope = np.polyfit(np.log(freqs), np.log(spectrum), 1)[0]
+    assert -1.2 < slope < -0.8
+
+
+def test_bad_parameters(head64, spike_library):
+    with pytest.raises(BrainForgeError, match="low <= high"):
+        SynthesisConfig(sensor_snr_db=(20.0, 5.0))
+    with pytest.raises(BrainForgeError, match="only 1014 regions"):
+        SampleGenerator(head64, spike_library, SynthesisConfig(n_sources=(1, 2000)))
+    with pytest.raises(BrainForgeError, match="another connectome"):
+        SampleGenerator(head64, spike_library, region_node=np.arange(head64.n_regions))
+    with pytest.raises(BrainForgeError, match="realistic"):
+        SampleGenerator(head64, spike_library, SynthesisConfig(noise_types=("realistic",)))
+    with pytest.raises(BrainForgeError, match="noise_types"):
+        SynthesisConfig(noise_types=("brown",))
