@@ -145,3 +145,59 @@ def test_bad_parameters(head64, spike_library):
         SampleGenerator(head64, spike_library, SynthesisConfig(noise_types=("realistic",)))
     with pytest.raises(BrainForgeError, match="noise_types"):
         SynthesisConfig(noise_types=("brown",))
+
+
+def test_stored_test_set_equals_the_stream(generator, tmp_path):
+    from brainforge.synthesis.store import read_test_set, write_test_set
+
+    path = write_test_set(generator, 6, tmp_path / "test.zarr", seed=9, progress=False)
+    stored = read_test_set(path)
+    streamed = list(SyntheticEEGDataset(generator, n_samples=6, seed=9))
+    assert len(stored) == 6 and stored.metadata["ch_names"] == generator.head.ch_names
+    for i, item in enumerate(streamed):
+        np.testing.assert_array_equal(stored.eeg[i], item["eeg"].numpy())
+        np.testing.assert_array_equal(stored.sources[i], item["sources"].numpy())
+        np.testing.assert_array_equal(stored.active[i], item["active"].numpy())
+    with pytest.raises(BrainForgeError, match="exists"):
+        write_test_set(generator, 2, path, progress=False)
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_cli_synth(head64, spike_library, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "brainforge.cli", "synth", *args], capture_output=True, text=True)
+
+    out = tmp_path / "cli.zarr"
+    result = run("--n", "4", "--sources", "2", "--snr", "10", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    from brainforge.synthesis.store import read_test_set
+
+    stored = read_test_set(out)
+    assert stored.eeg.shape == (4, 500, 64) and (stored.centres[:, :2] >= 0).all()
+    assert json.loads(json.dumps(stored.metadata))["synthesis"]["sensor_snr_db"] == [10.0, 10.0]
+    for args, message in [
+        (["--snr", "20,5", "--out", str(tmp_path / "a.zarr")], "low <= high"),
+        (["--forward-mismatch", "fem", "--out", str(tmp_path / "b.zarr")], "forward-mismatch"),
+        (["--sources", "1,5000", "--out", str(tmp_path / "c.zarr")], "regions"),
+        (["--spikes", str(tmp_path / "none.zarr"), "--out", str(tmp_path / "d.zarr")], "not found"),
+        (["--out", str(out)], "exists"),
+    ]:
+        result = run("--n", "2", *args)
+        lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+        assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_realistic_noise_from_the_deepsif_folder(deepsif_dir, spike_library):
+    from brainforge.synthesis import load_deepsif_noise
+
+    noise = load_deepsif_noise(deepsif_dir)
+    assert noise.segments.shape == (4, 500, 75)
+    head = make_head_model("1010-32")
+    gen = SampleGenerator(head, spike_library, SynthesisConfig(noise_types=("realistic",)), realistic_noise=noise)
+    sample = gen.sample(0, keep_parts=True)
+    assert sample.noise_type == "realistic"
+    assert abs(snr_db(sample.parts["clean"], sample.parts["noise"]) - sample.sensor_snr_db) < 1e-9

@@ -175,6 +175,92 @@ def simulate(
         typer.echo(f"Regions with no spike: {shown}{' ...' if len(summary.nodes_without_spikes) > 20 else ''}")
 
 
+def _range(text: str, name: str, cast=float) -> tuple:
+    try:
+        values = [cast(v) for v in text.split(",")]
+    except ValueError as err:
+        raise BrainForgeError(f"--{name} takes a number or a range 'low,high', got {text!r}.") from err
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2:
+        raise BrainForgeError(f"--{name} takes a number or a range 'low,high', got {text!r}.")
+    return tuple(values)
+
+
+def _synthesis_head(head: str, channels: str | None, mismatch: str | None):
+    """Return the head model that makes the EEG: a template montage or a saved .npz, optionally altered."""
+    from .anatomy import CHANNEL_SUBSETS, make_head_model, read_head_model
+
+    picks = None
+    if channels:
+        picks = CHANNEL_SUBSETS.get(channels) or [c.strip() for c in channels.split(",") if c.strip()]
+    if head.endswith(".npz"):
+        if mismatch:
+            raise BrainForgeError("--forward-mismatch needs a template head (a montage name), not a saved .npz.")
+        model = read_head_model(head)
+        return model.pick_channels(picks) if picks else model, None
+    options: dict = {}
+    if mismatch:
+        kind, _, value = mismatch.partition(":")
+        try:
+            if kind == "skull":
+                options["conductivity"] = (0.3, float(value or 0.003), 0.3)
+            elif kind == "jitter":
+                options["electrode_jitter_mm"] = float(value or 5.0)
+            elif kind == "sphere":
+                options["conductor"] = "sphere"
+            else:
+                raise ValueError(kind)
+        except ValueError as err:
+            raise BrainForgeError(
+                f"--forward-mismatch must be skull:S_PER_M, jitter:MM or sphere, got {mismatch!r}."
+            ) from err
+    model = make_head_model(head, channels=picks, **options)
+    return model, options
+
+
+@app.command("synth")
+def synth(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Destination test set (.zarr).")],
+    n: Annotated[int, typer.Option("--n", help="Number of samples.")] = 1000,
+    head: Annotated[str, typer.Option("--head", help="Template montage name, or a head model .npz.")] = "1010-64",
+    spikes: Annotated[str, typer.Option("--spikes", help="Spike library (.zarr), or 'default'.")] = "default",
+    channels: Annotated[str | None, typer.Option("--channels", help="Channel subset: 1010-32 or Fp1,Fp2,...")] = None,
+    snr: Annotated[str, typer.Option("--snr", help="Sensor SNR in dB, a value or 'low,high'.")] = "5,20",
+    source_snr: Annotated[str, typer.Option("--source-snr", help="Patch SNR over the background, dB.")] = "10,20",
+    sources: Annotated[str, typer.Option("--sources", help="Patches per sample, a value or 'low,high'.")] = "1,3",
+    deep_share: Annotated[float, typer.Option("--deep-share", help="Share of patches centred on deep regions.")] = 0.0,
+    overlap: Annotated[bool, typer.Option("--overlap", help="Allow patches to overlap.")] = False,
+    max_onset_delay_ms: Annotated[float, typer.Option("--max-onset-delay-ms", help="Moving sources.")] = 0.0,
+    noise: Annotated[str, typer.Option("--noise", help="Noise types: white,pink,realistic.")] = "white,pink",
+    realistic_noise: Annotated[
+        Path | None, typer.Option("--realistic-noise", help="Folder with DeepSIF's realistic_noise.mat.")
+    ] = None,
+    snr_convention: Annotated[str, typer.Option("--snr-convention", help="power or deepsif (+3 dB).")] = "power",
+    forward_mismatch: Annotated[
+        str | None, typer.Option("--forward-mismatch", help="skull:0.003, jitter:10 or sphere.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Dataset seed.")] = 0,
+) -> None:
+    """Write a fixed synthetic test set (EEG, sources, labels, SNRs) with its metadata."""
+    from .nmm import default_spike_library, read_spike_library
+    from .synthesis import SampleGenerator, SynthesisConfig, load_deepsif_noise
+    from .synthesis.store import write_test_set
+
+    config = SynthesisConfig(
+        n_sources=_range(sources, "sources", int), sensor_snr_db=_range(snr, "snr"),
+        source_snr_db=_range(source_snr, "source-snr"), deep_share=deep_share, overlap=overlap,
+        max_onset_delay_ms=max_onset_delay_ms, noise_types=tuple(t.strip() for t in noise.split(",") if t.strip()),
+        snr_convention=snr_convention,
+    )  # fmt: skip
+    model, mismatch = _synthesis_head(head, channels, forward_mismatch)
+    library = read_spike_library(default_spike_library(progress=True) if spikes == "default" else spikes)
+    noise_source = load_deepsif_noise(realistic_noise) if realistic_noise else None
+    generator = SampleGenerator(model, library, config, realistic_noise=noise_source)
+    path = write_test_set(generator, n, out, seed=seed, description={"forward_mismatch": mismatch or None})
+    typer.echo(f"Wrote {path}: {n} samples, {model.n_channels} channels, {model.n_regions} regions.")
+
+
 def main() -> None:
     """Entry point: run the CLI, turning input errors into one-line messages."""
     try:

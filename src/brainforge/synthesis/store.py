@@ -1,0 +1,178 @@
+"""Fixed synthetic test sets on disk (Zarr), made by the same generator as the on-the-fly data."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .._errors import BrainForgeError
+from .dataset import sample_seed
+from .generator import SampleGenerator
+
+NOISE_CODES = {"white": 0, "pink": 1, "realistic": 2}
+
+
+def write_test_set(
+    generator: SampleGenerator,
+    n_samples: int,
+    out: str | Path,
+    *,
+    seed: int = 0,
+    description: dict | None = None,
+    progress: bool = True,
+) -> Path:
+    """Draw ``n_samples`` samples and store them, with their metadata, in a Zarr folder.
+
+    Sample ``i`` is the sample the on-the-fly dataset with the same seed
+    yields at index ``i``. The folder is written under a temporary name and
+    renamed when complete, so a test set is either whole or absent.
+
+    Parameters
+    ----------
+    generator : SampleGenerator
+        Head model, spike library and sampling parameters (a fixed montage).
+    n_samples : int
+        Samples to store.
+    out : path
+        Destination ``.zarr`` folder (must not exist).
+    seed : int
+        Dataset seed.
+    description : dict | None
+        Extra metadata (for example the forward-model mismatch).
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    out : Path
+    """
+    import zarr
+
+    out = Path(out)
+    if n_samples < 1:
+        raise BrainForgeError(f"n_samples must be >= 1, got {n_samples}.")
+    if out.exists():
+        raise BrainForgeError(f"{out} exists; choose another --out or delete it.")
+    if generator.config.n_channels is not None:
+        raise BrainForgeError("A stored test set needs a fixed montage: pick channels instead of n_channels.")
+    head = generator.head
+    k_max = generator.config.n_sources[1]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        root = zarr.open_group(str(tmp), mode="w")
+        first = generator.sample(sample_seed(seed, 0))
+        n_times, n_channels = first.eeg.shape
+        eeg = root.create_array(
+            "eeg", shape=(n_samples, n_times, n_channels), dtype="f4", chunks=(64, n_times, n_channels)
+        )
+        sources = root.create_array(
+            "sources", shape=(n_samples, n_times, head.n_regions), dtype="f4", chunks=(1, n_times, head.n_regions)
+        )
+        active = np.zeros((n_samples, head.n_regions), bool)
+        centres = np.full((n_samples, k_max), -1, np.int64)
+        onsets = np.full((n_samples, k_max), -1, np.int64)
+        source_snr = np.full((n_samples, k_max), np.nan)
+        sensor_snr = np.zeros(n_samples)
+        noise = np.zeros(n_samples, np.int8)
+        seeds = np.zeros(n_samples, np.int64)
+        for i in tqdm(range(n_samples), desc="synthesising", unit="sample", disable=not progress):
+            sample = first if i == 0 else generator.sample(sample_seed(seed, i))
+            eeg[i] = sample.eeg
+            sources[i] = sample.sources
+            active[i] = sample.active
+            k = len(sample.centres)
+            centres[i, :k], onsets[i, :k], source_snr[i, :k] = sample.centres, sample.onsets, sample.source_snr_db
+            sensor_snr[i], noise[i], seeds[i] = sample.sensor_snr_db, NOISE_CODES[sample.noise_type], sample.seed
+        for name, data in [
+            ("active", active), ("centres", centres), ("onsets", onsets), ("source_snr_db", source_snr),
+            ("sensor_snr_db", sensor_snr), ("noise_type", noise), ("seed", seeds),
+        ]:  # fmt: skip
+            root.create_array(name, data=data)
+        from .. import __version__
+
+        root.attrs["brainforge_test_set"] = json.loads(
+            json.dumps(
+                {
+                    "n_samples": n_samples,
+                    "seed": seed,
+                    "ch_names": first.ch_names,
+                    "ch_pos_mm": first.ch_pos.tolist(),
+                    "region_names": head.region_names,
+                    "head": head.description,
+                    "head_config": None if head.config is None else asdict(head.config),
+                    "region_centres_mm": head.region_centres.round(3).tolist(),
+                    "synthesis": asdict(generator.config),
+                    "spike_library": {k: generator.library.metadata.get(k) for k in ("connectome", "engine", "seed")},
+                    "noise_codes": NOISE_CODES,
+                    "package_version": __version__,
+                    **(description or {}),
+                },
+                default=str,
+            )
+        )
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+@dataclass
+class TestSet:
+    """A stored test set; arrays are Zarr arrays read on access.
+
+    Attributes
+    ----------
+    eeg : zarr array, shape (n_samples, n_times, n_channels)
+    sources : zarr array, shape (n_samples, n_times, n_regions)
+    active : array of bool, shape (n_samples, n_regions)
+    centres, onsets : arrays of int, shape (n_samples, max_sources), -1 padded
+    source_snr_db : array, shape (n_samples, max_sources), NaN padded
+    sensor_snr_db : array, shape (n_samples,)
+    metadata : dict
+    """
+
+    __test__ = False  # not a pytest class
+
+    eeg: object
+    sources: object
+    active: np.ndarray
+    centres: np.ndarray
+    onsets: np.ndarray
+    source_snr_db: np.ndarray
+    sensor_snr_db: np.ndarray
+    metadata: dict
+
+    def __len__(self) -> int:
+        return int(self.metadata["n_samples"])
+
+
+def read_test_set(path: str | Path) -> TestSet:
+    """Open a test set written by :func:`write_test_set` or ``brainforge synth``."""
+    import zarr
+
+    path = Path(path)
+    if not (path / "zarr.json").exists():
+        raise BrainForgeError(f"Test set not found: {path}. Make one with `brainforge synth`.")
+    root = zarr.open_group(str(path), mode="r")
+    metadata = dict(root.attrs).get("brainforge_test_set")
+    if metadata is None:
+        raise BrainForgeError(f"{path} is not a BrainForge test set.")
+    return TestSet(
+        eeg=root["eeg"],
+        sources=root["sources"],
+        active=root["active"][:],
+        centres=root["centres"][:],
+        onsets=root["onsets"][:],
+        source_snr_db=root["source_snr_db"][:],
+        sensor_snr_db=root["sensor_snr_db"][:],
+        metadata=metadata,
+    )
