@@ -171,6 +171,12 @@ class SampleGenerator:
             raise BrainForgeError("The spike library holds no background activity.")
         self.region_node = self._region_node(region_node)
         self._node_spikes = self._spikes_by_node()
+        # Background activity lives on connectome nodes: summing the region
+        # leadfield by node once lets every sample project it with a
+        # (channels x nodes) matrix instead of (channels x regions).
+        membership = np.zeros((head.n_regions, library.n_nodes))
+        membership[np.arange(head.n_regions), self.region_node] = 1.0
+        self._node_leadfield = head.region_leadfield @ membership
         self._distance = head.region_distance
         candidates = np.arange(head.n_regions)
         self._cortical = candidates[~head.region_is_deep]
@@ -254,15 +260,15 @@ class SampleGenerator:
         channels = self._channels(rng)
         leadfield = head.region_leadfield[channels]
         leadfield = leadfield - leadfield.mean(axis=0)
-        background = self.library.background[rng.integers(len(self.library.background))].astype(float)
-        background = background[:, self.region_node]  # (T, R)
+        node_leadfield = self._node_leadfield[channels]
+        node_leadfield = node_leadfield - node_leadfield.mean(axis=0)
+        background = self.library.background[rng.integers(len(self.library.background))].astype(float)  # (T, nodes)
         n_times = background.shape[0]
-        background_eeg = background @ leadfield.T
+        background_eeg = background @ node_leadfield.T
         k = int(rng.integers(cfg.n_sources[0], cfg.n_sources[1] + 1))
         centres = self._draw_centres(k, rng)
         taken = np.zeros(head.n_regions, bool)
-        patches, onsets, snrs, patch_eegs = [], np.zeros(k, np.int64), np.zeros(k), []
-        sources = np.zeros((n_times, head.n_regions))
+        patches, onsets, snrs, patch_eegs, activities = [], np.zeros(k, np.int64), np.zeros(k), [], []
         max_delay = round(cfg.max_onset_delay_ms / 1000.0 * self._sfreq())
         for i, centre in enumerate(centres):
             if not cfg.overlap:
@@ -283,22 +289,28 @@ class SampleGenerator:
             window = slice(max(0, peak - SOURCE_SNR_HALF_WINDOW), min(n_times, peak + SOURCE_SNR_HALF_WINDOW))
             target = rng.uniform(*cfg.source_snr_db)
             gain = self._gain(patch_eeg, background_eeg, window, target)
-            sources[:, patch] += gain * activity
+            activities.append(gain * activity)
             snrs[i] = _windowed_snr(gain * patch_eeg, background_eeg, window)
             patches.append(patch)
             patch_eegs.append((gain * patch_eeg, window))
-        clean = (sources + background) @ leadfield.T
+        clean = background_eeg + sum(eeg for eeg, _ in patch_eegs)
         noise_type = cfg.noise_types[int(rng.integers(len(cfg.noise_types)))]
         names = [head.ch_names[c] for c in channels]
         noise = self._noise(noise_type, names, n_times, rng)
         noise = scale_to_snr(clean, noise, rng.uniform(*cfg.sensor_snr_db), cfg.snr_convention)
         eeg = clean + noise
+        # Targets: only patch regions are non-zero, so build them on those columns alone.
+        regions = np.unique(np.concatenate(patches))
+        compact = np.zeros((n_times, len(regions)))
+        for patch, activity in zip(patches, activities, strict=True):
+            compact[:, np.searchsorted(regions, patch)] += activity
+        sources = np.zeros((n_times, head.n_regions), np.float32)
+        sources[:, regions] = compact / np.abs(compact).max()
         active = np.zeros(head.n_regions, bool)
-        for patch in patches:
-            active[patch] = True
+        active[regions] = True
         return Sample(
             eeg=normalise_eeg(eeg),
-            sources=(sources / np.abs(sources).max()).astype(np.float32),
+            sources=sources,
             active=active,
             centres=centres,
             patches=patches,
