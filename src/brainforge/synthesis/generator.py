@@ -178,6 +178,7 @@ class SampleGenerator:
         membership[np.arange(head.n_regions), self.region_node] = 1.0
         self._node_leadfield = head.region_leadfield @ membership
         self._distance = head.region_distance
+        self._adjacency = head.region_adjacency.astype(np.float64).tocsr()
         candidates = np.arange(head.n_regions)
         self._cortical = candidates[~head.region_is_deep]
         self._deep = candidates[head.region_is_deep]
@@ -275,7 +276,7 @@ class SampleGenerator:
                 taken[centres] = True
                 taken[centre] = False
             patch = grow_patch(
-                head.region_adjacency, head.region_centres, int(centre), rng,
+                self._adjacency, head.region_centres, int(centre), rng,
                 max_regions=cfg.max_patch_regions, excluded=None if cfg.overlap else taken,
             )  # fmt: skip
             taken[patch] = True

@@ -9,13 +9,10 @@ from scipy.sparse.csgraph import connected_components
 from .._errors import BrainForgeError
 
 
-def _neighbours(adjacency: sp.csr_matrix, regions) -> np.ndarray:
-    regions = np.atleast_1d(np.asarray(regions, np.int64))
-    if not len(regions):
-        return np.zeros(0, np.int64)
-    return np.unique(
-        np.concatenate([adjacency.indices[adjacency.indptr[r] : adjacency.indptr[r + 1]] for r in regions])
-    )
+def _indicator(regions, n_regions: int) -> np.ndarray:
+    mask = np.zeros(n_regions)
+    mask[regions] = 1.0
+    return mask
 
 
 def grow_patch(
@@ -41,7 +38,7 @@ def grow_patch(
     Parameters
     ----------
     adjacency : scipy.sparse.csr_matrix, shape (n_regions, n_regions)
-        Symmetric region graph.
+        Symmetric region graph (pass it as float64 to save a conversion).
     centres_mm : array, shape (n_regions, 3)
         Region centres, mm.
     centre : int
@@ -60,44 +57,43 @@ def grow_patch(
     regions : array of int
         Patch regions, the centre first.
     """
-    adjacency = sp.csr_matrix(adjacency)
+    adjacency = adjacency if adjacency.dtype == np.float64 else sp.csr_matrix(adjacency, dtype=np.float64)
     n_regions = adjacency.shape[0]
-    blocked = np.zeros(n_regions, bool) if excluded is None else np.asarray(excluded, bool).copy()
-    if blocked[centre]:
+    free = np.ones(n_regions, bool) if excluded is None else ~np.asarray(excluded, bool)
+    if not free[centre]:
         raise BrainForgeError(f"Patch centre {centre} is excluded.")
-    order = [centre]
     inside = np.zeros(n_regions, bool)
     inside[centre] = True
+    order = [np.array([centre], np.int64)]
 
-    def add(candidates):
-        for region in candidates:
-            if not inside[region] and not blocked[region]:
-                inside[region] = True
-                order.append(int(region))
+    def add(candidates: np.ndarray) -> np.ndarray:
+        candidates = candidates[free[candidates] & ~inside[candidates]]
+        inside[candidates] = True
+        order.append(candidates)
+        return candidates
 
-    add(_neighbours(adjacency, [centre]))
-    ring = np.array(order[1:], np.int64)  # only what joined: blocked neighbours do not carry growth
+    ring = add(adjacency.indices[adjacency.indptr[centre] : adjacency.indptr[centre + 1]].astype(np.int64))
+    ring = np.sort(ring)
+    order[-1] = ring
     direction = rng.standard_normal(3)
     direction /= np.linalg.norm(direction)
     for ring_index in (2, 3):
         if ring_index == 3 and rng.random() >= third_ring_probability:
             break
-        candidates = np.array([r for r in _neighbours(adjacency, ring) if not inside[r] and not blocked[r]], np.int64)
+        touching = adjacency @ _indicator(ring, n_regions) > 0
+        candidates = np.flatnonzero(touching & free & ~inside)
         if not len(candidates):
             break
         offsets = centres_mm[candidates] - centres_mm[centre]
         norms = np.linalg.norm(offsets, axis=1)
         cosine = np.where(norms > 0, offsets @ direction / np.where(norms > 0, norms, 1.0), 0.0)
-        chosen = candidates[rng.random(len(candidates)) < (1.0 + cosine) / 2.0]
-        add(chosen)
-        ring = chosen
-    # Fill holes: outside regions mostly surrounded by the patch.
-    border = np.array([r for r in _neighbours(adjacency, order) if not inside[r] and not blocked[r]], np.int64)
-    for region in border:
-        neighbours = _neighbours(adjacency, [region])
-        if len(neighbours) and inside[neighbours].mean() >= 0.75:
-            add([region])
-    return np.array(order[:max_regions], np.int64)
+        ring = add(candidates[rng.random(len(candidates)) < (1.0 + cosine) / 2.0])
+    # Fill holes: outside regions with at least three quarters of their neighbours inside.
+    inside_neighbours = adjacency @ inside.astype(float)
+    degree = np.diff(adjacency.indptr)
+    border = np.flatnonzero((inside_neighbours > 0) & free & ~inside)
+    add(border[inside_neighbours[border] >= 0.75 * degree[border]])
+    return np.concatenate(order)[:max_regions]
 
 
 def patch_weights(distance_mm: np.ndarray, half_amplitude_mm: float) -> np.ndarray:
