@@ -187,10 +187,11 @@ def run_jobs(config: dict, jobs: Sequence[tuple[int, int, bool]], out: str) -> l
     mus = [config_obj.settings[s][0] for _, s, _ in jobs]
     factors = [config_obj.settings[s][1] for _, s, _ in jobs]
     seeds = [job_seed(config_obj.seed, node, s) for node, s, _ in jobs]
+    params = config_obj.params(conn)
     if config_obj.engine == "fast":
         from .engine import FastJansenRit
 
-        engine = FastJansenRit(conn, config_obj.dt_ms, params=config_obj.params(conn), block=config_obj.batch_size)
+        engine = FastJansenRit(conn, config_obj.dt_ms, params=params, block=config_obj.batch_size)
         chunk_steps = max(1, round(config_obj.chunk_ms / config_obj.dt_ms))
         for chunk in engine.simulate(nodes, mus, factors, config_obj.duration_ms, seeds=seeds, chunk_steps=chunk_steps):
             for lane, extractor in enumerate(extractors):
@@ -201,7 +202,7 @@ def run_jobs(config: dict, jobs: Sequence[tuple[int, int, bool]], out: str) -> l
         for lane, extractor in enumerate(extractors):
             for chunk in simulate_tvb(
                 conn, nodes[lane], mus[lane], factors[lane], config_obj.duration_ms,
-                dt_ms=config_obj.dt_ms, params=config_obj.params(conn), seed=seeds[lane],
+                dt_ms=config_obj.dt_ms, params=params, seed=seeds[lane],
                 chunk_ms=config_obj.chunk_ms,
             ):  # fmt: skip
                 extractor.feed(chunk)

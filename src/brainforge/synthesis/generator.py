@@ -268,13 +268,14 @@ class SampleGenerator:
         background_eeg = background @ node_leadfield.T
         k = int(rng.integers(cfg.n_sources[0], cfg.n_sources[1] + 1))
         centres = self._draw_centres(k, rng)
+        # Without overlap, a patch may take neither another patch nor another centre.
         taken = np.zeros(head.n_regions, bool)
+        if not cfg.overlap:
+            taken[centres] = True
         patches, onsets, snrs, patch_eegs, activities = [], np.zeros(k, np.int64), np.zeros(k), [], []
         max_delay = round(cfg.max_onset_delay_ms / 1000.0 * self._sfreq())
         for i, centre in enumerate(centres):
-            if not cfg.overlap:
-                taken[centres] = True
-                taken[centre] = False
+            taken[centre] = False
             patch = grow_patch(
                 self._adjacency, head.region_centres, int(centre), rng,
                 max_regions=cfg.max_patch_regions, excluded=None if cfg.overlap else taken,
@@ -288,12 +289,13 @@ class SampleGenerator:
             patch_eeg = activity @ leadfield[:, patch].T
             peak = int(np.argmax(np.abs(wave)))
             window = slice(max(0, peak - SOURCE_SNR_HALF_WINDOW), min(n_times, peak + SOURCE_SNR_HALF_WINDOW))
-            target = rng.uniform(*cfg.source_snr_db)
-            gain = self._gain(patch_eeg, background_eeg, window, target)
+            background_power = _windowed_power(background_eeg, window)
+            gain = self._gain(patch_eeg, background_power, window, rng.uniform(*cfg.source_snr_db))
+            scaled_eeg = gain * patch_eeg
+            snrs[i] = 10.0 * np.log10(_windowed_power(scaled_eeg, window) / background_power)
             activities.append(gain * activity)
-            snrs[i] = _windowed_snr(gain * patch_eeg, background_eeg, window)
             patches.append(patch)
-            patch_eegs.append((gain * patch_eeg, window))
+            patch_eegs.append((scaled_eeg, window))
         clean = background_eeg + sum(eeg for eeg, _ in patch_eegs)
         noise_type = cfg.noise_types[int(rng.integers(len(cfg.noise_types)))]
         names = [head.ch_names[c] for c in channels]
@@ -331,11 +333,11 @@ class SampleGenerator:
         return float(self.library.metadata.get("sfreq_hz", 500.0))
 
     @staticmethod
-    def _gain(patch_eeg: np.ndarray, background_eeg: np.ndarray, window: slice, target_db: float) -> float:
+    def _gain(patch_eeg: np.ndarray, background_power: float, window: slice, target_db: float) -> float:
         signal = _windowed_power(patch_eeg, window)
         if signal <= 0:
             raise BrainForgeError("A patch projects to nothing on this montage.")
-        return float(np.sqrt(10 ** (target_db / 10) * _windowed_power(background_eeg, window) / signal))
+        return float(np.sqrt(10 ** (target_db / 10) * background_power / signal))
 
     def _noise(self, kind: str, names: list[str], n_times: int, rng: np.random.Generator) -> np.ndarray:
         if kind == "white":
