@@ -261,6 +261,123 @@ def synth(
     typer.echo(f"Wrote {path}: {n} samples, {model.n_channels} channels, {model.n_regions} regions.")
 
 
+def _model_params(items: list[str] | None) -> dict:
+    """``--param key=value`` (value parsed as JSON when it can be) to a dict."""
+    params: dict = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BrainForgeError(f"--param takes key=value, got {item!r}.")
+        try:
+            params[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key.strip()] = value
+    return params
+
+
+@app.command("train")
+def train_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (model, checkpoints, logs).")],
+    model: Annotated[
+        str, typer.Option("--model", help="cnn_transformer, deepsif, convdip or gru.")
+    ] = "cnn_transformer",
+    head: Annotated[str, typer.Option("--head", help="Template montage name, or a head model .npz.")] = "1010-64",
+    channels: Annotated[str | None, typer.Option("--channels", help="Channel subset: 1010-32 or Fp1,Fp2,...")] = None,
+    n_regions: Annotated[int, typer.Option("--n-regions", help="Cortical regions of a template head.")] = 1000,
+    spikes: Annotated[str, typer.Option("--spikes", help="Spike library (.zarr), or 'default'.")] = "default",
+    max_time: Annotated[str | None, typer.Option("--max-time", help="Wall-clock budget, HH:MM.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")] = False,
+    init: Annotated[Path | None, typer.Option("--init", help="Fine-tune from this model folder.")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="Model hyper-parameter key=value (repeatable).")
+    ] = None,
+    max_epochs: Annotated[int | None, typer.Option("--max-epochs", help="Most epochs.")] = None,
+    samples_per_epoch: Annotated[int, typer.Option("--samples-per-epoch", help="Fresh samples per epoch.")] = 4096,
+    val_samples: Annotated[int, typer.Option("--val-samples", help="Fixed validation set size.")] = 256,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Samples per step.")] = 32,
+    learning_rate: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 3e-4,
+    loss: Annotated[str | None, typer.Option("--loss", help="mse, mse_sum, cosine, cosine_reprojection.")] = None,
+    optimizer: Annotated[str, typer.Option("--optimizer", help="adam or adamw.")] = "adam",
+    schedule: Annotated[str, typer.Option("--schedule", help="plateau, cosine or none.")] = "plateau",
+    patience: Annotated[int, typer.Option("--patience", help="Early-stopping patience, epochs.")] = 10,
+    montage_subsets: Annotated[
+        str | None, typer.Option("--montage-subsets", help="Train on random channel subsets, 'low,high'.")
+    ] = None,
+    crop: Annotated[int | None, typer.Option("--crop", help="Train on windows of this many samples.")] = None,
+    sources: Annotated[str, typer.Option("--sources", help="Patches per sample, a value or 'low,high'.")] = "1,3",
+    snr: Annotated[str, typer.Option("--snr", help="Sensor SNR in dB, a value or 'low,high'.")] = "5,20",
+    deep_share: Annotated[float, typer.Option("--deep-share", help="Share of patches centred on deep regions.")] = 0.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of weights, data and validation set.")] = 0,
+    workers: Annotated[int, typer.Option("--workers", help="DataLoader worker processes.")] = 1,
+    accelerator: Annotated[str, typer.Option("--accelerator", help="auto, cpu or gpu.")] = "auto",
+    devices: Annotated[str, typer.Option("--devices", help="Devices; several GPUs train with DDP.")] = "auto",
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+) -> None:
+    """Train a network on on-the-fly synthetic EEG; writes safetensors + JSON to --out."""
+    import logging
+
+    from .nmm import default_spike_library, read_spike_library
+    from .synthesis import SampleGenerator, SynthesisConfig
+    from .training import TrainingConfig, train
+    from .training.train import RUN_FILE
+
+    logging.getLogger("brainforge").setLevel(logging.INFO)
+    if resume:
+        run_file = out / RUN_FILE
+        if not run_file.is_file():
+            raise BrainForgeError(f"Nothing to resume in {out} (no {RUN_FILE}); drop --resume to start.")
+        run = json.loads(run_file.read_text())
+        cli = run["cli"]
+        model, head, channels, n_regions, spikes = (
+            cli[k] for k in ("model", "head", "channels", "n_regions", "spikes")
+        )
+        params = run["model_params"]
+        training = run["training"]
+        if max_epochs is not None:
+            training["max_epochs"] = max_epochs
+        config = TrainingConfig.from_dict(training)
+        synthesis = SynthesisConfig(**{
+            k: tuple(v) if isinstance(v, list) else v for k, v in run["data"]["synthesis"].items()
+        })  # fmt: skip
+    else:
+        params = _model_params(param)
+        config = TrainingConfig(
+            loss=loss, optimizer=optimizer, learning_rate=learning_rate, schedule=schedule, batch_size=batch_size,
+            samples_per_epoch=samples_per_epoch, val_samples=val_samples, patience=patience, seed=seed,
+            montage_subsets=_range(montage_subsets, "montage-subsets", int) if montage_subsets else None,
+            crop_samples=crop, num_workers=workers, **({"max_epochs": max_epochs} if max_epochs else {}),
+        )  # fmt: skip
+        synthesis = SynthesisConfig(
+            n_sources=_range(sources, "sources", int), sensor_snr_db=_range(snr, "snr"), deep_share=deep_share
+        )
+    head_model = _training_head(head, channels, n_regions)
+    library = read_spike_library(default_spike_library(progress=progress) if spikes == "default" else spikes)
+    generator = SampleGenerator(head_model, library, synthesis)
+    cli = {"model": model, "head": head, "channels": channels, "n_regions": n_regions, "spikes": spikes}
+    device_count = int(devices) if devices.isdigit() else devices
+    start = time.perf_counter()
+    result = train(
+        model, generator, out, config, model_params=params, init=init, resume=resume, max_time=max_time,
+        provenance={"cli": cli}, accelerator=accelerator, devices=device_count, progress=progress,
+    )  # fmt: skip
+    typer.echo(result.model.summary())
+    metrics = ", ".join(f"{k} {v:.4g}" for k, v in result.best_metrics.items())
+    typer.echo(f"Trained {result.epochs} epoch(s) in {time.perf_counter() - start:.0f} s; best: {metrics or 'none'}.")
+    typer.echo(f"Model: {out}/model.safetensors + config.json")
+
+
+def _training_head(head: str, channels: str | None, n_regions: int):
+    from .anatomy import CHANNEL_SUBSETS, make_head_model, read_head_model
+
+    picks = None
+    if channels:
+        picks = CHANNEL_SUBSETS.get(channels) or [c.strip() for c in channels.split(",") if c.strip()]
+    if head.endswith(".npz"):
+        model = read_head_model(head)
+        return model.pick_channels(picks) if picks else model
+    return make_head_model(head, channels=picks, n_regions=n_regions)
+
+
 def main() -> None:
     """Entry point: run the CLI, turning input errors into one-line messages."""
     try:

@@ -87,8 +87,13 @@ class Sample:
     ----------
     eeg : array, shape (n_times, n_channels)
         Normalised EEG (time mean, then channel mean removed; divided by the max |value|), float32.
+    source_regions : array of int, shape (n_active,)
+        The regions of the patches, sorted.
+    source_values : array, shape (n_times, n_active)
+        Their activity, divided by the max |value| over all regions, float32.
     sources : array, shape (n_times, n_regions)
-        Patch activity, divided by its max |value|; zero outside the patches, float32.
+        (property) The dense target: ``source_values`` in the columns
+        ``source_regions``, zero elsewhere, float32.
     active : array of bool, shape (n_regions,)
         Regions of any patch.
     centres : array of int, shape (n_sources,)
@@ -115,7 +120,8 @@ class Sample:
     """
 
     eeg: np.ndarray
-    sources: np.ndarray
+    source_regions: np.ndarray
+    source_values: np.ndarray
     active: np.ndarray
     centres: np.ndarray
     patches: list[np.ndarray]
@@ -127,6 +133,13 @@ class Sample:
     ch_pos: np.ndarray
     seed: int = field(default=0)
     parts: dict | None = None
+
+    @property
+    def sources(self) -> np.ndarray:
+        """Dense target, shape (n_times, n_regions), zero outside the patches."""
+        dense = np.zeros((len(self.source_values), len(self.active)), np.float32)
+        dense[:, self.source_regions] = self.source_values
+        return dense
 
 
 class SampleGenerator:
@@ -307,13 +320,12 @@ class SampleGenerator:
         compact = np.zeros((n_times, len(regions)))
         for patch, activity in zip(patches, activities, strict=True):
             compact[:, np.searchsorted(regions, patch)] += activity
-        sources = np.zeros((n_times, head.n_regions), np.float32)
-        sources[:, regions] = compact / np.abs(compact).max()
         active = np.zeros(head.n_regions, bool)
         active[regions] = True
         return Sample(
             eeg=normalise_eeg(eeg),
-            sources=sources,
+            source_regions=regions,
+            source_values=(compact / np.abs(compact).max()).astype(np.float32),
             active=active,
             centres=centres,
             patches=patches,

@@ -1,0 +1,163 @@
+"""What every source-imaging network shares: one forward signature, montage handling, a registry."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, fields
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._errors import BrainForgeError
+from ..topomap import Montage
+
+logger = logging.getLogger("brainforge")
+
+#: name -> model class, filled by :func:`register`.
+MODELS: dict[str, type[SourceModel]] = {}
+
+
+def register(cls: type[SourceModel]) -> type[SourceModel]:
+    """Class decorator: make a model buildable by name."""
+    MODELS[cls.name] = cls
+    return cls
+
+
+def normalise_batch(eeg: torch.Tensor) -> torch.Tensor:
+    """DeepSIF's normalisation on a batch (B, T, C): remove time mean, then channel mean, divide by max |x|."""
+    eeg = eeg - eeg.mean(dim=1, keepdim=True)
+    eeg = eeg - eeg.mean(dim=2, keepdim=True)
+    scale = eeg.abs().amax(dim=(1, 2), keepdim=True).clamp_min(torch.finfo(eeg.dtype).tiny)
+    return eeg / scale
+
+
+class SourceModel(nn.Module):
+    """Base class: ``forward(eeg[B, T, C], montage) -> sources[B, T, R]``.
+
+    Parameters
+    ----------
+    config : dataclass
+        The model's hyper-parameters (its ``config_class``).
+    n_regions : int
+        Number of source regions R.
+    montage : Montage
+        The training montage. Models with ``any_montage = True`` work on scalp
+        maps and accept any montage at run time; the others need the training
+        channels (given in any order, or as a subset of a larger montage).
+    """
+
+    name: ClassVar[str] = ""
+    config_class: ClassVar[type] = object
+    any_montage: ClassVar[bool] = False
+
+    def __init__(self, config, n_regions: int, montage: Montage):
+        super().__init__()
+        if not isinstance(config, self.config_class):
+            raise BrainForgeError(f"{self.name} takes a {self.config_class.__name__}, got {type(config).__name__}.")
+        if n_regions < 1:
+            raise BrainForgeError(f"n_regions must be positive, got {n_regions}.")
+        self.config = config
+        self.n_regions = int(n_regions)
+        self.montage = montage
+
+    @property
+    def n_channels(self) -> int:
+        """Channels of the training montage."""
+        return self.montage.n_channels
+
+    @property
+    def n_parameters(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def summary(self) -> str:
+        """One line: name, parameter count, regions and montage."""
+        montage = "any montage" if self.any_montage else f"{self.n_channels} channels"
+        return f"{self.name}: {self.n_parameters:,} parameters, {self.n_regions} regions, {montage}"
+
+    def extra_repr(self) -> str:
+        """Parameter count, shown by ``print(model)``."""
+        return f"n_parameters={self.n_parameters:,}"
+
+    def hyper_parameters(self) -> dict:
+        """Return the config as a JSON-ready dict."""
+        return asdict(self.config)
+
+    # ------------------------------------------------------------------ input
+    def check_input(self, eeg: torch.Tensor, montage: Montage | None) -> tuple[torch.Tensor, Montage]:
+        """Validate ``eeg`` (B, T, C) against ``montage``; fixed-montage models get their channels picked."""
+        if eeg.ndim != 3:
+            raise BrainForgeError(f"EEG must be (batch, time, channels), got shape {tuple(eeg.shape)}.")
+        montage = montage or self.montage
+        if eeg.shape[-1] != montage.n_channels:
+            raise BrainForgeError(f"EEG has {eeg.shape[-1]} channels but the montage has {montage.n_channels}.")
+        if self.any_montage or montage.ch_names == self.montage.ch_names:
+            return eeg, montage
+        missing = [n for n in self.montage.ch_names if n not in montage.ch_names]
+        if missing:
+            shown = ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")
+            raise BrainForgeError(
+                f"{self.name} was trained on {self.n_channels} fixed channels and this montage lacks {shown}; "
+                "use a map-based model (cnn_transformer, convdip) or fine-tune on this montage."
+            )
+        index = torch.as_tensor([montage.ch_names.index(n) for n in self.montage.ch_names], device=eeg.device)
+        return normalise_batch(eeg.index_select(-1, index)), self.montage
+
+    def forward(self, eeg: torch.Tensor, montage: Montage | None = None) -> torch.Tensor:  # pragma: no cover
+        """Source activity (B, T, R) of EEG (B, T, C) recorded with ``montage``."""
+        raise NotImplementedError
+
+
+def config_from_dict(config_class: type, params: dict):
+    """Rebuild a config dataclass from JSON (lists back to tuples, unknown keys refused)."""
+    known = {f.name: f for f in fields(config_class)}
+    unknown = set(params) - set(known)
+    if unknown:
+        raise BrainForgeError(f"Unknown {config_class.__name__} parameter(s): {', '.join(sorted(unknown))}.")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+    return config_class(**values)
+
+
+def build_model(name: str, n_regions: int, montage: Montage, config=None, **params) -> SourceModel:
+    """Build a registered model by name.
+
+    Parameters
+    ----------
+    name : str
+        ``cnn_transformer``, ``deepsif``, ``convdip`` or ``gru``.
+    n_regions : int
+        Output regions.
+    montage : Montage
+        Training montage.
+    config : dataclass | None
+        Hyper-parameters; by default the model's defaults updated with ``params``.
+    **params
+        Individual hyper-parameters, e.g. ``d_model=64``.
+
+    Returns
+    -------
+    model : SourceModel
+        Logs its parameter count.
+    """
+    if name not in MODELS:
+        raise BrainForgeError(f"Unknown model {name!r}; choose from {', '.join(sorted(MODELS))}.")
+    cls = MODELS[name]
+    if config is None:
+        config = config_from_dict(cls.config_class, params)
+    elif params:
+        raise BrainForgeError("Give either a config or keyword hyper-parameters, not both.")
+    model = cls(config, n_regions, montage)
+    logger.info(model.summary())
+    return model
+
+
+def sinusoidal_encoding(n_positions: int, d_model: int) -> torch.Tensor:
+    """Return the Transformer's sinusoidal positional encoding, shape (n_positions, d_model)."""
+    position = np.arange(n_positions)[:, None]
+    freq = np.exp(-np.log(10000.0) * np.arange(0, d_model, 2) / d_model)
+    table = np.zeros((n_positions, d_model), np.float32)
+    table[:, 0::2] = np.sin(position * freq)
+    table[:, 1::2] = np.cos(position * freq[: d_model // 2])
+    return torch.from_numpy(table)

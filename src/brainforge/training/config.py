@@ -1,0 +1,107 @@
+"""Training settings as one typed dataclass."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+
+from .._errors import BrainForgeError
+from .losses import LOSSES
+
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("plateau", "cosine", "none")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How a network is trained.
+
+    Parameters
+    ----------
+    loss : str | None
+        ``mse``, ``mse_sum``, ``cosine`` or ``cosine_reprojection``; None uses
+        the model's published loss (DeepSIF: summed MSE, ConvDip: cosine,
+        dual-path GRU: cosine + re-projection RMS, CNN-Transformer: MSE).
+    optimizer : ``"adam"`` | ``"adamw"``
+        Optimiser.
+    learning_rate : float
+        Initial learning rate (DeepSIF: 3e-4).
+    weight_decay : float
+        Weight decay (DeepSIF: 1e-6).
+    schedule : ``"plateau"`` | ``"cosine"`` | ``"none"``
+        Learning-rate schedule: halve on a validation plateau, cosine decay
+        over ``max_epochs``, or constant.
+    batch_size : int
+        Samples per step (DeepSIF: 64).
+    samples_per_epoch : int
+        Fresh on-the-fly samples per epoch (each epoch draws new ones).
+    val_samples : int
+        Size of the fixed validation set.
+    max_epochs : int
+        Most epochs.
+    patience : int
+        Early stopping: epochs without a better validation localisation error.
+    seed : int
+        Seeds weights, data, validation set and montage subsets.
+    montage_subsets : (int, int) | None
+        Train map-based models on a random subset of this many channels per
+        batch (re-referenced and re-normalised), so they work on any montage.
+    crop_samples : int | None
+        Train and validate on windows of this many samples that contain the
+        spike peak, instead of whole segments (faster; for tests and probes).
+    num_workers : int
+        DataLoader worker processes making samples.
+    gradient_clip : float
+        Gradient norm clipping (0 = none).
+    """
+
+    loss: str | None = None
+    optimizer: str = "adam"
+    learning_rate: float = 3e-4
+    weight_decay: float = 1e-6
+    schedule: str = "plateau"
+    batch_size: int = 32
+    samples_per_epoch: int = 4096
+    val_samples: int = 256
+    max_epochs: int = 200
+    patience: int = 10
+    seed: int = 0
+    montage_subsets: tuple[int, int] | None = None
+    crop_samples: int | None = None
+    num_workers: int = 1
+    gradient_clip: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.loss is not None and self.loss not in LOSSES:
+            raise BrainForgeError(f"Unknown loss {self.loss!r}; choose from {', '.join(LOSSES)}.")
+        if self.optimizer not in OPTIMIZERS:
+            raise BrainForgeError(f"Unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}.")
+        if self.schedule not in SCHEDULES:
+            raise BrainForgeError(f"Unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}.")
+        for name in ("batch_size", "samples_per_epoch", "val_samples", "max_epochs", "patience"):
+            if getattr(self, name) < 1:
+                raise BrainForgeError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        if self.montage_subsets is not None:
+            low, high = self.montage_subsets
+            if not 4 <= low <= high:
+                raise BrainForgeError(f"montage_subsets must be (low, high) with 4 <= low <= high, got {(low, high)}.")
+        if self.crop_samples is not None and self.crop_samples < 2:
+            raise BrainForgeError(f"crop_samples must be at least 2, got {self.crop_samples}.")
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainingConfig:
+        """Inverse of :meth:`to_dict`."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise BrainForgeError(f"Unknown training setting(s): {', '.join(sorted(unknown))}.")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**values)
+
+    def to_json(self) -> str:
+        """JSON string."""
+        return json.dumps(self.to_dict())

@@ -1,0 +1,76 @@
+"""Lightning data module: fresh on-the-fly samples every epoch, a fixed validation set."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import numpy as np
+from torch.utils.data import DataLoader
+
+from ..synthesis import SampleGenerator, SyntheticEEGDataset, collate_samples, sample_seed
+from .config import TrainingConfig
+
+#: Index that derives the validation seed from the run seed (training epochs use 0, 1, 2, ...).
+_VALIDATION_INDEX = 2**32 - 1
+
+
+def validation_seed(seed: int) -> int:
+    """Seed of the fixed validation set of a run seeded with ``seed``."""
+    return sample_seed(seed, _VALIDATION_INDEX)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Seed of the training samples of ``epoch``."""
+    return sample_seed(seed, epoch)
+
+
+class SyntheticDataModule(pl.LightningDataModule):
+    """Training data drawn on the fly (new samples each epoch, deterministic given the seed).
+
+    Parameters
+    ----------
+    generator : SampleGenerator
+        Head model, spike library and synthesis parameters.
+    config : TrainingConfig
+        Batch size, samples per epoch, validation size, workers, seed.
+    """
+
+    def __init__(self, generator: SampleGenerator, config: TrainingConfig):
+        super().__init__()
+        self.generator = generator
+        self.config = config
+        self._validation: list[dict] | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        """Draw the validation set once (kept in memory with compact targets)."""
+        if self._validation is None:
+            dataset = SyntheticEEGDataset(
+                self.generator, self.config.val_samples, validation_seed(self.config.seed), compact_targets=True
+            )
+            self._validation = list(dataset)
+
+    def train_dataloader(self) -> DataLoader:
+        """Return this epoch's samples; Lightning reloads it every epoch."""
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        dataset = SyntheticEEGDataset(
+            self.generator, self.config.samples_per_epoch, epoch_seed(self.config.seed, epoch), compact_targets=True
+        )
+        workers = self.config.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=self.config.batch_size,
+            num_workers=workers,
+            collate_fn=collate_samples,
+            prefetch_factor=4 if workers else None,
+            persistent_workers=False,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        """Return the fixed validation set."""
+        self.setup()
+        return DataLoader(self._validation, batch_size=self.config.batch_size, collate_fn=collate_samples)
+
+    def validation_arrays(self) -> dict[str, np.ndarray]:
+        """Return the validation set as dense arrays (for tests and reports)."""
+        self.setup()
+        batch = collate_samples(self._validation)
+        return {key: value.numpy() for key, value in batch.items()}

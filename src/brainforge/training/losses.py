@@ -1,0 +1,60 @@
+"""Training losses: each model's published loss, plus MSE and cosine options."""
+
+from __future__ import annotations
+
+import torch
+
+from .._errors import BrainForgeError
+from ..models.base import normalise_batch
+
+#: Loss names accepted by :class:`~brainforge.training.TrainingConfig`.
+LOSSES = ("mse", "mse_sum", "cosine", "cosine_reprojection")
+
+#: Each model's published loss.
+PUBLISHED_LOSS = {
+    "cnn_transformer": "mse",
+    "deepsif": "mse_sum",  # nn.MSELoss(reduction="sum")
+    "convdip": "cosine",
+    "gru": "cosine_reprojection",
+}
+
+
+def cosine_distance(estimate: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Mean over batch and time of 1 - cosine similarity between source vectors (last axis)."""
+    return (1.0 - torch.nn.functional.cosine_similarity(estimate, target, dim=-1, eps=eps)).mean()
+
+
+def reprojection_rms(estimate: torch.Tensor, eeg: torch.Tensor, leadfield: torch.Tensor) -> torch.Tensor:
+    """RMS error between the EEG and the estimate projected back through the leadfield.
+
+    Both are normalised as the network input is (time mean, channel mean,
+    divided by the max |value| of each sample), since targets and EEG carry
+    no common physical scale.
+    """
+    reprojected = normalise_batch(estimate @ leadfield.T)
+    return torch.sqrt(torch.mean((reprojected - eeg) ** 2))
+
+
+def compute_loss(
+    name: str,
+    estimate: torch.Tensor,
+    target: torch.Tensor,
+    eeg: torch.Tensor | None = None,
+    leadfield: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Compute the loss ``name`` of sources (B, T, R) against targets (B, T, R).
+
+    ``cosine_reprojection`` (the dual-path GRU's) also needs the normalised
+    input ``eeg`` (B, T, C) and the average-referenced ``leadfield`` (C, R).
+    """
+    if name == "mse":
+        return torch.mean((estimate - target) ** 2)
+    if name == "mse_sum":
+        return torch.sum((estimate - target) ** 2)
+    if name == "cosine":
+        return cosine_distance(estimate, target)
+    if name == "cosine_reprojection":
+        if eeg is None or leadfield is None:
+            raise BrainForgeError("The cosine_reprojection loss needs the EEG and the leadfield.")
+        return cosine_distance(estimate, target) + reprojection_rms(estimate, eeg, leadfield)
+    raise BrainForgeError(f"Unknown loss {name!r}; choose from {', '.join(LOSSES)}.")

@@ -1,0 +1,114 @@
+"""The LightningModule that trains any :class:`~brainforge.models.SourceModel`."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+
+from ..models.base import SourceModel, normalise_batch
+from ..topomap import Montage
+from .config import TrainingConfig
+from .losses import PUBLISHED_LOSS, compute_loss
+from .metrics import peak_region_error_mm, peak_times
+
+#: Metric that early stopping and model export follow.
+MONITOR = "val_peak_error_mm"
+
+
+class SourceLocalizer(pl.LightningModule):
+    """Loss, optimiser, montage subsets and validation metrics around a network.
+
+    Parameters
+    ----------
+    model : SourceModel
+        The network.
+    config : TrainingConfig
+        Training settings.
+    region_distance_mm : array, shape (n_regions, n_regions)
+        Distances between region centres (validation metric).
+    leadfield : array, shape (n_channels, n_regions)
+        Region leadfield of the training montage (re-projection loss).
+    """
+
+    def __init__(
+        self, model: SourceModel, config: TrainingConfig, region_distance_mm: np.ndarray, leadfield: np.ndarray
+    ):
+        super().__init__()
+        self.model = model
+        self.config = config
+        self.loss_name = config.loss or PUBLISHED_LOSS[model.name]
+        self.register_buffer("distance_mm", torch.as_tensor(region_distance_mm, dtype=torch.float32), persistent=False)
+        self.register_buffer("leadfield", torch.as_tensor(leadfield, dtype=torch.float32), persistent=False)
+
+    # ------------------------------------------------------------------ helpers
+    def _subset(self, eeg: torch.Tensor) -> tuple[torch.Tensor, Montage, torch.Tensor]:
+        """Pick a random channel subset for this step (seeded by seed and step), re-referenced and re-normalised."""
+        montage = self.model.montage
+        subsets = self.config.montage_subsets
+        if subsets is None or not self.model.any_montage:
+            return eeg, montage, self.leadfield
+        rng = np.random.default_rng([self.config.seed, self.global_step, 7])
+        n = int(rng.integers(subsets[0], min(subsets[1], montage.n_channels) + 1))
+        index = np.sort(rng.choice(montage.n_channels, n, replace=False))
+        picks = torch.as_tensor(index, device=eeg.device)
+        return normalise_batch(eeg.index_select(2, picks)), montage.pick(index), self.leadfield.index_select(0, picks)
+
+    def _crop(self, eeg: torch.Tensor, sources: torch.Tensor, random: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Windows of ``crop_samples`` that contain each sample's spike peak."""
+        length = self.config.crop_samples
+        n_times = eeg.shape[1]
+        if length is None or length >= n_times:
+            return eeg, sources
+        peaks = peak_times(sources)
+        if random:
+            rng = np.random.default_rng([self.config.seed, self.global_step, 11])
+            offsets = torch.as_tensor(rng.integers(0, length, len(peaks)), device=eeg.device)
+        else:
+            offsets = torch.full_like(peaks, length // 2)
+        starts = (peaks - offsets).clamp(0, n_times - length)
+        window = starts[:, None] + torch.arange(length, device=eeg.device)
+        batch = torch.arange(len(eeg), device=eeg.device)[:, None]
+        return normalise_batch(eeg[batch, window]), sources[batch, window]
+
+    def _loss(self, estimate, sources, eeg, leadfield) -> torch.Tensor:
+        leadfield = leadfield - leadfield.mean(dim=0)
+        return compute_loss(self.loss_name, estimate, sources, eeg, leadfield)
+
+    # ------------------------------------------------------------------ steps
+    def forward(self, eeg: torch.Tensor, montage: Montage | None = None) -> torch.Tensor:
+        """Source activity (B, T, R)."""
+        return self.model(eeg, montage)
+
+    def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
+        """One optimisation step on a batch of on-the-fly samples."""
+        eeg, sources = self._crop(batch["eeg"], batch["sources"], random=True)
+        eeg, montage, leadfield = self._subset(eeg)
+        estimate = self.model(eeg, montage)
+        loss = self._loss(estimate, sources, eeg, leadfield)
+        self.log("train_loss", loss, prog_bar=True, batch_size=len(eeg))
+        return loss
+
+    def validation_step(self, batch: dict, batch_index: int) -> None:
+        """Loss and peak-region localisation error on the fixed validation set (full montage)."""
+        eeg, sources = self._crop(batch["eeg"], batch["sources"], random=False)
+        estimate = self.model(eeg)
+        loss = self._loss(estimate, sources, eeg, self.leadfield)
+        error = peak_region_error_mm(estimate, sources, batch["active"], self.distance_mm)
+        self.log("val_loss", loss, batch_size=len(eeg), sync_dist=True)
+        self.log(MONITOR, error.mean(), prog_bar=True, batch_size=len(eeg), sync_dist=True)
+
+    def configure_optimizers(self):
+        """Adam or AdamW with the configured schedule."""
+        c = self.config
+        cls = torch.optim.AdamW if c.optimizer == "adamw" else torch.optim.Adam
+        optimizer = cls(self.model.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay)
+        if c.schedule == "none":
+            return optimizer
+        if c.schedule == "cosine":
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=c.max_epochs)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=0.5, patience=max(1, c.patience // 3)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": MONITOR}}

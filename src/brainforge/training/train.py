@@ -1,0 +1,274 @@
+"""Train a network with Lightning: resumable, early-stopped, exported as safetensors + JSON."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+
+from .. import __version__
+from .._cache import atomic_path
+from .._errors import BrainForgeError
+from ..models import build_model, load_weights, save_model
+from ..synthesis import SampleGenerator
+from ..topomap import Montage
+from .checkpoint_io import SafetensorsCheckpointIO
+from .config import TrainingConfig
+from .data import SyntheticDataModule
+from .module import MONITOR, SourceLocalizer
+
+logger = logging.getLogger("brainforge")
+
+
+class _DropAdverts(logging.Filter):
+    """Lightning advertises a cloud logger on every run; keep its useful lines only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+    logging.getLogger(_name).addFilter(_DropAdverts())
+
+#: Resumable state, relative to the run folder.
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+#: The run's settings, written when it starts (``--resume`` reads them back).
+RUN_FILE = "run.json"
+
+
+@dataclass
+class TrainingResult:
+    """What a training run produced.
+
+    Attributes
+    ----------
+    out_dir : Path
+        Run folder: ``model.safetensors`` + ``config.json`` (best model),
+        ``checkpoints/last.ckpt`` (resume), ``logs/`` (CSV), ``run.json``.
+    best_metrics : dict
+        Validation metrics of the exported model.
+    epochs : int
+        Epochs completed.
+    model : SourceModel
+        The trained network (best weights, eval mode).
+    """
+
+    out_dir: Path
+    best_metrics: dict
+    epochs: int
+    model: object
+
+
+class ExportBestModel(Callback):
+    """Write the release checkpoint (safetensors + JSON) whenever validation improves."""
+
+    def __init__(self, out_dir: Path, info: dict):
+        self.out_dir = Path(out_dir)
+        self.info = info
+        self.best: float = float("inf")
+        self.best_metrics: dict = {}
+
+    def on_validation_end(self, trainer: pl.Trainer, module: SourceLocalizer) -> None:
+        """Export when the monitored metric improved (rank 0 only)."""
+        if trainer.sanity_checking or MONITOR not in trainer.callback_metrics:
+            return
+        value = float(trainer.callback_metrics[MONITOR])
+        if not value < self.best:
+            return
+        self.best = value
+        self.best_metrics = {
+            **{k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")},
+            "epoch": trainer.current_epoch,
+            "global_step": trainer.global_step,
+        }
+        if trainer.is_global_zero:
+            save_model(module.model, self.out_dir, {**self.info, "metrics": self.best_metrics})
+
+    def state_dict(self) -> dict:
+        """Best score so far (survives resume)."""
+        return {"best": self.best, "best_metrics": self.best_metrics}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`."""
+        self.best = float(state["best"])
+        self.best_metrics = dict(state["best_metrics"])
+
+
+def parse_max_time(text: str | None) -> str | None:
+    """``HH:MM`` (or ``DD:HH:MM:SS``) to Lightning's ``DD:HH:MM:SS``."""
+    if text is None:
+        return None
+    parts = text.split(":")
+    try:
+        numbers = [int(p) for p in parts]
+    except ValueError as err:
+        raise BrainForgeError(f"--max-time takes HH:MM, got {text!r}.") from err
+    if len(numbers) == 2:
+        hours, minutes = numbers
+        return f"{hours // 24:02d}:{hours % 24:02d}:{minutes:02d}:00"
+    if len(numbers) == 4:
+        return text
+    raise BrainForgeError(f"--max-time takes HH:MM, got {text!r}.")
+
+
+def head_model_info(head) -> dict:
+    """JSON description of a head model: enough to rebuild a template one and to check region counts."""
+    return {
+        "description": head.description,
+        "n_regions": head.n_regions,
+        "n_deep_regions": head.n_deep_regions,
+        "n_channels": head.n_channels,
+        "config": None if head.config is None else asdict(head.config),
+    }
+
+
+def _run_info(generator: SampleGenerator, config: TrainingConfig, loss: str, provenance: dict | None) -> dict:
+    library = generator.library
+    return {
+        "head_model": head_model_info(generator.head),
+        "montage_handling": {
+            "training_subsets": config.montage_subsets,
+            "note": "map-based models accept any montage; the others need the training channels",
+        },
+        "data": {
+            "synthesis": asdict(generator.config),
+            "library": {k: library.metadata.get(k) for k in ("connectome", "n_nodes", "engine", "seed", "path")},
+            "seed": config.seed,
+        },
+        "training": {**config.to_dict(), "loss": loss},
+        "brainforge_version": __version__,
+        **(provenance or {}),
+    }
+
+
+def train(
+    model_name: str,
+    generator: SampleGenerator,
+    out_dir: str | Path,
+    config: TrainingConfig | None = None,
+    *,
+    model_params: dict | None = None,
+    init: str | Path | None = None,
+    resume: bool = False,
+    max_time: str | None = None,
+    provenance: dict | None = None,
+    accelerator: str = "auto",
+    devices: int | str = "auto",
+    progress: bool = True,
+) -> TrainingResult:
+    """Train ``model_name`` on on-the-fly samples of ``generator``.
+
+    Parameters
+    ----------
+    model_name : str
+        ``cnn_transformer``, ``deepsif``, ``convdip`` or ``gru``.
+    generator : SampleGenerator
+        Head model + spike library + synthesis parameters.
+    out_dir : path
+        Run folder.
+    config : TrainingConfig | None
+        Training settings.
+    model_params : dict | None
+        Hyper-parameters of the model (its config dataclass fields).
+    init : path | None
+        Fine-tune: start from this model folder's weights (tensors whose shape
+        changed, e.g. the output layer of another head model, start fresh).
+    resume : bool
+        Continue from ``out_dir/checkpoints/last.ckpt``.
+    max_time : str | None
+        Wall-clock budget, ``HH:MM``.
+    provenance : dict | None
+        Extra JSON stored in the exported config (e.g. the CLI's head spec).
+    accelerator, devices
+        Lightning's; several GPUs train with DDP.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    result : TrainingResult
+    """
+    config = config or TrainingConfig()
+    out_dir = Path(out_dir)
+    last = out_dir / LAST_CHECKPOINT
+    if resume and not last.is_file():
+        raise BrainForgeError(f"Nothing to resume in {out_dir} (no {LAST_CHECKPOINT}); drop --resume to start.")
+    if not resume and last.is_file():
+        raise BrainForgeError(f"{out_dir} already holds a training run; pass --resume or choose another --out.")
+    pl.seed_everything(config.seed, workers=True, verbose=False)
+    head = generator.head
+    montage = Montage.from_head_model(head)
+    model = build_model(model_name, head.n_regions, montage, **(model_params or {}))
+    if init is not None and not resume:
+        load_weights(model, init)
+    module = SourceLocalizer(model, config, head.region_distance, head.region_leadfield)
+    data = SyntheticDataModule(generator, config)
+    info = _run_info(generator, config, module.loss_name, provenance)
+    if init is not None:
+        info["init"] = str(init)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        with atomic_path(out_dir / RUN_FILE) as tmp:
+            tmp.write_text(
+                json.dumps({"model": model_name, "model_params": model.hyper_parameters(), **info}, indent=1)
+            )
+    export = ExportBestModel(out_dir, info)
+    steps_per_epoch = -(-config.samples_per_epoch // config.batch_size)
+    trainer = pl.Trainer(
+        accelerator=accelerator,
+        devices=devices,
+        max_epochs=config.max_epochs,
+        max_time=parse_max_time(max_time),
+        callbacks=[
+            EarlyStopping(MONITOR, patience=config.patience, mode="min"),
+            ModelCheckpoint(dirpath=out_dir / LAST_CHECKPOINT.parent, save_last=True, save_top_k=0),
+            export,
+        ],
+        plugins=[SafetensorsCheckpointIO()],
+        logger=pl.loggers.CSVLogger(out_dir, name="logs"),
+        reload_dataloaders_every_n_epochs=1,
+        num_sanity_val_steps=0,
+        gradient_clip_val=config.gradient_clip or None,
+        log_every_n_steps=max(1, min(50, steps_per_epoch)),
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        default_root_dir=out_dir,
+    )
+    logger.info(model.summary())
+    with warnings.catch_warnings():
+        # Lightning suggests more workers; on two cores one worker is the right call.
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*IterableDataset.*__len__.*")
+        warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+        trainer.fit(module, datamodule=data, ckpt_path=last if resume else None)
+    best_model = model
+    if export.best_metrics:
+        from ..models import load_model
+
+        best_model, _ = load_model(out_dir)
+    return TrainingResult(out_dir, export.best_metrics, trainer.current_epoch, best_model)
+
+
+def evaluate_peak_error(
+    model, arrays: dict[str, np.ndarray], region_distance_mm: np.ndarray, montage: Montage | None = None
+) -> np.ndarray:
+    """Peak-region error (mm) of ``model`` on dense arrays (``eeg``, ``sources``, ``active``), per sample."""
+    from .metrics import peak_region_error_mm
+
+    model.eval()
+    with torch.inference_mode():
+        estimate = model(torch.as_tensor(arrays["eeg"]), montage)
+        error = peak_region_error_mm(
+            estimate,
+            torch.as_tensor(arrays["sources"]),
+            torch.as_tensor(arrays["active"]),
+            torch.as_tensor(region_distance_mm, dtype=torch.float32),
+        )
+    return error.numpy()

@@ -1,0 +1,136 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from brainforge import BrainForgeError
+from brainforge.anatomy import CHANNEL_SUBSETS, get_electrodes
+from brainforge.models import MODELS, build_model, load_model, load_weights, normalise_batch, save_model
+from brainforge.topomap import Montage
+
+SMALL = {
+    "cnn_transformer": {"grid_size": 16, "conv_channels": (4,), "d_model": 32, "n_heads": 2, "n_layers": 1},
+    "deepsif": {"hidden": 40},
+    "convdip": {"n_filters": 8, "dense_units": 20},
+    "gru": {"dense_units": 20, "gru_units": 8},
+}
+
+
+@pytest.fixture(scope="module")
+def montage():
+    electrodes = get_electrodes("1010-64")
+    return Montage(tuple(electrodes.names), electrodes.pos)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_one_interface_for_all(name, montage):
+    torch.manual_seed(0)
+    model = build_model(name, 30, montage, **SMALL[name]).eval()
+    eeg = normalise_batch(torch.randn(2, 25, 64))
+    out = model(eeg, montage)
+    assert out.shape == (2, 25, 30) and torch.isfinite(out).all()
+    assert model.n_parameters == sum(p.numel() for p in model.parameters()) > 0
+    assert f"{model.n_parameters:,} parameters" in model.summary()
+    # Channels given in another order give the same answer.
+    order = np.random.default_rng(0).permutation(64)
+    shuffled = model(eeg[..., order], montage.pick(order))
+    torch.testing.assert_close(shuffled, out, atol=1e-5, rtol=1e-4)
+
+
+def test_published_defaults():
+    electrodes = get_electrodes("1010-75")
+    montage75 = Montage(tuple(electrodes.names), electrodes.pos)
+    deepsif = build_model("deepsif", 994, montage75)
+    # 75->75->75 with residual, 75->500->500 + skip, 500 value layer, 3-layer LSTM 500->994.
+    assert deepsif.spatial.fc21.out_features == 500 and deepsif.spatial.fc23.in_features == 75
+    assert deepsif.temporal.num_layers == 3 and deepsif.temporal.hidden_size == 994
+    lstm = sum(p.numel() for p in deepsif.temporal.parameters())
+    assert lstm == 4 * (994 * (500 + 994) + 2 * 994) + 2 * 4 * (994 * (994 + 994) + 2 * 994)
+    convdip = build_model("convdip", 994, montage75)
+    assert convdip.cnn[0].out_channels == 64 and convdip.dense[1].out_features == 200
+    gru = build_model("gru", 994, montage75)
+    assert gru.gru1.hidden_size == 32 and gru.gru1.bidirectional and gru.gru2.bidirectional
+
+
+def test_map_models_take_any_montage_fixed_ones_refuse(montage):
+    electrodes = get_electrodes("1010-16")
+    montage16 = Montage(tuple(electrodes.names), electrodes.pos)
+    eeg16 = torch.randn(1, 10, 16)
+    for name in ("cnn_transformer", "convdip"):
+        out = build_model(name, 30, montage, **SMALL[name]).eval()(eeg16, montage16)
+        assert out.shape == (1, 10, 30)
+    for name in ("deepsif", "gru"):
+        with pytest.raises(BrainForgeError, match=r"fixed channels.*lacks"):
+            build_model(name, 30, montage, **SMALL[name])(eeg16, montage16)
+    with pytest.raises(BrainForgeError, match="channels but the montage"):
+        build_model("gru", 30, montage, **SMALL["gru"])(torch.randn(1, 10, 63), montage)
+    with pytest.raises(BrainForgeError, match="Unknown model"):
+        build_model("resnet", 30, montage)
+    with pytest.raises(BrainForgeError, match="Unknown CNNTransformerConfig"):
+        build_model("cnn_transformer", 30, montage, n_layer=2)
+
+
+def test_fixed_model_picks_its_channels_from_a_larger_montage():
+    electrodes = get_electrodes("1010-75")
+    montage75 = Montage(tuple(electrodes.names), electrodes.pos)
+    index = [electrodes.names.index(n) for n in CHANNEL_SUBSETS["1010-64"]]
+    model = build_model("gru", 20, montage75.pick(index), **SMALL["gru"]).eval()
+    eeg75 = normalise_batch(torch.randn(1, 12, 75))
+    expected = model(normalise_batch(eeg75[..., index]))
+    torch.testing.assert_close(model(eeg75, montage75), expected)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_checkpoint_round_trip(name, montage, tmp_path):
+    torch.manual_seed(1)
+    model = build_model(name, 30, montage, **SMALL[name]).eval()
+    save_model(model, tmp_path / "m", {"metrics": {"val_peak_error_mm": 12.5}})
+    loaded, config = load_model(tmp_path / "m")
+    eeg = normalise_batch(torch.randn(2, 9, 64))
+    torch.testing.assert_close(loaded(eeg), model(eeg))
+    assert config["model"]["name"] == name and config["metrics"]["val_peak_error_mm"] == 12.5
+    assert config["montage"]["ch_names"] == list(montage.ch_names)
+    # safetensors holds plain tensors: nothing to unpickle.
+    assert (tmp_path / "m" / "model.safetensors").read_bytes()[8:9] == b"{"
+
+
+def test_corrupt_or_foreign_checkpoints_give_one_line_errors(montage, tmp_path):
+    model = build_model("gru", 30, montage, **SMALL["gru"])
+    good = save_model(model, tmp_path / "good")
+    with pytest.raises(BrainForgeError, match="not found"):
+        load_model(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BrainForgeError, match=r"no config\.json"):
+        load_model(tmp_path / "empty")
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "config.json").write_text((good / "config.json").read_text())
+    (corrupt / "model.safetensors").write_bytes((good / "model.safetensors").read_bytes()[:200])
+    with pytest.raises(BrainForgeError, match="corrupt") as err:
+        load_model(corrupt)
+    assert "\n" not in str(err.value)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "config.json").write_text(json.dumps({"architectures": ["BertModel"]}))
+    with pytest.raises(BrainForgeError, match="not a BrainForge model config"):
+        load_model(foreign)
+    (foreign / "config.json").write_text("{not json")
+    with pytest.raises(BrainForgeError, match="not JSON"):
+        load_model(foreign)
+    # Weights of another architecture under a valid config.
+    other = save_model(build_model("gru", 31, montage, **SMALL["gru"]), tmp_path / "other")
+    (other / "config.json").write_text((good / "config.json").read_text())
+    with pytest.raises(BrainForgeError, match="do not fit"):
+        load_model(other)
+
+
+def test_fine_tuning_keeps_what_fits(montage, tmp_path):
+    source = build_model("cnn_transformer", 30, montage, **SMALL["cnn_transformer"])
+    save_model(source, tmp_path / "generic")
+    target = build_model("cnn_transformer", 45, montage, **SMALL["cnn_transformer"])
+    skipped = load_weights(target, tmp_path / "generic")
+    assert skipped == ["head.bias", "head.weight"]
+    torch.testing.assert_close(target.embed.weight, source.embed.weight)
+    with pytest.raises(BrainForgeError, match="holds a cnn_transformer model"):
+        load_weights(build_model("gru", 30, montage, **SMALL["gru"]), tmp_path / "generic")

@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+import torch
+from scipy.interpolate import RBFInterpolator, griddata
+
+from brainforge import BrainForgeError
+from brainforge.anatomy import get_electrodes
+from brainforge.topomap import INTERPOLATION_METHODS, Montage, Topomap, azimuthal_equidistant, make_topomap
+from brainforge.topomap.interpolation import grid_points
+
+
+@pytest.fixture(scope="module")
+def montage64():
+    electrodes = get_electrodes("1010-64")
+    return Montage(tuple(electrodes.names), electrodes.pos)
+
+
+def test_projection_preserves_angle_from_vertex():
+    centre = np.zeros(3)
+    # A point at 90 degrees from the vertex, towards the nose, lands at (0, pi/2).
+    xy = azimuthal_equidistant(np.array([[0.0, 0.0, 80.0], [0.0, 95.0, 0.0], [-70.0, 0.0, 0.0]]), centre)
+    np.testing.assert_allclose(xy, [[0, 0], [0, np.pi / 2], [-np.pi / 2, 0]], atol=1e-12)
+
+
+@pytest.mark.parametrize("method", INTERPOLATION_METHODS)
+def test_exact_at_electrodes(montage64, method):
+    topomap = Topomap(montage64, method, size=32)
+    points = topomap.points
+    values = np.random.default_rng(0).standard_normal(montage64.n_channels)
+    # Interpolate at the electrodes themselves with the same matrix builder.
+    from brainforge.topomap import interpolation_matrix
+
+    inside = interpolation_matrix(points, grid_points(32), method)[1]
+    assert inside.mean() > 0.3
+    matrix, mask = interpolation_matrix(points, points, method)
+    assert mask.all()
+    np.testing.assert_allclose(matrix @ values, values, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", INTERPOLATION_METHODS)
+def test_linear_field_is_reproduced(montage64, method):
+    topomap = Topomap(montage64, method, size=48)
+    grid = grid_points(48)
+    a, b, c = 0.3, -1.2, 0.7
+    values = a + b * topomap.points[:, 0] + c * topomap.points[:, 1]
+    expected = a + b * grid[:, 0] + c * grid[:, 1]
+    maps = topomap(torch.as_tensor(values[None], dtype=torch.float64)).reshape(-1).numpy()
+    mask = topomap.mask.numpy().ravel()
+    np.testing.assert_allclose(maps[mask], expected[mask], atol=1e-4)
+    assert not maps[~mask].any()
+
+
+@pytest.mark.parametrize("method", INTERPOLATION_METHODS)
+def test_agrees_with_scipy_on_random_maps(montage64, method):
+    topomap = Topomap(montage64, method, size=64)
+    grid = grid_points(64)
+    values = np.random.default_rng(1).standard_normal((5, montage64.n_channels))
+    maps = topomap(torch.as_tensor(values)).reshape(5, -1).numpy()
+    mask = topomap.mask.numpy().ravel()
+    for row, map_ in zip(values, maps, strict=True):
+        if method == "rbf":
+            reference = RBFInterpolator(topomap.points, row, kernel="thin_plate_spline")(grid)
+        else:
+            reference = griddata(topomap.points, row, grid, method=method)
+        assert not np.isnan(reference[mask]).any()
+        np.testing.assert_allclose(map_[mask], reference[mask], atol=1e-5 * np.abs(row).max())
+
+
+def test_batches_and_cache(montage64):
+    topomap = make_topomap(montage64, "linear", 32)
+    assert make_topomap(Montage(montage64.ch_names, montage64.ch_pos_mm.copy()), "linear", 32) is topomap
+    eeg = torch.randn(3, 7, montage64.n_channels)
+    maps = topomap(eeg)
+    assert maps.shape == (3, 7, 32, 32)
+    torch.testing.assert_close(maps[2, 5], topomap(eeg[2, 5]))
+
+
+def test_electrodes_land_on_the_same_pixels_in_any_montage(montage64):
+    # The projection frame is fixed: a subset's electrodes keep their positions.
+    subset = montage64.pick(range(0, 64, 3))
+    np.testing.assert_allclose(azimuthal_equidistant(subset.ch_pos_mm), azimuthal_equidistant(montage64.ch_pos_mm)[::3])
+
+
+def test_bad_montages_give_clear_errors(montage64):
+    with pytest.raises(BrainForgeError, match="shape"):
+        Montage(("A", "B"), np.zeros((3, 3)))
+    with pytest.raises(BrainForgeError, match="NaN"):
+        Montage(("A",), np.full((1, 3), np.nan))
+    with pytest.raises(BrainForgeError, match="at least 4"):
+        Topomap(montage64.pick([0, 1, 2]))
+    with pytest.raises(BrainForgeError, match="share one position"):
+        Topomap(Montage(("A", "B", "C", "D", "E"), montage64.ch_pos_mm[[0, 1, 2, 3, 3]]))
+    with pytest.raises(BrainForgeError, match="Unknown interpolation"):
+        Topomap(montage64, "nearest")
+    with pytest.raises(BrainForgeError, match="channels"):
+        make_topomap(montage64)(torch.zeros(2, 10))

@@ -1,0 +1,165 @@
+"""Tiny training runs: the networks learn, runs resume, the CLI trains."""
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from brainforge import BrainForgeError
+from brainforge.anatomy import CHANNEL_SUBSETS, make_head_model
+from brainforge.models import build_model
+from brainforge.synthesis import SampleGenerator, SynthesisConfig
+from brainforge.topomap import Montage
+from brainforge.training import (
+    SyntheticDataModule,
+    TrainingConfig,
+    evaluate_peak_error,
+    load_training_state,
+    random_region_error_mm,
+    save_training_state,
+    train,
+)
+
+CROP = 16
+
+
+@pytest.fixture(scope="module")
+def head100(head64):
+    # 100 cortical regions + 14 deep ones, sharing head64's cached leadfield.
+    return make_head_model("1010-64", n_regions=100)
+
+
+@pytest.fixture(scope="module")
+def generator(head100, spike_library):
+    return SampleGenerator(head100, spike_library, SynthesisConfig(n_sources=(1, 1), sensor_snr_db=(15, 20)))
+
+
+@pytest.fixture(scope="module")
+def held_out(generator):
+    """128 samples from a seed no training run uses, cut around the spike peak."""
+    arrays = SyntheticDataModule(generator, TrainingConfig(val_samples=128, seed=12345)).validation_arrays()
+    peaks = np.abs(arrays["sources"]).max(axis=2).argmax(axis=1)
+    starts = np.clip(peaks - CROP // 2, 0, arrays["eeg"].shape[1] - CROP)
+    window = starts[:, None] + np.arange(CROP)
+    rows = np.arange(len(peaks))[:, None]
+    eeg = arrays["eeg"][rows, window]
+    eeg = eeg - eeg.mean(axis=1, keepdims=True)
+    return {"eeg": eeg, "sources": arrays["sources"][rows, window], "active": arrays["active"]}
+
+
+def _renormalise(eeg):
+    eeg = eeg - eeg.mean(axis=2, keepdims=True)
+    return (eeg / np.abs(eeg).max(axis=(1, 2), keepdims=True)).astype(np.float32)
+
+
+def _chance(held_out, head):
+    distance = torch.as_tensor(head.region_distance, dtype=torch.float32)
+    return float(random_region_error_mm(torch.as_tensor(held_out["active"]), distance).mean())
+
+
+TINY = TrainingConfig(
+    samples_per_epoch=1024, val_samples=64, batch_size=32, max_epochs=6, crop_samples=CROP,
+    num_workers=0, learning_rate=3e-3, seed=3,
+)  # fmt: skip
+
+CNN = {"grid_size": 16, "conv_channels": (16,), "reduce_channels": 8, "d_model": 64, "n_layers": 1,
+       "dim_feedforward": 128, "dropout": 0.0}  # fmt: skip
+
+
+def _check_learns(name, params, config, generator, head, held_out, tmp_path):
+    torch.manual_seed(config.seed)
+    untrained = build_model(name, head.n_regions, Montage.from_head_model(head), **params)
+    result = train(name, generator, tmp_path / name, config, model_params=params, progress=False)
+    distance = head.region_distance
+    arrays = dict(held_out, eeg=_renormalise(held_out["eeg"]))
+    with torch.inference_mode():
+        trained_error = _peak_error(result.model, arrays, distance, None)
+        untrained_error = _peak_error(untrained, arrays, distance, None)
+    chance = _chance(held_out, head)
+    print(f"{name}: held-out peak error {trained_error:.1f} mm, untrained {untrained_error:.1f}, chance {chance:.1f}")
+    assert trained_error < 0.5 * untrained_error
+    assert trained_error < 0.5 * chance
+    return result, trained_error
+
+
+def _peak_error(model, arrays, distance, montage):
+    return float(evaluate_peak_error(model, arrays, distance, montage).mean())
+
+
+def test_cnn_transformer_on_montage_subsets_works_on_unseen_montages(generator, head100, held_out, tmp_path):
+    # Trained on random 20-48 channel subsets of the 64: neither the full 64
+    # nor the 16-channel 10-10 montage is a training montage exactly.
+    config = TrainingConfig(**{**TINY.to_dict(), "montage_subsets": (20, 48), "max_epochs": 8})
+    montage = Montage.from_head_model(head100)
+    result, full = _check_learns("cnn_transformer", CNN, config, generator, head100, held_out, tmp_path)
+    picks = [head100.ch_names.index(n) for n in CHANNEL_SUBSETS["1010-16"]]
+    arrays = dict(held_out, eeg=_renormalise(held_out["eeg"][..., picks]))
+    with torch.inference_mode():
+        sixteen = _peak_error(result.model, arrays, head100.region_distance, montage.pick(picks))
+    chance = _chance(held_out, head100)
+    print(f"16 channels: {sixteen:.1f} mm, 64 channels: {full:.1f} mm, chance {chance:.1f} mm")
+    assert sixteen < 0.6 * chance
+    assert result.best_metrics["val_peak_error_mm"] < 0.5 * chance
+
+
+@pytest.mark.parametrize("name", ["gru", "convdip", "deepsif"])
+def test_published_networks_learn(name, generator, head100, held_out, tmp_path):
+    params = {"deepsif": {"hidden": 200}}.get(name, {})
+    _check_learns(name, params, TINY, generator, head100, held_out, tmp_path)
+
+
+def test_resume_continues_where_it_stopped(generator, tmp_path):
+    config = TrainingConfig(
+        samples_per_epoch=64, val_samples=16, batch_size=16, max_epochs=1, crop_samples=8, num_workers=0
+    )
+    params = {"dense_units": 16, "gru_units": 4}
+    first = train("gru", generator, tmp_path, config, model_params=params, progress=False)
+    assert first.epochs == 1 and (tmp_path / "model.safetensors").is_file()
+    state = load_training_state(tmp_path / "checkpoints" / "last.ckpt")
+    assert state["global_step"] == 4
+    with pytest.raises(BrainForgeError, match="already holds a training run"):
+        train("gru", generator, tmp_path, config, model_params=params, progress=False)
+    longer = TrainingConfig(**{**config.to_dict(), "max_epochs": 2})
+    second = train("gru", generator, tmp_path, longer, model_params=params, resume=True, progress=False)
+    assert second.epochs == 2
+    state = load_training_state(tmp_path / "checkpoints" / "last.ckpt")
+    assert state["global_step"] == 8
+    with pytest.raises(BrainForgeError, match="Nothing to resume"):
+        train("gru", generator, tmp_path / "new", config, resume=True, progress=False)
+
+
+def test_training_state_round_trips_without_pickle(tmp_path):
+    state = {
+        "epoch": 3, "name": "x", "values": [1.5, None, True], "pair": (0.9, 0.999),
+        "optimizer": {"state": {0: {"step": torch.tensor(4.0), "exp_avg": torch.randn(3, 2)}}},
+        "nested": {"best": torch.tensor(float("inf"))},
+    }  # fmt: skip
+    save_training_state(state, tmp_path / "s.ckpt")
+    back = load_training_state(tmp_path / "s.ckpt")
+    assert back["pair"] == (0.9, 0.999) and back["values"] == [1.5, None, True]
+    assert list(back["optimizer"]["state"]) == [0]
+    torch.testing.assert_close(back["optimizer"]["state"][0]["exp_avg"], state["optimizer"]["state"][0]["exp_avg"])
+    (tmp_path / "bad.ckpt").write_bytes(b"\x80\x04garbage")
+    with pytest.raises(BrainForgeError, match="corrupt"):
+        load_training_state(tmp_path / "bad.ckpt")
+
+
+def test_cli_train_and_fine_tune(tmp_path):
+    from brainforge.cli import app
+
+    runner = CliRunner()
+    common = [
+        "--head", "1010-16", "--n-regions", "50", "--samples-per-epoch", "32", "--val-samples", "8",
+        "--batch-size", "8", "--max-epochs", "1", "--crop", "8", "--workers", "0", "--no-progress",
+    ]  # fmt: skip
+    result = runner.invoke(app, ["train", "--model", "gru", "--out", str(tmp_path / "a"), *common])
+    assert result.exit_code == 0, result.output
+    assert "parameters" in result.output and (tmp_path / "a" / "config.json").is_file()
+    result = runner.invoke(app, ["train", "--model", "gru", "--out", str(tmp_path / "a"), "--resume", *common])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(
+        app, ["train", "--model", "gru", "--out", str(tmp_path / "b"), "--init", str(tmp_path / "a"), *common]
+    )
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["train", "--model", "lstm", "--out", str(tmp_path / "c"), *common])
+    assert result.exit_code != 0 and "Unknown model" in str(result.output) + str(result.exception)
