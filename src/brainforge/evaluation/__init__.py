@@ -1,0 +1,29 @@
+"""Metrics as the references publish them (DeepSIF, ConvDip/esinet, dispersion, HD95, Dice)."""
+
+from .metrics import (
+    SPIKE_HALF_WINDOW_MS,
+    deepsif_metrics,
+    esinet_metrics,
+    evaluate,
+    local_maxima,
+    otsu_regions,
+    otsu_threshold,
+    overlap_metrics,
+    peak_error_mm,
+    spatial_dispersion_mm,
+    spike_window,
+)
+
+__all__ = [
+    "SPIKE_HALF_WINDOW_MS",
+    "deepsif_metrics",
+    "esinet_metrics",
+    "evaluate",
+    "local_maxima",
+    "otsu_regions",
+    "otsu_threshold",
+    "overlap_metrics",
+    "peak_error_mm",
+    "spatial_dispersion_mm",
+    "spike_window",
+]

@@ -1,0 +1,76 @@
+"""An ``mne.Forward`` that carries exactly a head model's leadfield."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import numpy as np
+
+from .._errors import BrainForgeError
+
+
+def make_info(head, sfreq: float = 500.0):
+    """``mne.Info`` of a head model's EEG channels, positions in MNE's head frame (= template MRI frame), m."""
+    import mne
+
+    montage = mne.channels.make_dig_montage(
+        dict(zip(head.ch_names, np.asarray(head.ch_pos) * 1e-3, strict=True)), coord_frame="head"
+    )
+    info = mne.create_info(list(head.ch_names), sfreq, "eeg")
+    info.set_montage(montage, verbose="error")
+    return info
+
+
+def make_forward(head, sfreq: float = 500.0):
+    """Build a fixed-orientation ``mne.Forward`` whose gain is exactly the head model's leadfield.
+
+    MNE's own ``make_forward_solution`` builds the object (source space,
+    channel info, coordinate frames); only its field computation is replaced
+    by the head model's leadfield, given as a free-orientation gain whose
+    three components are the leadfield times each dipole's orientation. In
+    surface orientation its normal component is the leadfield and the two
+    tangential ones are zero, so fixed-orientation inverses see exactly the
+    head model. Head models without a dipole leadfield (DeepSIF's anatomy)
+    use one dipole per region at the region centre.
+
+    Parameters
+    ----------
+    head : HeadModel
+        Head model.
+    sfreq : float
+        Sampling rate stored in the info, Hz.
+
+    Returns
+    -------
+    forward : mne.Forward
+        Surface-oriented, free orientation (use ``fixed=True`` inverses).
+    """
+    import mne
+    from mne.forward import _make_forward
+
+    from ..anatomy import make_template_bem
+
+    if head.leadfield is not None:
+        positions, normals, gain = head.source_pos, head.source_nn, head.leadfield
+    else:
+        positions, gain = head.region_centres, head.region_leadfield
+        normals = np.tile([0.0, 0.0, 1.0], (head.n_regions, 1))
+    if not np.isfinite(gain).all():
+        raise BrainForgeError("The head model's leadfield has NaN or infinite values; rebuild it.")
+    free = (gain[:, :, None] * normals[None, :, :]).reshape(len(gain), -1)  # (C, 3S)
+    info = make_info(head, sfreq)
+    src = mne.setup_volume_source_space(pos=dict(rr=positions * 1e-3, nn=normals), verbose="error")
+    identity = mne.transforms.Transform("head", "mri")
+    # MNE's checks need a conductor; the template BEM (cached) holds every source.
+    conductor = make_template_bem()
+
+    def _leadfield_instead(rr, *, bem, sensors, n_jobs, verbose=None):
+        if len(rr) != gain.shape[1]:
+            raise BrainForgeError("MNE dropped sources of the head model; they must lie inside the head.")
+        return {"eeg": free.T.copy()}
+
+    with mock.patch.object(_make_forward, "_compute_forwards", _leadfield_instead):
+        forward = mne.make_forward_solution(
+            info, identity, src, conductor, meg=False, eeg=True, mindist=0.0, verbose="error"
+        )
+    return mne.convert_forward_solution(forward, surf_ori=True, verbose="error")

@@ -1,0 +1,263 @@
+"""One solver interface: ``fit(head)`` then ``apply(eeg) -> SourceActivity``, classical (MNE-Python) or learned."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._errors import BrainForgeError
+from .forward import make_forward, make_info
+
+#: Classical solvers, all computed by MNE-Python's own code.
+CLASSICAL_SOLVERS = ("mne", "wmne", "dspm", "sloreta", "eloreta", "lcmv")
+
+# name -> (MNE method, depth weighting exponent). MNE is the plain minimum
+# norm, wMNE adds MNE's default depth weighting (0.8); dSPM keeps MNE's
+# default depth; sLORETA and eLORETA run without it (sLORETA's zero
+# localisation error for single dipoles holds without depth weighting;
+# eLORETA's weights already compensate depth).
+_LINEAR = {
+    "mne": ("MNE", None),
+    "wmne": ("MNE", 0.8),
+    "dspm": ("dSPM", 0.8),
+    "sloreta": ("sLORETA", None),
+    "eloreta": ("eLORETA", None),
+}
+
+
+@dataclass
+class SourceActivity:
+    """Estimated source activity.
+
+    Attributes
+    ----------
+    data : array, shape (n_regions, n_times)
+        Region time courses (for dipole-level solvers: the mean over each
+        region's dipoles).
+    sfreq : float
+        Sampling rate, Hz.
+    solver : str
+        Solver name.
+    vertex_data : array, shape (n_sources, n_times) | None
+        Dipole-level estimate, where the solver has one.
+    """
+
+    data: np.ndarray
+    sfreq: float
+    solver: str
+    vertex_data: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def n_times(self) -> int:
+        """Number of time samples."""
+        return self.data.shape[1]
+
+
+class InverseSolver:
+    """Base class. Subclasses implement :meth:`fit` and :meth:`apply`."""
+
+    name = ""
+
+    def fit(self, head) -> InverseSolver:  # pragma: no cover - interface
+        """Prepare for a head model."""
+        raise NotImplementedError
+
+    def apply(self, eeg: np.ndarray, sfreq: float = 500.0) -> SourceActivity:  # pragma: no cover
+        """Estimate sources of EEG (n_channels, n_times)."""
+        raise NotImplementedError
+
+    def _check_eeg(self, eeg: np.ndarray) -> np.ndarray:
+        eeg = np.asarray(eeg, float)
+        if eeg.ndim != 2 or eeg.shape[0] != self.n_channels:
+            raise BrainForgeError(
+                f"{self.name} expects EEG of shape ({self.n_channels} channels, n_times), got {eeg.shape}; "
+                "is the data (time, channels)? Transpose it."
+            )
+        if not np.isfinite(eeg).all():
+            raise BrainForgeError("The EEG contains NaN or infinite values; interpolate or drop bad segments.")
+        return eeg
+
+
+def region_mean_matrix(source_region: np.ndarray, n_regions: int) -> sp.csr_matrix:
+    """Sparse (n_regions, n_sources) matrix that averages dipoles into regions."""
+    counts = np.bincount(source_region, minlength=n_regions).astype(float)
+    weights = 1.0 / counts[source_region]
+    return sp.csr_matrix((weights, (source_region, np.arange(len(source_region)))), shape=(n_regions, len(weights)))
+
+
+def _noise_covariance(info, baseline: np.ndarray | None):
+    """Noise covariance from a baseline (n_channels, n_times), otherwise MNE's ad hoc diagonal one."""
+    import mne
+
+    if baseline is None:
+        return mne.make_ad_hoc_cov(info, verbose="error")
+    baseline = np.asarray(baseline, float)
+    if baseline.ndim != 2 or baseline.shape[0] != len(info["ch_names"]) or baseline.shape[1] < 2:
+        raise BrainForgeError(f"The baseline must be (n_channels={len(info['ch_names'])}, n_times >= 2).")
+    centred = baseline - baseline.mean(axis=1, keepdims=True)
+    data = centred @ centred.T / (baseline.shape[1] - 1)
+    return mne.Covariance(data, list(info["ch_names"]), [], [], baseline.shape[1] - 1, verbose="error")
+
+
+class ClassicalSolver(InverseSolver):
+    """MNE, weighted MNE, dSPM, sLORETA, eLORETA or LCMV from MNE-Python, on the head model's own leadfield.
+
+    Parameters
+    ----------
+    method : str
+        One of :data:`CLASSICAL_SOLVERS`.
+    snr : float
+        Amplitude SNR assumed by the minimum-norm family: ``lambda2 = 1 / snr**2``
+        (MNE's default 3).
+    baseline : array, shape (n_channels, n_times) | None
+        Noise-only EEG for the noise covariance; None uses MNE's ad hoc
+        diagonal covariance (equal variance on every channel).
+    reg : float
+        LCMV: regularisation of the data covariance (fraction of its trace, MNE's 0.05).
+    vertex_output : bool
+        Also return dipole-level estimates (costs memory: n_sources x n_times).
+
+    Notes
+    -----
+    The minimum-norm family is linear in the data: its kernel is computed once
+    in :meth:`fit` by applying MNE's ``apply_inverse`` to identity data, then
+    applied by a matrix product. LCMV's filter depends on the data covariance,
+    estimated from each segment: :meth:`apply` calls ``make_lcmv`` and
+    ``apply_lcmv`` every time. All solvers use fixed orientations (the head
+    model's dipole normals) and an average reference.
+    """
+
+    def __init__(
+        self,
+        method: str,
+        snr: float = 3.0,
+        baseline: np.ndarray | None = None,
+        reg: float = 0.05,
+        vertex_output: bool = False,
+    ):
+        if method not in CLASSICAL_SOLVERS:
+            raise BrainForgeError(f"Unknown solver {method!r}; choose from {', '.join(CLASSICAL_SOLVERS)}.")
+        if snr <= 0:
+            raise BrainForgeError(f"snr must be positive, got {snr}.")
+        self.name = method
+        self.snr = snr
+        self.baseline = baseline
+        self.reg = reg
+        self.vertex_output = vertex_output
+
+    def fit(self, head) -> ClassicalSolver:
+        """Build the MNE forward (and, for linear methods, the inverse kernel) of ``head``."""
+        import mne
+
+        self.head = head
+        self.n_channels = head.n_channels
+        self.forward = make_forward(head)
+        # The average reference as a projector: MNE's EEG inverses require it.
+        blank = mne.EvokedArray(np.zeros((head.n_channels, 1)), make_info(head), verbose="error")
+        self.info = blank.set_eeg_reference("average", projection=True, verbose="error").info
+        self.noise_cov = _noise_covariance(self.info, self.baseline)
+        if head.leadfield is not None:
+            self.to_regions = region_mean_matrix(head.source_region, head.n_regions)
+        else:
+            self.to_regions = sp.identity(head.n_regions, format="csr")
+        if self.name in _LINEAR:
+            method, depth = _LINEAR[self.name]
+            inverse = mne.minimum_norm.make_inverse_operator(
+                self.info, self.forward, self.noise_cov, loose=0.0, depth=depth, fixed=True, verbose="error"
+            )
+            identity = mne.EvokedArray(np.eye(self.n_channels), self.info, verbose="error")
+            stc = mne.minimum_norm.apply_inverse(
+                identity, inverse, 1.0 / self.snr**2, method, verbose="error"
+            )  # fmt: skip
+            self.kernel = stc.data  # (n_sources, n_channels), average reference included
+            self.region_kernel = np.asarray(self.to_regions @ self.kernel)
+        else:
+            # The beamformer takes the normal component directly: a fixed-orientation forward.
+            self.fixed_forward = mne.convert_forward_solution(
+                self.forward, surf_ori=True, force_fixed=True, verbose="error"
+            )
+        return self
+
+    def apply(self, eeg: np.ndarray, sfreq: float = 500.0) -> SourceActivity:
+        """Estimate sources of EEG (n_channels, n_times)."""
+        if not hasattr(self, "forward"):
+            raise BrainForgeError(f"Call fit(head) before apply() on the {self.name} solver.")
+        eeg = self._check_eeg(eeg)
+        if self.name in _LINEAR:
+            vertex = self.kernel @ eeg if self.vertex_output else None
+            return SourceActivity(self.region_kernel @ eeg, sfreq, self.name, vertex)
+        vertex = self._lcmv(eeg, sfreq)
+        return SourceActivity(
+            np.asarray(self.to_regions @ vertex), sfreq, self.name, vertex if self.vertex_output else None
+        )
+
+    def _lcmv(self, eeg: np.ndarray, sfreq: float) -> np.ndarray:
+        import mne
+        from mne.beamformer import apply_lcmv, make_lcmv
+
+        evoked = mne.EvokedArray(eeg, self.info, verbose="error").apply_proj(verbose="error")
+        centred = evoked.data - evoked.data.mean(axis=1, keepdims=True)
+        data_cov = mne.Covariance(
+            centred @ centred.T / (eeg.shape[1] - 1), list(self.info["ch_names"]), [], self.info["projs"],
+            eeg.shape[1] - 1, verbose="error",
+        )  # fmt: skip
+        filters = make_lcmv(
+            self.info, self.fixed_forward, data_cov, reg=self.reg, noise_cov=self.noise_cov,
+            weight_norm="unit-noise-gain-invariant", rank="info", verbose="error",
+        )  # fmt: skip
+        return apply_lcmv(evoked, filters, verbose="error").data
+
+
+class LearnedSolver(InverseSolver):
+    """A trained network (a model folder) behind the solver interface.
+
+    Parameters
+    ----------
+    model_dir : path
+        Folder written by ``brainforge train`` (``config.json`` + ``model.safetensors``).
+    """
+
+    def __init__(self, model_dir: str | Path):
+        from ..models import load_model
+
+        self.model_dir = Path(model_dir)
+        self.model, self.config = load_model(self.model_dir)
+        self.name = self.model_dir.name or self.model.name
+
+    def fit(self, head) -> LearnedSolver:
+        """Check the head model's regions against the network's and take its montage."""
+        from ..topomap import Montage
+
+        if head.n_regions != self.model.n_regions:
+            raise BrainForgeError(
+                f"Model {self.model_dir} outputs {self.model.n_regions} regions but the head model has "
+                f"{head.n_regions}; use the head model it was trained on, or fine-tune it (--init)."
+            )
+        self.montage = Montage.from_head_model(head)
+        self.n_channels = head.n_channels
+        return self
+
+    def apply(self, eeg: np.ndarray, sfreq: float = 500.0) -> SourceActivity:
+        """Estimate sources of EEG (n_channels, n_times): normalised as in training, then the network."""
+        import torch
+
+        from ..models import normalise_batch
+
+        eeg = self._check_eeg(eeg)
+        with torch.inference_mode():
+            batch = normalise_batch(torch.as_tensor(eeg.T[None], dtype=torch.float32))
+            sources = self.model(batch, self.montage)[0].numpy().T
+        return SourceActivity(sources.astype(float), sfreq, self.name)
+
+
+def make_solver(name: str, **options) -> InverseSolver:
+    """Return a solver by name (one of :data:`CLASSICAL_SOLVERS`) or by trained-model folder."""
+    if name.lower() in CLASSICAL_SOLVERS:
+        return ClassicalSolver(name.lower(), **options)
+    path = Path(name)
+    if path.exists():
+        return LearnedSolver(path)
+    raise BrainForgeError(f"Unknown solver {name!r}: not one of {', '.join(CLASSICAL_SOLVERS)} and not a model folder.")

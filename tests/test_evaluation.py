@@ -1,0 +1,160 @@
+"""Metrics on constructed cases, and the classical solvers' known properties."""
+
+import numpy as np
+import pytest
+
+from brainforge import BrainForgeError
+from brainforge.evaluation import (
+    deepsif_metrics,
+    esinet_metrics,
+    evaluate,
+    otsu_threshold,
+    spatial_dispersion_mm,
+    spike_window,
+)
+
+
+@pytest.fixture(scope="module")
+def head100(head64):
+    from brainforge.anatomy import make_head_model
+
+    return make_head_model("1010-64", n_regions=100)
+
+
+def _case(head, centre=10, n_times=100):
+    """A one-region 'patch' with a spike waveform, on head100's regions."""
+    wave = np.exp(-0.5 * ((np.arange(n_times) - 50) / 6.0) ** 2)
+    truth = np.zeros((head.n_regions, n_times))
+    truth[centre] = wave
+    return truth, [np.array([centre])], [centre], wave
+
+
+def test_otsu_threshold_splits_two_groups():
+    values = np.r_[np.full(90, 0.05), np.full(10, 0.9)]
+    assert 0.05 <= otsu_threshold(values) < 0.9
+
+
+def test_perfect_estimate(head100):
+    truth, patches, centres, _ = _case(head100)
+    metrics = evaluate(truth, truth, patches, centres, head100.region_distance, head100.region_adjacency)
+    assert metrics["loc_error_mm"] == 0 and metrics["precision"] == 1 and metrics["recall"] == 1
+    assert metrics["correlation"] == pytest.approx(1.0)
+    assert metrics["peak_error_mm"] == 0 and metrics["mle_mm"] == 0 and metrics["dice"] == 1
+    assert metrics["auc_close"] == 1 and metrics["nmse"] == pytest.approx(0)
+    assert metrics["dispersion_mm"] == 0 and metrics["hd95_mm"] == 0
+
+
+def test_estimate_shifted_by_one_region(head100):
+    truth, patches, centres, wave = _case(head100)
+    neighbour = int(head100.region_adjacency[10].indices[0])
+    estimate = np.zeros_like(truth)
+    estimate[neighbour] = wave
+    distance = head100.region_distance[10, neighbour]
+    metrics = evaluate(estimate, truth, patches, centres, head100.region_distance, head100.region_adjacency)
+    assert metrics["loc_error_mm"] == pytest.approx(distance)
+    assert metrics["peak_error_mm"] == pytest.approx(distance)
+    assert metrics["mle_mm"] == pytest.approx(distance)
+    assert metrics["precision"] == 0 and metrics["dice"] == 0
+
+
+def test_blurring_raises_dispersion(head100):
+    truth, patches, _, _ = _case(head100)
+    adjacency = head100.region_adjacency.astype(float)
+    blurred = truth.copy()
+    dispersions = [spatial_dispersion_mm(blurred, patches, head100.region_distance)]
+    for _ in range(3):
+        blurred = blurred + adjacency @ blurred
+        dispersions.append(spatial_dispersion_mm(blurred, patches, head100.region_distance))
+    assert dispersions[0] == 0 and np.all(np.diff(dispersions) > 0)
+
+
+def test_whole_window_versus_spike_window(head100):
+    # Background everywhere drives Otsu's threshold down over the whole window.
+    truth, patches, centres, _ = _case(head100, n_times=500)
+    rng = np.random.default_rng(0)
+    estimate = truth + 0.05 * rng.standard_normal(truth.shape)
+    window = spike_window(truth, 500.0)
+    assert window.stop - window.start == 25
+    full = deepsif_metrics(estimate, truth, patches, centres, head100.region_distance)
+    spike = deepsif_metrics(estimate[:, window], truth[:, window], patches, centres, head100.region_distance)
+    assert spike["loc_error_mm"] < full["loc_error_mm"]
+    assert esinet_metrics(estimate, truth, head100.region_distance, head100.region_adjacency)["mle_mm"] == 0
+
+
+@pytest.fixture(scope="module")
+def solvers(head100):
+    from brainforge.inverse import CLASSICAL_SOLVERS, ClassicalSolver
+
+    return {name: ClassicalSolver(name, vertex_output=True).fit(head100) for name in CLASSICAL_SOLVERS}
+
+
+def _dipole_errors(head, solver, sources, noise=0.0):
+    rng = np.random.default_rng(1)
+    wave = np.sin(np.linspace(0, 3 * np.pi, 300)) * np.hanning(300)
+    errors, depths = [], []
+    for source in sources:
+        eeg = head.leadfield[:, [source]] * wave
+        eeg = eeg + noise * np.abs(eeg).max() * rng.standard_normal(eeg.shape)
+        estimate = solver.apply(eeg).vertex_data
+        found = int(np.abs(estimate).max(axis=1).argmax())
+        errors.append(np.linalg.norm(head.source_pos[found] - head.source_pos[source]))
+        depths.append(np.linalg.norm(head.source_pos[found]) - np.linalg.norm(head.source_pos[source]))
+    return np.array(errors), np.array(depths)
+
+
+def test_sloreta_and_eloreta_find_noiseless_dipoles_exactly(head100, solvers):
+    sources = np.random.default_rng(0).choice(head100.n_cortical_sources, 15, replace=False)
+    for name in ("sloreta", "eloreta"):
+        errors, _ = _dipole_errors(head100, solvers[name], sources)
+        assert errors.max() == 0, name
+
+
+def test_minimum_norm_depth_bias(head100, solvers):
+    # Plain MNE pulls deep sources outwards: the maximum lies farther from the centre.
+    centre = head100.source_pos[: head100.n_cortical_sources].mean(axis=0)
+    radius = np.linalg.norm(head100.source_pos[: head100.n_cortical_sources] - centre, axis=1)
+    deep = np.flatnonzero(radius < np.percentile(radius, 20))[::40][:15]
+    errors, _ = _dipole_errors(head100, solvers["mne"], deep)
+    found_radius = []
+    for source in deep:
+        eeg = head100.leadfield[:, [source]] * np.hanning(50)
+        estimate = solvers["mne"].apply(eeg).vertex_data
+        found_radius.append(np.linalg.norm(head100.source_pos[np.abs(estimate).max(axis=1).argmax()] - centre))
+    assert np.median(errors) > 10
+    assert np.median(np.array(found_radius) - radius[deep]) > 5
+    # Depth weighting (wMNE) reduces the bias.
+    weighted, _ = _dipole_errors(head100, solvers["wmne"], deep)
+    assert np.median(weighted) < np.median(errors)
+
+
+def test_every_solver_returns_regions_by_time(head100, solvers):
+    eeg = np.random.default_rng(2).standard_normal((head100.n_channels, 120))
+    for name, solver in solvers.items():
+        activity = solver.apply(eeg)
+        assert activity.data.shape == (head100.n_regions, 120) and np.isfinite(activity.data).all(), name
+    lcmv_regions = solvers["lcmv"].apply(eeg).data
+    assert np.abs(lcmv_regions).max() > 0
+
+
+def test_solver_input_errors(head100, solvers):
+    from brainforge.inverse import ClassicalSolver, make_solver
+
+    with pytest.raises(BrainForgeError, match="Unknown solver"):
+        make_solver("loreta")
+    with pytest.raises(BrainForgeError, match="Transpose"):
+        solvers["mne"].apply(np.zeros((120, head100.n_channels)))
+    with pytest.raises(BrainForgeError, match="NaN"):
+        solvers["mne"].apply(np.full((head100.n_channels, 10), np.nan))
+    with pytest.raises(BrainForgeError, match="fit"):
+        ClassicalSolver("mne").apply(np.zeros((64, 10)))
+
+
+def test_model_folder_without_weights(tmp_path, head100):
+    from brainforge.inverse import make_solver
+    from brainforge.models import build_model, save_model
+    from brainforge.topomap import Montage
+
+    folder = save_model(build_model("gru", head100.n_regions, Montage.from_head_model(head100)), tmp_path / "m")
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(BrainForgeError, match="weights not found"):
+        make_solver(str(folder))
