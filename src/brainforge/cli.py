@@ -187,7 +187,7 @@ def _range(text: str, name: str, cast=float) -> tuple:
     return tuple(values)
 
 
-def _synthesis_head(head: str, channels: str | None, mismatch: str | None):
+def _synthesis_head(head: str, channels: str | None, mismatch: str | None, n_regions: int = 1000):
     """Return the head model that makes the EEG: a template montage or a saved .npz, optionally altered."""
     from .anatomy import CHANNEL_SUBSETS, make_head_model, read_head_model
 
@@ -215,7 +215,7 @@ def _synthesis_head(head: str, channels: str | None, mismatch: str | None):
             raise BrainForgeError(
                 f"--forward-mismatch must be skull:S_PER_M, jitter:MM or sphere, got {mismatch!r}."
             ) from err
-    model = make_head_model(head, channels=picks, **options)
+    model = make_head_model(head, channels=picks, n_regions=n_regions, **options)
     return model, options
 
 
@@ -350,7 +350,7 @@ def train_command(
         synthesis = SynthesisConfig(
             n_sources=_range(sources, "sources", int), sensor_snr_db=_range(snr, "snr"), deep_share=deep_share
         )
-    head_model = _training_head(head, channels, n_regions)
+    head_model, _ = _synthesis_head(head, channels, None, n_regions)
     library = read_spike_library(default_spike_library(progress=progress) if spikes == "default" else spikes)
     generator = SampleGenerator(head_model, library, synthesis)
     cli = {"model": model, "head": head, "channels": channels, "n_regions": n_regions, "spikes": spikes}
@@ -364,18 +364,6 @@ def train_command(
     metrics = ", ".join(f"{k} {v:.4g}" for k, v in result.best_metrics.items())
     typer.echo(f"Trained {result.epochs} epoch(s) in {time.perf_counter() - start:.0f} s; best: {metrics or 'none'}.")
     typer.echo(f"Model: {out}/model.safetensors + config.json")
-
-
-def _training_head(head: str, channels: str | None, n_regions: int):
-    from .anatomy import CHANNEL_SUBSETS, make_head_model, read_head_model
-
-    picks = None
-    if channels:
-        picks = CHANNEL_SUBSETS.get(channels) or [c.strip() for c in channels.split(",") if c.strip()]
-    if head.endswith(".npz"):
-        model = read_head_model(head)
-        return model.pick_channels(picks) if picks else model
-    return make_head_model(head, channels=picks, n_regions=n_regions)
 
 
 def main() -> None:
