@@ -316,6 +316,7 @@ def train_command(
     """Train a network on on-the-fly synthetic EEG; writes safetensors + JSON to --out."""
     import logging
 
+    from ._config import config_from_dict
     from .nmm import default_spike_library, read_spike_library
     from .synthesis import SampleGenerator, SynthesisConfig
     from .training import TrainingConfig, train
@@ -336,9 +337,7 @@ def train_command(
         if max_epochs is not None:
             training["max_epochs"] = max_epochs
         config = TrainingConfig.from_dict(training)
-        synthesis = SynthesisConfig(**{
-            k: tuple(v) if isinstance(v, list) else v for k, v in run["data"]["synthesis"].items()
-        })  # fmt: skip
+        synthesis = config_from_dict(SynthesisConfig, run["data"]["synthesis"])
     else:
         params = _model_params(param)
         config = TrainingConfig(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from .._config import config_from_dict
 from .._errors import BrainForgeError
 from ..topomap import Montage
 
@@ -108,16 +109,6 @@ class SourceModel(nn.Module):
     def forward(self, eeg: torch.Tensor, montage: Montage | None = None) -> torch.Tensor:  # pragma: no cover
         """Source activity (B, T, R) of EEG (B, T, C) recorded with ``montage``."""
         raise NotImplementedError
-
-
-def config_from_dict(config_class: type, params: dict):
-    """Rebuild a config dataclass from JSON (lists back to tuples, unknown keys refused)."""
-    known = {f.name: f for f in fields(config_class)}
-    unknown = set(params) - set(known)
-    if unknown:
-        raise BrainForgeError(f"Unknown {config_class.__name__} parameter(s): {', '.join(sorted(unknown))}.")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
-    return config_class(**values)
 
 
 def build_model(name: str, n_regions: int, montage: Montage, config=None, **params) -> SourceModel:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .._errors import BrainForgeError
-from ..topomap import INTERPOLATION_METHODS, Montage, make_topomap
+from ..topomap import Montage, check_interpolation, make_topomap
 from .base import SourceModel, register, sinusoidal_encoding
 
 
@@ -61,10 +61,7 @@ class CNNTransformerConfig:
     max_len: int = 4096
 
     def __post_init__(self) -> None:
-        if self.interpolation not in INTERPOLATION_METHODS:
-            raise BrainForgeError(
-                f"interpolation must be one of {', '.join(INTERPOLATION_METHODS)}, got {self.interpolation!r}."
-            )
+        check_interpolation(self.interpolation)
         if self.d_model % self.n_heads or self.d_model % 2:
             raise BrainForgeError(f"d_model ({self.d_model}) must be even and divisible by n_heads ({self.n_heads}).")
         if not self.conv_channels or min(self.conv_channels) < 1 or self.reduce_channels < 1:

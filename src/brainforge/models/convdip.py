@@ -7,8 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .._errors import BrainForgeError
-from ..topomap import INTERPOLATION_METHODS, Montage, make_topomap
+from ..topomap import Montage, check_interpolation, make_topomap
 from .base import SourceModel, register
 
 
@@ -40,10 +39,7 @@ class ConvDipConfig:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.interpolation not in INTERPOLATION_METHODS:
-            raise BrainForgeError(
-                f"interpolation must be one of {', '.join(INTERPOLATION_METHODS)}, got {self.interpolation!r}."
-            )
+        check_interpolation(self.interpolation)
 
 
 @register

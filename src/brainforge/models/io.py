@@ -11,9 +11,10 @@ import torch
 
 from .. import __version__
 from .._cache import atomic_path
+from .._config import config_from_dict
 from .._errors import BrainForgeError
 from ..topomap import Montage
-from .base import MODELS, SourceModel, config_from_dict
+from .base import MODELS, SourceModel
 
 logger = logging.getLogger("brainforge")
 

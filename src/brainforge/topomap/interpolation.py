@@ -30,6 +30,12 @@ RBF_KERNELS = ("thin_plate_spline", "cubic", "quintic", "linear")
 _GRID_MARGIN = 1.05
 
 
+def check_interpolation(method: str) -> None:
+    """Refuse an unknown interpolation method with a one-line error."""
+    if method not in INTERPOLATION_METHODS:
+        raise BrainForgeError(f"Unknown interpolation {method!r}; use one of {', '.join(INTERPOLATION_METHODS)}.")
+
+
 @dataclass(frozen=True, eq=False)
 class Montage:
     """Channel names and 3D positions, the montage a network is applied to.
@@ -177,8 +183,7 @@ def interpolation_matrix(
     mask : array of bool, shape (n_pixels,)
         Pixels inside the electrodes' convex hull (the head mask).
     """
-    if method not in INTERPOLATION_METHODS:
-        raise BrainForgeError(f"Unknown interpolation {method!r}; use one of {', '.join(INTERPOLATION_METHODS)}.")
+    check_interpolation(method)
     if rbf_kernel not in RBF_KERNELS:
         raise BrainForgeError(f"Unknown RBF kernel {rbf_kernel!r}; use one of {', '.join(RBF_KERNELS)}.")
     n_channels = len(points)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
+from .._config import config_from_dict
 from .._errors import BrainForgeError
 from .losses import LOSSES
 
@@ -95,12 +96,7 @@ class TrainingConfig:
     @classmethod
     def from_dict(cls, data: dict) -> TrainingConfig:
         """Inverse of :meth:`to_dict`."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise BrainForgeError(f"Unknown training setting(s): {', '.join(sorted(unknown))}.")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**values)
+        return config_from_dict(cls, data)
 
     def to_json(self) -> str:
         """JSON string."""
