@@ -158,6 +158,9 @@ def test_stored_test_set_equals_the_stream(generator, tmp_path):
         np.testing.assert_array_equal(stored.eeg[i], item["eeg"].numpy())
         np.testing.assert_array_equal(stored.sources[i], item["sources"].numpy())
         np.testing.assert_array_equal(stored.active[i], item["active"].numpy())
+        drawn = generator.sample(sample_seed(9, i))
+        assert [p.tolist() for p in stored.patches(i)] == [sorted(np.asarray(p).tolist()) for p in drawn.patches]
+    assert stored.sfreq == generator.sfreq == 500.0
     with pytest.raises(BrainForgeError, match="exists"):
         write_test_set(generator, 2, path, progress=False)
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]

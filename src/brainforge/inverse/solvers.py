@@ -218,14 +218,28 @@ class LearnedSolver(InverseSolver):
     ----------
     model_dir : path
         Folder written by ``brainforge train`` (``config.json`` + ``model.safetensors``).
+    batch_size : int
+        Windows per forward pass.
+
+    Notes
+    -----
+    A network trained on windows (``--crop``) runs on windows of that length
+    with half-window overlap. Each window is normalised as in training (time
+    and channel means removed, divided by its max |value|); its estimate is
+    scaled back by that factor, so windows keep their relative amplitude, and
+    the windows are blended with a Hann taper.
     """
 
-    def __init__(self, model_dir: str | Path):
+    def __init__(self, model_dir: str | Path, batch_size: int = 64):
         from ..models import load_model
 
         self.model_dir = Path(model_dir)
         self.model, self.config = load_model(self.model_dir)
         self.name = self.model_dir.name or self.model.name
+        self.batch_size = batch_size
+        training = self.config.get("training") or {}
+        self.window_samples = training.get("crop_samples")
+        self.sfreq = float((self.config.get("data") or {}).get("sfreq_hz", 500.0))
 
     def fit(self, head) -> LearnedSolver:
         """Check the head model's regions against the network's and take its montage."""
@@ -240,17 +254,43 @@ class LearnedSolver(InverseSolver):
         self.n_channels = head.n_channels
         return self
 
-    def apply(self, eeg: np.ndarray, sfreq: float = 500.0) -> SourceActivity:
-        """Estimate sources of EEG (n_channels, n_times): normalised as in training, then the network."""
+    def window_starts(self, n_times: int) -> tuple[list[int], int]:
+        """Window starts and length covering ``n_times`` samples with half-window overlap."""
+        length = self.window_samples
+        if length is None or n_times <= length:
+            return [0], n_times
+        step = max(1, length // 2)
+        starts = list(range(0, n_times - length + 1, step))
+        if starts[-1] != n_times - length:
+            starts.append(n_times - length)
+        return starts, length
+
+    def apply(self, eeg: np.ndarray, sfreq: float | None = None) -> SourceActivity:
+        """Estimate sources of EEG (n_channels, n_times) sampled at the network's rate."""
         import torch
 
-        from ..models import normalise_batch
-
         eeg = self._check_eeg(eeg)
-        with torch.inference_mode():
-            batch = normalise_batch(torch.as_tensor(eeg.T[None], dtype=torch.float32))
-            sources = self.model(batch, self.montage)[0].numpy().T
-        return SourceActivity(sources.astype(float), sfreq, self.name)
+        if sfreq is not None and abs(sfreq - self.sfreq) > 1e-6:
+            raise BrainForgeError(
+                f"Model {self.model_dir.name} expects EEG at {self.sfreq:g} Hz, got {sfreq:g} Hz; resample it first."
+            )
+        starts, length = self.window_starts(eeg.shape[1])
+        taper = np.hanning(length + 2)[1:-1] if len(starts) > 1 else np.ones(length)
+        total = np.zeros((self.model.n_regions, eeg.shape[1]))
+        weight = np.zeros(eeg.shape[1])
+        for first in range(0, len(starts), self.batch_size):
+            chunk = starts[first : first + self.batch_size]
+            windows = np.stack([eeg[:, s : s + length].T for s in chunk])  # (B, L, C)
+            windows = windows - windows.mean(axis=1, keepdims=True)
+            windows = windows - windows.mean(axis=2, keepdims=True)
+            scale = np.maximum(np.abs(windows).max(axis=(1, 2)), np.finfo(np.float32).tiny)
+            with torch.inference_mode():
+                batch = torch.as_tensor(windows / scale[:, None, None], dtype=torch.float32)
+                estimate = self.model(batch, self.montage).numpy()  # (B, L, R)
+            for s, window_estimate, factor in zip(chunk, estimate, scale, strict=True):
+                total[:, s : s + length] += (window_estimate * factor * taper[:, None]).T
+                weight[s : s + length] += taper
+        return SourceActivity(total / weight, self.sfreq, self.name)
 
 
 def make_solver(name: str, **options) -> InverseSolver:

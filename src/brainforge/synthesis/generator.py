@@ -286,7 +286,7 @@ class SampleGenerator:
         if not cfg.overlap:
             taken[centres] = True
         patches, onsets, snrs, patch_eegs, activities = [], np.zeros(k, np.int64), np.zeros(k), [], []
-        max_delay = round(cfg.max_onset_delay_ms / 1000.0 * self._sfreq())
+        max_delay = round(cfg.max_onset_delay_ms / 1000.0 * self.sfreq)
         for i, centre in enumerate(centres):
             taken[centre] = False
             patch = grow_patch(
@@ -341,7 +341,9 @@ class SampleGenerator:
             else None,
         )
 
-    def _sfreq(self) -> float:
+    @property
+    def sfreq(self) -> float:
+        """Sampling rate of the samples (the spike library's), Hz."""
         return float(self.library.metadata.get("sfreq_hz", 500.0))
 
     @staticmethod

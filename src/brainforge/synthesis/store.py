@@ -77,6 +77,7 @@ def write_test_set(
             "sources", shape=(n_samples, n_times, head.n_regions), dtype="f4", chunks=(1, n_times, head.n_regions)
         )
         active = np.zeros((n_samples, head.n_regions), bool)
+        patch_regions = np.zeros((n_samples, k_max, head.n_regions), bool)
         centres = np.full((n_samples, k_max), -1, np.int64)
         onsets = np.full((n_samples, k_max), -1, np.int64)
         source_snr = np.full((n_samples, k_max), np.nan)
@@ -89,10 +90,13 @@ def write_test_set(
             sources[i] = sample.sources
             active[i] = sample.active
             k = len(sample.centres)
+            for j, patch in enumerate(sample.patches):
+                patch_regions[i, j, patch] = True
             centres[i, :k], onsets[i, :k], source_snr[i, :k] = sample.centres, sample.onsets, sample.source_snr_db
             sensor_snr[i], noise[i], seeds[i] = sample.sensor_snr_db, NOISE_CODES[sample.noise_type], sample.seed
         for name, data in [
-            ("active", active), ("centres", centres), ("onsets", onsets), ("source_snr_db", source_snr),
+            ("active", active), ("patch_regions", patch_regions), ("centres", centres), ("onsets", onsets),
+            ("source_snr_db", source_snr),
             ("sensor_snr_db", sensor_snr), ("noise_type", noise), ("seed", seeds),
         ]:  # fmt: skip
             root.create_array(name, data=data)
@@ -106,6 +110,8 @@ def write_test_set(
                     "ch_names": first.ch_names,
                     "ch_pos_mm": first.ch_pos.tolist(),
                     "region_names": head.region_names,
+                    "n_deep_regions": head.n_deep_regions,
+                    "sfreq_hz": generator.sfreq,
                     "head": head.description,
                     "head_config": None if head.config is None else asdict(head.config),
                     "region_centres_mm": head.region_centres.round(3).tolist(),
@@ -134,6 +140,8 @@ class TestSet:
     eeg : zarr array, shape (n_samples, n_times, n_channels)
     sources : zarr array, shape (n_samples, n_times, n_regions)
     active : array of bool, shape (n_samples, n_regions)
+    patch_regions : array of bool, shape (n_samples, max_sources, n_regions)
+        Regions of each patch (all False for absent patches).
     centres, onsets : arrays of int, shape (n_samples, max_sources), -1 padded
     source_snr_db : array, shape (n_samples, max_sources), NaN padded
     sensor_snr_db : array, shape (n_samples,)
@@ -145,6 +153,7 @@ class TestSet:
     eeg: object
     sources: object
     active: np.ndarray
+    patch_regions: np.ndarray
     centres: np.ndarray
     onsets: np.ndarray
     source_snr_db: np.ndarray
@@ -153,6 +162,16 @@ class TestSet:
 
     def __len__(self) -> int:
         return int(self.metadata["n_samples"])
+
+    @property
+    def sfreq(self) -> float:
+        """Sampling rate, Hz."""
+        return float(self.metadata.get("sfreq_hz", 500.0))
+
+    def patches(self, index: int) -> list[np.ndarray]:
+        """Region indices of each patch of sample ``index``."""
+        n_sources = int((self.centres[index] >= 0).sum())
+        return [np.flatnonzero(self.patch_regions[index, j]) for j in range(n_sources)]
 
 
 def read_test_set(path: str | Path) -> TestSet:
@@ -166,10 +185,16 @@ def read_test_set(path: str | Path) -> TestSet:
     metadata = dict(root.attrs).get("brainforge_test_set")
     if metadata is None:
         raise BrainForgeError(f"{path} is not a BrainForge test set.")
+    if "patch_regions" not in root:
+        raise BrainForgeError(
+            f"{path} was written by an older BrainForge without per-patch regions; "
+            "re-create it with `brainforge synth`."
+        )
     return TestSet(
         eeg=root["eeg"],
         sources=root["sources"],
         active=root["active"][:],
+        patch_regions=root["patch_regions"][:],
         centres=root["centres"][:],
         onsets=root["onsets"][:],
         source_snr_db=root["source_snr_db"][:],

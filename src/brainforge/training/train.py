@@ -141,6 +141,7 @@ def _run_info(generator: SampleGenerator, config: TrainingConfig, loss: str, pro
             "synthesis": asdict(generator.config),
             "library": {k: library.metadata.get(k) for k in ("connectome", "n_nodes", "engine", "seed", "path")},
             "seed": config.seed,
+            "sfreq_hz": generator.sfreq,
         },
         "training": {**config.to_dict(), "loss": loss},
         "brainforge_version": __version__,

@@ -1,0 +1,169 @@
+"""The benchmark: every solver on the same stored test sets, conditions, intervals, tables and plots."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from brainforge import BrainForgeError
+from brainforge.anatomy import make_head_model
+from brainforge.evaluation.benchmark import (
+    BenchmarkConfig,
+    bootstrap_interval,
+    check_solver_names,
+    check_test_set_head,
+    forward_label,
+    run_benchmark,
+)
+from brainforge.models import build_model, save_model
+from brainforge.synthesis import SampleGenerator, SynthesisConfig
+from brainforge.synthesis.store import read_test_set, write_test_set
+from brainforge.topomap import Montage
+
+
+@pytest.fixture(scope="module")
+def test_sets(head64, spike_library, tmp_path_factory):
+    """A matched test set (1-2 sources, some deep) and one made on a jittered forward model."""
+    folder = tmp_path_factory.mktemp("benchmark")
+    config = SynthesisConfig(n_sources=(1, 2), sensor_snr_db=(5.0, 20.0), deep_share=0.3)
+    matched = write_test_set(
+        SampleGenerator(head64, spike_library, config), 10, folder / "matched.zarr", progress=False
+    )
+    jittered_head = make_head_model("1010-64", electrode_jitter_mm=10.0, jitter_seed=1)
+    mismatched = write_test_set(
+        SampleGenerator(jittered_head, spike_library, config), 6, folder / "jitter.zarr", seed=1, progress=False,
+        description={"forward_mismatch": {"electrode_jitter_mm": 10.0, "jitter_seed": 1}},
+    )  # fmt: skip
+    return matched, mismatched
+
+
+@pytest.fixture(scope="module")
+def model_dirs(head64, tmp_path_factory):
+    """An (untrained) map-based network and a fixed-montage one, saved as model folders."""
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("models")
+    montage = Montage.from_head_model(head64)
+    cnn = build_model("cnn_transformer", head64.n_regions, montage, grid_size=16, d_model=32, n_layers=1)
+    gru = build_model("gru", head64.n_regions, montage)
+    return (
+        save_model(cnn.eval(), folder / "cnn", {"training": {"crop_samples": 64}}),
+        save_model(gru.eval(), folder / "gru"),
+    )
+
+
+def test_benchmark_writes_every_table_and_plot(test_sets, model_dirs, tmp_path):
+    out = tmp_path / "report"
+    solvers = ["sloreta", "mne", "lcmv", *map(str, model_dirs)]
+    config = BenchmarkConfig(channel_counts=(32,), n_bootstrap=200)
+    result = run_benchmark(solvers, test_sets, out, config, progress=False)
+    samples = pd.read_csv(out / "samples.csv")
+    # Every solver on every sample; the fixed-montage GRU cannot run on 32 of its 64 channels.
+    assert set(samples.solver) == {"sloreta", "mne", "lcmv", "cnn", "gru"}
+    counts = samples.groupby(["solver", "n_channels"]).size()
+    assert counts[("sloreta", 64)] == counts[("sloreta", 32)] == counts[("cnn", 32)] == 16
+    assert ("gru", 32) not in counts and counts[("gru", 64)] == 16
+    assert len(result.skipped) == 1 and result.skipped[0].startswith("gru on 32 channels")
+    # Conditions come from the samples and the test sets.
+    assert set(samples.forward) == {"matched", "jitter:10"}
+    assert set(samples.snr_db) <= {5.0, 10.0, 15.0, 20.0} and set(samples.n_sources) <= {1, 2}
+    assert set(samples.depth) <= {"deep", "superficial"}
+    assert (samples.ms > 0).all()
+    # Summaries recompute from the per-sample rows, and each interval holds its mean.
+    summary = pd.read_csv(out / "summary.csv")
+    row = summary[(summary.solver == "sloreta") & (summary.condition == "all") & (summary.metric == "peak_error_mm")]
+    values = samples[samples.solver == "sloreta"].peak_error_mm
+    assert row["mean"].item() == pytest.approx(values.mean()) and row["median"].item() == pytest.approx(values.median())
+    finite = summary.dropna(subset=["ci_low"])
+    assert ((finite.ci_low <= finite["mean"] + 1e-9) & (finite["mean"] <= finite.ci_high + 1e-9)).all()
+    report = (out / "report.md").read_text()
+    for heading in ("## All samples", "## By forward", "## By n_channels", "## Time", "## Skipped"):
+        assert heading in report
+    for name in ("error_vs_snr.png", "error_vs_channels.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    timing = pd.read_csv(out / "timing.csv")
+    assert set(timing.solver) == {"sloreta", "mne", "lcmv", "cnn", "gru"} and (timing.fit_s > 0).all()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_sloreta_beats_plain_mne_on_peak_error(test_sets, tmp_path):
+    """MNE's depth bias drags its peak away from the sources; sLORETA's standardisation removes it."""
+    result = run_benchmark(
+        ["sloreta", "mne"], test_sets[:1], tmp_path / "r", BenchmarkConfig(n_bootstrap=50), progress=False
+    )
+    errors = result.samples.groupby("solver").peak_error_mm.mean()
+    assert errors["sloreta"] < errors["mne"]
+
+
+def test_bootstrap_interval_matches_the_normal_approximation():
+    rng = np.random.default_rng(0)
+    values = rng.normal(10.0, 2.0, 400)
+    low, high = bootstrap_interval(values, 4000, 0.95, np.random.default_rng(1))
+    half = 1.96 * values.std(ddof=1) / np.sqrt(len(values))
+    assert low == pytest.approx(values.mean() - half, abs=0.05) and high == pytest.approx(
+        values.mean() + half, abs=0.05
+    )
+    assert np.isnan(bootstrap_interval(np.array([np.nan]), 10, 0.95, rng)[0])
+
+
+def test_bad_input_is_refused(test_sets, head64, tmp_path):
+    with pytest.raises(BrainForgeError, match="Unknown solver 'magic'"):
+        check_solver_names(["sloreta", "magic"])
+    (tmp_path / "empty_model").mkdir()
+    with pytest.raises(BrainForgeError, match=r"no model\.safetensors"):
+        check_solver_names([str(tmp_path / "empty_model")])
+    metadata = dict(read_test_set(test_sets[0]).metadata)
+    metadata["region_centres_mm"] = (np.asarray(metadata["region_centres_mm"]) + 5.0).tolist()
+    with pytest.raises(BrainForgeError, match="another head model"):
+        check_test_set_head(metadata, head64, "other.zarr")
+    with pytest.raises(BrainForgeError, match="Test set not found"):
+        run_benchmark(["sloreta"], [tmp_path / "none.zarr"], tmp_path / "out", progress=False)
+    with pytest.raises(BrainForgeError, match="No 10-10 subset"):
+        BenchmarkConfig(channel_counts=(17,))
+    assert forward_label(None) == "matched" and forward_label({"conductivity": [0.3, 0.003, 0.3]}) == "skull:0.003"
+    assert forward_label({"conductor": "sphere"}) == "sphere"
+
+
+def test_cli_benchmark(test_sets, tmp_path):
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "brainforge.cli", "benchmark", *args], capture_output=True, text=True
+        )  # fmt: skip
+
+    out = tmp_path / "cli"
+    result = run("--solvers", "eloreta", "--test", str(test_sets[0]), "--out", str(out), "--max-samples", "3",
+                 "--bootstrap", "20", "--no-progress")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "eloreta: localisation error" in result.stdout and (out / "report.md").is_file()
+    assert len(pd.read_csv(out / "samples.csv")) == 3
+    for args, message in [
+        (["--solvers", "sloreta,nope"], "Unknown solver"),
+        (["--solvers", "sloreta", "--channels", "sixteen"], "--channels"),
+    ]:
+        result = run(*args, "--test", str(test_sets[0]), "--out", str(tmp_path / "x"))
+        lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+        assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_learned_solver_runs_in_overlapping_windows(model_dirs, head64):
+    from brainforge.inverse import LearnedSolver
+    from brainforge.models import normalise_batch
+
+    solver = LearnedSolver(model_dirs[0]).fit(head64)
+    assert solver.window_samples == 64
+    starts, length = solver.window_starts(200)
+    assert length == 64 and starts[0] == 0 and starts[-1] == 200 - 64 and np.diff(starts).max() <= 32
+    eeg = np.random.default_rng(0).normal(size=(head64.n_channels, 200)) * 1e-5
+    activity = solver.apply(eeg, 500.0)
+    assert activity.data.shape == (head64.n_regions, 200) and np.isfinite(activity.data).all()
+    # One window: the network on the normalised window, scaled back by the normalisation factor.
+    window = torch.as_tensor(eeg[:, :64].T[None], dtype=torch.float32)
+    centred = window - window.mean(dim=1, keepdim=True)
+    centred = centred - centred.mean(dim=2, keepdim=True)
+    with torch.inference_mode():
+        expected = solver.model(normalise_batch(window), solver.montage)[0].numpy().T * centred.abs().max().item()
+    np.testing.assert_allclose(solver.apply(eeg[:, :64], 500.0).data, expected, rtol=1e-4, atol=1e-9)
+    with pytest.raises(BrainForgeError, match="resample"):
+        solver.apply(eeg, 250.0)
