@@ -163,3 +163,16 @@ def test_cli_train_and_fine_tune(tmp_path):
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["train", "--model", "lstm", "--out", str(tmp_path / "c"), *common])
     assert result.exit_code != 0 and "Unknown model" in str(result.output) + str(result.exception)
+
+
+def test_relative_mse_cosine_loss():
+    from brainforge.training.losses import compute_loss
+
+    target = torch.zeros(2, 4, 10)
+    target[:, :, 3] = 1.0
+    target[:, :, 4] = 0.5
+    assert compute_loss("relative_mse_cosine", target, target).item() == pytest.approx(0.0, abs=1e-6)
+    # An all-zero estimate: relative MSE 1, cosine distance 1.
+    assert compute_loss("relative_mse_cosine", torch.zeros_like(target), target).item() == pytest.approx(2.0)
+    # The right pattern at half the amplitude: only the relative MSE (0.25) remains.
+    assert compute_loss("relative_mse_cosine", 0.5 * target, target).item() == pytest.approx(0.25, abs=1e-6)

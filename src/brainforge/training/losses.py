@@ -8,7 +8,7 @@ from .._errors import BrainForgeError
 from ..models.base import normalise_batch
 
 #: Loss names accepted by :class:`~brainforge.training.TrainingConfig`.
-LOSSES = ("mse", "mse_sum", "cosine", "cosine_reprojection")
+LOSSES = ("mse", "mse_sum", "cosine", "cosine_reprojection", "relative_mse_cosine")
 
 #: Each model's published loss.
 PUBLISHED_LOSS = {
@@ -22,6 +22,11 @@ PUBLISHED_LOSS = {
 def cosine_distance(estimate: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Mean over batch and time of 1 - cosine similarity between source vectors (last axis)."""
     return (1.0 - torch.nn.functional.cosine_similarity(estimate, target, dim=-1, eps=eps)).mean()
+
+
+def relative_mse(estimate: torch.Tensor, target: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Mean squared error divided by the mean square of the target (1 for an all-zero estimate)."""
+    return torch.mean((estimate - target) ** 2) / torch.mean(target**2).clamp_min(eps)
 
 
 def reprojection_rms(estimate: torch.Tensor, eeg: torch.Tensor, leadfield: torch.Tensor) -> torch.Tensor:
@@ -57,4 +62,8 @@ def compute_loss(
         if eeg is None or leadfield is None:
             raise BrainForgeError("The cosine_reprojection loss needs the EEG and the leadfield.")
         return cosine_distance(estimate, target) + reprojection_rms(estimate, eeg, leadfield)
+    if name == "relative_mse_cosine":
+        # Sparse targets make plain MSE's all-zero estimate a wide, flat basin; the cosine term
+        # rewards the right pattern from the first step, the relative MSE keeps amplitudes.
+        return relative_mse(estimate, target) + cosine_distance(estimate, target)
     raise BrainForgeError(f"Unknown loss {name!r}; choose from {', '.join(LOSSES)}.")
