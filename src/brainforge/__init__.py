@@ -4,4 +4,16 @@ __version__ = "0.1.0"
 
 from ._errors import BrainForgeError
 
-__all__ = ["BrainForgeError", "__version__"]
+
+def localize(inst, solver: str = "default", **options):
+    """Localise the sources of an MNE Raw, Epochs or Evoked; see :func:`brainforge.localization.localize`.
+
+    Returns an ``mne.SourceEstimate`` on fsaverage (``MixedSourceEstimate``
+    with deep sources).
+    """
+    from .localization import localize as _localize
+
+    return _localize(inst, solver, **options)
+
+
+__all__ = ["BrainForgeError", "__version__", "localize"]

@@ -13,7 +13,7 @@ from .deep import DeepSources, make_deep_sources, subcortical_roi_centres
 from .deepsif import deepsif_region_node, fetch_deepsif_anatomy, load_deepsif_anatomy
 from .forward import compute_leadfield
 from .head_model import HeadModel, HeadModelConfig, make_head_model, read_head_model, region_sum
-from .montage import CHANNEL_SUBSETS, Electrodes, available_montages, get_electrodes
+from .montage import CHANNEL_SUBSETS, Electrodes, available_montages, dense_channel_names, get_electrodes
 
 __all__ = [
     "CHANNEL_SUBSETS",
@@ -29,6 +29,7 @@ __all__ = [
     "available_montages",
     "compute_leadfield",
     "deepsif_region_node",
+    "dense_channel_names",
     "fetch_deepsif_anatomy",
     "get_electrodes",
     "load_deepsif_anatomy",

@@ -120,6 +120,11 @@ def _montage_positions_mri_mm(montage) -> Electrodes:
     return Electrodes(names, mne.transforms.apply_trans(trans, head_m) * 1e3)
 
 
+def dense_channel_names() -> list[str]:
+    """Return every channel name the template knows (the dense 10-05 montage plus Nz, TP11 and TP12)."""
+    return list(_dense_electrodes().names)
+
+
 def _dense_electrodes() -> Electrodes:
     """Return the dense fsaverage 10-05 montage plus Nz, TP11 and TP12."""
     import mne

@@ -1,0 +1,142 @@
+"""The HTML report of a localisation (``mne.Report``): brains at the peaks, time courses, topomap, caveats."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+
+#: Surface views in the brain figure: (hemisphere, view).
+BRAIN_VIEWS = (("left", "lateral"), ("left", "medial"), ("right", "lateral"), ("right", "medial"))
+
+
+def _matplotlib():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def brain_figure(result, time_index: int):
+    """Cortical activity at one time on nilearn's fsaverage5 pial surface, four views."""
+    from nilearn import plotting
+
+    from ..anatomy import load_fsaverage5_cortex
+
+    plt = _matplotlib()
+    head = result.head
+    cortex = load_fsaverage5_cortex()
+    values = np.abs(result.region_data[head.source_region[: head.n_cortical_sources], time_index])
+    top = values.max() if values.max() > 0 else 1.0
+    n_left = cortex.n_left
+    meshes = {
+        "left": (cortex.pos[:n_left], cortex.tris[(cortex.tris < n_left).all(axis=1)]),
+        "right": (cortex.pos[n_left:], cortex.tris[(cortex.tris >= n_left).all(axis=1)] - n_left),
+    }
+    maps = {"left": values[:n_left] / top, "right": values[n_left:] / top}
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.6), subplot_kw={"projection": "3d"})
+    for axis, (hemi, view) in zip(axes, BRAIN_VIEWS, strict=True):
+        plotting.plot_surf_stat_map(
+            meshes[hemi], maps[hemi], hemi=hemi, view=view, axes=axis, figure=fig, cmap="hot", colorbar=False,
+            vmin=0.0, vmax=1.0, threshold=0.25, title=f"{hemi} {view}",
+        )  # fmt: skip
+    fig.suptitle(f"|activity| / max at t = {result.times[time_index]:.3f} s (cortex)")
+    fig.subplots_adjust(left=0.0, right=1.0, bottom=0.0, top=0.88, wspace=0.0)
+    return fig
+
+
+def peaks_figure(result):
+    """Plot the peak regions, cortical and deep, as markers on a glass brain (template coordinates ~ MNI)."""
+    from nilearn import plotting
+
+    plt = _matplotlib()
+    fig = plt.figure(figsize=(10, 3.4))
+    peaks = result.peaks
+    coords = np.array([[p["x_mm"], p["y_mm"], p["z_mm"]] for p in peaks])
+    values = np.array([p["relative_amplitude"] for p in peaks])
+    plotting.plot_markers(
+        values, coords, node_cmap="hot", node_vmin=0.0, node_vmax=1.0, figure=fig,
+        title="Peak regions (size and colour: relative amplitude)", node_size=40 + 160 * values,
+    )  # fmt: skip
+    return fig
+
+
+def timecourse_figure(result, n_regions: int = 5):
+    """Time courses of the peak regions."""
+    plt = _matplotlib()
+    fig, axis = plt.subplots(figsize=(9, 3.2))
+    for peak in result.peaks[:n_regions]:
+        label = f"{peak['name']}{' (deep)' if peak['deep'] else ''}"
+        axis.plot(result.times, result.region_data[peak["region"]], label=label, lw=1)
+    axis.set_xlabel("time (s)")
+    axis.set_ylabel("activity (a.u.)")
+    axis.legend(fontsize=7, loc="upper right")
+    axis.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def topomap_figure(result, time_index: int):
+    """Scalp map of the prepared EEG at one time."""
+    import mne
+
+    from ..inverse.forward import make_info
+
+    plt = _matplotlib()
+    info = make_info(result.head, result.prepared.sfreq)
+    fig, axis = plt.subplots(figsize=(3.6, 3.6))
+    mne.viz.plot_topomap(result.prepared.data[:, time_index], info, axes=axis, show=False, contours=6)
+    axis.set_title(f"EEG at t = {result.times[time_index]:.3f} s")
+    return fig
+
+
+def _caveats_html(result) -> str:
+    prepared = result.prepared
+    rows = [
+        ("solver", result.solver),
+        ("input", prepared.source),
+        ("channels", f"{len(prepared.ch_names)}: {', '.join(prepared.ch_names)}"),
+        ("dropped", ", ".join(prepared.dropped) or "none"),
+        ("sampling rate", f"{prepared.sfreq:g} Hz"),
+        ("head model", result.head.description),
+    ]
+    table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
+    general = (
+        "<li>Template anatomy (fsaverage), not the patient's own; positions in mm are template coordinates.</li>"
+        "<li>Estimates are relative amplitudes; compare regions within a run, not across runs.</li>"
+    )
+    return f"<table>{table}</table><h4>Caveats</h4><ul>{notes}{general}</ul>"
+
+
+def _peaks_html(result) -> str:
+    header = "<tr><th>rank</th><th>region</th><th>time (s)</th><th>relative</th><th>x, y, z (mm)</th><th>deep</th></tr>"
+    rows = "".join(
+        f"<tr><td>{p['rank']}</td><td>{html.escape(p['name'])}</td><td>{p['time_s']:.3f}</td>"
+        f"<td>{p['relative_amplitude']:.2f}</td><td>{p['x_mm']}, {p['y_mm']}, {p['z_mm']}</td>"
+        f"<td>{'yes' if p['deep'] else 'no'}</td></tr>"
+        for p in result.peaks
+    )
+    return f"<table>{header}{rows}</table>"
+
+
+def make_report(result):
+    """Build the ``mne.Report`` of a localisation."""
+    import mne
+
+    plt = _matplotlib()
+    report = mne.Report(title=f"BrainForge localisation ({result.solver})", verbose="error")
+    report.add_html(_caveats_html(result), title="Run and caveats")
+    report.add_html(_peaks_html(result), title="Peak regions")
+    peak_time = int(np.abs(result.region_data).max(axis=0).argmax())
+    for title, fig in (
+        ("Brain at the peak", brain_figure(result, peak_time)),
+        ("Peak regions, glass brain", peaks_figure(result)),
+        ("Region time courses", timecourse_figure(result)),
+        ("Topomap at the peak", topomap_figure(result, peak_time)),
+    ):
+        report.add_figure(fig, title=title, image_format="png")
+        plt.close(fig)
+    return report
