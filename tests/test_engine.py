@@ -140,3 +140,39 @@ def test_bad_parameters_fail_before_work(conn76):
         check_run(500.0, 1.0, transient_ms=1000.0)
     with pytest.raises(BrainForgeError, match="duration"):
         next(engine.simulate([1], [0.08], [1.0], -5.0))
+
+
+def test_exp_kernels_match_numpy():
+    """The vector exp (glibc's libmvec, where the CPU and numba allow) and the scalar fallback."""
+    from brainforge.nmm import engine as engine_module
+
+    x = np.random.default_rng(3).uniform(-740.0, 705.0, 4096)
+    x[:8] = [-1e4, 1e4, np.inf, -np.inf, 0.0, 1.0, 709.0, -745.0]
+    with np.errstate(over="ignore"):
+        reference = np.exp(x)
+    for kernel in (engine_module._exp_scalar, engine_module._exp_vector):
+        if kernel is None:  # no libmvec here
+            continue
+        y = x.copy()
+        kernel(y)
+        np.testing.assert_array_equal(np.isinf(y), np.isinf(reference))
+        finite = np.isfinite(reference)
+        np.testing.assert_allclose(y[finite], reference[finite], rtol=1e-15, atol=0)
+
+
+def test_noise_free_general_sigmoids_match_tvb(conn76):
+    """With a_1 J != 4 a_3 J the two sigmoids of y0 take one exponential each, as TVB does."""
+    params = JansenRitParams(a_3=0.3)
+    engine = FastJansenRit(conn76, 1.0, params=params)
+    history = random_initial_history(engine.n_history, conn76.n_nodes, np.random.default_rng(8))
+    reference = _tvb(conn76, 5, 0.087, 1.0, 500.0, params=params, initial_history=history, noise=False)
+    fast = np.concatenate(
+        list(
+            engine.simulate(
+                [5], [0.087], [1.0], 500.0, initial_history=history[..., None], noise=False, dtype=np.float64
+            )
+        )
+    )[..., 0]
+    relative = np.abs(fast - reference).max() / np.abs(reference).max()
+    print(f"a_3 = 0.3: max relative difference to TVB over 500 ms: {relative:.1e}")
+    assert relative <= 1e-9

@@ -20,142 +20,331 @@ What makes it fast:
 - The coupling sigmoid depends only on the source node and time, so it is
   computed once per node and step when the state is stored, not once per
   connection.
-- Sparse delayed coupling over the non-zero weights, from a ring buffer laid
-  out (time, node, simulation) so that the simulations of a block are
-  contiguous; each block of simulations runs its own time loop on one thread.
+- Sparse delayed coupling scattered from each source: the connections are
+  grouped by (source, delay), so one read of a source's delayed value (the
+  8 lanes of a block, one cache line) serves every target at that delay
+  (16,987 reads instead of 35,730 per step on the 998 connectome), and the
+  row of a group 32 groups ahead is prefetched. Each target still adds its
+  sources in ascending order. The history is laid out (node, time, lane)
+  per block of simulations; each block runs its own time loop on one thread.
+- Five exponentials per node and step instead of seven: ``sigm(a_1 J y0)``
+  and ``sigm(a_3 J y0)`` share one when ``a_1 J == 4 a_3 J`` (TVB's
+  defaults), and all of a node's exponentials (both Heun stages: the
+  predictor's ``y0``, ``y1``, ``y2`` need no sigmoid) are taken together
+  over the lanes, with glibc's vector ``exp`` (libmvec) where the CPU and
+  numba allow it, numba's scalar ``exp`` otherwise.
 - Noise is drawn in bulk, per simulation from its own seeded generator, so a
   simulation's output does not depend on which batch it ran in.
 """
 
 from __future__ import annotations
 
+import ctypes.util
+import sys
 from collections.abc import Iterator, Sequence
 
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from .._errors import BrainForgeError
 from ..anatomy.connectivity import Connectivity
 from .model import JansenRitParams, check_run, integer_delays, random_initial_history
 
+#: Simulations of a block are padded to a multiple of this many lanes.
+_LANE_PAD = 8
+
+
+def _libmvec_exp() -> tuple[str, int] | None:
+    """Return glibc's vector ``exp`` usable here as (symbol, doubles per call), or None.
+
+    libmvec (glibc >= 2.22) holds SIMD versions of ``exp`` (within 4 ulp;
+    elementwise, so a value does not depend on its neighbours): 8 doubles
+    with AVX-512, 4 with AVX2. Numba must compile for this very CPU (no
+    ``NUMBA_CPU_NAME`` or ``NUMBA_CPU_FEATURES``) so that the vector travels
+    in the register where libmvec expects it.
+    """
+    if not sys.platform.startswith("linux") or numba.config.CPU_NAME or numba.config.CPU_FEATURES:
+        return None
+    import llvmlite.binding as llvm
+
+    try:
+        llvm.load_library_permanently(ctypes.util.find_library("mvec") or "libmvec.so.1")
+    except RuntimeError:
+        return None
+    features = llvm.get_host_cpu_features()
+    if features.get("avx512f"):
+        return "_ZGVeN8v_exp", 8
+    if features.get("avx2"):
+        return "_ZGVdN4v_exp", 4
+    return None
+
+
+#: ``(symbol, width)`` of the vector exp in use, or None (numba's scalar exp).
+VECTOR_EXP = _libmvec_exp()
+
+
+def _make_vector_exp(symbol: str, width: int):
+    @intrinsic
+    def _vexp(typingctx, x, offset):
+        """``x[offset:offset + width] = exp(x[offset:offset + width])`` with one libmvec call."""
+        from llvmlite import ir
+
+        def codegen(context, builder, signature, args):
+            array_type = signature.args[0]
+            array = context.make_array(array_type)(context, builder, args[0])
+            pointer = cgutils.get_item_pointer(context, builder, array_type, array, [args[1]])
+            vector = ir.VectorType(ir.DoubleType(), width)
+            vector_pointer = builder.bitcast(pointer, vector.as_pointer())
+            function = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vector, [vector]), symbol)
+            builder.store(builder.call(function, [builder.load(vector_pointer, align=8)]), vector_pointer, align=8)
+            return context.get_dummy_value()
+
+        return types.void(x, offset), codegen
+
+    return _vexp
+
+
+#: Coupling groups between a prefetch of the history and the use of what it fetched.
+_PREFETCH_GROUPS = 32
+
+
+@intrinsic
+def _prefetch(typingctx, x, i, j, k):
+    """Hint the CPU to bring ``x[i, j, k]`` into cache (``llvm.prefetch``: read, high locality)."""
+    from llvmlite import ir
+
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        array = context.make_array(array_type)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, array_type, array, args[1:4])
+        byte_pointer, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        function = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]), "llvm.prefetch.p0"
+        )
+        builder.call(function, [builder.bitcast(pointer, byte_pointer), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(x, i, j, k), codegen
+
+
+@njit(cache=True)
+def _exp_scalar(x):
+    """Exponentiate ``x`` in place with numba's scalar exp (the portable fallback)."""
+    for j in range(x.size):
+        x[j] = np.exp(x[j])
+
+
+if VECTOR_EXP is not None:
+    _vexp = _make_vector_exp(*VECTOR_EXP)
+    _VEXP_WIDTH = VECTOR_EXP[1]
+
+    @njit(cache=True)
+    def _exp_vector(x):
+        """Exponentiate ``x`` (length a multiple of 8) in place with libmvec."""
+        for j in range(0, x.size, _VEXP_WIDTH):
+            _vexp(x, j)
+
+    _exp_inplace = _exp_vector
+else:
+    _exp_vector = None
+    _exp_inplace = _exp_scalar
+
+
+@njit(cache=True)
+def _integrate(
+    state,  # (6, N, B) float64, updated in place
+    sig_history,  # (N, H, L) float64 ring buffer of this block's coupling sigmoid, L lanes (8k >= width)
+    first_step,
+    n_steps,
+    dt,
+    group_src,  # (G,): the source node of a group (groups ordered by source, then delay)
+    group_delay,  # (G,): the delay of a group (one source, one delay)
+    group_ptr,  # (G + 1,): targets of group g are group_ptr[g]:group_ptr[g + 1]
+    targets,  # (nnz,) target nodes
+    target_weights,  # (nnz,) their float32 weights, as float64
+    A,  # (N, B)
+    mu,  # (B,)
+    noise_gain,  # (B,): sqrt(2 * nsig)
+    noise,  # (B, n_steps, N) standard normal, or (B, 0, N) for none
+    consts,  # model and coupling constants
+    b0,
+    b1,
+    out,  # (n_steps, N, B)
+):
+    """Integrate simulations ``b0:b1`` (one block, one thread) for ``n_steps`` Heun steps."""
+    n_nodes = state.shape[1]
+    n_history = sig_history.shape[1]
+    v0, r, J, a_1, a_3 = consts[3], consts[5], consts[6], consts[7], consts[9]
+    c_a, c_min, c_max, c_mid, c_r = consts[11:16]
+    # sigm(a_1 J y0) and sigm(a_3 J y0) from one exponential when a_1 J = 4 a_3 J (TVB's defaults):
+    # exp(r (v0 - 4 c y0)) = exp(r v0) q**4 and exp(r (v0 - c y0)) = exp(r v0) q, q = exp(-r c y0).
+    # An overflowing q gives inf, and a sigmoid of 0, as the plain formula does.
+    a1J, a3J = a_1 * J, a_3 * J
+    shared = a1J == 4.0 * a3J
+    exp_rv0 = np.exp(r * v0)
+    sqrt_dt = np.sqrt(dt)
+    half = dt / 2.0
+    has_noise = noise.shape[1] > 0
+    width = b1 - b0
+    lanes = sig_history.shape[2]
+    n_groups = group_delay.shape[0]
+    coupling = np.empty((n_nodes, lanes))
+    # Exponents, then exponentials, per lane: sigm(y1 - y2) of stage 1 and 2, sigm(a_3 J y0) (or q) of
+    # stage 1 and 2, sigm(a_1 J y0) of stage 1 and 2 (only when not shared).
+    xs = np.zeros(6 * lanes)
+    n_exponents = (4 if shared else 6) * lanes
+    xc = np.zeros(lanes)  # of the coupling sigmoid
+    for k in range(n_steps):
+        step = first_step + k
+        previous = (step - 1) % n_history
+        slot = step % n_history
+        # Delayed coupling from the history up to step - 1 (both Heun stages use it), scattered from
+        # each source: one read of a source's delayed value (8 lanes) serves all its targets at that
+        # delay, and each target still adds its sources in ascending order.
+        coupling[:, :] = 0.0
+        for gi in range(n_groups):
+            # The history is read in an unpredictable order: ask for a row well ahead of its use.
+            ahead = gi + _PREFETCH_GROUPS
+            if ahead < n_groups:
+                t = previous - group_delay[ahead]
+                _prefetch(sig_history, group_src[ahead], t + n_history if t < 0 else t, 0)
+            j = group_src[gi]
+            t = previous - group_delay[gi]  # delays < n_history: one wrap at most
+            if t < 0:
+                t += n_history
+            for g in range(0, lanes, _LANE_PAD):
+                r0, r1, r2, r3 = (
+                    sig_history[j, t, g],
+                    sig_history[j, t, g + 1],
+                    sig_history[j, t, g + 2],
+                    sig_history[j, t, g + 3],
+                )
+                r4, r5, r6, r7 = (
+                    sig_history[j, t, g + 4],
+                    sig_history[j, t, g + 5],
+                    sig_history[j, t, g + 6],
+                    sig_history[j, t, g + 7],
+                )
+                for q in range(group_ptr[gi], group_ptr[gi + 1]):
+                    i = targets[q]
+                    w = target_weights[q]
+                    coupling[i, g] += w * r0
+                    coupling[i, g + 1] += w * r1
+                    coupling[i, g + 2] += w * r2
+                    coupling[i, g + 3] += w * r3
+                    coupling[i, g + 4] += w * r4
+                    coupling[i, g + 5] += w * r5
+                    coupling[i, g + 6] += w * r6
+                    coupling[i, g + 7] += w * r7
+        # Every read of the history is done: this step's coupling sigmoid can go into slot.
+        for i in range(n_nodes):
+            # The exponents of both Heun stages first: the predictor's y0, y1, y2 need no sigmoid
+            # (their derivatives are y3, y4, y5), so all exponentials of a node come in one call.
+            for lane in range(width):
+                bb = b0 + lane
+                y0, y1, y2 = state[0, i, bb], state[1, i, bb], state[2, i, bb]
+                y3, y4, y5 = state[3, i, bb], state[4, i, bb], state[5, i, bb]
+                _exponents(xs, lane, lanes, y0, y1, y2, shared, v0, r, a1J, a3J)
+                _exponents(xs, lane + lanes, lanes, y0 + dt * y3, y1 + dt * y4, y2 + dt * y5, shared, v0, r, a1J, a3J)
+            _exp_inplace(xs[:n_exponents])
+            for lane in range(width):
+                bb = b0 + lane
+                y0, y1, y2 = state[0, i, bb], state[1, i, bb], state[2, i, bb]
+                y3, y4, y5 = state[3, i, bb], state[4, i, bb], state[5, i, bb]
+                gain, m, c = A[i, bb], mu[bb], c_a * coupling[i, lane]
+                # Stage 1: derivative at the current state.
+                d0, d1, d2, d3, d4, d5 = _derivative(
+                    y0, y1, y2, y3, y4, y5, xs[lane], xs[lane + 4 * lanes], xs[lane + 2 * lanes], shared, exp_rv0,
+                    gain, m, c, consts,
+                )  # fmt: skip
+                e = sqrt_dt * noise[bb, k, i] * noise_gain[bb] if has_noise else 0.0
+                # Stage 2: derivative at the predictor, same coupling.
+                e0, e1, e2, e3, e4, e5 = _derivative(
+                    y0 + dt * d0, y1 + dt * d1, y2 + dt * d2, y3 + dt * d3, y4 + dt * d4 + e, y5 + dt * d5,
+                    xs[lane + lanes], xs[lane + 5 * lanes], xs[lane + 3 * lanes], shared, exp_rv0, gain, m, c, consts,
+                )  # fmt: skip
+                y0 = y0 + (d0 + e0) * half
+                y1 = y1 + (d1 + e1) * half
+                y2 = y2 + (d2 + e2) * half
+                y3 = y3 + (d3 + e3) * half
+                y4 = y4 + (d4 + e4) * half + e
+                y5 = y5 + (d5 + e5) * half
+                state[0, i, bb] = y0
+                state[1, i, bb] = y1
+                state[2, i, bb] = y2
+                state[3, i, bb] = y3
+                state[4, i, bb] = y4
+                state[5, i, bb] = y5
+                out[k, i, bb] = y1 - y2
+                # TVB's coupling sees the float32 history: sigmoid of the float32 difference.
+                xc[lane] = c_r * (c_mid - np.float64(np.float32(y1) - np.float32(y2)))
+            _exp_inplace(xc)
+            for lane in range(width):
+                sig_history[i, slot, lane] = c_min + (c_max - c_min) / (1.0 + xc[lane])
+
 
 @njit(cache=True, inline="always")
-def _sigmoid(v, nu_max, r, v0):
-    return 2.0 * nu_max / (1.0 + np.exp(r * (v0 - v)))
+def _exponents(xs, at, lanes, y0, y1, y2, shared, v0, r, a1J, a3J):
+    """Store the exponents of the three sigmoids at a state (see ``_integrate`` for ``shared``).
+
+    ``xs[at]`` gets that of ``sigm(y1 - y2)``, ``xs[at + 2 lanes]`` that of
+    ``sigm(a_3 J y0)`` (or ``q``'s), ``xs[at + 4 lanes]`` that of ``sigm(a_1 J y0)``
+    (when not shared).
+    """
+    xs[at] = r * (v0 - (y1 - y2))
+    if shared:
+        xs[at + 2 * lanes] = -(r * (a3J * y0))
+    else:
+        xs[at + 2 * lanes] = r * (v0 - a3J * y0)
+        xs[at + 4 * lanes] = r * (v0 - a1J * y0)
 
 
 @njit(cache=True, inline="always")
-def _jansen_rit_dfun(y0, y1, y2, y3, y4, y5, gain, mu, coupling, consts):
-    """TVB's JansenRit derivative (same operations, same order), local coupling 0."""
-    a, b, B_gain, v0, nu_max, r, J, a_1, a_2, a_3, a_4 = consts[0:11]
-    s12 = _sigmoid(y1 - y2, nu_max, r, v0)
-    s01 = _sigmoid(a_1 * J * y0, nu_max, r, v0)
-    s03 = _sigmoid(a_3 * J * y0, nu_max, r, v0)
+def _derivative(y0, y1, y2, y3, y4, y5, e12, e01, e03, shared, exp_rv0, gain, mu, coupling, consts):
+    """TVB's JansenRit derivative (same operations, same order) given the sigmoids' exponentials.
+
+    Local coupling is 0. ``e12``, ``e01``, ``e03`` are ``exp(r (v0 - v))``
+    of ``v = y1 - y2``, ``a_1 J y0``, ``a_3 J y0``; when ``shared``,
+    ``e03`` is ``q = exp(-r a_3 J y0)`` and both come from it.
+    """
+    a, b, B_gain, nu_max, J, a_2, a_4 = consts[0], consts[1], consts[2], consts[4], consts[6], consts[8], consts[10]
+    if shared:
+        q2 = e03 * e03
+        e01 = exp_rv0 * (q2 * q2)
+        e03 = exp_rv0 * e03
+    s12 = 2.0 * nu_max / (1.0 + e12)
+    s01 = 2.0 * nu_max / (1.0 + e01)
+    s03 = 2.0 * nu_max / (1.0 + e03)
     d3 = gain * a * s12 - 2.0 * a * y3 - a**2 * y0
     d4 = gain * a * (mu + a_2 * J * s01 + coupling + 0.0) - 2.0 * a * y4 - a**2 * y1
     d5 = B_gain * b * (a_4 * J * s03) - 2.0 * b * y5 - b**2 * y2
     return y3, y4, y5, d3, d4, d5
 
 
-@njit(cache=True)
-def _coupling_value(y1, y2, cmin, cmax, midpoint, r):
-    diff = np.float32(y1) - np.float32(y2)
-    return cmin + (cmax - cmin) / (1.0 + np.exp(r * (midpoint - np.float64(diff))))
-
-
 @njit(cache=True, parallel=True)
-def _integrate(
-    state,  # (6, N, B) float64, updated in place
-    sig_history,  # (H, N, B) float64 ring buffer of the coupling sigmoid
-    first_step,
-    n_steps,
-    dt,
-    indptr,
-    indices,
-    weights,
-    delays,
-    A,  # (N, B)
-    mu,  # (B,)
-    noise_gain,  # (B,): sqrt(2 * nsig)
-    noise,  # (B, n_steps, N) standard normal, or (B, 0, N) for none
-    consts,  # model and coupling constants
-    block,
-    out,  # (n_steps, N, B)
-):
-    n_nodes = state.shape[1]
+def _integrate_blocks(
+    state, sig_history, first_step, n_steps, dt, group_src, group_delay, group_ptr, targets, target_weights, A, mu,
+    noise_gain, noise, consts, block, out,
+):  # fmt: skip
+    """Integrate every block of ``block`` simulations, blocks in parallel (each its own time loop)."""
     n_batch = state.shape[2]
-    n_history = sig_history.shape[0]
-    c_a, c_min, c_max, c_mid, c_r = consts[11:16]
-    sqrt_dt = np.sqrt(dt)
-    has_noise = noise.shape[1] > 0
-    n_blocks = (n_batch + block - 1) // block
-    for blk in prange(n_blocks):
+    for blk in prange(sig_history.shape[0]):
         b0 = blk * block
-        b1 = min(b0 + block, n_batch)
-        width = b1 - b0
-        coupling = np.empty((n_nodes, width))
-        acc = np.empty(width)
-        for k in range(n_steps):
-            step = first_step + k
-            previous = (step - 1) % n_history
-            # Delayed coupling from the history up to step - 1 (both Heun stages use it).
-            for i in range(n_nodes):
-                for lane in range(width):
-                    acc[lane] = 0.0
-                for p in range(indptr[i], indptr[i + 1]):
-                    t = previous - delays[p]  # delays < n_history: one wrap at most
-                    if t < 0:
-                        t += n_history
-                    w = weights[p]
-                    row = sig_history[t, indices[p], b0:b1]
-                    for lane in range(width):
-                        acc[lane] += w * row[lane]
-                for lane in range(width):
-                    coupling[i, lane] = acc[lane]
-            for i in range(n_nodes):
-                for lane in range(width):
-                    bb = b0 + lane
-                    c = c_a * coupling[i, lane]
-                    y0 = state[0, i, bb]
-                    y1 = state[1, i, bb]
-                    y2 = state[2, i, bb]
-                    y3 = state[3, i, bb]
-                    y4 = state[4, i, bb]
-                    y5 = state[5, i, bb]
-                    gain = A[i, bb]
-                    m = mu[bb]
-                    # Stage 1: derivative at the current state.
-                    d0, d1, d2, d3, d4, d5 = _jansen_rit_dfun(y0, y1, y2, y3, y4, y5, gain, m, c, consts)
-                    eta = 0.0
-                    if has_noise:
-                        eta = sqrt_dt * noise[bb, k, i] * noise_gain[bb]
-                    # Stage 2: derivative at the predictor, same coupling.
-                    e0, e1, e2, e3, e4, e5 = _jansen_rit_dfun(
-                        y0 + dt * d0, y1 + dt * d1, y2 + dt * d2, y3 + dt * d3, y4 + dt * d4 + eta, y5 + dt * d5,
-                        gain, m, c, consts,
-                    )  # fmt: skip
-                    half = dt / 2.0
-                    y0 = y0 + (d0 + e0) * half
-                    y1 = y1 + (d1 + e1) * half
-                    y2 = y2 + (d2 + e2) * half
-                    y3 = y3 + (d3 + e3) * half
-                    y4 = y4 + (d4 + e4) * half + eta
-                    y5 = y5 + (d5 + e5) * half
-                    state[0, i, bb] = y0
-                    state[1, i, bb] = y1
-                    state[2, i, bb] = y2
-                    state[3, i, bb] = y3
-                    state[4, i, bb] = y4
-                    state[5, i, bb] = y5
-                    out[k, i, bb] = y1 - y2
-            # Store this step's coupling sigmoid (after all nodes read step - 1 - delay).
-            slot = step % n_history
-            for i in range(n_nodes):
-                for lane in range(width):
-                    bb = b0 + lane
-                    sig_history[slot, i, bb] = _coupling_value(
-                        state[1, i, bb], state[2, i, bb], c_min, c_max, c_mid, c_r
-                    )
+        _integrate(
+            state, sig_history[blk], first_step, n_steps, dt, group_src, group_delay, group_ptr, targets,
+            target_weights, A, mu, noise_gain, noise, consts, b0, min(b0 + block, n_batch), out,
+        )  # fmt: skip
+
+
+def _aligned_zeros(shape: tuple[int, ...], alignment: int = 64) -> np.ndarray:
+    """Return a float64 array of zeros whose first element lies on an ``alignment``-byte boundary."""
+    n = int(np.prod(shape))
+    raw = np.zeros(n + alignment // 8)
+    offset = (-raw.ctypes.data % alignment) // 8
+    return raw[offset : offset + n].reshape(shape)
 
 
 class FastJansenRit:
@@ -184,10 +373,17 @@ class FastJansenRit:
         self.n_history = int(delays.max()) + 1
         weights32 = np.asarray(conn.weights, np.float32)
         rows, cols = np.nonzero(weights32)
-        self._indptr = np.searchsorted(rows, np.arange(conn.n_nodes + 1)).astype(np.int64)
-        self._indices = cols.astype(np.int64)
         self._weights = weights32[rows, cols].astype(np.float64)
-        self._delays = delays[rows, cols].astype(np.int64)
+        # By source, then delay, then target: groups of one source and one delay.
+        conn_delays = delays[rows, cols].astype(np.int64)
+        order = np.lexsort((rows, conn_delays, cols))
+        sources, group_delays = cols[order], conn_delays[order]
+        starts = np.flatnonzero(np.r_[True, (sources[1:] != sources[:-1]) | (group_delays[1:] != group_delays[:-1])])
+        self._targets = rows[order].astype(np.int64)
+        self._target_weights = self._weights[order]
+        self._group_ptr = np.r_[starts, len(order)].astype(np.int64)
+        self._group_delay = group_delays[starts]
+        self._group_src = sources[starts].astype(np.int64)
         p = self.params
         self._consts = np.array(
             [
@@ -266,14 +462,21 @@ class FastJansenRit:
         A[stimulated[has_stim], np.flatnonzero(has_stim)] = p.A_stimulated
         noise_gain = np.sqrt(2.0 * np.array([p.noise_sigma(f) for f in noise_factor]))
         state = np.ascontiguousarray(history[-1])
-        sig_history = np.empty((self.n_history, n_nodes, n_sims))
+        # The coupling sigmoid's history, per block of simulations: (block, time, node, lane), the lanes
+        # padded to a multiple of 8 (padding lanes hold 0 and are never integrated), rows 64-byte aligned.
+        n_blocks = -(-n_sims // self.block)
+        lanes = -(-min(self.block, n_sims) // _LANE_PAD) * _LANE_PAD
+        sig_history = _aligned_zeros((n_blocks, n_nodes, self.n_history, lanes))
         for t in range(self.n_history):
             y1 = history[t, 1].astype(np.float32)
             y2 = history[t, 2].astype(np.float32)
             diff = (y1 - y2).astype(np.float64)
-            sig_history[t] = p.coupling_cmin + (p.coupling_cmax - p.coupling_cmin) / (
+            sig = p.coupling_cmin + (p.coupling_cmax - p.coupling_cmin) / (
                 1.0 + np.exp(p.coupling_r * (p.coupling_midpoint - diff))
             )
+            for blk in range(n_blocks):
+                b0, b1 = blk * self.block, min((blk + 1) * self.block, n_sims)
+                sig_history[blk, :, t, : b1 - b0] = sig[:, b0:b1]
         step = self.n_history
         done = 0
         while done < n_steps:
@@ -285,9 +488,9 @@ class FastJansenRit:
             else:
                 draws = np.zeros((n_sims, 0, n_nodes), np.float32)
             out = np.empty((todo, n_nodes, n_sims), dtype)
-            _integrate(
-                state, sig_history, step, todo, self.dt_ms, self._indptr, self._indices, self._weights,
-                self._delays, A, mu, noise_gain, draws, self._consts, self.block, out,
+            _integrate_blocks(
+                state, sig_history, step, todo, self.dt_ms, self._group_src, self._group_delay, self._group_ptr,
+                self._targets, self._target_weights, A, mu, noise_gain, draws, self._consts, self.block, out,
             )  # fmt: skip
             step += todo
             done += todo
