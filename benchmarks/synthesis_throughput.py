@@ -1,65 +1,137 @@
 """On-the-fly synthesis throughput, and the disk a materialised training set would need.
 
-Run: ``.venv/bin/python benchmarks/synthesis_throughput.py [--samples 400] [--workers 2]``
+Run: ``.venv/bin/python benchmarks/synthesis_throughput.py [--samples 1600] [--workers 2]``
 
 Draws samples (64 channels x 500 samples x 1014 regions, 1-3 sources,
-background included) from the default spike library, first in this process
-and then through a DataLoader of ``--workers`` processes (which also moves
-each dense 500 x 1014 target between processes), and prints samples per
-second. Then prints the
-storage of a materialised set the size of DeepSIF's 190,848-sample training
-set (float32 EEG and sources) beside the zero bytes of the on-the-fly mode.
-The last line is one JSON object.
+background included) from the default spike library:
+
+1. with the generator alone, in this process, one BLAS thread (as in a worker);
+2. through the DataLoader path training uses (``brainforge.training``'s data
+   module): ``SyntheticEEGDataset(compact_targets=True)`` in ``--workers``
+   processes, batches of 32 made by ``collate_compact``, so only the patch
+   columns of the targets cross processes (the dense target is made on the
+   device after the transfer, by ``densify_sources``);
+3. the same batches densified in this process (what CPU-only training adds);
+4. the earlier path for comparison: dense 500 x 1014 targets (2 MB per sample)
+   batched by PyTorch's default collate in the workers.
+
+Each DataLoader figure is given as samples per second of wall time and as
+samples per CPU-second of all processes (this one and the workers), which
+other load on the machine hardly changes; the load average is printed too.
+Then prints the storage of a materialised set the size of DeepSIF's
+190,848-sample training set (float32 EEG and sources) beside the zero bytes of
+the on-the-fly mode. The last line is one JSON object; ``samples_per_second``
+is figure 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 import warnings
+from collections.abc import Callable, Iterable
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (DataLoader workers), s."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _measure(batches: Callable[[], Iterable[int]]) -> tuple[float, float]:
+    """Return (samples per wall second, samples per CPU-second) of iterating ``batches()`` (batch sizes)."""
+    wall, cpu = time.perf_counter(), _cpu_seconds()
+    n = sum(batches())
+    return n / (time.perf_counter() - wall), n / (_cpu_seconds() - cpu)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=400)
+    parser.add_argument("--samples", type=int, default=1600)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
 
+    from threadpoolctl import threadpool_limits
     from torch.utils.data import DataLoader
 
     from brainforge.anatomy import make_head_model
     from brainforge.nmm import default_spike_library, read_spike_library
-    from brainforge.synthesis import SampleGenerator, SynthesisConfig, SyntheticEEGDataset
+    from brainforge.synthesis import (
+        SampleGenerator,
+        SynthesisConfig,
+        SyntheticEEGDataset,
+        collate_compact,
+        densify_sources,
+    )
 
     head = make_head_model("1010-64")
     library = read_spike_library(default_spike_library())
     generator = SampleGenerator(head, library, SynthesisConfig(n_sources=(1, 3)))
     generator.sample(0)
-    start = time.perf_counter()
-    for seed in range(args.samples // 2):
-        generator.sample(seed)
-    in_process = (args.samples // 2) / (time.perf_counter() - start)
-    dataset = SyntheticEEGDataset(generator, n_samples=args.samples, seed=0)
-    loader = DataLoader(dataset, batch_size=32, num_workers=args.workers)
-    start = time.perf_counter()
-    n = sum(len(batch["eeg"]) for batch in loader)
-    per_second = n / (time.perf_counter() - start)
+    load_before = os.getloadavg()[0]
+
+    n_alone = args.samples // 2
+
+    def alone() -> Iterable[int]:
+        with threadpool_limits(limits=1):
+            for seed in range(n_alone):
+                generator.sample(seed)
+                yield 1
+
+    def loader(compact: bool, densify: bool = False) -> Callable[[], Iterable[int]]:
+        def batches() -> Iterable[int]:
+            dataset = SyntheticEEGDataset(generator, n_samples=args.samples, seed=0, compact_targets=compact)
+            extra = {"collate_fn": collate_compact} if compact else {}
+            if args.workers:
+                extra["prefetch_factor"] = 4  # as the training data module
+            for batch in DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers, **extra):
+                if densify:
+                    batch = densify_sources(batch)
+                yield len(batch["eeg"])
+
+        return batches
+
+    in_process = _measure(alone)
+    compact = _measure(loader(True))
+    densified = _measure(loader(True, densify=True))
+    dense = _measure(loader(False))
+    load_after = os.getloadavg()[0]
+
     n_times, n_channels, n_regions = 500, head.n_channels, head.n_regions
     published = 190_848
     bytes_materialised = published * n_times * (75 + 994) * 4
     bytes_ours = published * n_times * (n_channels + n_regions) * 4
-    print(f"{'figure':58} {'value':>14}")
-    print(f"{'samples/s, generator alone, one process':58} {in_process:14.0f}")
-    print(f"{f'samples/s, DataLoader ({args.workers} workers, batches of 32)':58} {per_second:14.0f}")
-    print(f"{'materialised DeepSIF training set (75 ch, 994 regions), GB':58} {bytes_materialised / 1e9:14.0f}")
-    print(f"{'materialised at our size (64 ch, 1014 regions), GB':58} {bytes_ours / 1e9:14.0f}")
-    print(f"{'on-the-fly training set, GB':58} {0:14d}")
-    print(json.dumps({"samples_per_second": round(per_second, 1), "workers": args.workers,
-                      "generator_samples_per_second_one_process": round(in_process, 1),
-                      "materialised_deepsif_gb": round(bytes_materialised / 1e9, 1),
-                      "materialised_ours_gb": round(bytes_ours / 1e9, 1), "on_the_fly_gb": 0}))  # fmt: skip
+    w, b = args.workers, args.batch_size
+    rows = [
+        ("generator alone, one process, one BLAS thread", in_process),
+        (f"DataLoader, training path: compact targets ({w} workers, batches of {b})", compact),
+        ("  + densify_sources in this process (CPU training)", densified),
+        ("DataLoader, dense targets, default collate (earlier path)", dense),
+    ]
+    print(f"{'samples/s':72} {'wall':>8} {'per CPU-s':>10}")
+    for name, (per_wall, per_cpu) in rows:
+        print(f"{name:72} {per_wall:8.0f} {per_cpu:10.0f}")
+    print(f"{'load average (1 min) before / after':72} {load_before:8.1f} {load_after:10.1f}")
+    print(f"{'materialised DeepSIF training set (75 ch, 994 regions), GB':72} {bytes_materialised / 1e9:8.0f}")
+    print(f"{'materialised at our size (64 ch, 1014 regions), GB':72} {bytes_ours / 1e9:8.0f}")
+    print(f"{'on-the-fly training set, GB':72} {0:8d}")
+    print(json.dumps({
+        "samples_per_second": round(compact[0], 1), "samples_per_cpu_second": round(compact[1], 1),
+        "path": "SyntheticEEGDataset(compact_targets=True) + collate_compact", "workers": w, "batch_size": b,
+        "samples": args.samples, "cpu_count": os.cpu_count(),
+        "load_average": [round(load_before, 2), round(load_after, 2)],
+        "generator_samples_per_second_one_process": round(in_process[0], 1),
+        "generator_samples_per_cpu_second_one_process": round(in_process[1], 1),
+        "densified_in_main_samples_per_second": round(densified[0], 1),
+        "dense_targets_samples_per_second": round(dense[0], 1),
+        "dense_targets_samples_per_cpu_second": round(dense[1], 1),
+        "materialised_deepsif_gb": round(bytes_materialised / 1e9, 1),
+        "materialised_ours_gb": round(bytes_ours / 1e9, 1), "on_the_fly_gb": 0,
+    }))  # fmt: skip
 
 
 if __name__ == "__main__":

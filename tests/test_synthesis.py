@@ -9,6 +9,10 @@ from brainforge.synthesis import (
     SampleGenerator,
     SynthesisConfig,
     SyntheticEEGDataset,
+    collate_compact,
+    collate_samples,
+    densify_sources,
+    grow_patch,
     is_connected,
     pink_noise,
     sample_seed,
@@ -124,6 +128,61 @@ def test_dataset_is_deterministic_across_workers(generator):
         assert torch.equal(single[i]["eeg"], multi[i]["eeg"])
     batch = next(iter(DataLoader(dataset, batch_size=4)))
     assert batch["eeg"].shape == (4, 500, 64)
+
+
+def test_compact_batches_densify_to_the_dense_targets(generator):
+    dense = list(SyntheticEEGDataset(generator, n_samples=6, seed=4))
+    compact = SyntheticEEGDataset(generator, n_samples=6, seed=4, compact_targets=True)
+    # Through worker processes, as training batches them; patches differ in size, so the batch is padded.
+    batches = list(DataLoader(compact, batch_size=3, num_workers=2, collate_fn=collate_compact))
+    assert "sources" not in batches[0] and batches[0]["source_values"].dtype == torch.float32
+    assert len({len(item["source_regions"]) for item in compact}) > 1
+    assert sorted(int(i) for batch in batches for i in batch["index"]) == list(range(6))
+    for batch in batches:  # each worker batches its own indices
+        dense_batch = collate_samples([dense[int(i)] for i in batch["index"]])
+        densified = densify_sources(batch)
+        assert set(densified) == set(dense_batch)
+        for key, value in dense_batch.items():
+            assert torch.equal(densified[key], value), key
+    assert densify_sources(dense_batch) is dense_batch  # already dense: unchanged
+    assert torch.equal(collate_samples(list(compact)[:3])["sources"], collate_samples(dense[:3])["sources"])
+    with pytest.raises(ValueError, match="compact"):
+        collate_compact(dense[:2])
+
+
+def test_cached_background_clips_change_nothing(head64, spike_library):
+    """A generator's first samples (clips not yet projected) equal later ones and an uncached generator's."""
+    for config in (SynthesisConfig(n_sources=(1, 3)), SynthesisConfig(n_channels=(16, 64))):
+        warm = SampleGenerator(head64, spike_library, config)
+        for seed in range(40):
+            warm.sample(seed)
+        assert warm._projected and (config.n_channels is not None or warm._full_montage)
+        uncached = SampleGenerator(head64, spike_library, config)
+        uncached._cache_clips = False
+        for seed in (3, 17):
+            cold = SampleGenerator(head64, spike_library, config).sample(seed)
+            for other in (warm.sample(seed), uncached.sample(seed)):
+                np.testing.assert_array_equal(cold.eeg, other.eeg)
+                np.testing.assert_array_equal(cold.source_values, other.source_values)
+                np.testing.assert_array_equal(cold.source_snr_db, other.source_snr_db)
+        assert not uncached._projected
+
+
+def test_patch_growth_matches_the_sparse_graph_product(head64):
+    """Neighbour sums gathered from the patch rows equal adjacency @ indicator, weighted graphs included."""
+    from brainforge.synthesis.patches import _neighbour_weight
+
+    adjacency = head64.region_adjacency.astype(np.float64).tocsr()
+    weighted = adjacency.copy()
+    weighted.data = np.random.default_rng(0).uniform(0.5, 2.0, weighted.nnz)
+    weighted = ((weighted + weighted.T) / 2).tocsr()
+    for graph in (adjacency, weighted):
+        for regions in (np.array([5]), np.array([0, 17, 400, 1013]), np.arange(0, 1014, 7)):
+            indicator = np.zeros(graph.shape[0])
+            indicator[regions] = 1.0
+            np.testing.assert_allclose(_neighbour_weight(graph, regions), graph @ indicator, rtol=1e-12)
+    patch = grow_patch(weighted, head64.region_centres, 100, np.random.default_rng(1), max_regions=40)
+    assert patch[0] == 100 and len(patch) <= 40 and is_connected(weighted, patch)
 
 
 def test_pink_noise_has_a_1_over_f_spectrum():

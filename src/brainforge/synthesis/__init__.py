@@ -1,6 +1,6 @@
 """Labelled synthetic EEG from a head model and a spike library."""
 
-from .dataset import SyntheticEEGDataset, collate_samples, sample_seed
+from .dataset import SyntheticEEGDataset, collate_compact, collate_samples, densify_sources, sample_seed
 from .generator import Sample, SampleGenerator, SynthesisConfig, normalise_eeg
 from .noise import RealisticNoise, load_deepsif_noise, pink_noise, scale_to_snr, snr_db, white_noise
 from .patches import grow_patch, is_connected, patch_weights
@@ -11,7 +11,9 @@ __all__ = [
     "SampleGenerator",
     "SynthesisConfig",
     "SyntheticEEGDataset",
+    "collate_compact",
     "collate_samples",
+    "densify_sources",
     "grow_patch",
     "is_connected",
     "load_deepsif_noise",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -33,9 +34,11 @@ class SyntheticEEGDataset(IterableDataset):
         Dataset seed.
     compact_targets : bool
         Yield the targets as their non-zero columns (``source_regions``,
-        ``source_values``) instead of a dense (n_times, n_regions) array; batch
-        them with :func:`collate_samples`. A dense target is 2 MB per sample,
-        which would otherwise cross from the worker processes.
+        ``source_values``) instead of a dense (n_times, n_regions) array (2 MB
+        per sample). Batch them with :func:`collate_compact` in the DataLoader
+        and :func:`densify_sources` after the move to the device, as training
+        does, so the dense target never crosses processes; or with
+        :func:`collate_samples` for a dense batch.
 
     Yields
     ------
@@ -111,6 +114,95 @@ def _distributed_rank() -> tuple[int, int]:
     return 0, 1
 
 
+def _batch_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """Return an uninitialised batch tensor, made in shared memory inside a DataLoader worker.
+
+    PyTorch's default collate does the same: a batch sent from a worker must
+    live in shared memory, and allocating it there at once spares a second copy
+    (and the page faults of fresh memory, which dominate the transfer cost).
+    """
+    if get_worker_info() is None:
+        return torch.empty(shape, dtype=dtype)
+    template = torch.empty(0, dtype=dtype)
+    storage = template._typed_storage()._new_shared(math.prod(shape), device=template.device)
+    return template.new(storage).resize_(*shape)
+
+
+def collate_compact(items: list[dict]) -> dict:
+    """Batch items of one montage, keeping the targets compact (the DataLoader path of training).
+
+    Only the patch columns travel, side by side without padding: a dense
+    (T, R) float32 target is 2 MB per sample (65 MB per batch of 32), which
+    DataLoader workers would otherwise allocate, fill and copy into shared
+    memory. :func:`densify_sources` makes the dense target where it is needed
+    (for training, on the device).
+
+    Parameters
+    ----------
+    items : list of dict
+        Items of :class:`SyntheticEEGDataset` with ``compact_targets=True``.
+
+    Returns
+    -------
+    batch : dict
+        ``eeg`` (B, T, C); the targets of all items side by side:
+        ``source_values`` (T, N) float32, ``source_regions`` (N,) and
+        ``source_item`` (N,) int64 (the region and batch row of each column);
+        ``active`` (B, R), ``ch_pos`` (B, C, 3), ``n_sources``, ``seed`` and
+        ``index`` (B,).
+    """
+    n_channels = {item["eeg"].shape[-1] for item in items}
+    if len(n_channels) > 1:
+        raise ValueError("collate_compact batches one montage; items have different channel counts.")
+    if "source_values" not in items[0]:
+        raise ValueError("collate_compact needs items with compact targets (compact_targets=True).")
+    widths = [item["source_regions"].shape[0] for item in items]
+    n_times, n_columns = items[0]["source_values"].shape[0], sum(widths)
+    batch = {}
+    for key in ("eeg", "active", "ch_pos"):
+        first = items[0][key]
+        out = _batch_tensor((len(items), *first.shape), first.dtype)
+        batch[key] = torch.stack([item[key] for item in items], out=out)
+    values = _batch_tensor((n_times, n_columns), torch.float32)
+    torch.cat([item["source_values"] for item in items], dim=1, out=values)
+    regions = _batch_tensor((n_columns,), torch.int64)
+    torch.cat([item["source_regions"] for item in items], out=regions)
+    rows = torch.from_numpy(np.repeat(np.arange(len(items), dtype=np.int64), widths))
+    batch.update(source_values=values, source_regions=regions, source_item=rows)
+    for key in ("n_sources", "seed", "index"):
+        batch[key] = torch.as_tensor([item[key] for item in items])
+    return batch
+
+
+def densify_sources(batch: dict) -> dict:
+    """Replace a compact batch's targets by the dense ``sources`` (B, T, R).
+
+    Works on the batch's device (call it after moving the batch to the GPU);
+    a batch that already holds ``sources`` is returned unchanged.
+
+    Parameters
+    ----------
+    batch : dict
+        A batch of :func:`collate_compact`.
+
+    Returns
+    -------
+    batch : dict
+        The same items, with ``sources`` in place of ``source_values``,
+        ``source_regions`` and ``source_item``; equal to the batch
+        :func:`collate_samples` makes from the same items.
+    """
+    if "source_values" not in batch:
+        return batch
+    batch = dict(batch)
+    values, regions, rows = batch.pop("source_values"), batch.pop("source_regions"), batch.pop("source_item")
+    n_batch, n_regions = batch["active"].shape
+    sources = torch.zeros(n_batch, values.shape[0], n_regions, dtype=values.dtype, device=values.device)
+    sources[rows, :, regions] = values.T  # (row, region) pairs are distinct: a plain assignment
+    batch["sources"] = sources
+    return batch
+
+
 def collate_samples(items: list[dict]) -> dict:
     """Batch items of one montage; compact targets become a dense (B, T, R) ``sources`` tensor.
 
@@ -128,18 +220,12 @@ def collate_samples(items: list[dict]) -> dict:
     n_channels = {item["eeg"].shape[-1] for item in items}
     if len(n_channels) > 1:
         raise ValueError("collate_samples batches one montage; items have different channel counts.")
-    active = torch.stack([item["active"] for item in items])
-    if "sources" in items[0]:
-        sources = torch.stack([item["sources"] for item in items])
-    else:
-        n_times = items[0]["source_values"].shape[0]
-        sources = torch.zeros(len(items), n_times, active.shape[1])
-        for row, item in zip(sources, items, strict=True):
-            row[:, item["source_regions"]] = item["source_values"]
+    if "sources" not in items[0]:
+        return densify_sources(collate_compact(items))
     return {
         "eeg": torch.stack([item["eeg"] for item in items]),
-        "sources": sources,
-        "active": active,
+        "sources": torch.stack([item["sources"] for item in items]),
+        "active": torch.stack([item["active"] for item in items]),
         "ch_pos": torch.stack([item["ch_pos"] for item in items]),
         **{key: torch.as_tensor([item[key] for item in items]) for key in ("n_sources", "seed", "index")},
     }

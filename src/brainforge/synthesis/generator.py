@@ -9,11 +9,14 @@ import numpy as np
 from .._errors import BrainForgeError
 from ..anatomy.head_model import HeadModel
 from ..nmm.library import SpikeLibrary
-from .noise import NOISE_TYPES, RealisticNoise, pink_noise, power, scale_to_snr, snr_db, white_noise
+from .noise import NOISE_TYPES, RealisticNoise, noise_gain, pink_noise, power, white_noise
 from .patches import grow_patch, patch_weights
 
 #: Half-width of the window around a spike peak in which the source SNR is measured, samples.
 SOURCE_SNR_HALF_WINDOW = 100
+
+#: Largest memory for projected background clips kept by a generator, bytes.
+_CLIP_CACHE_BYTES = 512 * 2**20
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,15 @@ class SampleGenerator:
         membership = np.zeros((head.n_regions, library.n_nodes))
         membership[np.arange(head.n_regions), self.region_node] = 1.0
         self._node_leadfield = head.region_leadfield @ membership
+        self._region_leadfield = np.ascontiguousarray(head.region_leadfield)
+        # Projected background clips, kept while they take little memory (17 clips of the
+        # default library at 64 channels: 4 MB): per clip, all channels (_projected) and
+        # the full montage average-referenced with its cumulative power (_full_montage).
+        n_clips, n_times = library.background.shape[:2]
+        self._cache_clips = 2 * n_clips * n_times * head.n_channels * 8 <= _CLIP_CACHE_BYTES
+        self._projected: dict[int, np.ndarray] = {}
+        self._full_montage: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._spike_median = np.median(np.asarray(library.waveforms, float), axis=1)
         self._distance = head.region_distance
         self._adjacency = head.region_adjacency.astype(np.float64).tocsr()
         candidates = np.arange(head.n_regions)
@@ -263,29 +275,66 @@ class SampleGenerator:
 
     def _waveform(self, region: int, rng: np.random.Generator) -> np.ndarray:
         spikes = self._node_spikes[self.region_node[region]]
-        wave = self.library.waveforms[spikes[rng.integers(len(spikes))]].astype(float)
-        return wave - np.median(wave)
+        spike = spikes[rng.integers(len(spikes))]
+        return self.library.waveforms[spike].astype(float) - self._spike_median[spike]
+
+    def _background(self, clip: int, channels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Background EEG of library clip ``clip`` on ``channels``, and its cumulative windowed power.
+
+        Returns
+        -------
+        eeg : array, shape (n_times, n_channels)
+            The clip's node activity projected through the average-referenced leadfield rows.
+        cumulative_power : array, shape (n_times + 1,)
+            ``cumulative_power[t]`` sums, over the first ``t`` samples, the power
+            across channels of the EEG with each channel's clip mean removed, so
+            :func:`_windowed_power` of any window is one subtraction.
+        """
+        full = len(channels) == self.head.n_channels
+        if full and clip in self._full_montage:
+            return self._full_montage[clip]
+        projected = self._projected.get(clip)
+        if projected is None:
+            # Every channel of the montage at once, before the average reference, so that
+            # any channel subset is a column pick and a row mean away.
+            projected = self.library.background[clip].astype(float) @ self._node_leadfield.T
+            if self._cache_clips:
+                self._projected[clip] = projected
+        eeg = projected if full else projected[:, channels]
+        eeg = eeg - eeg.mean(axis=1, keepdims=True)
+        centred = eeg - eeg.mean(axis=0)
+        cumulative = np.concatenate([[0.0], np.cumsum(np.mean(centred**2, axis=1))])
+        if full and self._cache_clips:
+            self._full_montage[clip] = (eeg, cumulative)
+        return eeg, cumulative
 
     def sample(self, seed: int, *, keep_parts: bool = False) -> Sample:
-        """Draw the sample of ``seed`` (the same seed gives the same sample, bit for bit)."""
+        """Draw the sample of ``seed`` (the same seed gives the same sample, bit for bit).
+
+        Each patch carries one waveform scaled by its region weights, so its
+        activity is ``outer(wave, weights)`` and its EEG is the rank-one
+        ``outer(wave, leadfield[:, patch] @ weights)``: its SNR and EEG are
+        computed from the waveform and that topography, never from a
+        (time x regions) array, and the background EEG of a library clip is
+        projected once and reused.
+        """
         cfg = self.config
         rng = np.random.default_rng(seed)
         head = self.head
         channels = self._channels(rng)
-        leadfield = head.region_leadfield[channels]
-        leadfield = leadfield - leadfield.mean(axis=0)
-        node_leadfield = self._node_leadfield[channels]
-        node_leadfield = node_leadfield - node_leadfield.mean(axis=0)
-        background = self.library.background[rng.integers(len(self.library.background))].astype(float)  # (T, nodes)
-        n_times = background.shape[0]
-        background_eeg = background @ node_leadfield.T
+        clip = int(rng.integers(len(self.library.background)))
+        background_eeg, background_cumulative = self._background(clip, channels)
+        n_times = background_eeg.shape[0]
         k = int(rng.integers(cfg.n_sources[0], cfg.n_sources[1] + 1))
         centres = self._draw_centres(k, rng)
         # Without overlap, a patch may take neither another patch nor another centre.
         taken = np.zeros(head.n_regions, bool)
         if not cfg.overlap:
             taken[centres] = True
-        patches, onsets, snrs, patch_eegs, activities = [], np.zeros(k, np.int64), np.zeros(k), [], []
+        patches, onsets, snrs, windows = [], np.zeros(k, np.int64), np.zeros(k), []
+        waves = np.zeros((n_times, k))  # each patch's scaled waveform
+        topographies = np.zeros((k, len(channels)))  # each patch's EEG per unit waveform
+        patch_weights_: list[np.ndarray] = []
         max_delay = round(cfg.max_onset_delay_ms / 1000.0 * self.sfreq)
         for i, centre in enumerate(centres):
             taken[centre] = False
@@ -298,47 +347,62 @@ class SampleGenerator:
             wave = self._waveform(int(centre), rng)
             onsets[i] = int(rng.integers(0, max_delay + 1)) if max_delay else 0
             wave = np.concatenate([np.zeros(onsets[i]), wave[: n_times - onsets[i]]])
-            activity = wave[:, None] * weights[None, :]
-            patch_eeg = activity @ leadfield[:, patch].T
+            topography = self._region_leadfield[:, patch] @ weights
+            topography = topography[channels] if len(channels) < head.n_channels else topography
+            topography = topography - topography.mean()
             peak = int(np.argmax(np.abs(wave)))
             window = slice(max(0, peak - SOURCE_SNR_HALF_WINDOW), min(n_times, peak + SOURCE_SNR_HALF_WINDOW))
-            background_power = _windowed_power(background_eeg, window)
-            gain = self._gain(patch_eeg, background_power, window, rng.uniform(*cfg.source_snr_db))
-            scaled_eeg = gain * patch_eeg
-            snrs[i] = 10.0 * np.log10(_windowed_power(scaled_eeg, window) / background_power)
-            activities.append(gain * activity)
+            background_power = (background_cumulative[window.stop] - background_cumulative[window.start]) / (
+                window.stop - window.start
+            )
+            # Windowed power of outer(wave, topography) with each channel's time mean removed.
+            centred_wave = wave[window] - wave.mean()
+            patch_power = float(np.dot(centred_wave, centred_wave) / len(centred_wave) * np.mean(topography**2))
+            gain = self._gain(patch_power, background_power, rng.uniform(*cfg.source_snr_db))
+            snrs[i] = 10.0 * np.log10(gain**2 * patch_power / background_power)
+            waves[:, i] = gain * wave
+            topographies[i] = topography
             patches.append(patch)
-            patch_eegs.append((scaled_eeg, window))
-        clean = background_eeg + sum(eeg for eeg, _ in patch_eegs)
+            patch_weights_.append(weights)
+            windows.append(window)
+        clean = background_eeg + waves @ topographies
         noise_type = cfg.noise_types[int(rng.integers(len(cfg.noise_types)))]
         names = [head.ch_names[c] for c in channels]
         noise = self._noise(noise_type, names, n_times, rng)
-        noise = scale_to_snr(clean, noise, rng.uniform(*cfg.sensor_snr_db), cfg.snr_convention)
-        eeg = clean + noise
-        # Targets: only patch regions are non-zero, so build them on those columns alone.
+        # power() and normalise_eeg() share their first step (each channel's time mean
+        # removed), so both powers and the normalised EEG come from the centred parts.
+        clean_centred, noise_centred = clean - clean.mean(axis=0), noise - noise.mean(axis=0)
+        clean_power, noise_power = float(np.mean(clean_centred**2)), float(np.mean(noise_centred**2))
+        scale = noise_gain(clean_power, noise_power, rng.uniform(*cfg.sensor_snr_db), cfg.snr_convention)
+        eeg = _normalise_time_centred(clean_centred + scale * noise_centred)  # normalise_eeg(clean + scale * noise)
+        # Targets: only patch regions are non-zero, so build them on those columns alone:
+        # (time x patches) waveforms times a (patches x regions) weight matrix.
         regions = np.unique(np.concatenate(patches))
-        compact = np.zeros((n_times, len(regions)))
-        for patch, activity in zip(patches, activities, strict=True):
-            compact[:, np.searchsorted(regions, patch)] += activity
+        weight_matrix = np.zeros((k, len(regions)))
+        for i, (patch, weights) in enumerate(zip(patches, patch_weights_, strict=True)):
+            weight_matrix[i, np.searchsorted(regions, patch)] += weights
+        compact = waves @ weight_matrix
         active = np.zeros(head.n_regions, bool)
         active[regions] = True
+        parts = None
+        if keep_parts:
+            patch_eegs = [(np.outer(waves[:, i], topographies[i]), windows[i]) for i in range(k)]
+            parts = {"clean": clean, "noise": scale * noise, "background_eeg": background_eeg, "patch_eeg": patch_eegs}
         return Sample(
-            eeg=normalise_eeg(eeg),
+            eeg=eeg,
             source_regions=regions,
             source_values=(compact / np.abs(compact).max()).astype(np.float32),
             active=active,
             centres=centres,
             patches=patches,
             source_snr_db=snrs,
-            sensor_snr_db=snr_db(clean, noise),
+            sensor_snr_db=float(10.0 * np.log10(clean_power / (noise_power * scale**2))),
             noise_type=noise_type,
             onsets=onsets,
             ch_names=names,
             ch_pos=head.ch_pos[channels],
             seed=int(seed),
-            parts={"clean": clean, "noise": noise, "background_eeg": background_eeg, "patch_eeg": patch_eegs}
-            if keep_parts
-            else None,
+            parts=parts,
         )
 
     @property
@@ -347,8 +411,8 @@ class SampleGenerator:
         return float(self.library.metadata.get("sfreq_hz", 500.0))
 
     @staticmethod
-    def _gain(patch_eeg: np.ndarray, background_power: float, window: slice, target_db: float) -> float:
-        signal = _windowed_power(patch_eeg, window)
+    def _gain(signal: float, background_power: float, target_db: float) -> float:
+        """Gain that puts a patch of windowed power ``signal`` ``target_db`` above the background."""
         if signal <= 0:
             raise BrainForgeError("A patch projects to nothing on this montage.")
         return float(np.sqrt(10 ** (target_db / 10) * background_power / signal))
@@ -373,9 +437,14 @@ def _windowed_snr(signal: np.ndarray, background: np.ndarray, window: slice) -> 
 
 def normalise_eeg(eeg: np.ndarray) -> np.ndarray:
     """DeepSIF's normalisation: remove the mean over time, then over channels; divide by the max |value|."""
-    eeg = eeg - eeg.mean(axis=0)
-    eeg = eeg - eeg.mean(axis=1, keepdims=True)
-    return (eeg / np.abs(eeg).max()).astype(np.float32)
+    return _normalise_time_centred(eeg - eeg.mean(axis=0))
+
+
+def _normalise_time_centred(eeg: np.ndarray) -> np.ndarray:
+    """:func:`normalise_eeg` of EEG whose time mean is already removed (``eeg`` is overwritten)."""
+    eeg -= eeg.mean(axis=1, keepdims=True)
+    eeg /= np.abs(eeg).max()
+    return eeg.astype(np.float32)
 
 
 __all__ = ["Sample", "SampleGenerator", "SynthesisConfig", "normalise_eeg", "power"]

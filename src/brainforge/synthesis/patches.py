@@ -9,10 +9,17 @@ from scipy.sparse.csgraph import connected_components
 from .._errors import BrainForgeError
 
 
-def _indicator(regions, n_regions: int) -> np.ndarray:
-    mask = np.zeros(n_regions)
-    mask[regions] = 1.0
-    return mask
+def _neighbour_weight(adjacency: sp.csr_matrix, regions: np.ndarray) -> np.ndarray:
+    """``adjacency @ indicator(regions)``: for every region, the summed edge weight to ``regions``.
+
+    Gathers only the rows of ``regions`` (a patch touches a few dozen of ~1000
+    regions), which is several times faster than a sparse mat-vec over the graph.
+    """
+    indptr = adjacency.indptr
+    starts, lengths = indptr[regions], indptr[regions + 1] - indptr[regions]
+    total = int(lengths.sum())
+    entries = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(total)
+    return np.bincount(adjacency.indices[entries], adjacency.data[entries], minlength=adjacency.shape[0])
 
 
 def grow_patch(
@@ -80,16 +87,16 @@ def grow_patch(
     for ring_index in (2, 3):
         if ring_index == 3 and rng.random() >= third_ring_probability:
             break
-        touching = adjacency @ _indicator(ring, n_regions) > 0
+        touching = _neighbour_weight(adjacency, ring) > 0
         candidates = np.flatnonzero(touching & free & ~inside)
         if not len(candidates):
             break
         offsets = centres_mm[candidates] - centres_mm[centre]
-        norms = np.linalg.norm(offsets, axis=1)
+        norms = np.sqrt(np.einsum("ij,ij->i", offsets, offsets))
         cosine = np.where(norms > 0, offsets @ direction / np.where(norms > 0, norms, 1.0), 0.0)
         ring = add(candidates[rng.random(len(candidates)) < (1.0 + cosine) / 2.0])
     # Fill holes: outside regions with at least three quarters of their neighbours inside.
-    inside_neighbours = adjacency @ inside.astype(float)
+    inside_neighbours = _neighbour_weight(adjacency, np.flatnonzero(inside))
     degree = np.diff(adjacency.indptr)
     border = np.flatnonzero((inside_neighbours > 0) & free & ~inside)
     add(border[inside_neighbours[border] >= 0.75 * degree[border]])
