@@ -193,7 +193,10 @@ def run_jobs(config: dict, jobs: Sequence[tuple[int, int, bool]], out: str) -> l
 
         engine = FastJansenRit(conn, config_obj.dt_ms, params=params, block=config_obj.batch_size)
         chunk_steps = max(1, round(config_obj.chunk_ms / config_obj.dt_ms))
-        for chunk in engine.simulate(nodes, mus, factors, config_obj.duration_ms, seeds=seeds, chunk_steps=chunk_steps):
+        chunks = engine.simulate(
+            nodes, mus, factors, config_obj.duration_ms, seeds=seeds, chunk_steps=chunk_steps, reuse_output=True
+        )
+        for chunk in chunks:
             for lane, extractor in enumerate(extractors):
                 extractor.feed(chunk[:, :, lane])
     else:

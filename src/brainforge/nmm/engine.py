@@ -409,6 +409,7 @@ class FastJansenRit:
         noise: bool = True,
         chunk_steps: int = 1000,
         dtype=np.float32,
+        reuse_output: bool = False,
     ) -> Iterator[np.ndarray]:
         """Integrate a batch of simulations and yield ``y1 - y2`` chunk by chunk.
 
@@ -431,6 +432,10 @@ class FastJansenRit:
             Steps per yielded chunk.
         dtype : numpy dtype
             Of the yielded chunks.
+        reuse_output : bool
+            Yield the same buffer for every chunk (overwritten by the next
+            one): for consumers that use each chunk at once, it saves a
+            fresh allocation, and its page faults, per chunk.
 
         Yields
         ------
@@ -462,7 +467,7 @@ class FastJansenRit:
         A[stimulated[has_stim], np.flatnonzero(has_stim)] = p.A_stimulated
         noise_gain = np.sqrt(2.0 * np.array([p.noise_sigma(f) for f in noise_factor]))
         state = np.ascontiguousarray(history[-1])
-        # The coupling sigmoid's history, per block of simulations: (block, time, node, lane), the lanes
+        # The coupling sigmoid's history, per block of simulations: (block, node, time, lane), the lanes
         # padded to a multiple of 8 (padding lanes hold 0 and are never integrated), rows 64-byte aligned.
         n_blocks = -(-n_sims // self.block)
         lanes = -(-min(self.block, n_sims) // _LANE_PAD) * _LANE_PAD
@@ -479,15 +484,22 @@ class FastJansenRit:
                 sig_history[blk, :, t, : b1 - b0] = sig[:, b0:b1]
         step = self.n_history
         done = 0
+        # One noise buffer for all chunks (fresh arrays of this size cost a page fault per page, each time).
+        chunk_steps = max(1, min(int(chunk_steps), n_steps))
+        draws_buffer = np.empty(n_sims * chunk_steps * n_nodes if noise else 0, np.float32)
+        out_buffer = np.empty(chunk_steps * n_nodes * n_sims, dtype) if reuse_output else None
         while done < n_steps:
             todo = min(chunk_steps, n_steps - done)
             if noise:
-                draws = np.empty((n_sims, todo, n_nodes), np.float32)
+                draws = draws_buffer[: n_sims * todo * n_nodes].reshape(n_sims, todo, n_nodes)
                 for lane, g in enumerate(generators):
                     g.standard_normal(dtype=np.float32, out=draws[lane])
             else:
                 draws = np.zeros((n_sims, 0, n_nodes), np.float32)
-            out = np.empty((todo, n_nodes, n_sims), dtype)
+            if out_buffer is None:
+                out = np.empty((todo, n_nodes, n_sims), dtype)
+            else:
+                out = out_buffer[: todo * n_nodes * n_sims].reshape(todo, n_nodes, n_sims)
             _integrate_blocks(
                 state, sig_history, step, todo, self.dt_ms, self._group_src, self._group_delay, self._group_ptr,
                 self._targets, self._target_weights, A, mu, noise_gain, draws, self._consts, self.block, out,
