@@ -168,21 +168,69 @@ def test_cached_background_clips_change_nothing(head64, spike_library):
         assert not uncached._projected
 
 
-def test_patch_growth_matches_the_sparse_graph_product(head64):
-    """Neighbour sums gathered from the patch rows equal adjacency @ indicator, weighted graphs included."""
-    from brainforge.synthesis.patches import _neighbour_weight
+def _grow_patch_reference(adjacency, centres_mm, centre, rng, max_regions=70, excluded=None):
+    """The recipe written with NumPy and sparse products (the compiled grow_patch must match it)."""
+    n_regions = adjacency.shape[0]
+    free = np.ones(n_regions, bool) if excluded is None else ~excluded
+    inside = np.zeros(n_regions, bool)
+    inside[centre] = True
+    order = [np.array([centre])]
 
+    def add(candidates):
+        candidates = candidates[free[candidates] & ~inside[candidates]]
+        inside[candidates] = True
+        order.append(candidates)
+        return candidates
+
+    ring = np.sort(add(adjacency.indices[adjacency.indptr[centre] : adjacency.indptr[centre + 1]].astype(np.int64)))
+    order[-1] = ring
+    direction = rng.standard_normal(3)
+    direction /= np.linalg.norm(direction)
+    for ring_index in (2, 3):
+        if ring_index == 3 and rng.random() >= 0.3:
+            break
+        indicator = np.zeros(n_regions)
+        indicator[ring] = 1.0
+        candidates = np.flatnonzero((adjacency @ indicator > 0) & free & ~inside)
+        if not len(candidates):
+            break
+        offsets = centres_mm[candidates] - centres_mm[centre]
+        norms = np.linalg.norm(offsets, axis=1)
+        cosine = np.where(norms > 0, offsets @ direction / np.where(norms > 0, norms, 1.0), 0.0)
+        ring = add(candidates[rng.random(len(candidates)) < (1.0 + cosine) / 2.0])
+    inside_neighbours = adjacency @ inside.astype(float)
+    degree = np.diff(adjacency.indptr)
+    border = np.flatnonzero((inside_neighbours > 0) & free & ~inside)
+    add(border[inside_neighbours[border] >= 0.75 * degree[border]])
+    return np.concatenate(order)[:max_regions]
+
+
+def test_compiled_patch_growth_matches_the_numpy_recipe(head64):
+    """Same patches and the same draws from the generator, on plain and weighted graphs, with exclusions."""
     adjacency = head64.region_adjacency.astype(np.float64).tocsr()
     weighted = adjacency.copy()
     weighted.data = np.random.default_rng(0).uniform(0.5, 2.0, weighted.nnz)
     weighted = ((weighted + weighted.T) / 2).tocsr()
+    centres = head64.region_centres
     for graph in (adjacency, weighted):
-        for regions in (np.array([5]), np.array([0, 17, 400, 1013]), np.arange(0, 1014, 7)):
-            indicator = np.zeros(graph.shape[0])
-            indicator[regions] = 1.0
-            np.testing.assert_allclose(_neighbour_weight(graph, regions), graph @ indicator, rtol=1e-12)
-    patch = grow_patch(weighted, head64.region_centres, 100, np.random.default_rng(1), max_regions=40)
-    assert patch[0] == 100 and len(patch) <= 40 and is_connected(weighted, patch)
+        for seed in range(300):
+            excluded = np.random.default_rng(seed + 1000).random(graph.shape[0]) < 0.2 * (seed % 2)
+            centre = (7 * seed) % graph.shape[0]
+            excluded[centre] = False
+            size = 70 if seed % 3 else 25
+            rng, reference_rng = np.random.default_rng(seed), np.random.default_rng(seed)
+            patch = grow_patch(graph, centres, centre, rng, max_regions=size, excluded=excluded)
+            np.testing.assert_array_equal(
+                patch, _grow_patch_reference(graph, centres, centre, reference_rng, size, excluded)
+            )
+            assert rng.random() == reference_rng.random()
+            assert patch[0] == centre and len(patch) <= size and not excluded[patch].any()
+    # Any sparse format or dtype is accepted.
+    bool_coo = head64.region_adjacency.tocoo()
+    np.testing.assert_array_equal(
+        grow_patch(bool_coo, centres, 5, np.random.default_rng(1)),
+        grow_patch(adjacency, centres, 5, np.random.default_rng(1)),
+    )
 
 
 def test_pink_noise_has_a_1_over_f_spectrum():

