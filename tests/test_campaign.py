@@ -84,9 +84,34 @@ def test_bad_campaign_parameters():
         CampaignConfig(duration_ms=900.0)
     with pytest.raises(BrainForgeError, match="engine"):
         CampaignConfig(engine="gpu")
+    with pytest.raises(BrainForgeError, match="normalise_coupling"):
+        CampaignConfig(normalise_coupling="median")
     with pytest.raises(BrainForgeError, match="outside"):
         parse_nodes("0-80", 76)
     assert parse_nodes("0-2,7", 76) == [0, 1, 2, 7]
+
+
+def test_tvb192_yields_spikes_only_with_its_largest_in_degree_normalised(tmp_path):
+    # tvb192's in-degrees run from 0 to 133: with the mean matched to the 998
+    # connectome's, its strongest-driven nodes still idle near 8 mV and cross it
+    # all the time, so no stimulated peak survives; with the largest in-degree
+    # matched (46.9) every region idles below 2.5 mV.
+    from brainforge.anatomy import read_connectivity
+    from brainforge.nmm.campaign import DEEPSIF_998_MAX_IN_STRENGTH
+
+    conn = read_connectivity("tvb192")
+    scaled = CampaignConfig(normalise_coupling="max").params(conn).coupling_a * conn.weights.sum(axis=1).max()
+    assert np.isclose(scaled, DEEPSIF_998_MAX_IN_STRENGTH)
+    mean = CampaignConfig(normalise_coupling="mean").params(conn)
+    assert CampaignConfig(normalise_coupling=True).params(conn) == mean
+    counts = {}
+    for mode in ("mean", "max"):
+        config = CampaignConfig(
+            connectome="tvb192", duration_ms=8000.0, normalise_coupling=mode, settings=((0.087, 1.0),), n_background=0
+        )
+        summary = run_campaign(config, tmp_path / f"{mode}.zarr", nodes=[69, 174], scheduler="sync", progress=False)
+        counts[mode] = int(summary.spikes_per_node.sum())
+    assert counts["mean"] == 0 and counts["max"] > 0, counts
 
 
 def test_cli_simulate_errors(tmp_path):
@@ -102,6 +127,7 @@ def test_cli_simulate_errors(tmp_path):
         (["--connectome", str(bad_zip), "--out", str(tmp_path / "b.zarr")], "not a valid zip"),
         (["--dt", "0", "--out", str(tmp_path / "c.zarr")], "dt must be > 0"),
         (["--duration", "0.5", "--out", str(tmp_path / "d.zarr")], "transient"),
+        (["--normalise-coupling-to", "median", "--out", str(tmp_path / "e.zarr")], "normalise_coupling"),
     ]:
         result = run(*args)
         lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]

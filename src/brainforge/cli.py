@@ -147,6 +147,13 @@ def simulate(
     normalise_coupling: Annotated[
         bool, typer.Option("--normalise-coupling", help="Match the 998 connectome's mean coupling strength.")
     ] = False,
+    normalise_coupling_to: Annotated[
+        str | None,
+        typer.Option(
+            "--normalise-coupling-to",
+            help="Normalise to the 998 connectome's mean or max in-degree (tvb192 needs max); implies the above.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
 ) -> None:
     """Simulate every region under DeepSIF's three settings and build a spike library."""
@@ -155,7 +162,8 @@ def simulate(
 
     config = CampaignConfig(
         connectome=connectome, engine=engine, duration_ms=duration * 1000.0, dt_ms=dt, seed=seed,
-        threshold=threshold, alignment=alignment, batch_size=batch_size, normalise_coupling=normalise_coupling,
+        threshold=threshold, alignment=alignment, batch_size=batch_size,
+        normalise_coupling=normalise_coupling_to or normalise_coupling,
     )  # fmt: skip
     nodes = parse_nodes(regions, read_connectivity(connectome).n_nodes)
     summary = run_campaign(config, out, nodes=nodes, scheduler=scheduler, progress=not as_json)
