@@ -67,7 +67,8 @@ class CampaignConfig:
         more uneven (0 to 133, mean 35.5), so with the mean matched its
         strongest-driven nodes (in-degree 57-67 after scaling) still idle near
         7.6 mV, about 125 regions cross 8 mV and no stimulated peak survives
-        rules 3 and 4; matching the largest one, all idle below 2 mV.
+        rules 3 and 4; with the largest one matched, unstimulated regions idle
+        at medians below 2 mV.
     """
 
     connectome: str = "tvb76"
