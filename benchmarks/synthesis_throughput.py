@@ -5,15 +5,20 @@ Run: ``.venv/bin/python benchmarks/synthesis_throughput.py [--samples 1600] [--w
 Draws samples (64 channels x 500 samples x 1014 regions, 1-3 sources,
 background included) from the default spike library:
 
-1. with the generator alone, in this process, one BLAS thread (as in a worker);
+1. with the generator alone, in this process, one BLAS thread (as in a
+   worker); once more with fresh sensor noise per sample
+   (``noise_bank_segments=0``) instead of the noise bank;
 2. through the DataLoader path training uses (``brainforge.training``'s data
-   module): ``SyntheticEEGDataset(compact_targets=True)`` in ``--workers``
-   processes, batches of 32 made by ``collate_compact``, so only the patch
-   columns of the targets cross processes (the dense target is made on the
-   device after the transfer, by ``densify_sources``);
+   module): ``SyntheticEEGDataset(batch_size=32).loader(num_workers)``:
+   ``--workers`` processes write whole batches with factored targets into a
+   few shared-memory buffers each, which they reuse once this process has
+   copied the batch out; only the buffer's number crosses processes. The
+   dense target is made on the device after the transfer, by
+   ``densify_sources``;
 3. the same batches densified in this process (what CPU-only training adds);
-4. the earlier path for comparison: dense 500 x 1014 targets (2 MB per sample)
-   batched by PyTorch's default collate in the workers.
+4. earlier paths for comparison: per-sample items batched by
+   ``collate_compact`` in the workers, and dense 500 x 1014 targets (2 MB per
+   sample) batched by PyTorch's default collate.
 
 Each DataLoader figure is given as samples per second of wall time and as
 samples per CPU-second of all processes (this one and the workers), which
@@ -70,35 +75,47 @@ def main() -> None:
 
     head = make_head_model("1010-64")
     library = read_spike_library(default_spike_library())
-    generator = SampleGenerator(head, library, SynthesisConfig(n_sources=(1, 3)))
+    generator = SampleGenerator(head, library, SynthesisConfig(n_sources=(1, 3))).prepare()
+    fresh_noise = SampleGenerator(head, library, SynthesisConfig(n_sources=(1, 3), noise_bank_segments=0)).prepare()
     generator.sample(0)
     load_before = os.getloadavg()[0]
 
     n_alone = args.samples // 2
 
-    def alone() -> Iterable[int]:
-        with threadpool_limits(limits=1):
-            for seed in range(n_alone):
-                generator.sample(seed)
-                yield 1
+    def alone(gen: SampleGenerator) -> Callable[[], Iterable[int]]:
+        def samples() -> Iterable[int]:
+            with threadpool_limits(limits=1):
+                for seed in range(n_alone):
+                    gen.sample(seed)
+                    yield 1
 
-    def loader(compact: bool, densify: bool = False) -> Callable[[], Iterable[int]]:
+        return samples
+
+    def loader(mode: str, densify: bool = False) -> Callable[[], Iterable[int]]:
         def batches() -> Iterable[int]:
-            dataset = SyntheticEEGDataset(generator, n_samples=args.samples, seed=0, compact_targets=compact)
-            extra = {"collate_fn": collate_compact} if compact else {}
-            if args.workers:
-                extra["prefetch_factor"] = 4  # as the training data module
-            for batch in DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers, **extra):
+            extra = {"prefetch_factor": 4} if args.workers else {}  # as the training data module
+            if mode == "batches":
+                dataset = SyntheticEEGDataset(generator, n_samples=args.samples, seed=0, batch_size=args.batch_size)
+                stream = dataset.loader(num_workers=args.workers)
+            else:
+                compact = mode == "items"
+                dataset = SyntheticEEGDataset(generator, n_samples=args.samples, seed=0, compact_targets=compact)
+                if mode == "items":
+                    extra["collate_fn"] = collate_compact
+                stream = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers, **extra)
+            for batch in stream:
                 if densify:
                     batch = densify_sources(batch)
                 yield len(batch["eeg"])
 
         return batches
 
-    in_process = _measure(alone)
-    compact = _measure(loader(True))
-    densified = _measure(loader(True, densify=True))
-    dense = _measure(loader(False))
+    in_process = _measure(alone(generator))
+    in_process_fresh = _measure(alone(fresh_noise))
+    whole = _measure(loader("batches"))
+    densified = _measure(loader("batches", densify=True))
+    items = _measure(loader("items"))
+    dense = _measure(loader("dense"))
     load_after = os.getloadavg()[0]
 
     n_times, n_channels, n_regions = 500, head.n_channels, head.n_regions
@@ -108,9 +125,11 @@ def main() -> None:
     w, b = args.workers, args.batch_size
     rows = [
         ("generator alone, one process, one BLAS thread", in_process),
-        (f"DataLoader, training path: compact targets ({w} workers, batches of {b})", compact),
+        ("  the same with fresh sensor noise per sample (noise_bank_segments=0)", in_process_fresh),
+        (f"DataLoader, training path: whole batches ({w} workers, batches of {b})", whole),
         ("  + densify_sources in this process (CPU training)", densified),
-        ("DataLoader, dense targets, default collate (earlier path)", dense),
+        ("DataLoader, per-sample items + collate_compact (earlier path)", items),
+        ("DataLoader, dense targets, default collate (first path)", dense),
     ]
     print(f"{'samples/s':72} {'wall':>8} {'per CPU-s':>10}")
     for name, (per_wall, per_cpu) in rows:
@@ -120,13 +139,15 @@ def main() -> None:
     print(f"{'materialised at our size (64 ch, 1014 regions), GB':72} {bytes_ours / 1e9:8.0f}")
     print(f"{'on-the-fly training set, GB':72} {0:8d}")
     print(json.dumps({
-        "samples_per_second": round(compact[0], 1), "samples_per_cpu_second": round(compact[1], 1),
-        "path": "SyntheticEEGDataset(compact_targets=True) + collate_compact", "workers": w, "batch_size": b,
+        "samples_per_second": round(whole[0], 1), "samples_per_cpu_second": round(whole[1], 1),
+        "path": "SyntheticEEGDataset(batch_size=32).loader(workers)", "workers": w, "batch_size": b,
         "samples": args.samples, "cpu_count": os.cpu_count(),
         "load_average": [round(load_before, 2), round(load_after, 2)],
         "generator_samples_per_second_one_process": round(in_process[0], 1),
         "generator_samples_per_cpu_second_one_process": round(in_process[1], 1),
+        "generator_fresh_noise_samples_per_second_one_process": round(in_process_fresh[0], 1),
         "densified_in_main_samples_per_second": round(densified[0], 1),
+        "per_sample_items_samples_per_second": round(items[0], 1),
         "dense_targets_samples_per_second": round(dense[0], 1),
         "dense_targets_samples_per_cpu_second": round(dense[1], 1),
         "materialised_deepsif_gb": round(bytes_materialised / 1e9, 1),

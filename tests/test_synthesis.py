@@ -14,6 +14,7 @@ from brainforge.synthesis import (
     densify_sources,
     grow_patch,
     is_connected,
+    normalise_eeg,
     pink_noise,
     sample_seed,
     snr_db,
@@ -135,7 +136,7 @@ def test_compact_batches_densify_to_the_dense_targets(generator):
     compact = SyntheticEEGDataset(generator, n_samples=6, seed=4, compact_targets=True)
     # Through worker processes, as training batches them; patches differ in size, so the batch is padded.
     batches = list(DataLoader(compact, batch_size=3, num_workers=2, collate_fn=collate_compact))
-    assert "sources" not in batches[0] and batches[0]["source_values"].dtype == torch.float32
+    assert "sources" not in batches[0] and batches[0]["source_waves"].dtype == torch.float32
     assert len({len(item["source_regions"]) for item in compact}) > 1
     assert sorted(int(i) for batch in batches for i in batch["index"]) == list(range(6))
     for batch in batches:  # each worker batches its own indices
@@ -148,6 +149,83 @@ def test_compact_batches_densify_to_the_dense_targets(generator):
     assert torch.equal(collate_samples(list(compact)[:3])["sources"], collate_samples(dense[:3])["sources"])
     with pytest.raises(ValueError, match="compact"):
         collate_compact(dense[:2])
+
+
+def test_whole_batches_equal_the_items_and_survive_buffer_reuse(generator, monkeypatch):
+    """Batches made in workers that reuse their memory (loader()) hold exactly the per-sample items."""
+    n_samples, batch_size = 70, 4  # 18 batches: more than the 8 buffer slots of each worker, the last one partial
+    items = list(SyntheticEEGDataset(generator, n_samples=n_samples, seed=6))
+    dataset = SyntheticEEGDataset(generator, n_samples=n_samples, seed=6, batch_size=batch_size)
+    messages = []
+    claim = SyntheticEEGDataset.claim
+    monkeypatch.setattr(SyntheticEEGDataset, "claim", lambda self, batch: messages.append(batch) or claim(self, batch))
+    loader = dataset.loader(num_workers=2, prefetch_factor=2)
+    claimed = list(loader)  # all kept while the workers went on reusing their buffers
+    assert len(loader) == len(claimed) == 18
+    # Only where each batch lies crossed processes; the buffers only on a slot's first use, so slots were reused.
+    assert all(set(m) <= {"slot", "shapes", "buffers"} for m in messages)
+    assert sum("buffers" in m for m in messages) < len(messages) and len({m["slot"] for m in messages}) > 2
+    indices = [int(i) for batch in claimed for i in batch["index"]]
+    assert sorted(indices) == list(range(n_samples)) and len(claimed[-1]["index"]) in (2, batch_size)
+    plain = {int(b["index"][0]): b for b in DataLoader(dataset, batch_size=None, num_workers=2)}  # no reuse
+    for batch in claimed:
+        assert set(batch) == set(plain[int(batch["index"][0])]) and "slot" not in batch
+        expected = collate_samples([items[int(i)] for i in batch["index"]])
+        dense = densify_sources(batch)
+        assert set(dense) == set(expected)
+        for key, value in expected.items():
+            assert torch.equal(dense[key], value), key
+            assert torch.equal(densify_sources(plain[int(batch["index"][0])])[key], value), key
+    # Without workers the same batches come out.
+    local = list(SyntheticEEGDataset(generator, n_samples=8, seed=6, batch_size=batch_size).loader())
+    assert torch.equal(local[1]["eeg"], torch.stack([it["eeg"] for it in items[4:8]]))
+    varying = SampleGenerator(generator.head, generator.library, SynthesisConfig(n_channels=(16, 64)))
+    with pytest.raises(BrainForgeError, match="one montage"):
+        SyntheticEEGDataset(varying, n_samples=8, batch_size=4)
+    with pytest.raises(BrainForgeError, match="batch_size"):
+        SyntheticEEGDataset(generator, n_samples=8).loader()
+
+
+def test_noise_bank_gives_independent_white_and_pink_channels(head64, spike_library):
+    from brainforge.synthesis import NoiseBank
+
+    bank = NoiseBank(n_segments=512, seed=3)
+    rng = np.random.default_rng(0)
+    white = np.concatenate([bank.draw("white", 500, 64, rng) for _ in range(8)])
+    # Unit variance, no correlation between channels, a flat spectrum.
+    assert abs(white.var() - 1.0) < 0.05
+    correlation = np.corrcoef(white.T)[np.triu_indices(64, 1)]
+    assert np.abs(correlation).max() < 0.1
+    picked, shifts, signs = bank.pick(64, 500, np.random.default_rng(1))  # distinct segments per sample
+    assert len(set(picked.tolist())) == 64 and shifts.max() < 500 and set(signs.tolist()) == {-1.0, 1.0}
+    pink = bank.draw("pink", 500, 64, np.random.default_rng(2))
+    spectrum = (np.abs(np.fft.rfft(pink, axis=0)) ** 2).mean(axis=1)[1:]
+    slope = np.polyfit(np.log(np.arange(1, len(spectrum) + 1)), np.log(spectrum), 1)[0]
+    assert -1.2 < slope < -0.8
+    # Same seeds, same noise; the moments the generator uses match the drawn noise.
+    again = NoiseBank(n_segments=512, seed=3).draw("pink", 500, 64, np.random.default_rng(2))
+    np.testing.assert_array_equal(pink, again)
+    means, powers = bank.moments("pink", 500)
+    picked, _, signs = bank.pick(64, 500, np.random.default_rng(2))
+    np.testing.assert_allclose(pink.mean(axis=0), signs * means[picked], atol=1e-12)
+    np.testing.assert_allclose(np.mean(powers[picked]), np.mean((pink - pink.mean(axis=0)) ** 2), rtol=1e-9)
+    with pytest.raises(BrainForgeError, match="independent channels"):
+        bank.pick(513, 500, rng)
+    with pytest.raises(BrainForgeError, match="noise_bank_segments"):
+        SampleGenerator(head64, spike_library, SynthesisConfig(noise_bank_segments=32))
+
+
+def test_fresh_noise_option_matches_the_bank_statistics(head64, spike_library):
+    """noise_bank_segments=0 draws fresh noise per sample; SNRs and normalisation are the same either way."""
+    config = dict(sensor_snr_db=(8.0, 8.0), noise_types=("pink",))
+    for segments in (0, 8192):
+        gen = SampleGenerator(head64, spike_library, SynthesisConfig(noise_bank_segments=segments, **config))
+        sample = gen.sample(4, keep_parts=True)
+        assert abs(snr_db(sample.parts["clean"], sample.parts["noise"]) - 8.0) < 1e-6
+        # The compiled assembly equals the definition: normalise_eeg(clean + noise).
+        expected = normalise_eeg(sample.parts["clean"] + sample.parts["noise"])
+        np.testing.assert_allclose(sample.eeg, expected, rtol=0, atol=1e-6)
+        assert np.abs(sample.eeg).max() == pytest.approx(1.0)
 
 
 def test_cached_background_clips_change_nothing(head64, spike_library):

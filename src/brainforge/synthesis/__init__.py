@@ -1,15 +1,24 @@
 """Labelled synthetic EEG from a head model and a spike library."""
 
-from .dataset import SyntheticEEGDataset, collate_compact, collate_samples, densify_sources, sample_seed
-from .generator import Sample, SampleGenerator, SynthesisConfig, normalise_eeg
-from .noise import RealisticNoise, load_deepsif_noise, pink_noise, scale_to_snr, snr_db, white_noise
+from .dataset import (
+    SyntheticBatchLoader,
+    SyntheticEEGDataset,
+    collate_compact,
+    collate_samples,
+    densify_sources,
+    sample_seed,
+)
+from .generator import Sample, SampleGenerator, SynthesisConfig, normalise_eeg, source_activity
+from .noise import NoiseBank, RealisticNoise, load_deepsif_noise, pink_noise, scale_to_snr, snr_db, white_noise
 from .patches import grow_patch, is_connected, patch_weights
 
 __all__ = [
+    "NoiseBank",
     "RealisticNoise",
     "Sample",
     "SampleGenerator",
     "SynthesisConfig",
+    "SyntheticBatchLoader",
     "SyntheticEEGDataset",
     "collate_compact",
     "collate_samples",
@@ -23,5 +32,6 @@ __all__ = [
     "sample_seed",
     "scale_to_snr",
     "snr_db",
+    "source_activity",
     "white_noise",
 ]

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from .generator import SampleGenerator
+from .._errors import BrainForgeError
+from .generator import SampleGenerator, source_activity
+
+#: Shared-memory batch buffers of each DataLoader worker, reused once the main process releases them.
+_SLOTS_PER_WORKER = 8
+
+#: Workers (per process) that get reusable buffers; more draw fresh shared memory for every batch.
+_MAX_SLOTTED_WORKERS = 64
 
 
 def sample_seed(seed: int, index: int) -> int:
@@ -22,7 +30,8 @@ class SyntheticEEGDataset(IterableDataset):
 
     Sample ``i`` is always drawn from ``sample_seed(seed, i)``, whichever
     DataLoader worker draws it; workers split the indices (worker ``w`` of
-    ``n`` takes ``i = w, w + n, ...``), so no sample is duplicated.
+    ``n`` takes ``i = w, w + n, ...``, or whole batches ``w, w + n, ...`` with
+    ``batch_size``), so no sample is duplicated.
 
     Parameters
     ----------
@@ -33,21 +42,33 @@ class SyntheticEEGDataset(IterableDataset):
     seed : int
         Dataset seed.
     compact_targets : bool
-        Yield the targets as their non-zero columns (``source_regions``,
-        ``source_values``) instead of a dense (n_times, n_regions) array (2 MB
-        per sample). Batch them with :func:`collate_compact` in the DataLoader
-        and :func:`densify_sources` after the move to the device, as training
-        does, so the dense target never crosses processes; or with
-        :func:`collate_samples` for a dense batch.
+        Yield the targets in factored form instead of a dense (n_times,
+        n_regions) array (2 MB per sample): ``source_regions`` (the patch
+        regions), ``source_waves`` (n_times, n_sources) and
+        ``source_weights`` (n_sources, n_regions of the patches), whose
+        product is the activity of those regions (6 kB instead of ~200 kB per
+        sample for the activity of the patch columns alone). Batch them with
+        :func:`collate_compact` and make the dense target with
+        :func:`densify_sources` after the move to the device, as training
+        does, so it never crosses processes; or with :func:`collate_samples`
+        for a dense batch.
+    batch_size : int | None
+        Yield whole batches of this many consecutive samples, as
+        :func:`collate_compact` makes them (use ``DataLoader(dataset,
+        batch_size=None)``): each worker writes the EEG of its samples straight
+        into the batch's shared memory, sparing the per-sample items and the
+        copy of collating them. Needs a fixed montage and implies
+        ``compact_targets``. Iterate it with :meth:`loader`, which also lets
+        the workers reuse their shared memory.
 
     Yields
     ------
     item : dict
         ``eeg`` (n_times, n_channels) and ``sources`` (n_times, n_regions)
-        float32 tensors, ``active`` (n_regions,) bool, ``ch_pos``
-        (n_channels, 3) mm, ``n_sources``, ``seed`` and ``index``. With a
-        fixed montage items collate into batches with PyTorch's default
-        collate.
+        float32 tensors (or the compact targets), ``active`` (n_regions,)
+        bool, ``ch_pos`` (n_channels, 3) mm, ``n_sources``, ``seed`` and
+        ``index``. With a fixed montage items collate into batches with
+        PyTorch's default collate. With ``batch_size``, batches instead.
 
     Notes
     -----
@@ -56,24 +77,110 @@ class SyntheticEEGDataset(IterableDataset):
     """
 
     def __init__(
-        self, generator: SampleGenerator, n_samples: int | None = None, seed: int = 0, compact_targets: bool = False
+        self,
+        generator: SampleGenerator,
+        n_samples: int | None = None,
+        seed: int = 0,
+        compact_targets: bool = False,
+        batch_size: int | None = None,
     ):
         super().__init__()
+        if batch_size is not None:
+            if batch_size < 1:
+                raise BrainForgeError(f"batch_size must be 1 or more, got {batch_size}.")
+            if generator.config.n_channels is not None:
+                raise BrainForgeError(
+                    "Whole batches need one montage; use n_channels=None (pick montage subsets per batch instead)."
+                )
+            compact_targets = True
+            # Project the background clips and draw the noise banks here, once, so that
+            # DataLoader workers forked from this process share them instead of each
+            # making its own.
+            generator.prepare()
         self.generator = generator
         self.n_samples = n_samples
         self.seed = seed
         self.compact_targets = compact_targets
+        self.batch_size = batch_size
+        # Reusable worker memory (see loader() and claim()): which slots the main process
+        # still reads (1) or has released (0), made before the workers start so they see
+        # the releases; each worker's buffers, and which it has already sent.
+        self._reuse_memory = False
+        self._slot_busy = torch.zeros(_MAX_SLOTTED_WORKERS * _SLOTS_PER_WORKER, dtype=torch.uint8).share_memory_()
+        self._slot_buffers: dict[int, dict[str, torch.Tensor]] = {}  # worker side
+        self._slot_sent: set[int] = set()  # worker side
+        self._slot_mapped: dict[int, dict[str, torch.Tensor]] = {}  # main side
+
+    def loader(self, num_workers: int = 0, prefetch_factor: int = 4) -> SyntheticBatchLoader:
+        """Return an iterable over the batches of a ``batch_size`` dataset, made by DataLoader workers.
+
+        Each worker fills a few shared-memory buffers in turn and sends only
+        which one holds the next batch (the buffers themselves travel once);
+        the iterable copies the batch out and releases the buffer. Sending
+        every batch's tensors instead (a plain ``DataLoader``) costs a file
+        descriptor per tensor, passed through a helper thread, plus fresh
+        shared memory to fault in: more than making the samples.
+
+        Parameters
+        ----------
+        num_workers : int
+            DataLoader worker processes (0: batches made in this process).
+        prefetch_factor : int
+            Batches each worker prepares ahead.
+
+        Returns
+        -------
+        loader : SyntheticBatchLoader
+            Yields batches as :func:`collate_compact` makes them; has a
+            length when the dataset is finite.
+        """
+        if self.batch_size is None:
+            raise BrainForgeError("loader() needs a dataset made with batch_size.")
+        return SyntheticBatchLoader(self, num_workers, prefetch_factor)
+
+    def claim(self, batch: dict) -> dict:
+        """Return the batch a worker left in reusable memory as private tensors, and release that memory.
+
+        :meth:`loader` calls it for every batch; batches that do not come
+        from reusable memory are returned unchanged.
+
+        Parameters
+        ----------
+        batch : dict
+            A batch as the DataLoader delivered it.
+
+        Returns
+        -------
+        batch : dict
+            The batch, its tensors private to this process.
+        """
+        if "slot" not in batch:
+            return batch
+        slot = int(batch["slot"])
+        if "buffers" in batch:  # the slot's first batch brings its buffers, kept mapped here
+            self._slot_mapped[slot] = batch["buffers"]
+        buffers = self._slot_mapped[slot]
+        # A NumPy copy is one plain memcpy; Tensor.clone() may start PyTorch's thread pool,
+        # whose threads spin against the busy workers.
+        claimed = {
+            key: torch.from_numpy(_batch_view(buffers, key, shape, None).numpy().copy())
+            for key, shape in batch["shapes"].items()
+        }
+        self._slot_busy[slot] = 0
+        return claimed
 
     def __len__(self) -> int:
         if self.n_samples is None:
             raise TypeError("An endless SyntheticEEGDataset has no length.")
+        if self.batch_size is not None:
+            return math.ceil(self.n_samples / self.batch_size)
         return self.n_samples
 
     def __iter__(self) -> Iterator[dict]:
         rank, world = _distributed_rank()
         info = get_worker_info()
         if info is None:
-            yield from self._items(rank, world)
+            yield from self._stream(rank, world, local_worker=None)
             return
         # Each DataLoader worker is one process: one BLAS thread each, or
         # the workers' thread pools fight over the cores (2.3x slower on 2 cores).
@@ -81,30 +188,131 @@ class SyntheticEEGDataset(IterableDataset):
 
         torch.set_num_threads(1)
         with threadpool_limits(limits=1):
-            yield from self._items(rank * info.num_workers + info.id, world * info.num_workers)
+            yield from self._stream(rank * info.num_workers + info.id, world * info.num_workers, local_worker=info.id)
+
+    def _stream(self, worker: int, n_workers: int, local_worker: int | None) -> Iterator[dict]:
+        if self.batch_size is None:
+            yield from self._items(worker, n_workers)
+        else:
+            yield from self._batches(worker, n_workers, local_worker)
+
+    def _item(self, index: int, out: np.ndarray | None = None) -> dict:
+        seed = sample_seed(self.seed, index)
+        sample = self.generator.sample(seed, out=out)
+        if self.compact_targets:
+            targets = {
+                "source_regions": torch.from_numpy(sample.source_regions),
+                "source_waves": torch.from_numpy(sample.source_waves),
+                "source_weights": torch.from_numpy(sample.source_weights),
+            }
+        else:
+            targets = {"sources": torch.from_numpy(sample.sources)}
+        return {
+            "eeg": torch.from_numpy(sample.eeg),
+            **targets,
+            "active": torch.from_numpy(sample.active),
+            "ch_pos": torch.from_numpy(sample.ch_pos.astype(np.float32)),
+            "n_sources": len(sample.centres),
+            "seed": seed,
+            "index": index,
+        }
 
     def _items(self, worker: int, n_workers: int) -> Iterator[dict]:
         index = worker
         while self.n_samples is None or index < self.n_samples:
-            seed = sample_seed(self.seed, index)
-            sample = self.generator.sample(seed)
-            if self.compact_targets:
-                targets = {
-                    "source_regions": torch.from_numpy(sample.source_regions),
-                    "source_values": torch.from_numpy(sample.source_values),
-                }
-            else:
-                targets = {"sources": torch.from_numpy(sample.sources)}
-            yield {
-                "eeg": torch.from_numpy(sample.eeg),
-                **targets,
-                "active": torch.from_numpy(sample.active),
-                "ch_pos": torch.from_numpy(sample.ch_pos.astype(np.float32)),
-                "n_sources": len(sample.centres),
-                "seed": seed,
-                "index": index,
-            }
+            yield self._item(index)
             index += n_workers
+
+    def _batches(self, worker: int, n_workers: int, local_worker: int | None) -> Iterator[dict]:
+        head = self.generator.head
+        n_times = self.generator.library.background.shape[1]
+        n_patches = self.generator.config.n_sources[1]
+        batch = worker
+        while self.n_samples is None or batch * self.batch_size < self.n_samples:
+            start = batch * self.batch_size
+            stop = start + self.batch_size if self.n_samples is None else min(start + self.batch_size, self.n_samples)
+            slot = self._free_slot(local_worker) if self._reuse_memory else None
+            buffers = None if slot is None else self._buffers(slot, n_times, head.n_channels, head.n_regions)
+            eeg = _batch_view(buffers, "eeg", (stop - start, n_times, head.n_channels), torch.float32)
+            rows = eeg.numpy()
+            items = [self._item(index, out=rows[i]) for i, index in enumerate(range(start, stop))]
+            collated = _collate_compact(items, eeg=eeg, n_patches=n_patches, buffers=buffers)
+            if slot is None:
+                yield collated
+            else:  # only where the batch lies travels (claim() rebuilds it), with the buffers the first time
+                message = {"slot": slot, "shapes": {key: tuple(value.shape) for key, value in collated.items()}}
+                if slot not in self._slot_sent:
+                    message["buffers"] = buffers
+                    self._slot_sent.add(slot)
+                yield message
+            batch += n_workers
+
+    def _free_slot(self, local_worker: int | None) -> int | None:
+        """Mark and return a released buffer slot of this worker; None outside workers or when all are busy."""
+        if local_worker is None or local_worker >= _MAX_SLOTTED_WORKERS:
+            return None
+        first = local_worker * _SLOTS_PER_WORKER
+        busy = self._slot_busy[first : first + _SLOTS_PER_WORKER].numpy()
+        free = np.flatnonzero(busy == 0)
+        if not len(free):
+            return None
+        slot = first + int(free[0])
+        self._slot_busy[slot] = 1
+        return slot
+
+    def _buffers(self, slot: int, n_times: int, n_channels: int, n_regions: int) -> dict[str, torch.Tensor]:
+        """Return the shared-memory buffers of ``slot`` (made on first use), each flat and large enough for a batch."""
+        if slot not in self._slot_buffers:
+            n, k = self.batch_size, self.generator.config.n_sources[1]
+            max_columns = n * k * self.generator.config.max_patch_regions
+            sizes = {
+                "eeg": (n * n_times * n_channels, torch.float32),
+                "active": (n * n_regions, torch.bool),
+                "ch_pos": (n * n_channels * 3, torch.float32),
+                "source_waves": (n * n_times * k, torch.float32),
+                "source_weights": (k * max_columns, torch.float32),
+                "source_regions": (max_columns, torch.int64),
+                "source_item": (max_columns, torch.int64),
+                **{key: (n, torch.int64) for key in ("n_sources", "seed", "index")},
+            }
+            self._slot_buffers[slot] = {key: _batch_tensor((size,), dtype) for key, (size, dtype) in sizes.items()}
+        return self._slot_buffers[slot]
+
+
+class SyntheticBatchLoader:
+    """Batches of a whole-batch :class:`SyntheticEEGDataset` from DataLoader workers that reuse their memory.
+
+    Made by :meth:`SyntheticEEGDataset.loader`; iterate it like a DataLoader
+    (PyTorch Lightning accepts it as a training dataloader).
+
+    Parameters
+    ----------
+    dataset : SyntheticEEGDataset
+        A dataset made with ``batch_size``.
+    num_workers : int
+        Worker processes.
+    prefetch_factor : int
+        Batches each worker prepares ahead.
+    """
+
+    def __init__(self, dataset: SyntheticEEGDataset, num_workers: int = 0, prefetch_factor: int = 4):
+        self.dataset = dataset
+        self.num_workers = num_workers
+        self.prefetch_factor = prefetch_factor
+
+    def __iter__(self) -> Iterator[dict]:
+        # A copy of the dataset per pass, with its own buffer bookkeeping, made before the
+        # workers fork: the dataset itself keeps sending whole batches to plain DataLoaders.
+        dataset = copy.copy(self.dataset)
+        dataset._reuse_memory = self.num_workers > 0
+        dataset._slot_busy = torch.zeros_like(self.dataset._slot_busy).share_memory_()
+        dataset._slot_buffers, dataset._slot_sent, dataset._slot_mapped = {}, set(), {}
+        prefetch = self.prefetch_factor if self.num_workers else None
+        for batch in DataLoader(dataset, batch_size=None, num_workers=self.num_workers, prefetch_factor=prefetch):
+            yield dataset.claim(batch)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
 
 
 def _distributed_rank() -> tuple[int, int]:
@@ -131,11 +339,11 @@ def _batch_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
 def collate_compact(items: list[dict]) -> dict:
     """Batch items of one montage, keeping the targets compact (the DataLoader path of training).
 
-    Only the patch columns travel, side by side without padding: a dense
-    (T, R) float32 target is 2 MB per sample (65 MB per batch of 32), which
-    DataLoader workers would otherwise allocate, fill and copy into shared
-    memory. :func:`densify_sources` makes the dense target where it is needed
-    (for training, on the device).
+    Only the factored targets travel: a dense (T, R) float32 target is 2 MB
+    per sample (65 MB per batch of 32), which DataLoader workers would
+    otherwise allocate, fill and copy into shared memory.
+    :func:`densify_sources` makes the dense target where it is needed (for
+    training, on the device).
 
     Parameters
     ----------
@@ -145,32 +353,72 @@ def collate_compact(items: list[dict]) -> dict:
     Returns
     -------
     batch : dict
-        ``eeg`` (B, T, C); the targets of all items side by side:
-        ``source_values`` (T, N) float32, ``source_regions`` (N,) and
-        ``source_item`` (N,) int64 (the region and batch row of each column);
-        ``active`` (B, R), ``ch_pos`` (B, C, 3), ``n_sources``, ``seed`` and
-        ``index`` (B,).
+        ``eeg`` (B, T, C); ``source_waves`` (B, T, K) float32, each item's
+        patch waveforms padded with zero columns to the batch's largest
+        number of patches K; the patch regions of all items side by side:
+        ``source_weights`` (K, N) float32 (each patch's weight on each
+        region), ``source_regions`` (N,) and ``source_item`` (N,) int64 (the
+        region and batch row of each); ``active`` (B, R), ``ch_pos``
+        (B, C, 3), ``n_sources``, ``seed`` and ``index`` (B,).
+    """
+    return _collate_compact(items)
+
+
+def _batch_view(
+    buffers: dict[str, torch.Tensor] | None, key: str, shape: tuple[int, ...], dtype: torch.dtype | None
+) -> torch.Tensor:
+    """Return the start of flat buffer ``buffers[key]`` shaped ``shape``, or a new batch tensor without buffers."""
+    if buffers is None:
+        return _batch_tensor(shape, dtype)
+    return buffers[key][: math.prod(shape)].view(shape)
+
+
+def _collate_compact(
+    items: list[dict],
+    eeg: torch.Tensor | None = None,
+    n_patches: int | None = None,
+    buffers: dict[str, torch.Tensor] | None = None,
+) -> dict:
+    """Batch as :func:`collate_compact`, with options for whole-batch datasets.
+
+    The EEG batch may be made already (``eeg``), waveforms get at least
+    ``n_patches`` columns, and the batch is written into ``buffers`` (flat
+    tensors, see ``SyntheticEEGDataset._buffers``) when given.
     """
     n_channels = {item["eeg"].shape[-1] for item in items}
     if len(n_channels) > 1:
         raise ValueError("collate_compact batches one montage; items have different channel counts.")
-    if "source_values" not in items[0]:
+    if "source_waves" not in items[0]:
         raise ValueError("collate_compact needs items with compact targets (compact_targets=True).")
     widths = [item["source_regions"].shape[0] for item in items]
-    n_times, n_columns = items[0]["source_values"].shape[0], sum(widths)
+    n_times, n_columns = items[0]["source_waves"].shape[0], sum(widths)
+    n_patches = max([n_patches or 0] + [item["source_waves"].shape[1] for item in items])
     batch = {}
-    for key in ("eeg", "active", "ch_pos"):
+    keys = ("active", "ch_pos") if eeg is not None else ("eeg", "active", "ch_pos")
+    for key in keys:
         first = items[0][key]
-        out = _batch_tensor((len(items), *first.shape), first.dtype)
+        out = _batch_view(buffers, key, (len(items), *first.shape), first.dtype)
         batch[key] = torch.stack([item[key] for item in items], out=out)
-    values = _batch_tensor((n_times, n_columns), torch.float32)
-    torch.cat([item["source_values"] for item in items], dim=1, out=values)
-    regions = _batch_tensor((n_columns,), torch.int64)
+    if eeg is not None:
+        batch["eeg"] = eeg
+    waves = _batch_view(buffers, "source_waves", (len(items), n_times, n_patches), torch.float32)
+    weights = _batch_view(buffers, "source_weights", (n_patches, n_columns), torch.float32)
+    waves.zero_()
+    weights.zero_()
+    column = 0
+    for row, (item, width) in enumerate(zip(items, widths, strict=True)):
+        k = item["source_waves"].shape[1]
+        waves[row, :, :k] = item["source_waves"]
+        weights[:k, column : column + width] = item["source_weights"]
+        column += width
+    regions = _batch_view(buffers, "source_regions", (n_columns,), torch.int64)
     torch.cat([item["source_regions"] for item in items], out=regions)
-    rows = torch.from_numpy(np.repeat(np.arange(len(items), dtype=np.int64), widths))
-    batch.update(source_values=values, source_regions=regions, source_item=rows)
+    rows = _batch_view(buffers, "source_item", (n_columns,), torch.int64)
+    rows.numpy()[:] = np.repeat(np.arange(len(items), dtype=np.int64), widths)
+    batch.update(source_waves=waves, source_weights=weights, source_regions=regions, source_item=rows)
     for key in ("n_sources", "seed", "index"):
-        batch[key] = torch.as_tensor([item[key] for item in items])
+        batch[key] = _batch_view(buffers, key, (len(items),), torch.int64)
+        batch[key].numpy()[:] = [item[key] for item in items]
     return batch
 
 
@@ -188,17 +436,20 @@ def densify_sources(batch: dict) -> dict:
     Returns
     -------
     batch : dict
-        The same items, with ``sources`` in place of ``source_values``,
-        ``source_regions`` and ``source_item``; equal to the batch
-        :func:`collate_samples` makes from the same items.
+        The same items, with ``sources`` in place of ``source_waves``,
+        ``source_weights``, ``source_regions`` and ``source_item``; equal to
+        the batch :func:`collate_samples` makes from the same items.
     """
-    if "source_values" not in batch:
+    if "source_waves" not in batch:
         return batch
     batch = dict(batch)
-    values, regions, rows = batch.pop("source_values"), batch.pop("source_regions"), batch.pop("source_item")
+    waves, weights = batch.pop("source_waves"), batch.pop("source_weights")
+    regions, rows = batch.pop("source_regions"), batch.pop("source_item")
     n_batch, n_regions = batch["active"].shape
-    sources = torch.zeros(n_batch, values.shape[0], n_regions, dtype=values.dtype, device=values.device)
-    sources[rows, :, regions] = values.T  # (row, region) pairs are distinct: a plain assignment
+    # Each region column: its item's waveforms (N, T, K) weighted by its patch weights (N, K, 1).
+    values = source_activity(waves[rows], weights.T[:, :, None])[..., 0]  # (N, T)
+    sources = torch.zeros(n_batch, waves.shape[1], n_regions, dtype=waves.dtype, device=waves.device)
+    sources[rows, :, regions] = values  # (row, region) pairs are distinct: a plain assignment
     batch["sources"] = sources
     return batch
 

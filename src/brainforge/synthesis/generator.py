@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numba import njit
 
 from .._errors import BrainForgeError
 from ..anatomy.head_model import HeadModel
 from ..nmm.library import SpikeLibrary
-from .noise import NOISE_TYPES, RealisticNoise, noise_gain, pink_noise, power, white_noise
+from .noise import (
+    NOISE_TYPES,
+    NoiseBank,
+    RealisticNoise,
+    _gather_segments,
+    noise_gain,
+    pink_noise,
+    power,
+    touch_rows,
+    white_noise,
+)
 from .patches import grow_patch, patch_weights
+
+if TYPE_CHECKING:
+    import torch
 
 #: Half-width of the window around a spike peak in which the source SNR is measured, samples.
 SOURCE_SNR_HALF_WINDOW = 100
@@ -50,6 +65,13 @@ class SynthesisConfig:
     n_channels : (int, int) | None
         Draw a random subset of this many channels of the head model's
         montage per sample; None keeps every channel.
+    noise_bank_segments : int
+        White and 1/f sensor noise come from a :class:`NoiseBank` of this
+        many segments per type (distinct, circularly shifted, sign-flipped
+        segments per channel): 0.02 ms per sample instead of ~0.4 ms for
+        fresh Gaussian draws. 0 draws fresh noise for every sample.
+    noise_bank_seed : int
+        Seed of the noise bank.
     """
 
     n_sources: tuple[int, int] = (1, 3)
@@ -63,6 +85,8 @@ class SynthesisConfig:
     overlap: bool = False
     max_onset_delay_ms: float = 0.0
     n_channels: tuple[int, int] | None = None
+    noise_bank_segments: int = 8192
+    noise_bank_seed: int = 0
 
     def __post_init__(self) -> None:
         for name in ("n_sources", "half_amplitude_mm", "source_snr_db", "sensor_snr_db", "n_channels"):
@@ -80,6 +104,34 @@ class SynthesisConfig:
             raise BrainForgeError(f"deep_share must lie in [0, 1], got {self.deep_share}.")
         if self.n_channels is not None and self.n_channels[0] < 8:
             raise BrainForgeError("n_channels must keep at least 8 channels.")
+        if self.noise_bank_segments < 0:
+            raise BrainForgeError(
+                f"noise_bank_segments must be 0 (fresh noise) or more, got {self.noise_bank_segments}."
+            )
+
+
+def source_activity(waves: np.ndarray | torch.Tensor, weights: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """Activity ``waves @ weights`` of factored targets, summed patch by patch in a fixed order.
+
+    Written as products and sums (not a matrix product) so that NumPy and
+    PyTorch, on any device, give the same bits, with no reduced-precision
+    (TF32) matrix products on GPUs.
+
+    Parameters
+    ----------
+    waves : array or tensor, shape (..., n_times, n_patches)
+        Patch waveforms.
+    weights : array or tensor, shape (..., n_patches, n_regions)
+        Patch weights.
+
+    Returns
+    -------
+    activity : array or tensor, shape (..., n_times, n_regions)
+    """
+    activity = waves[..., :, 0:1] * weights[..., 0:1, :]
+    for i in range(1, waves.shape[-1]):
+        activity = activity + waves[..., :, i : i + 1] * weights[..., i : i + 1, :]
+    return activity
 
 
 @dataclass
@@ -92,8 +144,15 @@ class Sample:
         Normalised EEG (time mean, then channel mean removed; divided by the max |value|), float32.
     source_regions : array of int, shape (n_active,)
         The regions of the patches, sorted.
+    source_waves : array, shape (n_times, n_sources)
+        Each patch's waveform, divided by the max |activity| over all
+        regions, float32.
+    source_weights : array, shape (n_sources, n_active)
+        Each patch's weight on each of ``source_regions`` (0 outside the
+        patch), float32.
     source_values : array, shape (n_times, n_active)
-        Their activity, divided by the max |value| over all regions, float32.
+        (property) Activity of ``source_regions``: ``source_waves @
+        source_weights`` in float32; its max |value| is 1.
     sources : array, shape (n_times, n_regions)
         (property) The dense target: ``source_values`` in the columns
         ``source_regions``, zero elsewhere, float32.
@@ -124,7 +183,8 @@ class Sample:
 
     eeg: np.ndarray
     source_regions: np.ndarray
-    source_values: np.ndarray
+    source_waves: np.ndarray
+    source_weights: np.ndarray
     active: np.ndarray
     centres: np.ndarray
     patches: list[np.ndarray]
@@ -138,9 +198,14 @@ class Sample:
     parts: dict | None = None
 
     @property
+    def source_values(self) -> np.ndarray:
+        """Activity of ``source_regions``, shape (n_times, n_active), float32."""
+        return source_activity(self.source_waves, self.source_weights)
+
+    @property
     def sources(self) -> np.ndarray:
         """Dense target, shape (n_times, n_regions), zero outside the patches."""
-        dense = np.zeros((len(self.source_values), len(self.active)), np.float32)
+        dense = np.zeros((len(self.source_waves), len(self.active)), np.float32)
         dense[:, self.source_regions] = self.source_values
         return dense
 
@@ -216,6 +281,14 @@ class SampleGenerator:
             raise BrainForgeError(
                 f"n_channels up to {self.config.n_channels[1]} asked for, but the head model has {head.n_channels}."
             )
+        self._noise_bank = None
+        if self.config.noise_bank_segments:
+            if self.config.noise_bank_segments < head.n_channels:
+                raise BrainForgeError(
+                    f"noise_bank_segments={self.config.noise_bank_segments} is fewer than the {head.n_channels} "
+                    "channels of the head model; use at least that many, or 0 for fresh noise."
+                )
+            self._noise_bank = NoiseBank(self.config.noise_bank_segments, self.config.noise_bank_seed)
 
     # ------------------------------------------------------------------ set-up
     def _region_node(self, region_node) -> np.ndarray:
@@ -256,6 +329,28 @@ class SampleGenerator:
             by_node[node] = by_node[nearest]
         return by_node
 
+    def prepare(self) -> SampleGenerator:
+        """Project every background clip on the full montage and draw the noise banks now, not on first use.
+
+        Call it before DataLoader workers fork from this process, so they
+        share that memory instead of each making its own; samples do not
+        change.
+
+        Returns
+        -------
+        generator : SampleGenerator
+            This generator.
+        """
+        channels = np.arange(self.head.n_channels)
+        if self._cache_clips:
+            for clip in range(len(self.library.background)):
+                self._background(clip, channels)
+        if self._noise_bank is not None:
+            n_times = self.library.background.shape[1]
+            for kind in set(self.config.noise_types) - {"realistic"}:
+                self._noise_bank.segments(kind, n_times)
+        return self
+
     # ------------------------------------------------------------------ drawing
     def _draw_centres(self, k: int, rng: np.random.Generator) -> np.ndarray:
         centres: list[int] = []
@@ -283,8 +378,9 @@ class SampleGenerator:
 
         Returns
         -------
-        eeg : array, shape (n_times, n_channels)
-            The clip's node activity projected through the average-referenced leadfield rows.
+        eeg : array, shape (n_channels, n_times)
+            The clip's node activity projected through the average-referenced
+            leadfield rows, channels first (as the sample is assembled).
         cumulative_power : array, shape (n_times + 1,)
             ``cumulative_power[t]`` sums, over the first ``t`` samples, the power
             across channels of the EEG with each channel's clip mean removed, so
@@ -304,12 +400,16 @@ class SampleGenerator:
         eeg = eeg - eeg.mean(axis=1, keepdims=True)
         centred = eeg - eeg.mean(axis=0)
         cumulative = np.concatenate([[0.0], np.cumsum(np.mean(centred**2, axis=1))])
+        eeg = np.ascontiguousarray(eeg.T)
         if full and self._cache_clips:
             self._full_montage[clip] = (eeg, cumulative)
         return eeg, cumulative
 
-    def sample(self, seed: int, *, keep_parts: bool = False) -> Sample:
+    def sample(self, seed: int, *, keep_parts: bool = False, out: np.ndarray | None = None) -> Sample:
         """Draw the sample of ``seed`` (the same seed gives the same sample, bit for bit).
+
+        ``out``, a float32 (n_times, n_channels) array, receives the EEG (for
+        example a row of a batch), which ``Sample.eeg`` then is.
 
         Each patch carries one waveform scaled by its region weights, so its
         activity is ``outer(wave, weights)`` and its EEG is the rank-one
@@ -323,8 +423,8 @@ class SampleGenerator:
         head = self.head
         channels = self._channels(rng)
         clip = int(rng.integers(len(self.library.background)))
-        background_eeg, background_cumulative = self._background(clip, channels)
-        n_times = background_eeg.shape[0]
+        background_eeg, background_cumulative = self._background(clip, channels)  # channels first
+        n_times = background_eeg.shape[1]
         k = int(rng.integers(cfg.n_sources[0], cfg.n_sources[1] + 1))
         centres = self._draw_centres(k, rng)
         # Without overlap, a patch may take neither another patch nor another centre.
@@ -332,7 +432,7 @@ class SampleGenerator:
         if not cfg.overlap:
             taken[centres] = True
         patches, onsets, snrs, windows = [], np.zeros(k, np.int64), np.zeros(k), []
-        waves = np.zeros((n_times, k))  # each patch's scaled waveform
+        waves = np.zeros((k, n_times))  # each patch's scaled waveform
         topographies = np.zeros((k, len(channels)))  # each patch's EEG per unit waveform
         patch_weights_: list[np.ndarray] = []
         max_delay = round(cfg.max_onset_delay_ms / 1000.0 * self.sfreq)
@@ -360,43 +460,53 @@ class SampleGenerator:
             patch_power = float(np.dot(centred_wave, centred_wave) / len(centred_wave) * np.mean(topography**2))
             gain = self._gain(patch_power, background_power, rng.uniform(*cfg.source_snr_db))
             snrs[i] = 10.0 * np.log10(gain**2 * patch_power / background_power)
-            waves[:, i] = gain * wave
+            waves[i] = gain * wave
             topographies[i] = topography
             patches.append(patch)
             patch_weights_.append(weights)
             windows.append(window)
-        clean = background_eeg + waves @ topographies
         noise_type = cfg.noise_types[int(rng.integers(len(cfg.noise_types)))]
         names = [head.ch_names[c] for c in channels]
-        noise = self._noise(noise_type, names, n_times, rng)
-        # power() and normalise_eeg() share their first step (each channel's time mean
-        # removed), so both powers and the normalised EEG come from the centred parts.
-        clean_centred, noise_centred = clean - clean.mean(axis=0), noise - noise.mean(axis=0)
-        clean_power, noise_power = float(np.mean(clean_centred**2)), float(np.mean(noise_centred**2))
-        scale = noise_gain(clean_power, noise_power, rng.uniform(*cfg.sensor_snr_db), cfg.snr_convention)
-        eeg = _normalise_time_centred(clean_centred + scale * noise_centred)  # normalise_eeg(clean + scale * noise)
-        # Targets: only patch regions are non-zero, so build them on those columns alone:
-        # (time x patches) waveforms times a (patches x regions) weight matrix.
+        noise = self._draw_noise(noise_type, names, n_times, rng)
+        # The EEG is assembled channels first, in two compiled passes: the clean EEG with its
+        # channel means and power, then clean + scale * noise normalised as normalise_eeg()
+        # does (each channel's time mean removed, then each time's channel mean, then / max).
+        touch_rows(noise.source, noise.segments)
+        clean, clean_means, clean_power = _clean_eeg(background_eeg, waves, topographies)
+        scale = noise_gain(clean_power, noise.power, rng.uniform(*cfg.sensor_snr_db), cfg.snr_convention)
+        if out is None:
+            out = np.empty((n_times, len(channels)), np.float32)
+        elif out.shape != (n_times, len(channels)) or out.dtype != np.float32:
+            raise BrainForgeError(f"out must be a float32 array of shape {(n_times, len(channels))}, got {out.shape}.")
+        eeg = _mix_and_normalise(
+            clean, clean_means, noise.source, noise.segments, noise.shifts, noise.signs, noise.means, scale, out
+        )
+        # Targets: only patch regions are non-zero, and their activity is the rank-k product
+        # (time x patches) waveforms @ (patches x regions) weights; both factors are kept.
         regions = np.unique(np.concatenate(patches))
         weight_matrix = np.zeros((k, len(regions)))
         for i, (patch, weights) in enumerate(zip(patches, patch_weights_, strict=True)):
             weight_matrix[i, np.searchsorted(regions, patch)] += weights
-        compact = waves @ weight_matrix
+        source_waves = (waves.T / _largest_product(waves.T, weight_matrix)).astype(np.float32)
         active = np.zeros(head.n_regions, bool)
         active[regions] = True
         parts = None
         if keep_parts:
-            patch_eegs = [(np.outer(waves[:, i], topographies[i]), windows[i]) for i in range(k)]
-            parts = {"clean": clean, "noise": scale * noise, "background_eeg": background_eeg, "patch_eeg": patch_eegs}
+            patch_eegs = [(np.outer(waves[i], topographies[i]), windows[i]) for i in range(k)]
+            background = background_eeg.T
+            clean = background + waves.T @ topographies
+            parts = {"clean": clean, "noise": scale * noise.gather(n_times), "background_eeg": background}
+            parts["patch_eeg"] = patch_eegs
         return Sample(
             eeg=eeg,
             source_regions=regions,
-            source_values=(compact / np.abs(compact).max()).astype(np.float32),
+            source_waves=source_waves,
+            source_weights=weight_matrix.astype(np.float32),
             active=active,
             centres=centres,
             patches=patches,
             source_snr_db=snrs,
-            sensor_snr_db=float(10.0 * np.log10(clean_power / (noise_power * scale**2))),
+            sensor_snr_db=float(10.0 * np.log10(clean_power / (noise.power * scale**2))),
             noise_type=noise_type,
             onsets=onsets,
             ch_names=names,
@@ -417,12 +527,159 @@ class SampleGenerator:
             raise BrainForgeError("A patch projects to nothing on this montage.")
         return float(np.sqrt(10 ** (target_db / 10) * background_power / signal))
 
-    def _noise(self, kind: str, names: list[str], n_times: int, rng: np.random.Generator) -> np.ndarray:
+    def _draw_noise(self, kind: str, names: list[str], n_times: int, rng: np.random.Generator) -> _SensorNoise:
+        """Draw the sensor noise of ``kind`` for channels ``names`` (from the noise bank when there is one)."""
+        if kind != "realistic" and self._noise_bank is not None:
+            bank = self._noise_bank
+            segments, shifts, signs = bank.pick(len(names), n_times, rng)
+            means, powers = bank.moments(kind, n_times)
+            return _SensorNoise(
+                bank.segments(kind, n_times), segments, shifts, signs, signs * means[segments],
+                float(np.mean(powers[segments])),
+            )  # fmt: skip
         if kind == "white":
-            return white_noise(n_times, len(names), rng)
-        if kind == "pink":
-            return pink_noise(n_times, len(names), rng)
-        return self.realistic_noise.draw(names, n_times, rng)
+            noise = white_noise(n_times, len(names), rng)
+        elif kind == "pink":
+            noise = pink_noise(n_times, len(names), rng)
+        else:
+            noise = np.asarray(self.realistic_noise.draw(names, n_times, rng), float)
+        n_channels = len(names)
+        return _SensorNoise(
+            np.ascontiguousarray(noise.T), np.arange(n_channels), np.zeros(n_channels, np.int64),
+            np.ones(n_channels), noise.mean(axis=0), power(noise),
+        )  # fmt: skip
+
+
+@dataclass
+class _SensorNoise:
+    """A sample's sensor noise: channel ``c`` is ``signs[c] * source[segments[c]]`` shifted by ``shifts[c]``.
+
+    Attributes
+    ----------
+    source : array, shape (n_rows, n_times)
+        Noise rows (a noise bank, or the sample's own noise channels first).
+    segments, shifts : arrays of int, shape (n_channels,)
+        Row and circular shift (samples) of each channel.
+    signs : array, shape (n_channels,)
+        +1.0 or -1.0.
+    means : array, shape (n_channels,)
+        Each channel's time mean.
+    power : float
+        Mean power after removing each channel's time mean (:func:`power`).
+    """
+
+    source: np.ndarray
+    segments: np.ndarray
+    shifts: np.ndarray
+    signs: np.ndarray
+    means: np.ndarray
+    power: float
+
+    def gather(self, n_times: int) -> np.ndarray:
+        """Return the noise as an array, shape (n_times, n_channels)."""
+        out = np.empty((n_times, len(self.segments)))
+        return _gather_segments(self.source, self.segments, self.shifts, self.signs, out)
+
+
+@njit(cache=True, fastmath=True)
+def _clean_eeg(background, waves, topographies):  # pragma: no cover - compiled
+    """Clean EEG ``background + (waves.T @ topographies).T``, channels first, its channel means and power.
+
+    Parameters
+    ----------
+    background : array, shape (n_channels, n_times)
+        Background EEG.
+    waves : array, shape (n_patches, n_times)
+        Each patch's scaled waveform.
+    topographies : array, shape (n_patches, n_channels)
+        Each patch's EEG per unit waveform.
+
+    Returns
+    -------
+    clean : array, shape (n_channels, n_times)
+    means : array, shape (n_channels,)
+        Each channel's time mean.
+    power : float
+        Mean power after removing each channel's time mean (:func:`power`).
+    """
+    n_channels, n_times = background.shape
+    clean = np.empty((n_channels, n_times))
+    means = np.empty(n_channels)
+    power_sum = 0.0
+    for c in range(n_channels):
+        row = clean[c]
+        for t in range(n_times):
+            row[t] = background[c, t]
+        for i in range(waves.shape[0]):
+            weight = topographies[i, c]
+            for t in range(n_times):
+                row[t] += weight * waves[i, t]
+        total = 0.0
+        for t in range(n_times):
+            total += row[t]
+        mean = total / n_times
+        squares = 0.0
+        for t in range(n_times):
+            squares += (row[t] - mean) * (row[t] - mean)
+        means[c] = mean
+        power_sum += squares
+    return clean, means, power_sum / (n_channels * n_times)
+
+
+@njit(cache=True, fastmath=True)
+def _mix_and_normalise(
+    clean, clean_means, source, segments, shifts, signs, noise_means, scale, out
+):  # pragma: no cover
+    """:func:`normalise_eeg` of ``clean + scale * noise`` into float32 ``out``, shape (n_times, n_channels).
+
+    ``clean`` (channels first, see :func:`_clean_eeg`) is overwritten; the
+    noise is read from its rows as :class:`_SensorNoise` describes.
+    """
+    n_channels, n_times = clean.shape
+    time_means = np.zeros(n_times)
+    for c in range(n_channels):
+        row = clean[c]
+        noise_row = source[segments[c]]
+        split = n_times - shifts[c]
+        gain = scale * signs[c]
+        offset = clean_means[c] + scale * noise_means[c]
+        for t in range(split):
+            value = row[t] + gain * noise_row[t + shifts[c]] - offset
+            row[t] = value
+            time_means[t] += value
+        for t in range(split, n_times):
+            value = row[t] + gain * noise_row[t - split] - offset
+            row[t] = value
+            time_means[t] += value
+    time_means /= n_channels
+    largest = np.zeros(n_times)  # per time sample: a max over channels vectorises, one over all does not
+    for c in range(n_channels):
+        row = clean[c]
+        for t in range(n_times):
+            value = row[t] - time_means[t]
+            row[t] = value
+            if abs(value) > largest[t]:
+                largest[t] = abs(value)
+    inverse = 1.0 / largest.max()
+    for t in range(n_times):
+        for c in range(n_channels):
+            out[t, c] = clean[c, t] * inverse
+    return out
+
+
+def _largest_product(waves: np.ndarray, weight_matrix: np.ndarray) -> float:
+    """Largest ``|waves @ weight_matrix|`` without forming the whole product.
+
+    A region in one patch only (a column with one non-zero weight) peaks at
+    that patch's largest ``|wave|`` times its weight; only regions shared by
+    patches need their time course.
+    """
+    shared = np.count_nonzero(weight_matrix, axis=0) > 1
+    peaks = np.abs(waves).max(axis=0)
+    largest = float((peaks[:, None] * weight_matrix[:, ~shared]).max(initial=0.0))
+    if shared.any():
+        largest = max(largest, float(np.abs(waves @ weight_matrix[:, shared]).max()))
+    return largest
 
 
 def _windowed_power(eeg: np.ndarray, window: slice) -> float:
@@ -447,4 +704,4 @@ def _normalise_time_centred(eeg: np.ndarray) -> np.ndarray:
     return eeg.astype(np.float32)
 
 
-__all__ = ["Sample", "SampleGenerator", "SynthesisConfig", "normalise_eeg", "power"]
+__all__ = ["Sample", "SampleGenerator", "SynthesisConfig", "normalise_eeg", "power", "source_activity"]

@@ -8,8 +8,8 @@ from torch.utils.data import DataLoader
 
 from ..synthesis import (
     SampleGenerator,
+    SyntheticBatchLoader,
     SyntheticEEGDataset,
-    collate_compact,
     collate_samples,
     densify_sources,
     sample_seed,
@@ -55,22 +55,20 @@ class SyntheticDataModule(pl.LightningDataModule):
             )
             self._validation = list(dataset)
 
-    def train_dataloader(self) -> DataLoader:
-        """Return this epoch's samples; Lightning reloads it every epoch."""
+    def train_dataloader(self) -> SyntheticBatchLoader:
+        """Return this epoch's samples; Lightning reloads it every epoch.
+
+        Workers make whole batches (``SyntheticEEGDataset(batch_size=...)``)
+        in shared memory that they reuse (``SyntheticEEGDataset.loader``).
+        """
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
         dataset = SyntheticEEGDataset(
-            self.generator, self.config.samples_per_epoch, epoch_seed(self.config.seed, epoch), compact_targets=True
-        )
-        workers = self.config.num_workers
-        return DataLoader(
-            dataset,
+            self.generator,
+            self.config.samples_per_epoch,
+            epoch_seed(self.config.seed, epoch),
             batch_size=self.config.batch_size,
-            num_workers=workers,
-            # Compact targets cross from the workers; on_after_batch_transfer densifies on the device.
-            collate_fn=collate_compact,
-            prefetch_factor=4 if workers else None,
-            persistent_workers=False,
         )
+        return dataset.loader(num_workers=self.config.num_workers)
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         """Make the dense (B, T, R) ``sources`` of a compact training batch, on the device it now lives on."""
