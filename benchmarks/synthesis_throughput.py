@@ -15,7 +15,8 @@ background included) from the default spike library:
    copied the batch out; only the buffer's number crosses processes. The
    dense target is made on the device after the transfer, by
    ``densify_sources``;
-3. the same batches densified in this process (what CPU-only training adds);
+3. the same batches with their dense targets made in this process, for a
+   ``--crop``-sample window around each peak (what CPU-only training adds);
 4. earlier paths for comparison: per-sample items batched by
    ``collate_compact`` in the workers, and dense 500 x 1014 targets (2 MB per
    sample) batched by PyTorch's default collate.
@@ -52,11 +53,28 @@ def _measure(batches: Callable[[], Iterable[int]]) -> tuple[float, float]:
     return n / (time.perf_counter() - wall), n / (_cpu_seconds() - cpu)
 
 
+def _crop_and_densify(batch: dict, length: int) -> dict:
+    """Dense targets of a ``length``-sample window around each sample's peak (``SourceLocalizer._crop``)."""
+    import torch
+
+    from brainforge.synthesis import densify_sources
+    from brainforge.training.metrics import peak_times
+
+    n_times = batch["eeg"].shape[1]
+    starts = (peak_times(batch) - length // 2).clamp(0, n_times - length)
+    window = starts[:, None] + torch.arange(length)
+    rows = torch.arange(len(starts))[:, None]
+    return densify_sources(
+        {**batch, "eeg": batch["eeg"][rows, window], "source_waves": batch["source_waves"][rows, window]}
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=1600)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--crop", type=int, default=16, help="training window, samples (the default model's)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
 
@@ -70,7 +88,6 @@ def main() -> None:
         SynthesisConfig,
         SyntheticEEGDataset,
         collate_compact,
-        densify_sources,
     )
 
     head = make_head_model("1010-64")
@@ -104,8 +121,8 @@ def main() -> None:
                     extra["collate_fn"] = collate_compact
                 stream = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers, **extra)
             for batch in stream:
-                if densify:
-                    batch = densify_sources(batch)
+                if densify:  # as CPU training does: a window around each peak, then dense targets
+                    batch = _crop_and_densify(batch, args.crop)
                 yield len(batch["eeg"])
 
         return batches
@@ -127,7 +144,7 @@ def main() -> None:
         ("generator alone, one process, one BLAS thread", in_process),
         ("  the same with fresh sensor noise per sample (noise_bank_segments=0)", in_process_fresh),
         (f"DataLoader, training path: whole batches ({w} workers, batches of {b})", whole),
-        ("  + densify_sources in this process (CPU training)", densified),
+        (f"  + dense targets of {args.crop}-sample windows in this process (CPU training)", densified),
         ("DataLoader, per-sample items + collate_compact (earlier path)", items),
         ("DataLoader, dense targets, default collate (first path)", dense),
     ]

@@ -39,6 +39,14 @@ def test_sample_shapes_and_normalisation(generator, head64):
     assert set(np.flatnonzero(sample.active)) == set(np.concatenate(sample.patches))
 
 
+def test_recorded_peak_time_is_the_targets_peak(generator, head64, spike_library):
+    overlapping = SampleGenerator(head64, spike_library, SynthesisConfig(n_sources=(2, 3), overlap=True))
+    for gen in (generator, overlapping):
+        for seed in range(40):
+            sample = gen.sample(seed)
+            assert sample.peak_time == int(np.abs(sample.sources).max(axis=1).argmax())
+
+
 @pytest.mark.parametrize("convention,offset", [("power", 0.0), ("deepsif", 10 * np.log10(2))])
 def test_realised_snrs_match_the_request(head64, spike_library, convention, offset):
     config = SynthesisConfig(sensor_snr_db=(12.0, 12.0), source_snr_db=(15.0, 15.0), snr_convention=convention)

@@ -108,6 +108,28 @@ def test_published_networks_learn(name, generator, head100, held_out, tmp_path):
     _check_learns(name, params, TINY, generator, head100, held_out, tmp_path)
 
 
+def test_compact_batches_crop_as_dense_ones(generator, head100):
+    """Training crops factored targets before making them dense; the result equals cropping dense targets."""
+    from brainforge.synthesis import SyntheticEEGDataset, densify_sources
+    from brainforge.training.metrics import peak_times
+    from brainforge.training.module import SourceLocalizer
+
+    overlapping = SampleGenerator(
+        generator.head, generator.library, SynthesisConfig(n_sources=(1, 3), overlap=True, max_onset_delay_ms=100)
+    )
+    model = build_model("cnn_transformer", head100.n_regions, Montage.from_head_model(head100), **CNN)
+    module = SourceLocalizer(model, TINY, head100.region_distance, head100.region_leadfield)
+    for gen in (generator, overlapping):
+        compact = next(iter(SyntheticEEGDataset(gen, n_samples=16, seed=2, batch_size=16).loader()))
+        dense = densify_sources(compact)
+        torch.testing.assert_close(peak_times(compact), peak_times(dense["sources"]), rtol=0, atol=0)
+        for random in (True, False):
+            eeg, sources = module._crop(compact, random=random)
+            dense_eeg, dense_sources = module._crop(dense, random=random)
+            assert sources.shape == (16, CROP, head100.n_regions)
+            assert torch.equal(eeg, dense_eeg) and torch.equal(sources, dense_sources)
+
+
 def test_resume_continues_where_it_stopped(generator, tmp_path):
     config = TrainingConfig(
         samples_per_epoch=64, val_samples=16, batch_size=16, max_epochs=1, crop_samples=8, num_workers=0

@@ -5,6 +5,7 @@ from .dataset import (
     SyntheticEEGDataset,
     collate_compact,
     collate_samples,
+    column_activity,
     densify_sources,
     sample_seed,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "SyntheticEEGDataset",
     "collate_compact",
     "collate_samples",
+    "column_activity",
     "densify_sources",
     "grow_patch",
     "is_connected",

@@ -66,7 +66,8 @@ class SyntheticEEGDataset(IterableDataset):
     item : dict
         ``eeg`` (n_times, n_channels) and ``sources`` (n_times, n_regions)
         float32 tensors (or the compact targets), ``active`` (n_regions,)
-        bool, ``ch_pos`` (n_channels, 3) mm, ``n_sources``, ``seed`` and
+        bool, ``ch_pos`` (n_channels, 3) mm, ``n_sources``, ``peak_time``
+        (the time sample of the largest |target|), ``seed`` and
         ``index``. With a fixed montage items collate into batches with
         PyTorch's default collate. With ``batch_size``, batches instead.
 
@@ -213,6 +214,7 @@ class SyntheticEEGDataset(IterableDataset):
             "active": torch.from_numpy(sample.active),
             "ch_pos": torch.from_numpy(sample.ch_pos.astype(np.float32)),
             "n_sources": len(sample.centres),
+            "peak_time": sample.peak_time,
             "seed": seed,
             "index": index,
         }
@@ -273,7 +275,7 @@ class SyntheticEEGDataset(IterableDataset):
                 "source_weights": (k * max_columns, torch.float32),
                 "source_regions": (max_columns, torch.int64),
                 "source_item": (max_columns, torch.int64),
-                **{key: (n, torch.int64) for key in ("n_sources", "seed", "index")},
+                **{key: (n, torch.int64) for key in ("n_sources", "peak_time", "seed", "index")},
             }
             self._slot_buffers[slot] = {key: _batch_tensor((size,), dtype) for key, (size, dtype) in sizes.items()}
         return self._slot_buffers[slot]
@@ -359,7 +361,7 @@ def collate_compact(items: list[dict]) -> dict:
         ``source_weights`` (K, N) float32 (each patch's weight on each
         region), ``source_regions`` (N,) and ``source_item`` (N,) int64 (the
         region and batch row of each); ``active`` (B, R), ``ch_pos``
-        (B, C, 3), ``n_sources``, ``seed`` and ``index`` (B,).
+        (B, C, 3), ``n_sources``, ``peak_time``, ``seed`` and ``index`` (B,).
     """
     return _collate_compact(items)
 
@@ -416,7 +418,7 @@ def _collate_compact(
     rows = _batch_view(buffers, "source_item", (n_columns,), torch.int64)
     rows.numpy()[:] = np.repeat(np.arange(len(items), dtype=np.int64), widths)
     batch.update(source_waves=waves, source_weights=weights, source_regions=regions, source_item=rows)
-    for key in ("n_sources", "seed", "index"):
+    for key in ("n_sources", "peak_time", "seed", "index"):
         batch[key] = _batch_view(buffers, key, (len(items),), torch.int64)
         batch[key].numpy()[:] = [item[key] for item in items]
     return batch
@@ -442,16 +444,26 @@ def densify_sources(batch: dict) -> dict:
     """
     if "source_waves" not in batch:
         return batch
+    values = column_activity(batch)
     batch = dict(batch)
-    waves, weights = batch.pop("source_waves"), batch.pop("source_weights")
+    waves = batch.pop("source_waves")
+    del batch["source_weights"]
     regions, rows = batch.pop("source_regions"), batch.pop("source_item")
     n_batch, n_regions = batch["active"].shape
-    # Each region column: its item's waveforms (N, T, K) weighted by its patch weights (N, K, 1).
-    values = source_activity(waves[rows], weights.T[:, :, None])[..., 0]  # (N, T)
     sources = torch.zeros(n_batch, waves.shape[1], n_regions, dtype=waves.dtype, device=waves.device)
     sources[rows, :, regions] = values  # (row, region) pairs are distinct: a plain assignment
     batch["sources"] = sources
     return batch
+
+
+def column_activity(batch: dict) -> torch.Tensor:
+    """Activity of each patch region of a compact batch, shape (N, T), in the order of ``source_regions``.
+
+    Each column is its item's waveforms weighted by its patch weights
+    (:func:`source_activity`), the values :func:`densify_sources` places.
+    """
+    waves, weights, rows = batch["source_waves"], batch["source_weights"], batch["source_item"]
+    return source_activity(waves[rows], weights.T[:, :, None])[..., 0]
 
 
 def collate_samples(items: list[dict]) -> dict:
@@ -466,7 +478,7 @@ def collate_samples(items: list[dict]) -> dict:
     -------
     batch : dict
         ``eeg`` (B, T, C), ``sources`` (B, T, R), ``active`` (B, R), ``ch_pos``
-        (B, C, 3), ``n_sources``, ``seed`` and ``index`` (B,).
+        (B, C, 3), ``n_sources``, ``peak_time``, ``seed`` and ``index`` (B,).
     """
     n_channels = {item["eeg"].shape[-1] for item in items}
     if len(n_channels) > 1:
@@ -478,5 +490,5 @@ def collate_samples(items: list[dict]) -> dict:
         "sources": torch.stack([item["sources"] for item in items]),
         "active": torch.stack([item["active"] for item in items]),
         "ch_pos": torch.stack([item["ch_pos"] for item in items]),
-        **{key: torch.as_tensor([item[key] for item in items]) for key in ("n_sources", "seed", "index")},
+        **{key: torch.as_tensor([item[key] for item in items]) for key in ("n_sources", "peak_time", "seed", "index")},
     }

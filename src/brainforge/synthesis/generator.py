@@ -176,6 +176,9 @@ class Sample:
         Channel positions, mm.
     seed : int
         Seed that reproduces this sample.
+    peak_time : int
+        Time sample of the largest |target| (the spike peak; the first one
+        on a tie), as ``np.abs(sources).max(axis=1).argmax()`` gives it.
     parts : dict | None
         With ``keep_parts=True``: the un-normalised ``clean`` EEG, ``noise``,
         ``background_eeg`` and each patch's ``patch_eeg``, to check SNRs.
@@ -195,6 +198,7 @@ class Sample:
     ch_names: list[str]
     ch_pos: np.ndarray
     seed: int = field(default=0)
+    peak_time: int = field(default=0)
     parts: dict | None = None
 
     @property
@@ -488,6 +492,7 @@ class SampleGenerator:
         for i, (patch, weights) in enumerate(zip(patches, patch_weights_, strict=True)):
             weight_matrix[i, np.searchsorted(regions, patch)] += weights
         source_waves = (waves.T / _largest_product(waves.T, weight_matrix)).astype(np.float32)
+        source_weights = weight_matrix.astype(np.float32)
         active = np.zeros(head.n_regions, bool)
         active[regions] = True
         parts = None
@@ -501,7 +506,7 @@ class SampleGenerator:
             eeg=eeg,
             source_regions=regions,
             source_waves=source_waves,
-            source_weights=weight_matrix.astype(np.float32),
+            source_weights=source_weights,
             active=active,
             centres=centres,
             patches=patches,
@@ -512,6 +517,7 @@ class SampleGenerator:
             ch_names=names,
             ch_pos=head.ch_pos[channels],
             seed=int(seed),
+            peak_time=_peak_time(source_waves, source_weights),
             parts=parts,
         )
 
@@ -680,6 +686,25 @@ def _largest_product(waves: np.ndarray, weight_matrix: np.ndarray) -> float:
     if shared.any():
         largest = max(largest, float(np.abs(waves @ weight_matrix[:, shared]).max()))
     return largest
+
+
+def _peak_time(source_waves: np.ndarray, source_weights: np.ndarray) -> int:
+    """Time of the largest ``|source_activity(source_waves, source_weights)|``, from the patch maxima.
+
+    A region in one patch only peaks with that patch's |wave| times its
+    weight; float32 rounding keeps the order, so the largest weight gives the
+    same maxima, bit for bit, as the full product. Shared regions are computed
+    in full.
+    """
+    shared = np.count_nonzero(source_weights, axis=0) > 1
+    largest = np.zeros(len(source_waves), np.float32)
+    alone = np.where(shared, 0, source_weights).max(axis=1)  # (n_patches,)
+    for i in range(source_waves.shape[1]):
+        np.maximum(largest, np.abs(source_waves[:, i]) * alone[i], out=largest)
+    if shared.any():
+        activity = source_activity(source_waves, source_weights[:, shared])
+        np.maximum(largest, np.abs(activity).max(axis=1), out=largest)
+    return int(np.argmax(largest))
 
 
 def _windowed_power(eeg: np.ndarray, window: slice) -> float:

@@ -11,7 +11,6 @@ from ..synthesis import (
     SyntheticBatchLoader,
     SyntheticEEGDataset,
     collate_samples,
-    densify_sources,
     sample_seed,
 )
 from .config import TrainingConfig
@@ -69,10 +68,6 @@ class SyntheticDataModule(pl.LightningDataModule):
             batch_size=self.config.batch_size,
         )
         return dataset.loader(num_workers=self.config.num_workers)
-
-    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        """Make the dense (B, T, R) ``sources`` of a compact training batch, on the device it now lives on."""
-        return densify_sources(batch)
 
     def val_dataloader(self) -> DataLoader:
         """Return the fixed validation set."""

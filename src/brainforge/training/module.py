@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from ..models.base import SourceModel, normalise_batch
+from ..synthesis import densify_sources
 from ..topomap import Montage
 from .config import TrainingConfig
 from .losses import PUBLISHED_LOSS, compute_loss
@@ -54,13 +55,19 @@ class SourceLocalizer(pl.LightningModule):
         picks = torch.as_tensor(index, device=eeg.device)
         return normalise_batch(eeg.index_select(2, picks)), montage.pick(index), self.leadfield.index_select(0, picks)
 
-    def _crop(self, eeg: torch.Tensor, sources: torch.Tensor, random: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Windows of ``crop_samples`` that contain each sample's spike peak."""
-        length = self.config.crop_samples
+    def _crop(self, batch: dict, random: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """EEG and dense targets in windows of ``crop_samples`` that contain each sample's spike peak.
+
+        A compact batch (factored targets, as training batches arrive) is
+        cropped first and made dense after, on ``crop_samples`` time samples
+        only.
+        """
+        eeg, length = batch["eeg"], self.config.crop_samples
         n_times = eeg.shape[1]
         if length is None or length >= n_times:
-            return eeg, sources
-        peaks = peak_times(sources)
+            return eeg, densify_sources(batch)["sources"]
+        compact = "source_waves" in batch
+        peaks = peak_times(batch if compact else batch["sources"])
         if random:
             rng = np.random.default_rng([self.config.seed, self.global_step, 11])
             offsets = torch.as_tensor(rng.integers(0, length, len(peaks)), device=eeg.device)
@@ -68,8 +75,12 @@ class SourceLocalizer(pl.LightningModule):
             offsets = torch.full_like(peaks, length // 2)
         starts = (peaks - offsets).clamp(0, n_times - length)
         window = starts[:, None] + torch.arange(length, device=eeg.device)
-        batch = torch.arange(len(eeg), device=eeg.device)[:, None]
-        return normalise_batch(eeg[batch, window]), sources[batch, window]
+        rows = torch.arange(len(eeg), device=eeg.device)[:, None]
+        if compact:
+            sources = densify_sources({**batch, "source_waves": batch["source_waves"][rows, window]})["sources"]
+        else:
+            sources = batch["sources"][rows, window]
+        return normalise_batch(eeg[rows, window]), sources
 
     def _loss(self, estimate, sources, eeg, leadfield) -> torch.Tensor:
         leadfield = leadfield - leadfield.mean(dim=0)
@@ -82,7 +93,7 @@ class SourceLocalizer(pl.LightningModule):
 
     def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
         """One optimisation step on a batch of on-the-fly samples."""
-        eeg, sources = self._crop(batch["eeg"], batch["sources"], random=True)
+        eeg, sources = self._crop(batch, random=True)
         eeg, montage, leadfield = self._subset(eeg)
         estimate = self.model(eeg, montage)
         loss = self._loss(estimate, sources, eeg, leadfield)
@@ -91,7 +102,7 @@ class SourceLocalizer(pl.LightningModule):
 
     def validation_step(self, batch: dict, batch_index: int) -> None:
         """Loss and peak-region localisation error on the fixed validation set (full montage)."""
-        eeg, sources = self._crop(batch["eeg"], batch["sources"], random=False)
+        eeg, sources = self._crop(batch, random=False)
         estimate = self.model(eeg)
         loss = self._loss(estimate, sources, eeg, self.leadfield)
         error = peak_region_error_mm(estimate, sources, batch["active"], self.distance_mm)
