@@ -167,3 +167,11 @@ def test_learned_solver_runs_in_overlapping_windows(model_dirs, head64):
     np.testing.assert_allclose(solver.apply(eeg[:, :64], 500.0).data, expected, rtol=1e-4, atol=1e-9)
     with pytest.raises(BrainForgeError, match="resample"):
         solver.apply(eeg, 250.0)
+    # Without overlap the windows tile the recording (the last one shifted to end with it), and the
+    # estimate in each is that window's own.
+    tiled = LearnedSolver(model_dirs[0], overlap=0.0).fit(head64)
+    starts, _ = tiled.window_starts(200)
+    assert starts == [0, 64, 128, 136]
+    np.testing.assert_allclose(tiled.apply(eeg, 500.0).data[:, :64], expected, rtol=1e-4, atol=1e-9)
+    with pytest.raises(BrainForgeError, match="overlap"):
+        LearnedSolver(model_dirs[0], overlap=1.0)
