@@ -1,6 +1,6 @@
 """On-the-fly synthesis throughput, and the disk a materialised training set would need.
 
-Run: ``.venv/bin/python benchmarks/synthesis_throughput.py [--samples 1600] [--workers 2]``
+Run: ``.venv/bin/python benchmarks/synthesis_throughput.py [--samples 6400] [--workers 2]``
 
 Draws samples (64 channels x 500 samples x 1014 regions, 1-3 sources,
 background included) from the default spike library:
@@ -71,7 +71,7 @@ def _crop_and_densify(batch: dict, length: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=1600)
+    parser.add_argument("--samples", type=int, default=6400)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--crop", type=int, default=16, help="training window, samples (the default model's)")
