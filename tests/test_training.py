@@ -130,6 +130,25 @@ def test_compact_batches_crop_as_dense_ones(generator, head100):
             assert torch.equal(eeg, dense_eeg) and torch.equal(sources, dense_sources)
 
 
+def test_ddp_on_two_cpu_processes_splits_the_batches(spike_library, tmp_path):
+    """Lightning DDP (gloo, 2 CPU processes): both ranks train, validate, and see disjoint equal shares."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).with_name("_ddp_training.py")
+    result = subprocess.run([sys.executable, str(script), str(tmp_path / "run")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [json.loads((tmp_path / "run" / f"seen_rank{r}.json").read_text()) for r in (0, 1)]
+    assert all(rank["epochs"] == 2 and rank["best_metrics"] for rank in ranks)
+    for epoch in range(2):
+        first, second = (set(rank["seen"][epoch]) for rank in ranks)
+        # 9 batches of 32: 4 per rank, the ninth left out so that neither rank waits for the other.
+        assert len(first) == len(second) == 4 * 32 and not first & second
+        assert first | second == set(range(8 * 32))
+
+
 def test_resume_continues_where_it_stopped(generator, tmp_path):
     config = TrainingConfig(
         samples_per_epoch=64, val_samples=16, batch_size=16, max_epochs=1, crop_samples=8, num_workers=0

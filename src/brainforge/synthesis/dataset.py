@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from collections.abc import Iterator
 
@@ -171,11 +172,25 @@ class SyntheticEEGDataset(IterableDataset):
         return claimed
 
     def __len__(self) -> int:
+        """Return the samples per pass; with ``batch_size``, the batches this process yields (its DDP share)."""
         if self.n_samples is None:
             raise TypeError("An endless SyntheticEEGDataset has no length.")
         if self.batch_size is not None:
-            return math.ceil(self.n_samples / self.batch_size)
+            return len(self._rank_batches(*_distributed_rank()))
         return self.n_samples
+
+    def _rank_batches(self, rank: int, world: int) -> range | itertools.count:
+        """Return the indices of the batches of distributed rank ``rank`` of ``world``.
+
+        Rank ``r`` takes batches ``r, r + world, ...``; under DDP every rank
+        takes the same number (the last ``n_batches % world`` are left out),
+        since a rank with one batch more would wait forever for the others
+        at its gradient synchronisation.
+        """
+        if self.n_samples is None:
+            return itertools.count(rank, world)
+        n_batches = math.ceil(self.n_samples / self.batch_size)
+        return range(rank, rank + world * (n_batches // world), world)
 
     def __iter__(self) -> Iterator[dict]:
         rank, world = _distributed_rank()
@@ -194,8 +209,12 @@ class SyntheticEEGDataset(IterableDataset):
     def _stream(self, worker: int, n_workers: int, local_worker: int | None) -> Iterator[dict]:
         if self.batch_size is None:
             yield from self._items(worker, n_workers)
-        else:
-            yield from self._batches(worker, n_workers, local_worker)
+            return
+        # Whole batches: split among ranks first (_rank_batches), then among this rank's workers.
+        rank, world = _distributed_rank()
+        n_local = n_workers // world
+        batches = itertools.islice(self._rank_batches(rank, world), worker - rank * n_local, None, n_local)
+        yield from self._batches(batches, local_worker)
 
     def _item(self, index: int, out: np.ndarray | None = None) -> dict:
         seed = sample_seed(self.seed, index)
@@ -225,12 +244,11 @@ class SyntheticEEGDataset(IterableDataset):
             yield self._item(index)
             index += n_workers
 
-    def _batches(self, worker: int, n_workers: int, local_worker: int | None) -> Iterator[dict]:
+    def _batches(self, batches: Iterator[int], local_worker: int | None) -> Iterator[dict]:
         head = self.generator.head
         n_times = self.generator.library.background.shape[1]
         n_patches = self.generator.config.n_sources[1]
-        batch = worker
-        while self.n_samples is None or batch * self.batch_size < self.n_samples:
+        for batch in batches:
             start = batch * self.batch_size
             stop = start + self.batch_size if self.n_samples is None else min(start + self.batch_size, self.n_samples)
             slot = self._free_slot(local_worker) if self._reuse_memory else None
@@ -247,7 +265,6 @@ class SyntheticEEGDataset(IterableDataset):
                     message["buffers"] = buffers
                     self._slot_sent.add(slot)
                 yield message
-            batch += n_workers
 
     def _free_slot(self, local_worker: int | None) -> int | None:
         """Mark and return a released buffer slot of this worker; None outside workers or when all are busy."""

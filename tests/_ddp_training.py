@@ -1,0 +1,54 @@
+"""Train a tiny CNN-Transformer with DDP on two CPU processes (run as a script by test_training.py).
+
+Lightning's DDP launcher starts rank 1 by running this script again; each rank
+writes the sample indices its training batches held, so the test can check that
+the ranks split every epoch without overlap.
+"""
+
+import json
+import os
+import sys
+import warnings
+
+from brainforge.anatomy import make_head_model
+from brainforge.nmm import default_spike_library, read_spike_library
+from brainforge.synthesis import SampleGenerator, SynthesisConfig
+from brainforge.training import TrainingConfig, train
+from brainforge.training import data as data_module
+
+SEEN: list[list[int]] = []
+_train_dataloader = data_module.SyntheticDataModule.train_dataloader
+
+
+def _recording_train_dataloader(self):
+    loader = _train_dataloader(self)
+    epoch: list[int] = []
+    SEEN.append(epoch)
+
+    class Recorder:
+        def __iter__(self):
+            for batch in loader:
+                epoch.extend(int(i) for i in batch["index"])
+                yield batch
+
+        def __len__(self):
+            return len(loader)
+
+    return Recorder()
+
+
+if __name__ == "__main__":
+    warnings.filterwarnings("ignore")
+    data_module.SyntheticDataModule.train_dataloader = _recording_train_dataloader
+    out = sys.argv[1]
+    head = make_head_model("1010-64", n_regions=100)
+    generator = SampleGenerator(head, read_spike_library(default_spike_library()), SynthesisConfig(n_sources=(1, 1)))
+    config = TrainingConfig(
+        samples_per_epoch=288, val_samples=32, batch_size=32, max_epochs=2, crop_samples=16, num_workers=1, seed=3
+    )
+    params = {"grid_size": 16, "conv_channels": (8,), "d_model": 32, "n_heads": 2, "n_layers": 1}
+    result = train("cnn_transformer", generator, out, config, accelerator="cpu", devices=2, progress=False,
+                   model_params=params)  # fmt: skip
+    rank = int(os.environ.get("LOCAL_RANK", 0))
+    with open(os.path.join(out, f"seen_rank{rank}.json"), "w") as f:
+        json.dump({"epochs": result.epochs, "seen": SEEN, "best_metrics": result.best_metrics}, f)
