@@ -58,10 +58,9 @@ def _crop_and_densify(batch: dict, length: int) -> dict:
     import torch
 
     from brainforge.synthesis import densify_sources
-    from brainforge.training.metrics import peak_times
 
     n_times = batch["eeg"].shape[1]
-    starts = (peak_times(batch) - length // 2).clamp(0, n_times - length)
+    starts = (batch["peak_time"] - length // 2).clamp(0, n_times - length)
     window = starts[:, None] + torch.arange(length)
     rows = torch.arange(len(starts))[:, None]
     return densify_sources(

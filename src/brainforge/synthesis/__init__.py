@@ -5,7 +5,6 @@ from .dataset import (
     SyntheticEEGDataset,
     collate_compact,
     collate_samples,
-    column_activity,
     densify_sources,
     sample_seed,
 )
@@ -23,7 +22,6 @@ __all__ = [
     "SyntheticEEGDataset",
     "collate_compact",
     "collate_samples",
-    "column_activity",
     "densify_sources",
     "grow_patch",
     "is_connected",

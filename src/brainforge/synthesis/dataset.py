@@ -20,6 +20,9 @@ _SLOTS_PER_WORKER = 8
 #: Workers (per process) that get reusable buffers; more draw fresh shared memory for every batch.
 _MAX_SLOTTED_WORKERS = 64
 
+#: Integers an item carries and a batch holds as one int64 tensor each.
+_PER_ITEM_SCALARS = ("n_sources", "peak_time", "seed", "index")
+
 
 def sample_seed(seed: int, index: int) -> int:
     """Seed of sample ``index`` of a dataset seeded with ``seed``."""
@@ -104,11 +107,19 @@ class SyntheticEEGDataset(IterableDataset):
         self.seed = seed
         self.compact_targets = compact_targets
         self.batch_size = batch_size
-        # Reusable worker memory (see loader() and claim()): which slots the main process
-        # still reads (1) or has released (0), made before the workers start so they see
-        # the releases; each worker's buffers, and which it has already sent.
-        self._reuse_memory = False
-        self._slot_busy = torch.zeros(_MAX_SLOTTED_WORKERS * _SLOTS_PER_WORKER, dtype=torch.uint8).share_memory_()
+        self._use_slots(False)
+
+    def _use_slots(self, reuse_memory: bool) -> None:
+        """Set up (or not) the reusable worker memory of :meth:`loader` and :meth:`claim`.
+
+        With it: which slots the main process still reads (1) or has released
+        (0), in shared memory made before the workers start so they see the
+        releases; each worker's buffers, and which it has already sent; the
+        buffers the main process has received.
+        """
+        self._reuse_memory = reuse_memory
+        n_slots = _MAX_SLOTTED_WORKERS * _SLOTS_PER_WORKER
+        self._slot_busy = torch.zeros(n_slots, dtype=torch.uint8).share_memory_() if reuse_memory else None
         self._slot_buffers: dict[int, dict[str, torch.Tensor]] = {}  # worker side
         self._slot_sent: set[int] = set()  # worker side
         self._slot_mapped: dict[int, dict[str, torch.Tensor]] = {}  # main side
@@ -292,7 +303,7 @@ class SyntheticEEGDataset(IterableDataset):
                 "source_weights": (k * max_columns, torch.float32),
                 "source_regions": (max_columns, torch.int64),
                 "source_item": (max_columns, torch.int64),
-                **{key: (n, torch.int64) for key in ("n_sources", "peak_time", "seed", "index")},
+                **{key: (n, torch.int64) for key in _PER_ITEM_SCALARS},
             }
             self._slot_buffers[slot] = {key: _batch_tensor((size,), dtype) for key, (size, dtype) in sizes.items()}
         return self._slot_buffers[slot]
@@ -323,9 +334,7 @@ class SyntheticBatchLoader:
         # A copy of the dataset per pass, with its own buffer bookkeeping, made before the
         # workers fork: the dataset itself keeps sending whole batches to plain DataLoaders.
         dataset = copy.copy(self.dataset)
-        dataset._reuse_memory = self.num_workers > 0
-        dataset._slot_busy = torch.zeros_like(self.dataset._slot_busy).share_memory_()
-        dataset._slot_buffers, dataset._slot_sent, dataset._slot_mapped = {}, set(), {}
+        dataset._use_slots(self.num_workers > 0)
         prefetch = self.prefetch_factor if self.num_workers else None
         for batch in DataLoader(dataset, batch_size=None, num_workers=self.num_workers, prefetch_factor=prefetch):
             yield dataset.claim(batch)
@@ -435,7 +444,7 @@ def _collate_compact(
     rows = _batch_view(buffers, "source_item", (n_columns,), torch.int64)
     rows.numpy()[:] = np.repeat(np.arange(len(items), dtype=np.int64), widths)
     batch.update(source_waves=waves, source_weights=weights, source_regions=regions, source_item=rows)
-    for key in ("n_sources", "peak_time", "seed", "index"):
+    for key in _PER_ITEM_SCALARS:
         batch[key] = _batch_view(buffers, key, (len(items),), torch.int64)
         batch[key].numpy()[:] = [item[key] for item in items]
     return batch
@@ -461,7 +470,8 @@ def densify_sources(batch: dict) -> dict:
     """
     if "source_waves" not in batch:
         return batch
-    values = column_activity(batch)
+    # Each patch region's activity (N, T): its item's waveforms weighted by its patch weights.
+    values = source_activity(batch["source_waves"][batch["source_item"]], batch["source_weights"].T[:, :, None])[..., 0]
     batch = dict(batch)
     waves = batch.pop("source_waves")
     del batch["source_weights"]
@@ -471,16 +481,6 @@ def densify_sources(batch: dict) -> dict:
     sources[rows, :, regions] = values  # (row, region) pairs are distinct: a plain assignment
     batch["sources"] = sources
     return batch
-
-
-def column_activity(batch: dict) -> torch.Tensor:
-    """Activity of each patch region of a compact batch, shape (N, T), in the order of ``source_regions``.
-
-    Each column is its item's waveforms weighted by its patch weights
-    (:func:`source_activity`), the values :func:`densify_sources` places.
-    """
-    waves, weights, rows = batch["source_waves"], batch["source_weights"], batch["source_item"]
-    return source_activity(waves[rows], weights.T[:, :, None])[..., 0]
 
 
 def collate_samples(items: list[dict]) -> dict:
@@ -507,5 +507,5 @@ def collate_samples(items: list[dict]) -> dict:
         "sources": torch.stack([item["sources"] for item in items]),
         "active": torch.stack([item["active"] for item in items]),
         "ch_pos": torch.stack([item["ch_pos"] for item in items]),
-        **{key: torch.as_tensor([item[key] for item in items]) for key in ("n_sources", "peak_time", "seed", "index")},
+        **{key: torch.as_tensor([item[key] for item in items]) for key in _PER_ITEM_SCALARS},
     }

@@ -719,11 +719,7 @@ def _windowed_snr(signal: np.ndarray, background: np.ndarray, window: slice) -> 
 
 def normalise_eeg(eeg: np.ndarray) -> np.ndarray:
     """DeepSIF's normalisation: remove the mean over time, then over channels; divide by the max |value|."""
-    return _normalise_time_centred(eeg - eeg.mean(axis=0))
-
-
-def _normalise_time_centred(eeg: np.ndarray) -> np.ndarray:
-    """:func:`normalise_eeg` of EEG whose time mean is already removed (``eeg`` is overwritten)."""
+    eeg = eeg - eeg.mean(axis=0)
     eeg -= eeg.mean(axis=1, keepdims=True)
     eeg /= np.abs(eeg).max()
     return eeg.astype(np.float32)

@@ -5,14 +5,8 @@ from __future__ import annotations
 import torch
 
 
-def peak_times(target: torch.Tensor | dict) -> torch.Tensor:
-    """Time index of each sample's largest |target| (the spike peak), shape (B,).
-
-    ``target`` is a dense (B, T, R) tensor, or a batch whose ``peak_time``
-    (the same, recorded by the generator) is returned.
-    """
-    if isinstance(target, dict):
-        return target["peak_time"]
+def peak_times(target: torch.Tensor) -> torch.Tensor:
+    """Time index of each sample's largest |target| (the spike peak), shape (B,)."""
     return target.abs().amax(dim=2).argmax(dim=1)
 
 

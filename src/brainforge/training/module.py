@@ -67,7 +67,7 @@ class SourceLocalizer(pl.LightningModule):
         if length is None or length >= n_times:
             return eeg, densify_sources(batch)["sources"]
         compact = "source_waves" in batch
-        peaks = peak_times(batch if compact else batch["sources"])
+        peaks = batch["peak_time"] if compact else peak_times(batch["sources"])  # the generator records it
         if random:
             rng = np.random.default_rng([self.config.seed, self.global_step, 11])
             offsets = torch.as_tensor(rng.integers(0, length, len(peaks)), device=eeg.device)
