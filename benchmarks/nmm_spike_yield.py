@@ -57,8 +57,9 @@ def main() -> None:
     print(f"{'connectome':22} {'coupling':>10} {'nodes with spikes':>18} {'spikes per node, setting, 50 s':>31}")
     for name, normalise, fraction, per_node in rows:
         print(f"{name:22} {normalise or 'published':>10} {fraction:18.2f} {per_node:31.1f}")
-    print(json.dumps([{"connectome": n, "normalised": z, "nodes_with_spikes": round(f, 3),
-                       "spikes_per_node_per_50s_setting": round(p, 2)} for n, z, f, p in rows]))  # fmt: skip
+    print(json.dumps({"benchmark": "nmm_spike_yield", "nodes": args.nodes, "duration_s": args.duration,
+                      "rows": [{"connectome": n, "normalised": z, "nodes_with_spikes": round(f, 3),
+                                "spikes_per_node_per_50s_setting": round(p, 2)} for n, z, f, p in rows]}))  # fmt: skip
 
 
 if __name__ == "__main__":
