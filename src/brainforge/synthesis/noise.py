@@ -100,7 +100,7 @@ class NoiseBank:
     ``n_segments`` segments of ``n_times`` samples offers
     ``2 * n_segments * n_times`` distinct noise channels (8.2 million for the
     default 8,192 x 500), each sample drawing 64 of them at random. Drawing a
-    sample's noise is then a gather (~20 us for 64 x 500 values) instead of
+    sample's noise is then a gather (35-70 us for 64 x 500 values) instead of
     32,000 fresh Gaussian draws (~0.4 ms, plus an FFT for 1/f noise), the
     largest cost of a sample.
 
