@@ -17,7 +17,11 @@ background included) from the default spike library:
    ``densify_sources``;
 3. the same batches with their dense targets made in this process, for a
    ``--crop``-sample window around each peak (what CPU-only training adds);
-4. earlier paths for comparison: per-sample items batched by
+4. with the default forward bank on (``make_forward_bank``: every sample
+   draws its skull conductivity and cap placement): the generator alone and
+   the training DataLoader path, with what the bank costs to build (first
+   run; later runs read it from the cache) and adds per sample;
+5. earlier paths for comparison: per-sample items batched by
    ``collate_compact`` in the workers, and dense 500 x 1014 targets (2 MB per
    sample) batched by PyTorch's default collate.
 
@@ -80,7 +84,7 @@ def main() -> None:
     from threadpoolctl import threadpool_limits
     from torch.utils.data import DataLoader
 
-    from brainforge.anatomy import make_head_model
+    from brainforge.anatomy import make_forward_bank, make_head_model
     from brainforge.nmm import default_spike_library, read_spike_library
     from brainforge.synthesis import (
         SampleGenerator,
@@ -93,7 +97,12 @@ def main() -> None:
     library = read_spike_library(default_spike_library())
     generator = SampleGenerator(head, library, SynthesisConfig(n_sources=(1, 3))).prepare()
     fresh_noise = SampleGenerator(head, library, SynthesisConfig(n_sources=(1, 3), noise_bank_segments=0)).prepare()
+    bank_start = time.perf_counter()
+    bank = make_forward_bank(head)
+    bank_seconds = time.perf_counter() - bank_start
+    banked = SampleGenerator(head, library, SynthesisConfig(n_sources=(1, 3)), forward_bank=bank).prepare()
     generator.sample(0)
+    banked.sample(0)
     load_before = os.getloadavg()[0]
 
     n_alone = args.samples // 2
@@ -107,11 +116,11 @@ def main() -> None:
 
         return samples
 
-    def loader(mode: str, densify: bool = False) -> Callable[[], Iterable[int]]:
+    def loader(mode: str, densify: bool = False, gen: SampleGenerator = generator) -> Callable[[], Iterable[int]]:
         def batches() -> Iterable[int]:
             extra = {"prefetch_factor": 4} if args.workers else {}  # as the training data module
             if mode == "batches":
-                dataset = SyntheticEEGDataset(generator, n_samples=args.samples, seed=0, batch_size=args.batch_size)
+                dataset = SyntheticEEGDataset(gen, n_samples=args.samples, seed=0, batch_size=args.batch_size)
                 stream = dataset.loader(num_workers=args.workers)
             else:
                 compact = mode == "items"
@@ -129,6 +138,8 @@ def main() -> None:
     in_process = _measure(alone(generator))
     in_process_fresh = _measure(alone(fresh_noise))
     whole = _measure(loader("batches"))
+    in_process_bank = _measure(alone(banked))
+    whole_bank = _measure(loader("batches", gen=banked))
     densified = _measure(loader("batches", densify=True))
     items = _measure(loader("items"))
     dense = _measure(loader("dense"))
@@ -144,12 +155,18 @@ def main() -> None:
         ("  the same with fresh sensor noise per sample (noise_bank_segments=0)", in_process_fresh),
         (f"DataLoader, training path: whole batches ({w} workers, batches of {b})", whole),
         (f"  + dense targets of {args.crop}-sample windows in this process (CPU training)", densified),
+        ("generator alone with the forward bank, one process", in_process_bank),
+        (f"DataLoader, training path with the forward bank ({w} workers)", whole_bank),
         ("DataLoader, per-sample items + collate_compact (earlier path)", items),
         ("DataLoader, dense targets, default collate (first path)", dense),
     ]
     print(f"{'samples/s':72} {'wall':>8} {'per CPU-s':>10}")
     for name, (per_wall, per_cpu) in rows:
         print(f"{name:72} {per_wall:8.0f} {per_cpu:10.0f}")
+    added_us = 1e6 * (1 / in_process_bank[0] - 1 / in_process[0])
+    print(f"{'forward bank: models / build (or cache read) time, s':72} {bank.n_placements:8d} {bank_seconds:10.1f}")
+    print(f"{'forward bank: time it adds per sample (generator alone), us':72} {added_us:8.0f}")
+    print(f"{'forward bank: memory of its dense leadfields, MB':72} {bank.scalp_leadfield.nbytes / 1e6:8.0f}")
     print(f"{'load average (1 min) before / after':72} {load_before:8.1f} {load_after:10.1f}")
     print(f"{'materialised DeepSIF training set (75 ch, 994 regions), GB':72} {bytes_materialised / 1e9:8.0f}")
     print(f"{'materialised at our size (64 ch, 1014 regions), GB':72} {bytes_ours / 1e9:8.0f}")
@@ -160,6 +177,10 @@ def main() -> None:
         "samples": args.samples, "cpu_count": os.cpu_count(),
         "load_average": [round(load_before, 2), round(load_after, 2)],
         "generator_samples_per_second_one_process": round(in_process[0], 1),
+        "forward_bank_samples_per_second": round(whole_bank[0], 1),
+        "forward_bank_generator_samples_per_second_one_process": round(in_process_bank[0], 1),
+        "forward_bank_added_us_per_sample": round(added_us, 1), "forward_bank_models": bank.n_placements,
+        "forward_bank_build_or_read_seconds": round(bank_seconds, 1),
         "generator_samples_per_cpu_second_one_process": round(in_process[1], 1),
         "generator_fresh_noise_samples_per_second_one_process": round(in_process_fresh[0], 1),
         "densified_in_main_samples_per_second": round(densified[0], 1),

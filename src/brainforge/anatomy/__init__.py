@@ -12,6 +12,7 @@ from .cortex import Cortex, load_fsaverage5_cortex, make_parcellation
 from .deep import DeepSources, make_deep_sources, subcortical_roi_centres
 from .deepsif import deepsif_region_node, fetch_deepsif_anatomy, load_deepsif_anatomy
 from .forward import compute_leadfield
+from .forward_bank import CapPlacement, ForwardBank, ForwardBankConfig, make_forward_bank, read_forward_bank
 from .head_model import HeadModel, HeadModelConfig, make_head_model, read_head_model, region_sum
 from .montage import CHANNEL_SUBSETS, Electrodes, available_montages, dense_channel_names, get_electrodes
 
@@ -20,10 +21,13 @@ __all__ = [
     "DEFAULT_CONDUCTIVITY",
     "TVB_DATA_CONNECTOMES",
     "BemSurfaces",
+    "CapPlacement",
     "Connectivity",
     "Cortex",
     "DeepSources",
     "Electrodes",
+    "ForwardBank",
+    "ForwardBankConfig",
     "HeadModel",
     "HeadModelConfig",
     "available_montages",
@@ -35,6 +39,7 @@ __all__ = [
     "load_deepsif_anatomy",
     "load_fsaverage5_cortex",
     "make_deep_sources",
+    "make_forward_bank",
     "make_head_model",
     "make_parcellation",
     "make_template_bem",
@@ -42,6 +47,7 @@ __all__ = [
     "make_template_sphere",
     "map_regions_to_nodes",
     "read_connectivity",
+    "read_forward_bank",
     "read_head_model",
     "region_sum",
     "subcortical_roi_centres",

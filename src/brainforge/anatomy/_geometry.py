@@ -71,10 +71,32 @@ def ray_mesh_distance(
     distance : array, shape (n_rays,)
         Distance to the hit, ``nan`` for a ray that misses the mesh.
     """
+    return ray_mesh_hits(origin, directions, pos, tris, chunk)[0]
+
+
+def ray_mesh_hits(
+    origin: np.ndarray, directions: np.ndarray, pos: np.ndarray, tris: np.ndarray, chunk: int = 256
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Farthest hit of each ray on a closed mesh: distance, triangle and barycentric weights.
+
+    Parameters are those of :func:`ray_mesh_distance`.
+
+    Returns
+    -------
+    distance : array, shape (n_rays,)
+        Distance to the hit, mm; ``nan`` for a ray that misses the mesh.
+    triangle : array of int, shape (n_rays,)
+        Index of the hit triangle (-1 for a miss).
+    weights : array, shape (n_rays, 3)
+        Barycentric weights of the hit on the triangle's three vertices
+        (they sum to 1); the hit point is ``weights @ pos[tris[triangle]]``.
+    """
     v0 = pos[tris[:, 0]] - origin
     edge1 = pos[tris[:, 1]] - pos[tris[:, 0]]
     edge2 = pos[tris[:, 2]] - pos[tris[:, 0]]
     out = np.full(len(directions), np.nan)
+    triangle = np.full(len(directions), -1, np.int64)
+    weights = np.zeros((len(directions), 3))
     eps = 1e-12
     for start in range(0, len(directions), chunk):
         d = directions[start : start + chunk, None, :]
@@ -89,7 +111,16 @@ def ray_mesh_distance(
         t = np.einsum("tk,rtk->rt", edge2, qvec) * inv
         hit = ok & (u >= -1e-9) & (v >= -1e-9) & (u + v <= 1 + 1e-9) & (t > 0)
         t = np.where(hit, t, -np.inf)
-        best = t.max(axis=1)
-        best[~np.isfinite(best)] = np.nan
+        best_tri = t.argmax(axis=1)
+        rows = np.arange(len(best_tri))
+        best = t[rows, best_tri]
+        found = np.isfinite(best)
+        best[~found] = np.nan
         out[start : start + chunk] = best
-    return out
+        triangle[start : start + chunk] = np.where(found, best_tri, -1)
+        bu = np.clip(u[rows, best_tri], 0.0, 1.0)
+        bv = np.clip(v[rows, best_tri], 0.0, 1.0)
+        total = np.maximum(bu + bv, 1.0)  # keep the weights inside the triangle
+        bu, bv = bu / total, bv / total
+        weights[start : start + chunk] = np.where(found[:, None], np.stack([1.0 - bu - bv, bu, bv], axis=1), 0.0)
+    return out, triangle, weights

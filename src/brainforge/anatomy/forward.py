@@ -62,6 +62,7 @@ def compute_leadfield(
     conductor,
     *,
     n_jobs: int = 1,
+    cache: bool = True,
 ) -> np.ndarray:
     """Leadfield of fixed-orientation dipoles, computed by MNE and cached.
 
@@ -82,6 +83,9 @@ def compute_leadfield(
         BEM solution or sphere model.
     n_jobs : int
         Parallel jobs for MNE.
+    cache : bool
+        Keep the result in the cache folder (False for large intermediate
+        leadfields that the caller reduces and caches itself).
 
     Returns
     -------
@@ -127,4 +131,6 @@ def compute_leadfield(
             return np.einsum("csk,sok->cso", gain, weights)
         return np.einsum("csk,sk->cs", gain, weights)
 
+    if not cache:
+        return build()
     return cached(path, build=build, save=lambda lf, tmp: np.save(tmp, lf), load=load)

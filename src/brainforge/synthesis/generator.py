@@ -9,6 +9,7 @@ import numpy as np
 from numba import njit
 
 from .._errors import BrainForgeError
+from ..anatomy.forward_bank import ForwardBank
 from ..anatomy.head_model import HeadModel
 from ..nmm.library import SpikeLibrary
 from .noise import (
@@ -179,6 +180,9 @@ class Sample:
     peak_time : int
         Time sample of the largest |target| (the spike peak; the first one
         on a tie), as ``np.abs(sources).max(axis=1).argmax()`` gives it.
+    forward_index : int
+        Forward model of the generator's forward bank that made the EEG
+        (-1: the head model's own leadfield).
     parts : dict | None
         With ``keep_parts=True``: the un-normalised ``clean`` EEG, ``noise``,
         ``background_eeg`` and each patch's ``patch_eeg``, to check SNRs.
@@ -199,6 +203,7 @@ class Sample:
     ch_pos: np.ndarray
     seed: int = field(default=0)
     peak_time: int = field(default=0)
+    forward_index: int = field(default=-1)
     parts: dict | None = None
 
     @property
@@ -233,6 +238,11 @@ class SampleGenerator:
         nearest node centre.
     realistic_noise : RealisticNoise | None
         Needed when ``"realistic"`` is among the noise types.
+    forward_bank : ForwardBank | None
+        Draw every sample's forward model (skull conductivity, cap placement,
+        head shape, electrode jitter) from this bank around ``head``
+        (:func:`~brainforge.anatomy.make_forward_bank`); None uses the head
+        model's own leadfield.
     """
 
     def __init__(
@@ -243,8 +253,10 @@ class SampleGenerator:
         *,
         region_node: np.ndarray | None = None,
         realistic_noise: RealisticNoise | None = None,
+        forward_bank: ForwardBank | None = None,
     ):
         self.head = head
+        self.forward_bank = forward_bank
         self.library = library
         self.config = config or SynthesisConfig()
         self.realistic_noise = realistic_noise
@@ -263,6 +275,15 @@ class SampleGenerator:
         membership[np.arange(head.n_regions), self.region_node] = 1.0
         self._node_leadfield = head.region_leadfield @ membership
         self._region_leadfield = np.ascontiguousarray(head.region_leadfield)
+        self._bank_projected: dict[tuple[int, int], np.ndarray] = {}
+        if forward_bank is not None:
+            if forward_bank.n_channels != head.n_channels or forward_bank.scalp_leadfield.shape[2] != head.n_regions:
+                n_bank = (forward_bank.n_channels, forward_bank.scalp_leadfield.shape[2])
+                raise BrainForgeError(
+                    f"The forward bank has {n_bank[0]} channels and {n_bank[1]} regions, the head model "
+                    f"{head.n_channels} and {head.n_regions}; build the bank for this head."
+                )
+            self._bank_node_leadfield = (forward_bank.scalp_leadfield @ membership).astype(np.float32)
         # Projected background clips, kept while they take little memory (17 clips of the
         # default library at 64 channels: 4 MB): per clip, all channels (_projected) and
         # the full montage average-referenced with its cumulative power (_full_montage).
@@ -349,6 +370,11 @@ class SampleGenerator:
         if self._cache_clips:
             for clip in range(len(self.library.background)):
                 self._background(clip, channels)
+        if self.forward_bank is not None:
+            for conductivity in np.unique(self.forward_bank.conductivity_index):
+                forward = int(np.flatnonzero(self.forward_bank.conductivity_index == conductivity)[0])
+                for clip in range(len(self.library.background)):
+                    self._bank_background(clip, forward, channels)
         if self._noise_bank is not None:
             n_times = self.library.background.shape[1]
             for kind in set(self.config.noise_types) - {"realistic"}:
@@ -400,14 +426,40 @@ class SampleGenerator:
             projected = self.library.background[clip].astype(float) @ self._node_leadfield.T
             if self._cache_clips:
                 self._projected[clip] = projected
-        eeg = projected if full else projected[:, channels]
-        eeg = eeg - eeg.mean(axis=1, keepdims=True)
-        centred = eeg - eeg.mean(axis=0)
-        cumulative = np.concatenate([[0.0], np.cumsum(np.mean(centred**2, axis=1))])
-        eeg = np.ascontiguousarray(eeg.T)
+        eeg, cumulative = _reference_background(projected if full else projected[:, channels])
         if full and self._cache_clips:
             self._full_montage[clip] = (eeg, cumulative)
         return eeg, cumulative
+
+    def _bank_background(self, clip: int, forward: int, channels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_background` through forward model ``forward`` of the forward bank.
+
+        A clip is projected once per skull conductivity onto every scalp vertex
+        of the dense leadfield; a forward model then interpolates three
+        vertices per electrode.
+        """
+        bank = self.forward_bank
+        conductivity = int(bank.conductivity_index[forward])
+        key = (clip, conductivity)
+        vertices = self._bank_projected.get(key)
+        if vertices is None:
+            clip_nodes = self.library.background[clip].astype(np.float32)
+            vertices = np.ascontiguousarray((clip_nodes @ self._bank_node_leadfield[conductivity].T).T)
+            self._bank_projected[key] = vertices
+        index = bank.vertex_index[forward][channels]
+        weights = bank.vertex_weight[forward][channels]
+        return _interpolate_background(vertices, index, weights)
+
+    def _topography(self, patch: np.ndarray, weights: np.ndarray, channels: np.ndarray, forward: int) -> np.ndarray:
+        """EEG per unit waveform of a patch on ``channels`` (reference-free), through ``forward`` if a bank is on."""
+        if self.forward_bank is None:
+            topography = self._region_leadfield[:, patch] @ weights
+            return topography[channels] if len(channels) < self.head.n_channels else topography
+        bank = self.forward_bank
+        dense = bank.scalp_leadfield[bank.conductivity_index[forward]]
+        index = bank.vertex_index[forward][channels]
+        vertex_weights = bank.vertex_weight[forward][channels]
+        return _interpolate_topography(dense, index, vertex_weights, patch, weights)
 
     def sample(self, seed: int, *, keep_parts: bool = False, out: np.ndarray | None = None) -> Sample:
         """Draw the sample of ``seed`` (the same seed gives the same sample, bit for bit).
@@ -427,7 +479,12 @@ class SampleGenerator:
         head = self.head
         channels = self._channels(rng)
         clip = int(rng.integers(len(self.library.background)))
-        background_eeg, background_cumulative = self._background(clip, channels)  # channels first
+        if self.forward_bank is None:
+            forward = -1
+            background_eeg, background_cumulative = self._background(clip, channels)  # channels first
+        else:
+            forward = int(rng.integers(self.forward_bank.n_placements))
+            background_eeg, background_cumulative = self._bank_background(clip, forward, channels)
         n_times = background_eeg.shape[1]
         k = int(rng.integers(cfg.n_sources[0], cfg.n_sources[1] + 1))
         centres = self._draw_centres(k, rng)
@@ -451,8 +508,7 @@ class SampleGenerator:
             wave = self._waveform(int(centre), rng)
             onsets[i] = int(rng.integers(0, max_delay + 1)) if max_delay else 0
             wave = np.concatenate([np.zeros(onsets[i]), wave[: n_times - onsets[i]]])
-            topography = self._region_leadfield[:, patch] @ weights
-            topography = topography[channels] if len(channels) < head.n_channels else topography
+            topography = self._topography(patch, weights, channels, forward)
             topography = topography - topography.mean()
             peak = int(np.argmax(np.abs(wave)))
             window = slice(max(0, peak - SOURCE_SNR_HALF_WINDOW), min(n_times, peak + SOURCE_SNR_HALF_WINDOW))
@@ -518,6 +574,7 @@ class SampleGenerator:
             ch_pos=head.ch_pos[channels],
             seed=int(seed),
             peak_time=_peak_time(source_waves, source_weights),
+            forward_index=forward,
             parts=parts,
         )
 
@@ -715,6 +772,63 @@ def _windowed_power(eeg: np.ndarray, window: slice) -> float:
 
 def _windowed_snr(signal: np.ndarray, background: np.ndarray, window: slice) -> float:
     return 10.0 * np.log10(_windowed_power(signal, window) / _windowed_power(background, window))
+
+
+@njit(cache=True, nogil=True)
+def _interpolate_topography(dense, index, vertex_weights, patch, weights):  # pragma: no cover - compiled
+    """``vertex_weights``-interpolated rows ``index`` of ``dense[:, patch] @ weights``, one value per channel."""
+    n_channels = index.shape[0]
+    out = np.zeros(n_channels)
+    for c in range(n_channels):
+        for j in range(3):
+            row = dense[index[c, j]]
+            value = 0.0
+            for k in range(len(patch)):
+                value += row[patch[k]] * weights[k]
+            out[c] += vertex_weights[c, j] * value
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _interpolate_background(vertices, index, weights):  # pragma: no cover - compiled
+    """Background EEG of scalp-vertex activity (n_vertices, n_times) at interpolated electrodes.
+
+    Returns what :func:`_reference_background` returns: the average-referenced
+    EEG channels first and its cumulative windowed power.
+    """
+    n_channels, n_times = index.shape[0], vertices.shape[1]
+    eeg = np.empty((n_channels, n_times))
+    for c in range(n_channels):
+        out, w0, w1, w2 = eeg[c], weights[c, 0], weights[c, 1], weights[c, 2]
+        r0, r1, r2 = vertices[index[c, 0]], vertices[index[c, 1]], vertices[index[c, 2]]
+        for t in range(n_times):
+            out[t] = w0 * r0[t] + w1 * r1[t] + w2 * r2[t]
+    for t in range(n_times):
+        mean = 0.0
+        for c in range(n_channels):
+            mean += eeg[c, t]
+        mean /= n_channels
+        for c in range(n_channels):
+            eeg[c, t] -= mean
+    channel_mean = np.zeros(n_channels)
+    for c in range(n_channels):
+        channel_mean[c] = eeg[c].mean()
+    cumulative = np.zeros(n_times + 1)
+    for t in range(n_times):
+        power = 0.0
+        for c in range(n_channels):
+            value = eeg[c, t] - channel_mean[c]
+            power += value * value
+        cumulative[t + 1] = cumulative[t] + power / n_channels
+    return eeg, cumulative
+
+
+def _reference_background(projected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Average-reference background EEG (n_times, n_channels); channels-first copy and cumulative power."""
+    eeg = projected - projected.mean(axis=1, keepdims=True)
+    centred = eeg - eeg.mean(axis=0)
+    cumulative = np.concatenate([[0.0], np.cumsum(np.mean(centred**2, axis=1))])
+    return np.ascontiguousarray(eeg.T), cumulative
 
 
 def normalise_eeg(eeg: np.ndarray) -> np.ndarray:
