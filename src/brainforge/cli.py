@@ -295,6 +295,9 @@ def train_command(
     spikes: Annotated[str, typer.Option("--spikes", help="Spike library (.zarr), or 'default'.")] = "default",
     max_time: Annotated[str | None, typer.Option("--max-time", help="Wall-clock budget, HH:MM.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an earlier run in --out (else it is refused).")
+    ] = False,
     init: Annotated[Path | None, typer.Option("--init", help="Fine-tune from this model folder.")] = None,
     param: Annotated[
         list[str] | None, typer.Option("--param", help="Model hyper-parameter key=value (repeatable).")
@@ -318,6 +321,15 @@ def train_command(
     snr: Annotated[str, typer.Option("--snr", help="Sensor SNR in dB, a value or 'low,high'.")] = "5,20",
     deep_share: Annotated[float, typer.Option("--deep-share", help="Share of patches centred on deep regions.")] = 0.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of weights, data and validation set.")] = 0,
+    forward_bank: Annotated[
+        bool,
+        typer.Option(
+            "--forward-bank/--no-forward-bank",
+            help="Draw each sample's forward model (skull 0.003-0.015 S/m, cap shift 20 mm, twist 10 deg, "
+            "stretch 10 %, jitter 5 mm) from a bank around the head.",
+        ),
+    ] = False,
+    bank_models: Annotated[int, typer.Option("--bank-models", help="Forward models in the bank.")] = 4096,
     workers: Annotated[int, typer.Option("--workers", help="DataLoader worker processes.")] = 1,
     accelerator: Annotated[str, typer.Option("--accelerator", help="auto, cpu or gpu.")] = "auto",
     devices: Annotated[str, typer.Option("--devices", help="Devices; several GPUs train with DDP.")] = "auto",
@@ -325,16 +337,19 @@ def train_command(
 ) -> None:
     """Train a network on on-the-fly synthetic EEG; writes safetensors + JSON to --out."""
     import logging
+    from dataclasses import asdict
 
     from ._config import config_from_dict
+    from .anatomy import ForwardBankConfig, make_forward_bank
     from .nmm import default_spike_library, read_spike_library
     from .synthesis import SampleGenerator, SynthesisConfig
     from .training import TrainingConfig, train
-    from .training.train import RUN_FILE
+    from .training.train import RUN_FILE, prepare_run_folder
 
     logging.getLogger("brainforge").setLevel(logging.INFO)
     if resume:
         run_file = out / RUN_FILE
+        prepare_run_folder(out, resume, overwrite)
         if not run_file.is_file():
             raise BrainForgeError(f"Nothing to resume in {out} (no {RUN_FILE}); drop --resume to start.")
         run = json.loads(run_file.read_text())
@@ -348,7 +363,9 @@ def train_command(
             training["max_epochs"] = max_epochs
         config = TrainingConfig.from_dict(training)
         synthesis = config_from_dict(SynthesisConfig, run["data"]["synthesis"])
+        bank_config = cli.get("forward_bank")
     else:
+        bank_config = asdict(ForwardBankConfig(n_placements=bank_models)) if forward_bank else None
         params = _model_params(param)
         config = TrainingConfig(
             loss=loss, optimizer=optimizer, learning_rate=learning_rate, schedule=schedule, batch_size=batch_size,
@@ -361,13 +378,19 @@ def train_command(
         )
     head_model, _ = _synthesis_head(head, channels, None, n_regions)
     library = read_spike_library(default_spike_library(progress=progress) if spikes == "default" else spikes)
-    generator = SampleGenerator(head_model, library, synthesis)
-    cli = {"model": model, "head": head, "channels": channels, "n_regions": n_regions, "spikes": spikes}
+    bank = None
+    if bank_config is not None:
+        bank = make_forward_bank(head_model, config_from_dict(ForwardBankConfig, bank_config))
+    generator = SampleGenerator(head_model, library, synthesis, forward_bank=bank)
+    cli = {
+        "model": model, "head": head, "channels": channels, "n_regions": n_regions, "spikes": spikes,
+        "forward_bank": bank_config,
+    }  # fmt: skip
     device_count = int(devices) if devices.isdigit() else devices
     start = time.perf_counter()
     result = train(
-        model, generator, out, config, model_params=params, init=init, resume=resume, max_time=max_time,
-        provenance={"cli": cli}, accelerator=accelerator, devices=device_count, progress=progress,
+        model, generator, out, config, model_params=params, init=init, resume=resume, overwrite=overwrite,
+        max_time=max_time, provenance={"cli": cli}, accelerator=accelerator, devices=device_count, progress=progress,
     )  # fmt: skip
     typer.echo(result.model.summary())
     metrics = ", ".join(f"{k} {v:.4g}" for k, v in result.best_metrics.items())

@@ -11,7 +11,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping
 
 from .. import __version__
 from .._cache import atomic_path
@@ -101,6 +101,72 @@ class ExportBestModel(Callback):
         self.best_metrics = dict(state["best_metrics"])
 
 
+class EpochCheckpoint(Checkpoint):
+    """Write the resumable state to ``path`` at the end of every epoch (after its validation), atomically.
+
+    Lightning's ``ModelCheckpoint(save_top_k=0, save_last=True)`` writes
+    ``last.ckpt`` only when training ends, so a killed run could not resume.
+    Being a :class:`~lightning.pytorch.callbacks.Checkpoint`, this callback runs
+    after the others (early stopping, export), so their state is in the file.
+    The file is written to a temporary name and renamed
+    (:class:`SafetensorsCheckpointIO`), so a kill during the write leaves the
+    previous epoch's state intact.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        """Save the state of the epoch that just ended."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        trainer.save_checkpoint(self.path)
+
+
+#: What a run folder holds besides logs: found without --resume or --overwrite, training stops.
+RUN_OUTPUTS = (RUN_FILE, str(LAST_CHECKPOINT), "model.safetensors", "config.json")
+
+
+def prepare_run_folder(out_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Check that ``out_dir`` may be used: resume needs a checkpoint, a fresh run an empty folder.
+
+    Parameters
+    ----------
+    out_dir : Path
+        The run folder.
+    resume : bool
+        Continue the run in it.
+    overwrite : bool
+        Delete an earlier run's outputs (checkpoints, logs, model, settings) first.
+    """
+    import shutil
+
+    if resume and overwrite:
+        raise BrainForgeError("--resume and --overwrite exclude each other; pick one.")
+    last = out_dir / LAST_CHECKPOINT
+    if resume:
+        if not last.is_file():
+            why = " (it stopped before its first epoch ended)" if (out_dir / RUN_FILE).is_file() else ""
+            raise BrainForgeError(
+                f"Nothing to resume in {out_dir}{why}: no {LAST_CHECKPOINT}; "
+                "drop --resume to start (add --overwrite if the folder holds an earlier run)."
+            )
+        return
+    found = [name for name in RUN_OUTPUTS if (out_dir / name).exists()]
+    if not found:
+        return
+    if not overwrite:
+        raise BrainForgeError(
+            f"{out_dir} already holds a training run ({', '.join(found)}); pass --resume to continue it, "
+            "--overwrite to replace it, or choose another --out."
+        )
+    for name in (*RUN_OUTPUTS, "checkpoints", "logs"):
+        target = out_dir / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
+
 def parse_max_time(text: str | None) -> str | None:
     """``HH:MM`` (or ``DD:HH:MM:SS``) to Lightning's ``DD:HH:MM:SS``."""
     if text is None:
@@ -158,6 +224,7 @@ def train(
     model_params: dict | None = None,
     init: str | Path | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     max_time: str | None = None,
     provenance: dict | None = None,
     accelerator: str = "auto",
@@ -182,7 +249,11 @@ def train(
         Fine-tune: start from this model folder's weights (tensors whose shape
         changed, e.g. the output layer of another head model, start fresh).
     resume : bool
-        Continue from ``out_dir/checkpoints/last.ckpt``.
+        Continue from ``out_dir/checkpoints/last.ckpt`` (written atomically
+        after every epoch, so a killed run resumes from its last whole epoch).
+    overwrite : bool
+        Replace an earlier run in ``out_dir``; without it (or ``resume``) a
+        folder that holds one is refused.
     max_time : str | None
         Wall-clock budget, ``HH:MM``.
     provenance : dict | None
@@ -199,10 +270,7 @@ def train(
     config = config or TrainingConfig()
     out_dir = Path(out_dir)
     last = out_dir / LAST_CHECKPOINT
-    if resume and not last.is_file():
-        raise BrainForgeError(f"Nothing to resume in {out_dir} (no {LAST_CHECKPOINT}); drop --resume to start.")
-    if not resume and last.is_file():
-        raise BrainForgeError(f"{out_dir} already holds a training run; pass --resume or choose another --out.")
+    prepare_run_folder(out_dir, resume, overwrite)
     pl.seed_everything(config.seed, workers=True, verbose=False)
     head = generator.head
     montage = Montage.from_head_model(head)
@@ -229,8 +297,8 @@ def train(
         max_time=parse_max_time(max_time),
         callbacks=[
             EarlyStopping(MONITOR, patience=config.patience, mode="min"),
-            ModelCheckpoint(dirpath=out_dir / LAST_CHECKPOINT.parent, save_last=True, save_top_k=0),
             export,
+            EpochCheckpoint(last),
         ],
         plugins=[SafetensorsCheckpointIO()],
         logger=pl.loggers.CSVLogger(out_dir, name="logs"),
@@ -260,13 +328,13 @@ def train(
 def evaluate_peak_error(
     model, arrays: dict[str, np.ndarray], region_distance_mm: np.ndarray, montage: Montage | None = None
 ) -> np.ndarray:
-    """Peak-region error (mm) of ``model`` on dense arrays (``eeg``, ``sources``, ``active``), per sample."""
-    from .metrics import peak_region_error_mm
+    """Peak-patch error (mm) of ``model`` on dense arrays (``eeg``, ``sources``, ``active``), per sample."""
+    from .metrics import peak_patch_error_mm
 
     model.eval()
     with torch.inference_mode():
         estimate = model(torch.as_tensor(arrays["eeg"]), montage)
-        error = peak_region_error_mm(
+        error = peak_patch_error_mm(
             estimate,
             torch.as_tensor(arrays["sources"]),
             torch.as_tensor(arrays["active"]),
