@@ -112,11 +112,11 @@ def test_fixed_model_picks_its_channels_from_a_larger_montage():
 def test_checkpoint_round_trip(name, montage, tmp_path):
     torch.manual_seed(1)
     model = build_model(name, 30, montage, **SMALL[name]).eval()
-    save_model(model, tmp_path / "m", {"metrics": {"val_peak_error_mm": 12.5}})
+    save_model(model, tmp_path / "m", {"metrics": {"val_peak_patch_error_mm": 12.5}})
     loaded, config = load_model(tmp_path / "m")
     eeg = normalise_batch(torch.randn(2, 9, 64))
     torch.testing.assert_close(loaded(eeg), model(eeg))
-    assert config["model"]["name"] == name and config["metrics"]["val_peak_error_mm"] == 12.5
+    assert config["model"]["name"] == name and config["metrics"]["val_peak_patch_error_mm"] == 12.5
     assert config["montage"]["ch_names"] == list(montage.ch_names)
     # safetensors holds plain tensors: nothing to unpickle.
     assert (tmp_path / "m" / "model.safetensors").read_bytes()[8:9] == b"{"
@@ -161,3 +161,33 @@ def test_fine_tuning_keeps_what_fits(montage, tmp_path):
     torch.testing.assert_close(target.embed.weight, source.embed.weight)
     with pytest.raises(BrainForgeError, match="holds a cnn_transformer model"):
         load_weights(build_model("gru", 30, montage, **SMALL["gru"]), tmp_path / "generic")
+
+
+@pytest.mark.parametrize("samples_per_token", [1, 10])
+def test_cnn_transformer_mixes_time(samples_per_token, montage):
+    """Changing one time sample changes the output at tokens far from it (attention), not only its own."""
+    torch.manual_seed(0)
+    params = {**SMALL["cnn_transformer"], "samples_per_token": samples_per_token}
+    model = build_model("cnn_transformer", 30, montage, **params).eval()
+    eeg = normalise_batch(torch.randn(1, 255, 64))  # not a multiple of 10: padded, then cut
+    changed = eeg.clone()
+    changed[0, 3, 10] += 0.5  # one channel: a constant over channels is referenced away
+    with torch.no_grad():
+        out, out_changed = model(eeg, montage), model(changed, montage)
+    assert out.shape == (1, 255, 30)
+    difference = (out - out_changed).abs().amax(dim=2)[0]
+    assert difference[200:].min() > 1e-6  # 20 or more tokens away
+    # The same network without its Transformer: the far outputs cannot change.
+    local = build_model("cnn_transformer", 30, montage, **params).eval()
+    local.transformer = torch.nn.Identity()
+    with torch.no_grad():
+        far = (local(eeg, montage) - local(changed, montage)).abs().amax(dim=2)[0]
+    assert far[200:].max() == 0 and far[3] > 0
+
+
+def test_cnn_transformer_groups_samples_into_tokens(montage):
+    model = build_model("cnn_transformer", 30, montage, **{**SMALL["cnn_transformer"], "samples_per_token": 10})
+    assert model.cnn[0][0].in_channels == 11  # 10 maps + the head mask
+    assert model.head.out_features == 300
+    with pytest.raises(BrainForgeError, match="samples_per_token"):
+        build_model("cnn_transformer", 30, montage, samples_per_token=0)

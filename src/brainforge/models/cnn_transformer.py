@@ -46,6 +46,15 @@ class CNNTransformerConfig:
         Dropout in the Transformer.
     max_len : int
         Longest sequence, time samples (the positional-encoding table).
+    samples_per_token : int
+        Consecutive time samples grouped into one Transformer token: their
+        ``k`` maps are stacked as CNN input channels and the token's output
+        gives ``k`` time samples of every region. ``k = 10`` at 500 Hz makes
+        a 1-s segment 50 tokens of 20 ms, so attention spans the whole spike
+        (rise, peak and slow wave) at a tenth of the CNN and attention cost
+        of one token per sample. 1 (one map per token) is the original
+        design. EEG whose length is not a multiple of ``k`` is padded with
+        its last sample and the padding cut from the output.
     """
 
     grid_size: int = 32
@@ -59,6 +68,7 @@ class CNNTransformerConfig:
     dim_feedforward: int = 256
     dropout: float = 0.1
     max_len: int = 4096
+    samples_per_token: int = 1
 
     def __post_init__(self) -> None:
         check_interpolation(self.interpolation)
@@ -66,6 +76,8 @@ class CNNTransformerConfig:
             raise BrainForgeError(f"d_model ({self.d_model}) must be even and divisible by n_heads ({self.n_heads}).")
         if not self.conv_channels or min(self.conv_channels) < 1 or self.reduce_channels < 1:
             raise BrainForgeError("conv_channels and reduce_channels must be positive.")
+        if self.samples_per_token < 1:
+            raise BrainForgeError(f"samples_per_token must be 1 or more, got {self.samples_per_token}.")
 
 
 def conv_block(in_channels: int, out_channels: int, kernel_size: int = 3) -> nn.Sequential:
@@ -91,7 +103,8 @@ class CNNTransformer(SourceModel):
     def __init__(self, config: CNNTransformerConfig, n_regions: int, montage: Montage):
         super().__init__(config, n_regions, montage)
         c = config
-        blocks, in_channels = [], 2 if c.mask_channel else 1
+        k = c.samples_per_token
+        blocks, in_channels = [], k + (1 if c.mask_channel else 0)
         for width in c.conv_channels:
             blocks.append(conv_block(in_channels, width))
             in_channels = width
@@ -104,19 +117,22 @@ class CNNTransformer(SourceModel):
             c.d_model, c.n_heads, c.dim_feedforward, c.dropout, batch_first=True, activation="gelu"
         )
         self.transformer = nn.TransformerEncoder(layer, c.n_layers, enable_nested_tensor=False)
-        self.head = nn.Linear(c.d_model, n_regions)
+        self.head = nn.Linear(c.d_model, k * n_regions)
 
     def maps(self, eeg: torch.Tensor, montage: Montage) -> torch.Tensor:
-        """Scalp maps (B * T, 1 or 2, H, W) of EEG (B, T, C), in channels-last memory layout.
+        """Scalp maps (B * T / k, k or k + 1, H, W) of EEG (B, T, C), in channels-last memory layout.
 
-        PyTorch's CPU convolutions run about 3x faster on these small maps
-        with channels last (the values are the same).
+        Each token's ``k`` maps are its input channels (then the head mask).
+        ``T`` must be a multiple of ``k``. PyTorch's CPU convolutions run
+        about 3x faster on these small maps with channels last (the values
+        are the same).
         """
-        topomap = make_topomap(montage, self.config.interpolation, self.config.grid_size)
-        maps = topomap(eeg).reshape(-1, self.config.grid_size, self.config.grid_size, 1)
+        size, k = self.config.grid_size, self.config.samples_per_token
+        topomap = make_topomap(montage, self.config.interpolation, size)
+        maps = topomap(eeg).reshape(-1, k, size, size).permute(0, 2, 3, 1)
         if self.config.mask_channel:
-            mask = topomap.mask.to(device=maps.device, dtype=maps.dtype).reshape(maps.shape[1:]).expand_as(maps)
-            maps = torch.cat([maps, mask], dim=3)
+            mask = topomap.mask.to(device=maps.device, dtype=maps.dtype).reshape(size, size, 1)
+            maps = torch.cat([maps, mask.expand(len(maps), size, size, 1)], dim=3)
         return maps.permute(0, 3, 1, 2)
 
     def forward(self, eeg: torch.Tensor, montage: Montage | None = None) -> torch.Tensor:
@@ -125,6 +141,12 @@ class CNNTransformer(SourceModel):
         batch, n_times = eeg.shape[:2]
         if n_times > self.config.max_len:
             raise BrainForgeError(f"{n_times} time samples exceed max_len={self.config.max_len}; cut the EEG.")
+        k = self.config.samples_per_token
+        padding = -n_times % k
+        if padding:
+            eeg = torch.cat([eeg, eeg[:, -1:].expand(batch, padding, eeg.shape[2])], dim=1)
+        n_tokens = (n_times + padding) // k
         features = self.cnn(self.maps(eeg, montage)).flatten(1)
-        tokens = self.embed(features).reshape(batch, n_times, -1) + self.positions[:n_times]
-        return self.head(self.transformer(tokens))
+        tokens = self.embed(features).reshape(batch, n_tokens, -1) + self.positions[:n_tokens]
+        out = self.head(self.transformer(tokens)).reshape(batch, n_tokens * k, self.n_regions)
+        return out[:, :n_times]
