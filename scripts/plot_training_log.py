@@ -21,10 +21,10 @@ def main(run_dir: str, out: str) -> None:
     if not logs:
         raise SystemExit(f"No logs/version_*/metrics.csv under {run_dir}.")
     table = pd.concat([pd.read_csv(p) for p in logs], ignore_index=True)
-    val = table.dropna(subset=["val_peak_error_mm"]).drop_duplicates("epoch", keep="last").sort_values("epoch")
+    val = table.dropna(subset=["val_peak_patch_error_mm"]).drop_duplicates("epoch", keep="last").sort_values("epoch")
     train = table.dropna(subset=["train_loss"]).groupby("epoch").train_loss.mean()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
-    left.plot(val.epoch + 1, val.val_peak_error_mm, marker="o", ms=3)
+    left.plot(val.epoch + 1, val.val_peak_patch_error_mm, marker="o", ms=3)
     left.set_xlabel("epoch")
     left.set_ylabel("validation peak-region error (mm)")
     left.grid(alpha=0.3)
@@ -36,9 +36,9 @@ def main(run_dir: str, out: str) -> None:
     right.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
-    best = val.loc[val.val_peak_error_mm.idxmin()]
+    best = val.loc[val.val_peak_patch_error_mm.idxmin()]
     epoch = int(best.epoch) + 1
-    print(f"{len(val)} epochs; best validation peak error {best.val_peak_error_mm:.2f} mm at epoch {epoch}")
+    print(f"{len(val)} epochs; best validation peak error {best.val_peak_patch_error_mm:.2f} mm at epoch {epoch}")
 
 
 if __name__ == "__main__":

@@ -73,8 +73,10 @@ def test_benchmark_writes_every_table_and_plot(test_sets, model_dirs, tmp_path):
     assert (samples.ms > 0).all()
     # Summaries recompute from the per-sample rows, and each interval holds its mean.
     summary = pd.read_csv(out / "summary.csv")
-    row = summary[(summary.solver == "sloreta") & (summary.condition == "all") & (summary.metric == "peak_error_mm")]
-    values = samples[samples.solver == "sloreta"].peak_error_mm
+    row = summary[
+        (summary.solver == "sloreta") & (summary.condition == "all") & (summary.metric == "peak_centre_error_mm")
+    ]
+    values = samples[samples.solver == "sloreta"].peak_centre_error_mm
     assert row["mean"].item() == pytest.approx(values.mean()) and row["median"].item() == pytest.approx(values.median())
     finite = summary.dropna(subset=["ci_low"])
     assert ((finite.ci_low <= finite["mean"] + 1e-9) & (finite["mean"] <= finite.ci_high + 1e-9)).all()
@@ -93,7 +95,7 @@ def test_sloreta_beats_plain_mne_on_peak_error(test_sets, tmp_path):
     result = run_benchmark(
         ["sloreta", "mne"], test_sets[:1], tmp_path / "r", BenchmarkConfig(n_bootstrap=50), progress=False
     )
-    errors = result.samples.groupby("solver").peak_error_mm.mean()
+    errors = result.samples.groupby("solver").peak_centre_error_mm.mean()
     assert errors["sloreta"] < errors["mne"]
 
 

@@ -9,7 +9,8 @@ from .metrics import (
     otsu_regions,
     otsu_threshold,
     overlap_metrics,
-    peak_error_mm,
+    peak_centre_error_mm,
+    peak_patch_error_mm,
     spatial_dispersion_mm,
     spike_window,
 )
@@ -23,7 +24,8 @@ __all__ = [
     "otsu_regions",
     "otsu_threshold",
     "overlap_metrics",
-    "peak_error_mm",
+    "peak_centre_error_mm",
+    "peak_patch_error_mm",
     "spatial_dispersion_mm",
     "spike_window",
 ]

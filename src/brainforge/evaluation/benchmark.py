@@ -34,11 +34,19 @@ from .metrics import SPIKE_HALF_WINDOW_MS, evaluate, spike_window
 logger = logging.getLogger("brainforge")
 
 #: Metrics in the Markdown condition tables and plots (all metrics go to the CSVs).
-HEADLINE_METRICS = ("loc_error_mm", "peak_error_mm", "dispersion_mm", "auc_close", "dice")
+HEADLINE_METRICS = ("loc_error_mm", "peak_centre_error_mm", "peak_patch_error_mm", "dispersion_mm", "auc_close", "dice")
 #: Condition columns of ``samples.csv``, in report order.
 CONDITIONS = ("snr_db", "n_sources", "n_channels", "depth", "forward")
 #: Metrics where lower is better (the rest: higher is better).
-LOWER_IS_BETTER = ("loc_error_mm", "peak_error_mm", "mle_mm", "nmse", "dispersion_mm", "hd95_mm")
+LOWER_IS_BETTER = (
+    "loc_error_mm",
+    "peak_centre_error_mm",
+    "peak_patch_error_mm",
+    "mle_mm",
+    "nmse",
+    "dispersion_mm",
+    "hd95_mm",
+)
 
 
 @dataclass(frozen=True)
@@ -449,7 +457,9 @@ def _sort_key(value):
     return (0, float(value), "") if isinstance(value, int | float | np.number) else (1, 0.0, str(value))
 
 
-def plot_against(summary, condition: str, path: Path, metrics: Sequence[str] = ("loc_error_mm", "peak_error_mm")):
+def plot_against(
+    summary, condition: str, path: Path, metrics: Sequence[str] = ("loc_error_mm", "peak_centre_error_mm")
+):
     """PNG of each metric's mean (with its interval) against ``condition``, one line per solver."""
     import matplotlib
 

@@ -4,7 +4,7 @@ from .checkpoint_io import SafetensorsCheckpointIO, load_training_state, save_tr
 from .config import TrainingConfig
 from .data import SyntheticDataModule, epoch_seed, validation_seed
 from .losses import LOSSES, PUBLISHED_LOSS, compute_loss
-from .metrics import peak_region_error_mm, random_region_error_mm
+from .metrics import peak_patch_error_mm, random_region_error_mm
 from .module import MONITOR, SourceLocalizer
 from .train import TrainingResult, evaluate_peak_error, train
 
@@ -21,7 +21,7 @@ __all__ = [
     "epoch_seed",
     "evaluate_peak_error",
     "load_training_state",
-    "peak_region_error_mm",
+    "peak_patch_error_mm",
     "random_region_error_mm",
     "save_training_state",
     "train",

@@ -10,10 +10,10 @@ def peak_times(target: torch.Tensor) -> torch.Tensor:
     return target.abs().amax(dim=2).argmax(dim=1)
 
 
-def peak_region_error_mm(
+def peak_patch_error_mm(
     estimate: torch.Tensor, target: torch.Tensor, active: torch.Tensor, distance_mm: torch.Tensor
 ) -> torch.Tensor:
-    """Peak-region localisation error per sample, mm.
+    """Peak-patch localisation error per sample, mm (the benchmark's ``peak_patch_error_mm``, batched).
 
     At the time of the largest true activity, the region with the largest
     |estimate| is compared with the true patches: the error is its distance

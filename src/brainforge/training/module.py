@@ -11,10 +11,10 @@ from ..synthesis import densify_sources
 from ..topomap import Montage
 from .config import TrainingConfig
 from .losses import PUBLISHED_LOSS, compute_loss
-from .metrics import peak_region_error_mm, peak_times
+from .metrics import peak_patch_error_mm, peak_times
 
 #: Metric that early stopping and model export follow.
-MONITOR = "val_peak_error_mm"
+MONITOR = "val_peak_patch_error_mm"
 
 
 class SourceLocalizer(pl.LightningModule):
@@ -105,7 +105,7 @@ class SourceLocalizer(pl.LightningModule):
         eeg, sources = self._crop(batch, random=False)
         estimate = self.model(eeg)
         loss = self._loss(estimate, sources, eeg, self.leadfield)
-        error = peak_region_error_mm(estimate, sources, batch["active"], self.distance_mm)
+        error = peak_patch_error_mm(estimate, sources, batch["active"], self.distance_mm)
         self.log("val_loss", loss, batch_size=len(eeg), sync_dist=True)
         self.log(MONITOR, error.mean(), prog_bar=True, batch_size=len(eeg), sync_dist=True)
 
