@@ -83,6 +83,9 @@ def test_benchmark_writes_every_table_and_plot(test_sets, model_dirs, tmp_path):
     report = (out / "report.md").read_text()
     for heading in ("## All samples", "## By forward", "## By n_channels", "## Time", "## Skipped"):
         assert heading in report
+    assert "Failures" in report and "- sloreta: " in report
+    assert {"segment_loc_error_mm", "segment_correlation", "failed", "peak_patch_error_mm"} <= set(samples.columns)
+    assert (samples.peak_patch_error_mm <= samples.peak_centre_error_mm + 1e-9).all()
     for name in ("error_vs_snr.png", "error_vs_channels.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     timing = pd.read_csv(out / "timing.csv")
@@ -177,3 +180,16 @@ def test_learned_solver_runs_in_overlapping_windows(model_dirs, head64):
     np.testing.assert_allclose(tiled.apply(eeg, 500.0).data[:, :64], expected, rtol=1e-4, atol=1e-9)
     with pytest.raises(BrainForgeError, match="overlap"):
         LearnedSolver(model_dirs[0], overlap=1.0)
+
+
+def test_failures_are_counted_not_dropped():
+    from brainforge.evaluation.benchmark import failure_flags
+
+    estimate = np.zeros((5, 10))
+    assert failure_flags(estimate, {"peak_patch_error_mm": 10.0}, 40.0) == {
+        "failed_nonfinite": 0.0, "failed_ghost": 0.0, "failed": 0.0,
+    }  # fmt: skip
+    assert failure_flags(estimate, {"peak_patch_error_mm": 55.0}, 40.0)["failed_ghost"] == 1.0
+    estimate[2, 3] = np.nan
+    flags = failure_flags(estimate, {"peak_patch_error_mm": np.nan}, 40.0)
+    assert flags["failed_nonfinite"] == 1.0 and flags["failed"] == 1.0 and flags["failed_ghost"] == 0.0

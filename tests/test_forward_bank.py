@@ -102,3 +102,17 @@ def test_bank_must_match_the_head_model(head64, spike_library, bank):
     small = head64.pick_channels(head64.ch_names[:32])
     with pytest.raises(BrainForgeError, match="build the bank for this head"):
         SampleGenerator(small, spike_library, forward_bank=bank)
+
+
+def test_shifted_cap_head_model_matches_the_bank_interpolation(head64, bank):
+    """An exact MNE forward at a shifted cap (a held-out test forward model) equals the bank's interpolation there."""
+    from brainforge.anatomy import make_head_model
+
+    shifted = make_head_model("1010-16", cap_shift_mm=(0.0, 15.0))
+    nominal = make_head_model("1010-16")
+    moved = np.linalg.norm(shifted.ch_pos - nominal.ch_pos, axis=1)
+    assert 10.0 < np.median(moved) < 20.0 and "cap shifted" in shifted.description
+    assert (shifted.ch_pos[:, 1] - nominal.ch_pos[:, 1]).mean() > 5.0  # towards the nose
+    interpolated = placement_leadfield(head64, bank, shifted.ch_pos, 0)
+    scale = np.abs(shifted.region_leadfield).max()
+    assert np.abs(interpolated - shifted.region_leadfield).max() < 1e-9 * scale

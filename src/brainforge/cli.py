@@ -217,11 +217,18 @@ def _synthesis_head(head: str, channels: str | None, mismatch: str | None, n_reg
                 options["electrode_jitter_mm"] = float(value or 5.0)
             elif kind == "sphere":
                 options["conductor"] = "sphere"
+            elif kind == "shift":
+                import numpy as np
+
+                distance, _, angle = value.partition("@")
+                radians = np.deg2rad(float(angle or 90.0))  # 90 degrees: towards the nose
+                shift = float(distance or 15.0)
+                options["cap_shift_mm"] = (round(shift * np.cos(radians), 6), round(shift * np.sin(radians), 6))
             else:
                 raise ValueError(kind)
         except ValueError as err:
             raise BrainForgeError(
-                f"--forward-mismatch must be skull:S_PER_M, jitter:MM or sphere, got {mismatch!r}."
+                f"--forward-mismatch must be skull:S_PER_M, jitter:MM, shift:MM[@DEG] or sphere, got {mismatch!r}."
             ) from err
     model = make_head_model(head, channels=picks, n_regions=n_regions, **options)
     return model, options
@@ -246,7 +253,11 @@ def synth(
     ] = None,
     snr_convention: Annotated[str, typer.Option("--snr-convention", help="power or deepsif (+3 dB).")] = "power",
     forward_mismatch: Annotated[
-        str | None, typer.Option("--forward-mismatch", help="skull:0.003, jitter:10 or sphere.")
+        str | None,
+        typer.Option(
+            "--forward-mismatch",
+            help="skull:0.003, jitter:10, shift:15[@DEG] (cap moved along the scalp; 90 = towards the nose) or sphere.",
+        ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Dataset seed.")] = 0,
 ) -> None:

@@ -51,6 +51,9 @@ class HeadModelConfig:
         Seed of the jitter directions.
     seed : int
         Seed of the parcellation's k-means.
+    cap_shift_mm : (float, float)
+        The whole cap moved along the scalp, mm: towards the right ear (x)
+        and towards the nose (y); (0, 0) = none.
     """
 
     montage: str = "1010-64"
@@ -64,16 +67,24 @@ class HeadModelConfig:
     electrode_jitter_mm: float = 0.0
     jitter_seed: int = 0
     seed: int = 0
+    cap_shift_mm: tuple[float, float] = (0.0, 0.0)
 
     def to_json(self) -> str:
-        """Serialise to a JSON string."""
-        return json.dumps(asdict(self))
+        """Serialise to a JSON string.
+
+        ``cap_shift_mm`` is left out when it is (0, 0), the value of head
+        models made before it existed, so their cache entries stay valid.
+        """
+        data = asdict(self)
+        if not any(data["cap_shift_mm"]):
+            del data["cap_shift_mm"]
+        return json.dumps(data)
 
     @classmethod
     def from_json(cls, text: str) -> HeadModelConfig:
         """Inverse of :meth:`to_json`."""
         data = json.loads(text)
-        for key in ("channels", "conductivity"):
+        for key in ("channels", "conductivity", "cap_shift_mm"):
             if data.get(key) is not None:
                 data[key] = tuple(data[key])
         return cls(**data)
@@ -394,6 +405,12 @@ def _build_template(config: HeadModelConfig, electrodes, n_jobs: int) -> HeadMod
     source_pos, source_nn, source_region = np.vstack(pos), np.vstack(nn), np.concatenate(region)
 
     ch_pos = electrodes.pos
+    if any(config.cap_shift_mm):
+        from .forward_bank import CapPlacement, _scalp_frame, place_cap
+
+        centre, radius = _scalp_frame(surfaces)
+        start_pos = project_to_scalp(ch_pos, surfaces.centre, surfaces.outer_skin, surfaces.outer_skin_tris)
+        ch_pos = place_cap(start_pos, centre, radius, CapPlacement(shift_mm=tuple(config.cap_shift_mm)))
     if config.electrode_jitter_mm:
         ch_pos = jitter_electrodes(ch_pos, surfaces.centre, config.electrode_jitter_mm, config.jitter_seed)
     ch_pos = project_to_scalp(ch_pos, surfaces.centre, surfaces.outer_skin, surfaces.outer_skin_tris)
@@ -408,6 +425,8 @@ def _build_template(config: HeadModelConfig, electrodes, n_jobs: int) -> HeadMod
         f"{'/'.join(f'{c:g}' for c in config.conductivity)} S/m"
     )
     jitter_text = f", electrodes jittered {config.electrode_jitter_mm:g} mm" if config.electrode_jitter_mm else ""
+    if any(config.cap_shift_mm):
+        jitter_text += ", cap shifted ({:g}, {:g}) mm".format(*config.cap_shift_mm)
     return HeadModel(
         source_pos=source_pos,
         source_nn=source_nn,
@@ -443,6 +462,7 @@ def make_head_model(
     conductivity: tuple[float, float, float] = (0.3, 0.006, 0.3),
     electrode_jitter_mm: float = 0.0,
     jitter_seed: int = 0,
+    cap_shift_mm: tuple[float, float] = (0.0, 0.0),
     seed: int = 0,
     deep_spacing_mm: float = 4.0,
     skull_mm: float = 7.0,
@@ -476,6 +496,10 @@ def make_head_model(
         model.
     jitter_seed : int
         Seed of the jitter directions.
+    cap_shift_mm : (float, float)
+        Move the whole cap along the scalp by this much, mm (towards the
+        right ear, towards the nose): a co-registration error, another
+        alternative forward model.
     seed : int
         Seed of the parcellation's k-means (changing it changes the regions).
     deep_spacing_mm : float
@@ -522,6 +546,7 @@ def make_head_model(
         electrode_jitter_mm=float(electrode_jitter_mm),
         jitter_seed=int(jitter_seed),
         seed=int(seed),
+        cap_shift_mm=(float(cap_shift_mm[0]), float(cap_shift_mm[1])),
     )
     from .. import __version__
 

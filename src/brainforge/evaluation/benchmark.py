@@ -34,7 +34,16 @@ from .metrics import SPIKE_HALF_WINDOW_MS, evaluate, spike_window
 logger = logging.getLogger("brainforge")
 
 #: Metrics in the Markdown condition tables and plots (all metrics go to the CSVs).
-HEADLINE_METRICS = ("loc_error_mm", "peak_centre_error_mm", "peak_patch_error_mm", "dispersion_mm", "auc_close", "dice")
+HEADLINE_METRICS = (
+    "loc_error_mm",
+    "peak_centre_error_mm",
+    "peak_patch_error_mm",
+    "segment_correlation",
+    "failed",
+    "dispersion_mm",
+    "auc_close",
+    "dice",
+)
 #: Condition columns of ``samples.csv``, in report order.
 CONDITIONS = ("snr_db", "n_sources", "n_channels", "depth", "forward")
 #: Metrics where lower is better (the rest: higher is better).
@@ -46,6 +55,12 @@ LOWER_IS_BETTER = (
     "nmse",
     "dispersion_mm",
     "hd95_mm",
+    "segment_loc_error_mm",
+    "segment_peak_centre_error_mm",
+    "segment_peak_patch_error_mm",
+    "failed",
+    "failed_nonfinite",
+    "failed_ghost",
 )
 
 
@@ -73,6 +88,10 @@ class BenchmarkConfig:
         Amplitude SNR assumed by the minimum-norm solvers (``lambda2 = 1 / snr**2``).
     seed : int
         Seed of the bootstrap and of the AUC_far draws.
+    ghost_mm : float
+        An estimate whose strongest region at the spike peak lies farther
+        than this from every true patch region counts as a failure
+        (``failed_ghost``), as do estimates with NaN or inf.
     """
 
     channel_counts: tuple[int, ...] | None = None
@@ -83,6 +102,7 @@ class BenchmarkConfig:
     max_samples: int | None = None
     solver_snr: float = 3.0
     seed: int = 0
+    ghost_mm: float = 40.0
 
     def __post_init__(self) -> None:
         if self.n_bootstrap < 1:
@@ -170,6 +190,8 @@ def forward_label(mismatch: dict | None) -> str:
             parts.append(f"jitter:{value:g}")
         elif key == "jitter_seed":
             continue
+        elif key == "cap_shift_mm":
+            parts.append(f"shift:{float(np.hypot(*value)):g}")
         elif key == "conductor":
             parts.append(str(value))
         else:
@@ -309,15 +331,40 @@ def _rows_for_test_set(
                     tic = time.perf_counter()
                     activity = solver.apply(eeg, test.sfreq)
                     elapsed_ms = (time.perf_counter() - tic) * 1e3
-                    metrics = evaluate(
-                        activity.data[:, window], truth[:, window], patches, centres, distance, adjacency
-                    )
+                    estimate = activity.data
+                    finite = bool(np.isfinite(estimate).all())
+                    estimate = estimate if finite else np.nan_to_num(estimate, nan=0.0, posinf=0.0, neginf=0.0)
+                    metrics = evaluate(estimate[:, window], truth[:, window], patches, centres, distance, adjacency)
+                    whole = evaluate(estimate, truth, patches, centres, distance, adjacency)
+                    if not finite:  # scored as failures, not as numbers
+                        metrics = dict.fromkeys(metrics, np.nan)
+                        whole = dict.fromkeys(whole, np.nan)
+                    metrics.update({f"segment_{k}": v for k, v in whole.items() if k in SEGMENT_METRICS})
+                    metrics.update(failure_flags(activity.data, metrics, config.ghost_mm))
                     rows.append(
                         {**base, "n_channels": len(channels), "solver": solver_label(name), "ms": elapsed_ms, **metrics}
                     )
         bar.update(stop - start)
     bar.close()
     return rows
+
+
+#: Metrics also scored over the whole segment (columns ``segment_<metric>``).
+SEGMENT_METRICS = ("loc_error_mm", "peak_centre_error_mm", "peak_patch_error_mm", "correlation", "auc_close")
+
+
+def failure_flags(estimate: np.ndarray, metrics: dict, ghost_mm: float) -> dict[str, float]:
+    """Failure indicators of one estimate: 1.0 or 0.0, so that their mean is a rate and their sum a count.
+
+    ``failed_nonfinite``: the estimate holds NaN or inf (its metrics are
+    NaN and drop out of the means, but it is counted here).
+    ``failed_ghost``: the strongest region at the spike peak lies more than
+    ``ghost_mm`` from every true patch region.
+    ``failed``: either.
+    """
+    nonfinite = not (np.isfinite(estimate).all() and np.isfinite(metrics["peak_patch_error_mm"]))
+    ghost = not nonfinite and not metrics["peak_patch_error_mm"] <= ghost_mm
+    return {"failed_nonfinite": float(nonfinite), "failed_ghost": float(ghost), "failed": float(nonfinite or ghost)}
 
 
 def _first_fit(name, head, channels, cache, eeg, sfreq, skipped):
@@ -402,7 +449,8 @@ def markdown_report(summary, timing, config: BenchmarkConfig, test_sets: list[st
     lines = [
         "# BrainForge benchmark",
         "",
-        f"Test sets: {', '.join(test_sets)}. Scored on +-{config.half_window_ms:g} ms around each spike peak. "
+        f"Test sets: {', '.join(test_sets)}. Scored on +-{config.half_window_ms:g} ms around each spike peak; "
+        "`segment_*` metrics over the whole segment. "
         f"Cells: mean [{level}% bootstrap interval of the mean, {config.n_bootstrap} resamples]. "
         "Lower is better for errors (mm), dispersion, HD95 and nMSE; higher for AUC, Dice, precision, recall "
         "and correlation. Per-sample values: `samples.csv`; medians: `summary.csv`.",
@@ -420,6 +468,24 @@ def markdown_report(summary, timing, config: BenchmarkConfig, test_sets: list[st
             row = overall[(overall.solver == solver) & (overall.metric == metric)]
             cells.append(_cell(row.iloc[0]) if len(row) else "-")
         lines.append(f"| {metric} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"Failures (counted, never dropped from this count; ghost: peak > {config.ghost_mm:g} mm from every "
+        "true patch region; non-finite: NaN or inf estimate, left out of the means above):",
+        "",
+    ]
+    for solver in solvers:
+        counts = {}
+        for metric in ("failed", "failed_ghost", "failed_nonfinite"):
+            row = overall[(overall.solver == solver) & (overall.metric == metric)]
+            counts[metric] = (
+                (round(row["mean"].iloc[0] * row["n"].iloc[0]), int(row["n"].iloc[0])) if len(row) else (0, 0)
+            )
+        failed, n = counts["failed"]
+        lines.append(
+            f"- {solver}: {failed} of {n} "
+            f"({counts['failed_ghost'][0]} ghost, {counts['failed_nonfinite'][0]} non-finite)"
+        )
     for condition in CONDITIONS:
         part = summary[(summary.condition == condition) & summary.metric.isin(HEADLINE_METRICS)]
         values = sorted(set(part.value), key=_sort_key)

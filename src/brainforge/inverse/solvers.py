@@ -245,8 +245,11 @@ class LearnedSolver(InverseSolver):
             raise BrainForgeError(f"overlap must lie in [0, 1), got {overlap}.")
         self.overlap = overlap
         training = self.config.get("training") or {}
-        self.window_samples = training.get("crop_samples")
-        self.sfreq = float((self.config.get("data") or {}).get("sfreq_hz", 500.0))
+        data = self.config.get("data") or {}
+        self.sfreq = float(data.get("sfreq_hz", 500.0))
+        # A network sees windows as long as it was trained on: its crop, else the training
+        # segment (1 s when an older config does not record it).
+        self.window_samples = training.get("crop_samples") or int(data.get("segment_samples") or round(self.sfreq))
 
     def fit(self, head) -> LearnedSolver:
         """Check the head model's regions against the network's and take its montage."""

@@ -208,6 +208,8 @@ def _run_info(generator: SampleGenerator, config: TrainingConfig, loss: str, pro
             "library": {k: library.metadata.get(k) for k in ("connectome", "n_nodes", "engine", "seed", "path")},
             "seed": config.seed,
             "sfreq_hz": generator.sfreq,
+            "segment_samples": int(library.background.shape[1]),
+            "forward_bank": None if generator.forward_bank is None else asdict(generator.forward_bank.config),
         },
         "training": {**config.to_dict(), "loss": loss},
         "brainforge_version": __version__,
