@@ -167,6 +167,16 @@ def prepare_run_folder(out_dir: Path, resume: bool, overwrite: bool) -> None:
             target.unlink()
 
 
+def _global_rank() -> int:
+    """Return the global rank the DDP launcher put in the environment (0 outside DDP)."""
+    import os
+
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):  # Lightning's order
+        if os.environ.get(key) is not None:
+            return int(os.environ[key])
+    return 0
+
+
 def parse_max_time(text: str | None) -> str | None:
     """``HH:MM`` (or ``DD:HH:MM:SS``) to Lightning's ``DD:HH:MM:SS``."""
     if text is None:
@@ -272,7 +282,13 @@ def train(
     config = config or TrainingConfig()
     out_dir = Path(out_dir)
     last = out_dir / LAST_CHECKPOINT
-    prepare_run_folder(out_dir, resume, overwrite)
+    # Under DDP the launcher starts the other ranks by running the same code again, after
+    # rank 0 has begun writing the folder: only rank 0 checks and prepares it.
+    main_rank = _global_rank() == 0
+    if main_rank:
+        prepare_run_folder(out_dir, resume, overwrite)
+    elif resume and not last.is_file():
+        raise BrainForgeError(f"Nothing to resume in {out_dir} (no {LAST_CHECKPOINT}).")
     pl.seed_everything(config.seed, workers=True, verbose=False)
     head = generator.head
     montage = Montage.from_head_model(head)
@@ -285,7 +301,7 @@ def train(
     if init is not None:
         info["init"] = str(init)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:
+    if not resume and main_rank:
         with atomic_path(out_dir / RUN_FILE) as tmp:
             tmp.write_text(
                 json.dumps({"model": model_name, "model_params": model.hyper_parameters(), **info}, indent=1)
