@@ -1,4 +1,4 @@
-"""Plot a training run's validation curve (peak-region error and loss per epoch) from its CSV log.
+"""Plot a training run's validation curve (peak-patch error and loss per epoch) from its CSV log.
 
 Usage: python scripts/plot_training_log.py RUN_DIR OUT.png
 """
@@ -26,7 +26,7 @@ def main(run_dir: str, out: str) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
     left.plot(val.epoch + 1, val.val_peak_patch_error_mm, marker="o", ms=3)
     left.set_xlabel("epoch")
-    left.set_ylabel("validation peak-region error (mm)")
+    left.set_ylabel("validation peak-patch error (mm)")
     left.grid(alpha=0.3)
     right.plot(train.index + 1, train.values, label="training (epoch mean)")
     right.plot(val.epoch + 1, val.val_loss, label="validation")
@@ -38,7 +38,7 @@ def main(run_dir: str, out: str) -> None:
     fig.savefig(out, dpi=100)
     best = val.loc[val.val_peak_patch_error_mm.idxmin()]
     epoch = int(best.epoch) + 1
-    print(f"{len(val)} epochs; best validation peak error {best.val_peak_patch_error_mm:.2f} mm at epoch {epoch}")
+    print(f"{len(val)} epochs; best validation peak-patch error {best.val_peak_patch_error_mm:.2f} mm at epoch {epoch}")
 
 
 if __name__ == "__main__":
