@@ -221,6 +221,20 @@ def test_kill_9_then_resume_continues_from_the_last_epoch(tmp_path):
     assert epochs == set(range(epochs_done, target)), epochs
 
 
+def test_max_time_is_a_budget_per_invocation():
+    """A resumed run gets its whole --max-time again (Lightning's timer would restore the time already spent)."""
+    from lightning.pytorch.callbacks import Timer
+
+    from brainforge.training.train import SessionTimer, parse_max_time
+
+    spent = {"time_elapsed": {"train": 5000.0, "sanity_check": 0.0, "validate": 0.0, "test": 0.0, "predict": 0.0}}
+    lightning_timer, ours = Timer(parse_max_time("01:20")), SessionTimer(parse_max_time("01:20"))
+    lightning_timer.load_state_dict(spent)
+    ours.load_state_dict(spent)
+    assert lightning_timer.time_remaining("train") < 0 and ours.time_remaining("train") == 4800.0
+    assert ours.state_key == lightning_timer.state_key
+
+
 def test_training_state_round_trips_without_pickle(tmp_path):
     state = {
         "epoch": 3, "name": "x", "values": [1.5, None, True], "pair": (0.9, 0.999),

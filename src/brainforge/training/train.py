@@ -11,7 +11,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping
+from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping, Timer
 
 from .. import __version__
 from .._cache import atomic_path
@@ -120,6 +120,23 @@ class EpochCheckpoint(Checkpoint):
         """Save the state of the epoch that just ended."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         trainer.save_checkpoint(self.path)
+
+
+class SessionTimer(Timer):
+    """Lightning's :class:`~lightning.pytorch.callbacks.Timer`, but ``--max-time`` budgets this invocation.
+
+    Lightning's own timer restores the time already spent from the
+    checkpoint, so a run resumed with ``--max-time 01:20`` after 80 minutes
+    stopped at once. A run that spans sessions needs a budget per session.
+    """
+
+    @property
+    def state_key(self) -> str:
+        """Lightning's timer's key, so that checkpoints written with either find their timer."""
+        return "Timer"
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Ignore the time spent before the resume."""
 
 
 #: What a run folder holds besides logs: found without --resume or --overwrite, training stops.
@@ -267,7 +284,8 @@ def train(
         Replace an earlier run in ``out_dir``; without it (or ``resume``) a
         folder that holds one is refused.
     max_time : str | None
-        Wall-clock budget, ``HH:MM``.
+        Wall-clock budget of this call, ``HH:MM`` (a resumed run gets the
+        whole budget again).
     provenance : dict | None
         Extra JSON stored in the exported config (e.g. the CLI's head spec).
     accelerator, devices
@@ -312,8 +330,8 @@ def train(
         accelerator=accelerator,
         devices=devices,
         max_epochs=config.max_epochs,
-        max_time=parse_max_time(max_time),
         callbacks=[
+            *([SessionTimer(parse_max_time(max_time), interval="step")] if max_time else []),
             EarlyStopping(MONITOR, patience=config.patience, mode="min"),
             export,
             EpochCheckpoint(last),
