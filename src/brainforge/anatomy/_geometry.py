@@ -97,30 +97,53 @@ def ray_mesh_hits(
     out = np.full(len(directions), np.nan)
     triangle = np.full(len(directions), -1, np.int64)
     weights = np.zeros((len(directions), 3))
-    eps = 1e-12
     for start in range(0, len(directions), chunk):
-        d = directions[start : start + chunk, None, :]
-        pvec = np.cross(d, edge2[None])
-        det = np.einsum("rtk,tk->rt", pvec, edge1)
-        ok = np.abs(det) > eps
-        inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
-        tvec = -v0[None]
-        u = np.einsum("rtk,rtk->rt", np.broadcast_to(tvec, pvec.shape), pvec) * inv
-        qvec = np.cross(np.broadcast_to(tvec, pvec.shape), edge1[None])
-        v = np.einsum("rtk,rtk->rt", np.broadcast_to(d, qvec.shape), qvec) * inv
-        t = np.einsum("tk,rtk->rt", edge2, qvec) * inv
-        hit = ok & (u >= -1e-9) & (v >= -1e-9) & (u + v <= 1 + 1e-9) & (t > 0)
-        t = np.where(hit, t, -np.inf)
-        best_tri = t.argmax(axis=1)
-        rows = np.arange(len(best_tri))
-        best = t[rows, best_tri]
-        found = np.isfinite(best)
-        best[~found] = np.nan
-        out[start : start + chunk] = best
-        triangle[start : start + chunk] = np.where(found, best_tri, -1)
-        bu = np.clip(u[rows, best_tri], 0.0, 1.0)
-        bv = np.clip(v[rows, best_tri], 0.0, 1.0)
-        total = np.maximum(bu + bv, 1.0)  # keep the weights inside the triangle
-        bu, bv = bu / total, bv / total
-        weights[start : start + chunk] = np.where(found[:, None], np.stack([1.0 - bu - bv, bu, bv], axis=1), 0.0)
+        part = slice(start, start + chunk)
+        out[part], best, weights[part] = farthest_hits(directions[part, None, :], v0, edge1, edge2)
+        triangle[part] = np.where(np.isfinite(out[part]), best, -1)
     return out, triangle, weights
+
+
+def farthest_hits(
+    directions: np.ndarray, v0: np.ndarray, edge1: np.ndarray, edge2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vectorised Moller-Trumbore: each ray's farthest hit among its candidate triangles.
+
+    Parameters
+    ----------
+    directions : array, shape (n_rays, 1, 3) or (n_rays, k, 3)
+        Unit ray directions (all rays start at the origin of ``v0``).
+    v0, edge1, edge2 : array, shape (n_triangles, 3) or (n_rays, k, 3)
+        First vertex relative to the rays' origin, and the two edges from it,
+        of every candidate triangle: shared by all rays, or k per ray.
+
+    Returns
+    -------
+    distance : array, shape (n_rays,)
+        Distance to the farthest hit, ``nan`` for a ray with none.
+    candidate : array of int, shape (n_rays,)
+        Index of the hit among the candidates (meaningless without a hit).
+    weights : array, shape (n_rays, 3)
+        Barycentric weights of the hit (zero without a hit).
+    """
+    pvec = np.cross(directions, edge2)
+    det = np.einsum("...c,...c->...", pvec, edge1)
+    ok = np.abs(det) > 1e-12
+    inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
+    u = np.einsum("...c,...c->...", -v0, pvec) * inv
+    qvec = np.cross(-v0, edge1)
+    v = np.einsum("...c,...c->...", directions, qvec) * inv
+    t = np.einsum("...c,...c->...", edge2, qvec) * inv
+    hit = ok & (u >= -1e-9) & (v >= -1e-9) & (u + v <= 1 + 1e-9) & (t > 0)
+    t = np.where(hit, t, -np.inf)
+    best = t.argmax(axis=1)
+    rows = np.arange(len(best))
+    distance = t[rows, best]
+    found = np.isfinite(distance)
+    distance[~found] = np.nan
+    bu = np.clip(u[rows, best], 0.0, 1.0)
+    bv = np.clip(v[rows, best], 0.0, 1.0)
+    total = np.maximum(bu + bv, 1.0)  # keep the weights inside the triangle
+    bu, bv = bu / total, bv / total
+    weights = np.where(found[:, None], np.stack([1.0 - bu - bv, bu, bv], axis=1), 0.0)
+    return distance, best, weights

@@ -311,10 +311,7 @@ def project_on_scalp(pos_mm: np.ndarray, surfaces, keep: np.ndarray) -> tuple[np
     return surfaces.centre + directions * distance[:, None], vertex_index, weights
 
 
-_TRIANGLE_TREES: dict[int, tuple] = {}
-
-
-def _scalp_hits(surfaces, directions: np.ndarray, n_candidates: int = 32):
+def _scalp_hits(surfaces, directions: np.ndarray, n_candidates: int = 32, chunk: int = 8192):
     """:func:`~brainforge.anatomy._geometry.ray_mesh_hits` on the scalp, testing only nearby triangles.
 
     The rays start at the head centre, so the triangle a ray hits is among
@@ -323,40 +320,25 @@ def _scalp_hits(surfaces, directions: np.ndarray, n_candidates: int = 32):
     """
     from scipy.spatial import cKDTree
 
-    from ._geometry import ray_mesh_hits
+    from ._geometry import farthest_hits, ray_mesh_hits
 
     pos, tris, centre = surfaces.outer_skin, surfaces.outer_skin_tris, surfaces.centre
-    key = id(surfaces)
-    if key not in _TRIANGLE_TREES or _TRIANGLE_TREES[key][0] is not surfaces:
-        centroid = pos[tris].mean(axis=1) - centre
-        _TRIANGLE_TREES[key] = (surfaces, cKDTree(centroid / np.linalg.norm(centroid, axis=1, keepdims=True)))
-    tree = _TRIANGLE_TREES[key][1]
-    _, candidates = tree.query(directions, k=min(n_candidates, len(tris)))
-    v0 = pos[tris[candidates, 0]] - centre  # (rays, k, 3)
-    edge1 = pos[tris[candidates, 1]] - pos[tris[candidates, 0]]
-    edge2 = pos[tris[candidates, 2]] - pos[tris[candidates, 0]]
-    d = np.broadcast_to(directions[:, None, :], v0.shape)
-    pvec = np.cross(d, edge2)
-    det = np.einsum("rkc,rkc->rk", pvec, edge1)
-    ok = np.abs(det) > 1e-12
-    inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
-    u = np.einsum("rkc,rkc->rk", -v0, pvec) * inv
-    qvec = np.cross(-v0, edge1)
-    v = np.einsum("rkc,rkc->rk", d, qvec) * inv
-    t = np.einsum("rkc,rkc->rk", edge2, qvec) * inv
-    hit = ok & (u >= -1e-9) & (v >= -1e-9) & (u + v <= 1 + 1e-9) & (t > 0)
-    t = np.where(hit, t, -np.inf)
-    best = t.argmax(axis=1)
-    rows = np.arange(len(directions))
-    distance = t[rows, best]
-    found = np.isfinite(distance)
-    bu, bv = np.clip(u[rows, best], 0.0, 1.0), np.clip(v[rows, best], 0.0, 1.0)
-    total = np.maximum(bu + bv, 1.0)
-    bu, bv = bu / total, bv / total
-    weights = np.stack([1.0 - bu - bv, bu, bv], axis=1)
-    triangle = candidates[rows, best]
-    if not found.all():
-        missed = np.flatnonzero(~found)
+    centroid = pos[tris].mean(axis=1) - centre
+    tree = cKDTree(centroid / np.linalg.norm(centroid, axis=1, keepdims=True))
+    distance = np.empty(len(directions))
+    triangle = np.empty(len(directions), np.int64)
+    weights = np.empty((len(directions), 3))
+    for start in range(0, len(directions), chunk):
+        part = slice(start, start + chunk)
+        _, candidates = tree.query(directions[part], k=min(n_candidates, len(tris)))
+        corner = pos[tris[candidates, 0]]  # (rays, k, 3)
+        distance[part], best, weights[part] = farthest_hits(
+            directions[part, None, :], corner - centre, pos[tris[candidates, 1]] - corner,
+            pos[tris[candidates, 2]] - corner,
+        )  # fmt: skip
+        triangle[part] = candidates[np.arange(len(best)), best]
+    missed = np.flatnonzero(np.isnan(distance))
+    if len(missed):
         distance[missed], triangle[missed], weights[missed] = ray_mesh_hits(centre, directions[missed], pos, tris)
     return distance, triangle, weights
 
@@ -421,12 +403,13 @@ def make_forward_bank(head, config: ForwardBankConfig | None = None, *, n_jobs: 
         rng = np.random.default_rng(config.seed)
         n_ch = head.n_channels
         conductivity_index = rng.integers(len(config.skull_conductivity), size=config.n_placements)
-        vertex_index = np.zeros((config.n_placements, n_ch, 3), np.int64)
-        vertex_weight = np.zeros((config.n_placements, n_ch, 3))
-        ch_pos = np.zeros((config.n_placements, n_ch, 3))
-        for p in range(config.n_placements):
-            moved = place_cap(head.ch_pos, centre, radius, draw_placement(config, n_ch, rng))
-            ch_pos[p], vertex_index[p], vertex_weight[p] = project_on_scalp(moved, surfaces, keep)
+        moved = np.stack([
+            place_cap(head.ch_pos, centre, radius, draw_placement(config, n_ch, rng))
+            for _ in range(config.n_placements)
+        ])  # fmt: skip
+        ch_pos, vertex_index, vertex_weight = (
+            a.reshape(config.n_placements, n_ch, 3) for a in project_on_scalp(moved.reshape(-1, 3), surfaces, keep)
+        )
         seconds = time.perf_counter() - start
         logger.info("Forward bank: %d forward models built in %.1f s", config.n_placements, seconds)
         return ForwardBank(

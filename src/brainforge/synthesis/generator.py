@@ -372,9 +372,8 @@ class SampleGenerator:
                 self._background(clip, channels)
         if self.forward_bank is not None:
             for conductivity in np.unique(self.forward_bank.conductivity_index):
-                forward = int(np.flatnonzero(self.forward_bank.conductivity_index == conductivity)[0])
                 for clip in range(len(self.library.background)):
-                    self._bank_background(clip, forward, channels)
+                    self._bank_vertex_background(clip, int(conductivity))
         if self._noise_bank is not None:
             n_times = self.library.background.shape[1]
             for kind in set(self.config.noise_types) - {"realistic"}:
@@ -439,16 +438,20 @@ class SampleGenerator:
         vertices per electrode.
         """
         bank = self.forward_bank
-        conductivity = int(bank.conductivity_index[forward])
+        vertices = self._bank_vertex_background(clip, int(bank.conductivity_index[forward]))
+        index = bank.vertex_index[forward][channels]
+        weights = bank.vertex_weight[forward][channels]
+        return _interpolate_background(vertices, index, weights)
+
+    def _bank_vertex_background(self, clip: int, conductivity: int) -> np.ndarray:
+        """Clip ``clip`` projected onto the bank's scalp vertices (n_vertices, n_times), float32, kept."""
         key = (clip, conductivity)
         vertices = self._bank_projected.get(key)
         if vertices is None:
             clip_nodes = self.library.background[clip].astype(np.float32)
             vertices = np.ascontiguousarray((clip_nodes @ self._bank_node_leadfield[conductivity].T).T)
             self._bank_projected[key] = vertices
-        index = bank.vertex_index[forward][channels]
-        weights = bank.vertex_weight[forward][channels]
-        return _interpolate_background(vertices, index, weights)
+        return vertices
 
     def _topography(self, patch: np.ndarray, weights: np.ndarray, channels: np.ndarray, forward: int) -> np.ndarray:
         """EEG per unit waveform of a patch on ``channels`` (reference-free), through ``forward`` if a bank is on."""
