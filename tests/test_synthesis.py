@@ -397,3 +397,30 @@ def test_realistic_noise_from_the_deepsif_folder(deepsif_dir, spike_library):
     sample = gen.sample(0, keep_parts=True)
     assert sample.noise_type == "realistic"
     assert abs(snr_db(sample.parts["clean"], sample.parts["noise"]) - sample.sensor_snr_db) < 1e-9
+
+
+def test_background_only_samples(head64, spike_library):
+    config = SynthesisConfig(n_sources=(1, 2), background_share=0.5)
+    gen = SampleGenerator(head64, spike_library, config)
+    samples = [gen.sample(seed) for seed in range(40)]
+    background = [s for s in samples if len(s.centres) == 0]
+    spiking = [s for s in samples if len(s.centres)]
+    assert 8 <= len(background) <= 32 and spiking  # about half
+    for s in background:
+        assert s.source_waves.shape == (500, 0) and s.source_weights.shape == (0, 0)
+        assert not s.sources.any() and not s.active.any() and s.peak_time == 0
+        # Still a normalised EEG segment: background activity plus sensor noise.
+        assert np.abs(s.eeg).max() == pytest.approx(1.0) and np.isfinite(s.eeg).all()
+        np.testing.assert_allclose(s.eeg.mean(axis=1), 0, atol=1e-6)
+    for s in spiking:
+        assert np.abs(s.sources).max() == pytest.approx(1.0)
+    # A share of 0 draws nothing extra: the default stream is unchanged.
+    plain = SampleGenerator(head64, spike_library, SynthesisConfig(n_sources=(1, 2)))
+    assert np.array_equal(plain.sample(5).eeg, SampleGenerator(head64, spike_library, plain.config).sample(5).eeg)
+    # Mixed batches pad and densify: background rows are all zero.
+    items = list(SyntheticEEGDataset(gen, n_samples=8, seed=1, compact_targets=True))
+    batch = densify_sources(collate_compact(items))
+    for row, item in enumerate(items):
+        assert bool(batch["sources"][row].any()) == (int(item["n_sources"]) > 0)
+    with pytest.raises(BrainForgeError, match="background_share"):
+        SynthesisConfig(background_share=1.0)

@@ -283,3 +283,33 @@ def test_relative_mse_cosine_loss():
     assert compute_loss("relative_mse_cosine", torch.zeros_like(target), target).item() == pytest.approx(2.0)
     # The right pattern at half the amplitude: only the relative MSE (0.25) remains.
     assert compute_loss("relative_mse_cosine", 0.5 * target, target).item() == pytest.approx(0.25, abs=1e-6)
+
+
+def test_cosine_term_ignores_background_only_samples():
+    from brainforge.training.losses import compute_loss, cosine_distance
+    from brainforge.training.metrics import background_amplitude, has_sources
+
+    target = torch.zeros(2, 4, 10)
+    target[0, :, 3] = 1.0  # sample 1 is background only
+    estimate = target.clone()
+    estimate[1, :, 7] = 0.2  # false activity where there is no source
+    assert cosine_distance(estimate, target).item() == pytest.approx(0.0, abs=1e-6)
+    # The relative MSE still sees the false activity.
+    assert compute_loss("relative_mse_cosine", estimate, target).item() == pytest.approx(0.04, rel=1e-5)
+    assert cosine_distance(torch.ones_like(target), torch.zeros_like(target)).item() == 0.0
+    active = target.ne(0).any(dim=1)
+    assert has_sources(active).tolist() == [True, False]
+    assert background_amplitude(estimate, active).tolist() == pytest.approx([0.2])
+
+
+def test_training_with_background_segments_logs_their_false_activity(head100, spike_library, tmp_path):
+    config = SynthesisConfig(n_sources=(1, 1), sensor_snr_db=(15, 20), background_share=0.25)
+    gen = SampleGenerator(head100, spike_library, config)
+    tiny = TrainingConfig(
+        samples_per_epoch=128, val_samples=64, batch_size=32, max_epochs=1, num_workers=0, seed=3, crop_samples=CROP
+    )
+    result = train("cnn_transformer", gen, tmp_path / "bg", tiny, model_params=CNN, progress=False)
+    metrics = (tmp_path / "bg" / "logs").rglob("metrics.csv")
+    header = next(metrics).read_text().splitlines()[0]
+    assert "val_background_amplitude" in header
+    assert np.isfinite(result.best_metrics["val_peak_patch_error_mm"])

@@ -331,6 +331,9 @@ def train_command(
     sources: Annotated[str, typer.Option("--sources", help="Patches per sample, a value or 'low,high'.")] = "1,3",
     snr: Annotated[str, typer.Option("--snr", help="Sensor SNR in dB, a value or 'low,high'.")] = "5,20",
     deep_share: Annotated[float, typer.Option("--deep-share", help="Share of patches centred on deep regions.")] = 0.0,
+    background_share: Annotated[
+        float, typer.Option("--background-share", help="Share of segments with no spike (background only).")
+    ] = 0.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of weights, data and validation set.")] = 0,
     forward_bank: Annotated[
         bool,
@@ -385,8 +388,9 @@ def train_command(
             crop_samples=crop, num_workers=workers, **({"max_epochs": max_epochs} if max_epochs else {}),
         )  # fmt: skip
         synthesis = SynthesisConfig(
-            n_sources=_range(sources, "sources", int), sensor_snr_db=_range(snr, "snr"), deep_share=deep_share
-        )
+            n_sources=_range(sources, "sources", int), sensor_snr_db=_range(snr, "snr"), deep_share=deep_share,
+            background_share=background_share,
+        )  # fmt: skip
     head_model, _ = _synthesis_head(head, channels, None, n_regions)
     library = read_spike_library(default_spike_library(progress=progress) if spikes == "default" else spikes)
     bank = None

@@ -63,6 +63,13 @@ class SynthesisConfig:
         Allow patches to share regions.
     max_onset_delay_ms : float
         Each patch's spike starts up to this much later (moving sources).
+    background_share : float
+        Probability that a sample holds no source at all: background
+        activity and sensor noise only, with an all-zero target. Training on
+        such segments keeps a network that slides over a long recording in
+        distribution between spikes. Spikes already lie anywhere in the
+        segment (the library's clips are cut on fixed 500-sample blocks, as
+        DeepSIF's are) and about half the clips hold two or more spikes.
     n_channels : (int, int) | None
         Draw a random subset of this many channels of the head model's
         montage per sample; None keeps every channel.
@@ -85,6 +92,7 @@ class SynthesisConfig:
     deep_share: float = 0.0
     overlap: bool = False
     max_onset_delay_ms: float = 0.0
+    background_share: float = 0.0
     n_channels: tuple[int, int] | None = None
     noise_bank_segments: int = 8192
     noise_bank_seed: int = 0
@@ -103,6 +111,8 @@ class SynthesisConfig:
             raise BrainForgeError(f"snr_convention must be 'power' or 'deepsif', got {self.snr_convention!r}.")
         if not 0.0 <= self.deep_share <= 1.0:
             raise BrainForgeError(f"deep_share must lie in [0, 1], got {self.deep_share}.")
+        if not 0.0 <= self.background_share < 1.0:
+            raise BrainForgeError(f"background_share must lie in [0, 1), got {self.background_share}.")
         if self.n_channels is not None and self.n_channels[0] < 8:
             raise BrainForgeError("n_channels must keep at least 8 channels.")
         if self.noise_bank_segments < 0:
@@ -129,6 +139,8 @@ def source_activity(waves: np.ndarray | torch.Tensor, weights: np.ndarray | torc
     -------
     activity : array or tensor, shape (..., n_times, n_regions)
     """
+    if waves.shape[-1] == 0:  # no patch (a background-only sample): all zero
+        return waves @ weights
     activity = waves[..., :, 0:1] * weights[..., 0:1, :]
     for i in range(1, waves.shape[-1]):
         activity = activity + waves[..., :, i : i + 1] * weights[..., i : i + 1, :]
@@ -179,7 +191,9 @@ class Sample:
         Seed that reproduces this sample.
     peak_time : int
         Time sample of the largest |target| (the spike peak; the first one
-        on a tie), as ``np.abs(sources).max(axis=1).argmax()`` gives it.
+        on a tie), as ``np.abs(sources).max(axis=1).argmax()`` gives it;
+        0 for a background-only sample (no source: ``source_waves`` has no
+        column and ``sources`` is all zero).
     forward_index : int
         Forward model of the generator's forward bank that made the EEG
         (-1: the head model's own leadfield).
@@ -381,6 +395,13 @@ class SampleGenerator:
         return self
 
     # ------------------------------------------------------------------ drawing
+    def _n_sources(self, rng: np.random.Generator) -> int:
+        """Patches of the next sample: 0 with probability ``background_share``, else a draw from ``n_sources``."""
+        cfg = self.config
+        if cfg.background_share > 0.0 and rng.random() < cfg.background_share:
+            return 0
+        return int(rng.integers(cfg.n_sources[0], cfg.n_sources[1] + 1))
+
     def _draw_centres(self, k: int, rng: np.random.Generator) -> np.ndarray:
         centres: list[int] = []
         while len(centres) < k:
@@ -489,7 +510,7 @@ class SampleGenerator:
             forward = int(rng.integers(self.forward_bank.n_placements))
             background_eeg, background_cumulative = self._bank_background(clip, forward, channels)
         n_times = background_eeg.shape[1]
-        k = int(rng.integers(cfg.n_sources[0], cfg.n_sources[1] + 1))
+        k = self._n_sources(rng)
         centres = self._draw_centres(k, rng)
         # Without overlap, a patch may take neither another patch nor another centre.
         taken = np.zeros(head.n_regions, bool)
@@ -546,11 +567,12 @@ class SampleGenerator:
         )
         # Targets: only patch regions are non-zero, and their activity is the rank-k product
         # (time x patches) waveforms @ (patches x regions) weights; both factors are kept.
-        regions = np.unique(np.concatenate(patches))
+        regions = np.unique(np.concatenate(patches)) if patches else np.zeros(0, np.int64)
         weight_matrix = np.zeros((k, len(regions)))
         for i, (patch, weights) in enumerate(zip(patches, patch_weights_, strict=True)):
             weight_matrix[i, np.searchsorted(regions, patch)] += weights
-        source_waves = (waves.T / _largest_product(waves.T, weight_matrix)).astype(np.float32)
+        largest = _largest_product(waves.T, weight_matrix) if k else 1.0
+        source_waves = (waves.T / largest).astype(np.float32)
         source_weights = weight_matrix.astype(np.float32)
         active = np.zeros(head.n_regions, bool)
         active[regions] = True
@@ -576,7 +598,7 @@ class SampleGenerator:
             ch_names=names,
             ch_pos=head.ch_pos[channels],
             seed=int(seed),
-            peak_time=_peak_time(source_waves, source_weights),
+            peak_time=_peak_time(source_waves, source_weights) if k else 0,
             forward_index=forward,
             parts=parts,
         )

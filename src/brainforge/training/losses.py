@@ -20,8 +20,17 @@ PUBLISHED_LOSS = {
 
 
 def cosine_distance(estimate: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Mean over batch and time of 1 - cosine similarity between source vectors (last axis)."""
-    return (1.0 - torch.nn.functional.cosine_similarity(estimate, target, dim=-1, eps=eps)).mean()
+    """Mean over batch and time of 1 - cosine similarity between source vectors (last axis).
+
+    Time steps whose target is all zero (background-only samples) have no
+    direction to match and are left out; the MSE terms drive their estimate
+    to zero. With no non-zero target at all the distance is 0.
+    """
+    distance = 1.0 - torch.nn.functional.cosine_similarity(estimate, target, dim=-1, eps=eps)
+    has_source = target.ne(0).any(dim=-1)
+    if bool(has_source.all()):
+        return distance.mean()
+    return (distance * has_source).sum() / has_source.sum().clamp_min(1)
 
 
 def relative_mse(estimate: torch.Tensor, target: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:

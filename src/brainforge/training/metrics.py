@@ -31,12 +31,29 @@ def peak_patch_error_mm(
     Returns
     -------
     error : tensor, shape (B,)
+        ``inf`` for a sample without sources (no active region); see
+        :func:`has_sources`.
     """
     batch = torch.arange(len(target), device=target.device)
     estimate_at_peak = estimate[batch, peak_times(target)]
     region = estimate_at_peak.abs().argmax(dim=1)
     to_active = distance_mm[region].masked_fill(~active, float("inf"))
     return to_active.amin(dim=1)
+
+
+def has_sources(active: torch.Tensor) -> torch.Tensor:
+    """Which samples hold a source (any active region), shape (B,); background-only samples do not."""
+    return active.any(dim=1)
+
+
+def background_amplitude(estimate: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+    """Largest |estimate| of each background-only sample, shape (n_background,).
+
+    Targets of samples with sources peak at 1, so this is the estimate's
+    false activity relative to a true spike: near 0 is right.
+    """
+    background = ~has_sources(active)
+    return estimate[background].abs().flatten(1).amax(dim=1) if background.any() else estimate.new_zeros(0)
 
 
 def random_region_error_mm(active: torch.Tensor, distance_mm: torch.Tensor) -> torch.Tensor:

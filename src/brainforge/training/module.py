@@ -11,7 +11,7 @@ from ..synthesis import densify_sources
 from ..topomap import Montage
 from .config import TrainingConfig
 from .losses import PUBLISHED_LOSS, compute_loss
-from .metrics import peak_patch_error_mm, peak_times
+from .metrics import background_amplitude, has_sources, peak_patch_error_mm, peak_times
 
 #: Metric that early stopping and model export follow.
 MONITOR = "val_peak_patch_error_mm"
@@ -105,9 +105,17 @@ class SourceLocalizer(pl.LightningModule):
         eeg, sources = self._crop(batch, random=False)
         estimate = self.model(eeg)
         loss = self._loss(estimate, sources, eeg, self.leadfield)
-        error = peak_patch_error_mm(estimate, sources, batch["active"], self.distance_mm)
+        active = batch["active"]
+        with_sources = has_sources(active)
+        error = peak_patch_error_mm(
+            estimate[with_sources], sources[with_sources], active[with_sources], self.distance_mm
+        )
         self.log("val_loss", loss, batch_size=len(eeg), sync_dist=True)
-        self.log(MONITOR, error.mean(), prog_bar=True, batch_size=len(eeg), sync_dist=True)
+        if len(error):
+            self.log(MONITOR, error.mean(), prog_bar=True, batch_size=len(error), sync_dist=True)
+        if not bool(with_sources.all()):
+            amplitude = background_amplitude(estimate, active)
+            self.log("val_background_amplitude", amplitude.mean(), batch_size=len(amplitude), sync_dist=True)
 
     def configure_optimizers(self):
         """Adam or AdamW with the configured schedule."""
