@@ -598,7 +598,7 @@ class SampleGenerator:
             ch_names=names,
             ch_pos=head.ch_pos[channels],
             seed=int(seed),
-            peak_time=_peak_time(source_waves, source_weights) if k else 0,
+            peak_time=_peak_time(source_waves, source_weights),
             forward_index=forward,
             parts=parts,
         )
@@ -780,7 +780,7 @@ def _peak_time(source_waves: np.ndarray, source_weights: np.ndarray) -> int:
     """
     shared = np.count_nonzero(source_weights, axis=0) > 1
     largest = np.zeros(len(source_waves), np.float32)
-    alone = np.where(shared, 0, source_weights).max(axis=1)  # (n_patches,)
+    alone = np.where(shared, 0, source_weights).max(axis=1, initial=0)  # (n_patches,); weights are >= 0
     for i in range(source_waves.shape[1]):
         np.maximum(largest, np.abs(source_waves[:, i]) * alone[i], out=largest)
     if shared.any():
