@@ -6,6 +6,7 @@ import sys
 
 import mne
 import numpy as np
+import pandas as pd
 import pytest
 
 import brainforge
@@ -59,7 +60,7 @@ def test_outputs_are_mne_objects_tables_and_a_report(recording, tmp_path):
     stc = mne.read_source_estimate(out / "source_estimate-stc.h5")
     assert isinstance(stc, mne.MixedSourceEstimate) and stc.subject == "fsaverage"
     assert [len(v) for v in stc.vertices[:2]] == [10242, 10242] and stc.data.shape[0] == result.head.n_sources
-    table = np.loadtxt(out / "region_timecourses.csv", delimiter=",", skiprows=1)
+    table = pd.read_parquet(out / "region_timecourses.parquet").to_numpy()
     assert table.shape == (1000, result.head.n_regions + 1)
     np.testing.assert_allclose(table[:, 1:], result.region_data.T, rtol=1e-3, atol=1e-6 * np.abs(table[:, 1:]).max())
     peaks = json.loads((out / "summary.json").read_text())["peaks"]

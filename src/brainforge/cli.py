@@ -469,18 +469,32 @@ def localize_command(
     events: Annotated[
         str | None, typer.Option("--events", help="Annotation name(s) to average around, e.g. spike.")
     ] = None,
-    l_freq: Annotated[float | None, typer.Option("--l-freq", help="High-pass edge, Hz.")] = 1.0,
-    h_freq: Annotated[float | None, typer.Option("--h-freq", help="Low-pass edge, Hz.")] = 70.0,
+    l_freq: Annotated[float, typer.Option("--l-freq", help="High-pass edge, Hz (0: none).")] = 1.0,
+    h_freq: Annotated[float, typer.Option("--h-freq", help="Low-pass edge, Hz (0: none).")] = 70.0,
+    channels: Annotated[
+        str | None, typer.Option("--channels", help="Use only these channels, e.g. Fp1,Fp2,Cz (file or 10-05 names).")
+    ] = None,
+    exclude: Annotated[str | None, typer.Option("--exclude", help="Leave these channels out, e.g. T9,T10.")] = None,
+    timecourses: Annotated[
+        str, typer.Option("--timecourses", help="Region time courses: parquet, csv or none.")
+    ] = "parquet",
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
-    """Localise the sources of an EEG recording; writes an MNE source estimate, tables and an HTML report."""
+    """Localise the sources of an EEG recording; writes an MNE source estimate, tables and an HTML report.
+
+    Recordings of any length are processed in 20-s blocks in bounded memory.
+    """
     import logging
 
     from .localization import localize_file
 
     logging.getLogger("brainforge").setLevel(logging.WARNING)
     result = localize_file(
-        recording, out, solver, l_freq=l_freq, h_freq=h_freq, tmin=tmin, tmax=tmax,
-        events=tuple(_split_list([events])) if events else None,
+        recording, out, solver, l_freq=l_freq or None, h_freq=h_freq or None, tmin=tmin, tmax=tmax,
+        events=tuple(_split_list([events])) if events is not None else None,
+        channels=tuple(_split_list([channels])) if channels else None,
+        exclude=tuple(_split_list([exclude] if exclude else [])),
+        timecourses=timecourses, progress=progress and sys.stderr.isatty(),
     )  # fmt: skip
     for note in result.prepared.notes:
         typer.echo(f"Note: {note}")
@@ -489,7 +503,9 @@ def localize_command(
             f"Peak {peak['rank']}: {peak['name']}{' (deep)' if peak['deep'] else ''} at {peak['time_s']:.3f} s, "
             f"({peak['x_mm']}, {peak['y_mm']}, {peak['z_mm']}) mm, relative amplitude {peak['relative_amplitude']:.2f}"
         )
-    typer.echo(f"Wrote {out}: source_estimate-stc.h5, region_timecourses.csv, peaks.csv, report.html")
+    written = ["source_estimate-stc.h5", "peaks.csv", "summary.json", "report.html"]
+    file = result.outputs["region_timecourses"]["file"]
+    typer.echo(f"Wrote {out}: {', '.join(written[:1] + ([file] if file else []) + written[1:])}")
 
 
 @app.command("demo")

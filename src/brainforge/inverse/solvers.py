@@ -69,6 +69,16 @@ class InverseSolver:
         """Estimate sources of EEG (n_channels, n_times)."""
         raise NotImplementedError
 
+    def block_grid(self) -> tuple[int, int]:
+        """Return (margin, step) for applying the solver to a long recording block by block.
+
+        The estimate of a block equals the same samples of the estimate of
+        the whole recording when the block is extended by ``margin`` samples
+        on each side (where the recording has them) and starts a multiple of
+        ``step`` samples after the recording. A sample-wise solver has (0, 1).
+        """
+        return 0, 1
+
     def _check_eeg(self, eeg: np.ndarray) -> np.ndarray:
         eeg = np.asarray(eeg, float)
         if eeg.ndim != 2 or eeg.shape[0] != self.n_channels:
@@ -194,6 +204,15 @@ class ClassicalSolver(InverseSolver):
             np.asarray(self.to_regions @ vertex), sfreq, self.name, vertex if self.vertex_output else None
         )
 
+    @property
+    def samplewise(self) -> bool:
+        """Whether each sample's estimate depends on that sample alone.
+
+        True for the minimum-norm family; not for LCMV, whose data covariance
+        comes from the whole block it is applied to.
+        """
+        return self.name in _LINEAR
+
     def _lcmv(self, eeg: np.ndarray, sfreq: float) -> np.ndarray:
         import mne
         from mne.beamformer import apply_lcmv, make_lcmv
@@ -274,6 +293,14 @@ class LearnedSolver(InverseSolver):
         if starts[-1] != n_times - length:
             starts.append(n_times - length)
         return starts, length
+
+    def block_grid(self) -> tuple[int, int]:
+        """Return (margin, step): one window of margin, blocks on the grid of window starts."""
+        length = self.window_samples
+        if length is None:
+            return 0, 1
+        step = max(1, round(length * (1.0 - self.overlap)))
+        return -(-length // step) * step, step
 
     def apply(self, eeg: np.ndarray, sfreq: float | None = None) -> SourceActivity:
         """Estimate sources of EEG (n_channels, n_times) sampled at the network's rate."""

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -14,12 +12,30 @@ from pathlib import Path
 import numpy as np
 
 from .._errors import BrainForgeError
-from .recording import PreparedEEG, PreprocessingConfig, prepare_recording, read_recording
+from .output import TimecourseWriter, check_out_dir, commit_tmp_dir, open_tmp_dir
+from .recording import (
+    FilterPlan,
+    PreparedEEG,
+    PreprocessingConfig,
+    RecordingStream,
+    output_span,
+    prepare_recording,
+    prepared_eeg,
+    read_recording,
+    select_channels,
+)
 
 logger = logging.getLogger("brainforge")
 
+#: A dipole-level source estimate of the whole analysed span is written when it takes at most this much, MB
+#: (float32); otherwise it spans +- SAVED_STC_HALF_SPAN_S around the time of the largest activity.
+MAX_STC_MB = 100.0
 #: The saved source estimate spans this much around the time of the largest activity, +- s.
 SAVED_STC_HALF_SPAN_S = 0.1
+#: The report's time courses and the in-memory result span this much around the largest activity, +- s.
+VIEW_HALF_SPAN_S = 1.0
+#: Recordings are localised in blocks of this length, s (memory is bounded by the block, not the recording).
+CHUNK_S = 20.0
 #: Head models whose channels are picked for recordings with standard names (no new leadfield needed).
 PICKABLE_HEADS = ("1010-64", "1010-75")
 
@@ -53,6 +69,10 @@ class Localization:
         The strongest local maxima at the time of the largest activity.
     notes : list of str
         Caveats of this run.
+    outputs : dict
+        What :func:`localize_file` wrote beyond ``stc`` and ``region_data``
+        (for a long recording these hold +-1 s around the largest activity,
+        the time courses file the whole span).
     """
 
     stc: object
@@ -62,6 +82,7 @@ class Localization:
     solver: str
     peaks: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    outputs: dict = field(default_factory=dict)
 
     @property
     def times(self) -> np.ndarray:
@@ -76,7 +97,7 @@ def make_solver_for(name: str):
     if name == "default":
         return LearnedSolver(default_model_dir())
     if name.lower() in CLASSICAL_SOLVERS:
-        return ClassicalSolver(name.lower(), vertex_output=True)
+        return ClassicalSolver(name.lower())
     path = Path(name)
     if path.is_dir():
         return LearnedSolver(path)
@@ -85,8 +106,12 @@ def make_solver_for(name: str):
     )
 
 
-def head_model_for(prepared: PreparedEEG, n_regions: int = 1000):
-    """Return the template head model with the recording's channels (picked from a cached one where possible)."""
+def head_model_for(prepared, n_regions: int = 1000):
+    """Return the template head model with the recording's channels (picked from a cached one where possible).
+
+    ``prepared`` is a :class:`PreparedEEG` or a ``ChannelPlan``: anything with
+    ``ch_names`` and ``montage``.
+    """
     from ..anatomy import CHANNEL_SUBSETS, make_head_model
 
     names = prepared.ch_names
@@ -149,22 +174,40 @@ def find_peaks(region_data: np.ndarray, head, times: np.ndarray, n_peaks: int = 
     ]
 
 
-def localize_prepared(prepared: PreparedEEG, solver: str = "default") -> Localization:
-    """Run a solver on prepared EEG and wrap the result."""
-    model = make_solver_for(solver)
+NETWORK_NOTE = (
+    "A network trained on synthetic spikes on the template head: it localises focal, spike-like "
+    "activity; slow or widespread activity and individual anatomy are outside its training."
+)
+
+
+def _as_solver(solver):
+    """Return (solver object, name): a name is looked up once; a solver object is used as given."""
+    if isinstance(solver, str):
+        return make_solver_for(solver), solver
+    return solver, getattr(solver, "name", type(solver).__name__)
+
+
+def _is_network(model) -> bool:
+    from ..inverse import LearnedSolver
+
+    return isinstance(model, LearnedSolver)
+
+
+def localize_prepared(prepared: PreparedEEG, solver="default") -> Localization:
+    """Run a solver (a name, or an unfitted solver object) on prepared EEG and wrap the result."""
+    model, name = _as_solver(solver)
     head = head_model_for(prepared, _solver_regions(model))
     model.fit(head)
+    if hasattr(model, "vertex_output"):
+        model.vertex_output = True
     activity = model.apply(prepared.data, prepared.sfreq)
     region_data = activity.data
     vertex_data = activity.vertex_data if activity.vertex_data is not None else region_data[head.source_region]
     stc = source_estimate(vertex_data, head, prepared.tmin, prepared.sfreq)
-    result = Localization(stc, region_data, head, prepared, solver, notes=list(prepared.notes))
+    result = Localization(stc, region_data, head, prepared, name, notes=list(prepared.notes))
     result.peaks = find_peaks(region_data, head, result.times)
-    if solver == "default" or Path(solver).is_dir():
-        result.notes.append(
-            "A network trained on synthetic spikes on the template head: it localises focal, spike-like "
-            "activity; slow or widespread activity and individual anatomy are outside its training."
-        )
+    if _is_network(model):
+        result.notes.append(NETWORK_NOTE)
     return result
 
 
@@ -177,8 +220,10 @@ def localize(
     events: list[str] | None = None,
     l_freq: float | None = 1.0,
     h_freq: float | None = 70.0,
+    channels: list[str] | None = None,
+    exclude: list[str] | None = None,
 ):
-    """Localise the sources of an MNE recording.
+    """Localise the sources of an MNE recording (in memory; for long files use :func:`localize_file`).
 
     Parameters
     ----------
@@ -192,93 +237,284 @@ def localize(
     events : list of str | None
         Annotation descriptions whose epochs are averaged and localised.
     l_freq, h_freq : float | None
-        Band-pass, Hz.
+        Band-pass, Hz (None or 0: off).
+    channels, exclude : list of str | None
+        Use only these channels / leave these out (file or 10-05 names).
 
     Returns
     -------
     stc : mne.SourceEstimate | mne.MixedSourceEstimate
         Source activity on fsaverage (mixed when the head model has deep sources).
     """
-    config = PreprocessingConfig(l_freq, h_freq, tmin, tmax, tuple(events) if events else None)
-    model_sfreq = _solver_sfreq(solver)
-    return localize_prepared(prepare_recording(inst, model_sfreq, config), solver).stc
-
-
-def _solver_sfreq(solver: str) -> float:
-    """Return the rate the solver works at: a network's training rate, 500 Hz for classical solvers."""
-    from ..inverse import LearnedSolver
-
+    config = PreprocessingConfig(
+        l_freq, h_freq, tmin, tmax, tuple(events) if events else None,
+        tuple(channels) if channels else None, tuple(exclude or ()),
+    )  # fmt: skip
     model = make_solver_for(solver)
-    return model.sfreq if isinstance(model, LearnedSolver) else 500.0
+    prepared = prepare_recording(inst, _solver_sfreq(model), config)
+    return localize_prepared(prepared, model).stc
 
 
-def localize_file(path: str | Path, out_dir: str | Path, solver: str = "default", **options) -> Localization:
-    """Localise a recording file and write the output folder (see :func:`write_outputs`)."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise BrainForgeError(f"{out_dir} exists and is not empty; choose another --out.")
+def _solver_sfreq(model) -> float:
+    """Return the rate the solver works at: a network's training rate, 500 Hz for classical solvers."""
+    return model.sfreq if _is_network(model) else 500.0
+
+
+def localize_file(
+    path: str | Path,
+    out_dir: str | Path,
+    solver: str = "default",
+    *,
+    timecourses: str = "parquet",
+    chunk_s: float = CHUNK_S,
+    progress: bool = False,
+    report: bool = True,
+    **options,
+) -> Localization:
+    """Localise a recording file and write the output folder.
+
+    A continuous recording is read, prepared and localised in blocks of
+    ``chunk_s`` (with margins, so the result does not depend on the blocks),
+    so memory does not grow with its length. Every option is checked, and
+    the output folder created, before any work starts.
+
+    Parameters
+    ----------
+    path : path
+        The recording (anything MNE reads).
+    out_dir : path
+        The output folder (new or empty).
+    solver : str
+        As in :func:`localize`.
+    timecourses : {"parquet", "csv", "none"}
+        Format of the region time courses of the whole span.
+    chunk_s : float
+        Block length, s.
+    progress : bool
+        Show a progress bar.
+    report : bool
+        Write report.html.
+    **options
+        :class:`PreprocessingConfig` fields (``l_freq``, ``h_freq``, ``tmin``,
+        ``tmax``, ``events``, ``channels``, ``exclude``).
+
+    Returns
+    -------
+    result : Localization
+        The estimate around the largest activity (all of it for a short span).
+    """
+    import mne
+
+    out_dir = check_out_dir(out_dir)
     config = PreprocessingConfig(**options)
-    sfreq = _solver_sfreq(solver)  # an unknown solver stops before the file is read
-    prepared = prepare_recording(read_recording(path), sfreq, config)
-    prepared.source = f"{Path(path).name}: {prepared.source}"
-    result = localize_prepared(prepared, solver)
-    write_outputs(result, out_dir)
+    if timecourses not in TimecourseWriter.FORMATS:
+        raise BrainForgeError(f"--timecourses {timecourses!r}: choose one of {', '.join(TimecourseWriter.FORMATS)}.")
+    if not chunk_s > 0:
+        raise BrainForgeError(f"chunk_s must be positive, got {chunk_s}.")
+    model, name = _as_solver(solver)  # an unknown solver stops before the file is read
+    inst = read_recording(path, preload=False)
+    tmp = open_tmp_dir(out_dir)
+    try:
+        if isinstance(inst, mne.io.BaseRaw) and not config.events:
+            result = _localize_stream(inst, model, name, config, tmp, timecourses, chunk_s, progress)
+        else:
+            prepared = prepare_recording(inst, _solver_sfreq(model), config)
+            result = localize_prepared(prepared, model)
+            result.solver = name
+            writer = TimecourseWriter(tmp, result.head.region_names, timecourses)
+            writer.write(result.times, result.region_data)
+            writer.close()
+            result.outputs["region_timecourses"] = writer.describe()
+            result.outputs["analysed_span_s"] = [round(float(result.times[0]), 6), round(float(result.times[-1]), 6)]
+        result.prepared.source = f"{Path(path).name}: {result.prepared.source}"
+        _write_results(result, tmp, report)
+        commit_tmp_dir(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return result
+
+
+def _block_solver(model, stream: RecordingStream, span: tuple[int, int], first: int, last: int):
+    """Prepare and solve output samples [first, last) of ``span`` with the solver's margins.
+
+    Returns the EEG block with margins, the activity and the offset of
+    ``first`` in them.
+    """
+    margin, step = model.block_grid()
+    start, stop = span
+    begin = max(start, start + (first - margin - start) // step * step)
+    end = min(stop, last + margin)
+    eeg = stream.block(begin, end)
+    return eeg, model.apply(eeg, stream.filters.sfreq_out), first - begin
+
+
+def _localize_stream(raw, model, name, config, tmp: Path, timecourses: str, chunk_s: float, progress: bool):
+    """Localise a continuous recording block by block, writing the time courses as it goes."""
+    from tqdm.auto import tqdm
+
+    sfreq = _solver_sfreq(model)
+    filters = FilterPlan.make(raw.info["sfreq"], sfreq, config)
+    n_out = filters.n_out(raw.n_times)
+    span = output_span(raw.n_times / filters.sfreq_in, n_out, sfreq, config)
+    first_in = int(span[0] * filters.down / filters.up)
+    last_in = min(raw.n_times, -(-span[1] * filters.down // filters.up))
+    plan = select_channels(raw, config, (first_in, last_in))
+    head = head_model_for(plan, _solver_regions(model))
+    model.fit(head)
+    if hasattr(model, "vertex_output"):
+        model.vertex_output = False  # dipoles only for the saved window (see _view)
+    stream = RecordingStream(raw, plan, filters)
+    _, step = model.block_grid()
+    chunk = max(step, round(chunk_s * sfreq) // step * step)
+    writer = TimecourseWriter(tmp, head.region_names, timecourses)
+    best_value, best_sample = -1.0, span[0]
+    bar = tqdm(total=round((span[1] - span[0]) / sfreq, 3), unit="s", desc="Localising", disable=not progress)
+    try:
+        for first in range(span[0], span[1], chunk):
+            last = min(span[1], first + chunk)
+            _, activity, offset = _block_solver(model, stream, span, first, last)
+            region = activity.data[:, offset : offset + last - first]
+            magnitude = np.abs(region).max(axis=0)
+            index = int(magnitude.argmax())
+            if magnitude[index] > best_value:
+                best_value, best_sample = float(magnitude[index]), first + index
+            writer.write(np.arange(first, last) / sfreq, region)
+            bar.update(round((last - first) / sfreq, 3))
+    finally:
+        bar.close()
+        writer.close()
+    result = _view(model, name, stream, span, chunk, best_sample, head, plan, config)
+    result.outputs["region_timecourses"] = writer.describe()
+    result.outputs["analysed_span_s"] = [round(span[0] / sfreq, 6), round((span[1] - 1) / sfreq, 6)]
+    result.outputs["block_s"] = chunk / sfreq
+    return result
+
+
+def _view(model, name, stream, span, chunk, peak_sample, head, plan, config) -> Localization:
+    """Solve again the block that holds the largest activity and wrap +-1 s around it as the result.
+
+    The dipole-level estimate covers the whole span when it fits
+    :data:`MAX_STC_MB`, else +-:data:`SAVED_STC_HALF_SPAN_S` around the peak.
+    Solving the same block as the pass did gives the same values (a
+    network's windows and LCMV's covariance depend on the block).
+    """
+    sfreq = stream.filters.sfreq_out
+    start, stop = span
+    first = start + (peak_sample - start) // chunk * chunk
+    last = min(stop, first + chunk)
+    stc_mb = head.n_sources * (stop - start) * 4 / 1e6
+    whole = stc_mb <= MAX_STC_MB
+    half = round(VIEW_HALF_SPAN_S * sfreq)
+    lo, hi = (first, last) if whole else (max(first, peak_sample - half), min(last, peak_sample + half + 1))
+    half = round(SAVED_STC_HALF_SPAN_S * sfreq)
+    stc_lo, stc_hi = (lo, hi) if whole else (max(lo, peak_sample - half), min(hi, peak_sample + half + 1))
+    samplewise = getattr(model, "samplewise", False)
+    if samplewise:  # only the view is needed, and its dipoles come from the same kernel
+        first, last = lo, hi
+    elif hasattr(model, "vertex_output"):
+        model.vertex_output = True  # LCMV: dipoles from the block's own covariance, as in the pass
+    eeg, activity, offset = _block_solver(model, stream, span, first, last)
+    view = slice(offset + lo - first, offset + hi - first)
+    region, view_eeg = activity.data[:, view], eeg[:, view]
+    if samplewise:
+        model.vertex_output = True
+        vertex = model.apply(view_eeg[:, stc_lo - lo : stc_hi - lo], sfreq).vertex_data
+    elif activity.vertex_data is not None:
+        vertex = activity.vertex_data[:, offset + stc_lo - first : offset + stc_hi - first]
+    else:
+        vertex = region[head.source_region, stc_lo - lo : stc_hi - lo]
+    if hasattr(model, "vertex_output"):
+        model.vertex_output = False
+    prepared = prepared_eeg(view_eeg, lo / sfreq, plan, stream.filters, config, "a continuous recording", None,
+                         stream.n_in)  # fmt: skip
+    stc = source_estimate(vertex.astype(np.float32), head, stc_lo / sfreq, sfreq)
+    result = Localization(stc, region, head, prepared, name, notes=list(prepared.notes))
+    result.peaks = find_peaks(region, head, result.times)
+    if _is_network(model):
+        result.notes.append(NETWORK_NOTE)
+    result.outputs["source_estimate_scope"] = (
+        f"the whole analysed span ({stc_mb:.0f} MB as float32, within {MAX_STC_MB:g} MB)"
+        if whole
+        else f"+-{SAVED_STC_HALF_SPAN_S:g} s around the largest activity: the whole span would take "
+        f"{stc_mb:.0f} MB (more than {MAX_STC_MB:g} MB); use --tmin/--tmax or --events for other windows"
+    )
     return result
 
 
 def saved_source_estimate(result: Localization):
-    """Return the part of the source estimate written to disk: +-0.1 s around the largest activity, float32.
+    """Return the part of the source estimate written to disk, float32.
 
-    Dipole-level estimates of whole recordings run to gigabytes; the region
-    time courses (CSV) keep the full span.
+    The whole estimate when it fits :data:`MAX_STC_MB`, else +-0.1 s around
+    the largest activity (dipole-level estimates of whole recordings run to
+    gigabytes; the region time courses keep the full span).
     """
-    peak = result.times[int(np.abs(result.region_data).max(axis=0).argmax())]
-    tmin = max(result.stc.tmin, peak - SAVED_STC_HALF_SPAN_S)
-    tmax = min(result.stc.times[-1], peak + SAVED_STC_HALF_SPAN_S)
-    saved = result.stc.copy().crop(tmin, tmax)
+    stc = result.stc
+    saved = stc.copy()
+    if stc.data.shape[0] * stc.data.shape[1] * 4 / 1e6 > MAX_STC_MB:
+        peak = result.times[int(np.abs(result.region_data).max(axis=0).argmax())]
+        tmin = max(stc.tmin, peak - SAVED_STC_HALF_SPAN_S)
+        tmax = min(stc.times[-1], peak + SAVED_STC_HALF_SPAN_S)
+        saved = saved.crop(tmin, tmax)
+        result.outputs.setdefault("source_estimate_scope", f"+-{SAVED_STC_HALF_SPAN_S:g} s around the peak")
+    else:
+        result.outputs.setdefault("source_estimate_scope", "the whole analysed span")
     saved.data = saved.data.astype(np.float32)
     return saved
 
 
-def write_outputs(result: Localization, out_dir: str | Path, report: bool = True) -> Path:
-    """Write the source estimate, region time courses, peaks, summary and report into ``out_dir`` at once.
-
-    Everything is written into a temporary folder beside ``out_dir`` and
-    renamed when complete, so the folder is either whole or absent.
-    """
+def _write_results(result: Localization, folder: Path, report: bool = True) -> None:
+    """Write the source estimate, peaks, summary and report of a result into ``folder``."""
     import pandas as pd
 
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        saved = saved_source_estimate(result)
-        saved.save(tmp / "source_estimate", ftype="h5", verbose="error")
-        names = result.head.region_names
-        table = pd.DataFrame(result.region_data.T, columns=names)
-        table.insert(0, "time_s", np.round(result.times, 6))
-        table.to_csv(tmp / "region_timecourses.csv", index=False, float_format="%.5g")
-        pd.DataFrame(result.peaks).to_csv(tmp / "peaks.csv", index=False)
-        summary = {
-            "solver": result.solver,
-            "source": result.prepared.source,
-            "channels": result.prepared.ch_names,
-            "dropped_channels": result.prepared.dropped,
-            "sfreq_hz": result.prepared.sfreq,
-            "n_times": int(result.region_data.shape[1]),
-            "head_model": result.head.description,
-            "source_estimate_span_s": [round(float(saved.tmin), 6), round(float(saved.times[-1]), 6)],
-            "peaks": result.peaks,
-            "notes": result.notes,
-        }
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=1))
-        if report:
-            from .report import make_report
+    saved = saved_source_estimate(result)
+    saved.save(folder / "source_estimate", ftype="h5", verbose="error")
+    pd.DataFrame(result.peaks).to_csv(folder / "peaks.csv", index=False)
+    prepared = result.prepared
+    summary = {
+        "solver": result.solver,
+        "source": prepared.source,
+        "channels": prepared.ch_names,
+        "dropped_channels": prepared.dropped,
+        "sfreq_hz": prepared.sfreq,
+        "analysed_span_s": result.outputs.get("analysed_span_s"),
+        "n_times": (result.outputs.get("region_timecourses") or {}).get("n_times", int(result.region_data.shape[1])),
+        "preprocessing": prepared.preprocessing,
+        "head_model": result.head.description,
+        "region_timecourses": result.outputs.get("region_timecourses"),
+        "source_estimate": {
+            "file": "source_estimate-stc.h5",
+            "span_s": [round(float(saved.tmin), 6), round(float(saved.times[-1]), 6)],
+            "scope": result.outputs.get("source_estimate_scope"),
+        },
+        "block_s": result.outputs.get("block_s"),
+        "peaks": result.peaks,
+        "notes": result.notes,
+    }
+    (folder / "summary.json").write_text(json.dumps(summary, indent=1))
+    if report:
+        from .report import make_report
 
-            make_report(result).save(tmp / "report.html", open_browser=False, overwrite=True, verbose="error")
-        if out_dir.exists():
-            out_dir.rmdir()  # empty (checked by the caller)
-        os.replace(tmp, out_dir)
+        make_report(result).save(folder / "report.html", open_browser=False, overwrite=True, verbose="error")
+
+
+def write_outputs(result: Localization, out_dir: str | Path, report: bool = True, timecourses: str = "parquet") -> Path:
+    """Write an in-memory result into a new output folder at once (whole or absent).
+
+    Writes the source estimate, region time courses, peaks, summary and report.
+    """
+    out_dir = check_out_dir(out_dir)
+    tmp = open_tmp_dir(out_dir)
+    try:
+        writer = TimecourseWriter(tmp, result.head.region_names, timecourses)
+        writer.write(result.times, result.region_data)
+        writer.close()
+        result.outputs["region_timecourses"] = writer.describe()
+        result.outputs.setdefault(
+            "analysed_span_s", [round(float(result.times[0]), 6), round(float(result.times[-1]), 6)]
+        )
+        _write_results(result, tmp, report)
+        commit_tmp_dir(tmp, out_dir)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -1,10 +1,22 @@
-"""Reading and preparing real EEG recordings for localisation: channels, positions, reference, filter, rate."""
+"""Reading and preparing real EEG recordings for localisation: channels, positions, reference, filter, rate.
+
+A recording is prepared in two steps. :func:`select_channels` decides which
+channels are used and where they sit (from the channel types and names, the
+user's ``channels``/``exclude``, bad marks and a scan for flat or non-finite
+channels). :class:`RecordingStream` then reads, references, filters and
+resamples any span of output samples, with margins wide enough that a span
+prepared on its own equals the same samples of the whole recording prepared at
+once. That is what lets :func:`brainforge.localization.localize_file` process
+a recording of any length in chunks of bounded memory.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -25,23 +37,39 @@ LEGACY_NAMES = {"T3": "T7", "T4": "T8", "T5": "P7", "T6": "P8"}
 STANDARD_POSITION_TOLERANCE_MM = 10.0
 #: Peak-to-peak below this is a flat channel, V.
 FLAT_PTP_V = 1e-9
+#: Samples read at a time when scanning a recording for flat or non-finite channels.
+SCAN_CHUNK_SAMPLES = 500_000
+#: Channels that are not scalp EEG, by name (after "EEG "/"POL " prefixes and reference suffixes are removed):
+#: ECG/EKG, EOG (also LOC/ROC), EMG (also chin), photic stimulation, ear and mastoid references, DC and
+#: trigger inputs, respiration and pulse oximetry, and Nihon Kohden's spare inputs X1, X2, ...
+NON_SCALP_NAME = re.compile(
+    r"^(E[CK]G|[HV]?EOG|LOC|ROC|EMG|CHIN|PHOTIC|PHOT|A[12]|M[12]|DC|TRIG|TRIGGER|STI|STIM|STATUS|EVENT|MARK"
+    r"|RESP|SPO2|SAO2|PULSE|PLETH|HR|X)\d*([-_ ].*)?$",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
 class PreprocessingConfig:
-    """How a recording is prepared.
+    """How a recording is prepared; every value is checked when the object is made.
 
     Parameters
     ----------
     l_freq, h_freq : float | None
-        Band-pass edges, Hz (None: no high-pass / low-pass). The low-pass is
-        lowered below the new Nyquist frequency when needed.
+        Band-pass edges, Hz (None or 0: no high-pass / low-pass). The
+        low-pass is lowered below the new Nyquist frequency when needed.
     tmin, tmax : float | None
-        Crop the recording to this span, s (with events: the epoch around
-        each event).
+        Analyse this span of the recording, s from its start (with events:
+        the epoch around each event, s relative to it).
     events : tuple of str | None
         Annotation descriptions to localise: epochs around every matching
-        annotation are averaged (an evoked spike), then localised.
+        annotation are averaged (an evoked spike), then localised. Every name
+        must occur in the recording.
+    channels : tuple of str | None
+        Use only these channels (file or 10-05 names); None: every scalp
+        EEG channel.
+    exclude : tuple of str
+        Channels not to use (file or 10-05 names).
     """
 
     l_freq: float | None = 1.0
@@ -49,10 +77,53 @@ class PreprocessingConfig:
     tmin: float | None = None
     tmax: float | None = None
     events: tuple[str, ...] | None = None
+    channels: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        for option, value in (("--l-freq", self.l_freq), ("--h-freq", self.h_freq)):
+            if value is not None and not (np.isfinite(value) and value >= 0):
+                raise BrainForgeError(
+                    f"{option} {value:g}: a filter edge must be a positive frequency in Hz; use {option} 0 for none."
+                )
+        if self.l_freq and self.h_freq and self.l_freq >= self.h_freq:
+            raise BrainForgeError(
+                f"--l-freq {self.l_freq:g} is not below --h-freq {self.h_freq:g}: that would be a band-stop "
+                "filter; give the high-pass edge first (e.g. --l-freq 1 --h-freq 70)."
+            )
+        for option, value in (("--tmin", self.tmin), ("--tmax", self.tmax)):
+            if value is not None and not np.isfinite(value):
+                raise BrainForgeError(f"{option} {value}: give a time in seconds.")
         if self.tmin is not None and self.tmax is not None and self.tmax <= self.tmin:
-            raise BrainForgeError(f"tmax ({self.tmax} s) must be later than tmin ({self.tmin} s).")
+            raise BrainForgeError(f"--tmax {self.tmax:g} s must be later than --tmin {self.tmin:g} s.")
+        if not self.events and self.tmin is not None and self.tmin < 0:
+            raise BrainForgeError(
+                f"--tmin {self.tmin:g} s lies before the recording starts; times count from 0 s at its start."
+            )
+        if self.events is not None and not all(name.strip() for name in self.events):
+            raise BrainForgeError("--events holds an empty name; give annotation names separated by commas.")
+
+    @property
+    def high_pass_hz(self) -> float | None:
+        """The high-pass edge, None when off."""
+        return self.l_freq or None
+
+    @property
+    def low_pass_hz(self) -> float | None:
+        """The requested low-pass edge, None when off."""
+        return self.h_freq or None
+
+    def as_dict(self) -> dict:
+        """Return the settings as JSON-ready values (for summary.json)."""
+        return {
+            "l_freq_hz": self.high_pass_hz,
+            "h_freq_hz": self.low_pass_hz,
+            "tmin_s": self.tmin,
+            "tmax_s": self.tmax,
+            "events": list(self.events) if self.events else None,
+            "channels": list(self.channels) if self.channels else None,
+            "exclude": list(self.exclude),
+        }
 
 
 @dataclass
@@ -73,11 +144,13 @@ class PreparedEEG:
         Individual electrode positions from the file; None when the
         standard positions of the names are used.
     dropped : list of str
-        Channels dropped (bad, flat or not finite).
+        Channels dropped (not scalp EEG, excluded, bad, flat or not finite).
     notes : list of str
         Warnings and caveats of the preparation, for the report.
     source : str
         What was read.
+    preprocessing : dict
+        Every setting applied (for summary.json).
     """
 
     data: np.ndarray
@@ -88,10 +161,51 @@ class PreparedEEG:
     dropped: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     source: str = ""
+    preprocessing: dict = field(default_factory=dict)
 
 
-def read_recording(path: str | Path):
-    """Read any EEG file that MNE reads (raw FIF, EDF, BDF, BrainVision, EEGLAB, ...; ``-epo.fif``, ``-ave.fif``)."""
+@dataclass
+class ChannelPlan:
+    """Which channels of a recording are used, under which names, at which positions.
+
+    Attributes
+    ----------
+    picks : list of str
+        The channels used, as named in the file.
+    ch_names : list of str
+        Their names for the solver (10-05 spelling where the standard
+        positions are used).
+    montage : mne.channels.DigMontage | None
+        Electrode positions from the file, or None for the standard positions.
+    dropped : dict of str to list of str
+        Channels left out, by reason.
+    notes : list of str
+        Warnings, for the report.
+    """
+
+    picks: list[str]
+    ch_names: list[str]
+    montage: object | None
+    dropped: dict[str, list[str]]
+    notes: list[str]
+
+    @property
+    def dropped_names(self) -> list[str]:
+        """Every dropped channel, once."""
+        return list(dict.fromkeys(name for names in self.dropped.values() for name in names))
+
+
+def read_recording(path: str | Path, preload: bool = True):
+    """Read any EEG file that MNE reads (raw FIF, EDF, BDF, BrainVision, EEGLAB, EGI, ...; -epo/-ave.fif).
+
+    Parameters
+    ----------
+    path : path
+        The file.
+    preload : bool
+        Load a raw recording's data into memory (False: read it on demand, as
+        chunked localisation does).
+    """
     import mne
 
     path = Path(path)
@@ -103,24 +217,34 @@ def read_recording(path: str | Path):
             return mne.read_epochs(path, preload=True, verbose="error")
         if name.endswith(("-ave.fif", "_ave.fif", "-ave.fif.gz")):
             return mne.read_evokeds(path, verbose="error")[0]
-        return mne.io.read_raw(path, preload=True, verbose="error")
+        return mne.io.read_raw(path, preload=preload, verbose="error")
     except Exception as err:  # MNE raises many types for unreadable files
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise BrainForgeError(
             f"Cannot read {path.name} as EEG ({reason}); BrainForge reads what MNE reads: FIF, EDF, BDF, "
-            "BrainVision (.vhdr), EEGLAB (.set), ..."
+            "BrainVision (.vhdr), EEGLAB (.set), EGI (.mff), ANT (.cnt), ..."
         ) from err
 
 
 def standard_name(name: str, known: dict[str, str]) -> str | None:
     """Return the 10-05 spelling of a channel name (``EEG Fp1-REF`` -> ``Fp1``, ``T3`` -> ``T7``), or None."""
-    cleaned = re.sub(r"^(EEG|eeg)[\s_-]*", "", name.strip())
-    cleaned = re.sub(r"[-_ ](REF|Ref|ref|LE|AVG|Avg|avg|A1|A2|M1|M2|Cz)$", "", cleaned) or cleaned
+    cleaned = _strip_decorations(name)
     cleaned = LEGACY_NAMES.get(cleaned.upper().replace("Z", "z"), cleaned)
     for candidate in (cleaned, cleaned.upper()):
         if candidate.lower() in known:
             return known[candidate.lower()]
     return None
+
+
+def _strip_decorations(name: str) -> str:
+    """Remove "EEG "/"POL " prefixes and reference suffixes (``-REF``, ``-A1``, ...) from a channel name."""
+    cleaned = re.sub(r"^(EEG|eeg|POL|pol)[\s_-]*", "", name.strip())
+    return re.sub(r"[-_ ](REF|Ref|ref|LE|AVG|Avg|avg|A1|A2|M1|M2|Cz)$", "", cleaned) or cleaned
+
+
+def is_non_scalp(name: str) -> bool:
+    """Whether a channel name is a non-scalp input (ECG/EKG, EOG, EMG, PHOTIC, A1/A2/M1/M2, DC, trigger, ...)."""
+    return bool(NON_SCALP_NAME.match(_strip_decorations(name)) or NON_SCALP_NAME.match(name.strip()))
 
 
 def _standard_positions_m(names: list[str]) -> np.ndarray:
@@ -140,38 +264,398 @@ def _file_positions_m(info) -> np.ndarray:
     return positions
 
 
-def _to_evoked_or_raw(inst, config: PreprocessingConfig):
-    """Epochs become their average; with ``events``, a raw recording becomes the average around them."""
+def _match_names(requested: tuple[str, ...], available: list[str], known: dict[str, str], option: str) -> list[str]:
+    """Map names given by the user (file or 10-05 spelling, any case) to the file's names."""
+    lookup: dict[str, str] = {}
+    for name in available:
+        lookup[name.lower()] = name
+        standard = standard_name(name, known)
+        if standard is not None:
+            lookup.setdefault(standard.lower(), name)
+    unknown = [name for name in requested if name.strip().lower() not in lookup]
+    if unknown:
+        raise BrainForgeError(
+            f"{option}: no channel named {', '.join(unknown)} in the recording (it has: {', '.join(available)})."
+        )
+    return list(dict.fromkeys(lookup[name.strip().lower()] for name in requested))
+
+
+def scan_channels(inst, picks: list[str], start: int = 0, stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Return (finite, peak-to-peak V) per channel over samples [start, stop), reading in bounded chunks."""
     import mne
 
-    if isinstance(inst, mne.BaseEpochs):
-        return inst.average(picks="all"), "the average of the epochs"
-    if isinstance(inst, mne.Evoked):
-        return inst.copy(), "an evoked response"
     if not isinstance(inst, mne.io.BaseRaw):
-        raise BrainForgeError(f"Expected an mne Raw, Epochs or Evoked object, got {type(inst).__name__}.")
-    raw = inst.copy().load_data(verbose="error")
-    if not config.events:
-        return raw, "a continuous recording"
-    wanted = set(config.events)
-    onsets = [a["onset"] for a in raw.annotations if a["description"] in wanted]
-    if not onsets:
-        present = sorted(set(raw.annotations.description)) or ["none"]
+        data = inst.get_data(picks=picks)
+        finite = np.isfinite(data).all(axis=1)
+        with np.errstate(invalid="ignore"):
+            return finite, np.nanmax(data, axis=1) - np.nanmin(data, axis=1)
+    stop = inst.n_times if stop is None else stop
+    finite = np.ones(len(picks), bool)
+    low = np.full(len(picks), np.inf)
+    high = np.full(len(picks), -np.inf)
+    for first in range(start, stop, SCAN_CHUNK_SAMPLES):
+        data = inst.get_data(picks=picks, start=first, stop=min(stop, first + SCAN_CHUNK_SAMPLES))
+        finite &= np.isfinite(data).all(axis=1)
+        with np.errstate(invalid="ignore"):
+            low = np.fmin(low, np.nanmin(data, axis=1, initial=np.inf))
+            high = np.fmax(high, np.nanmax(data, axis=1, initial=-np.inf))
+    return finite, high - low
+
+
+def select_channels(inst, config: PreprocessingConfig, span: tuple[int, int | None] = (0, None)) -> ChannelPlan:
+    """Decide which channels of a recording are used, under which names and at which positions.
+
+    Non-EEG channel types and non-scalp names (:func:`is_non_scalp`) are
+    dropped with a warning unless ``config.channels`` names them; then
+    ``config.exclude``, channels marked bad, and channels that are flat or not
+    finite over ``span`` (samples of a raw recording) are dropped.
+
+    Parameters
+    ----------
+    inst : mne.io.Raw | mne.Evoked
+        The recording (a raw one need not be loaded).
+    config : PreprocessingConfig
+        The channel choice.
+    span : (int, int | None)
+        Samples scanned for flat and non-finite channels.
+
+    Returns
+    -------
+    plan : ChannelPlan
+    """
+    import mne
+
+    from ..anatomy import dense_channel_names
+
+    known = {n.lower(): n for n in dense_channel_names()}
+    eeg = [inst.ch_names[i] for i in mne.pick_types(inst.info, eeg=True, exclude=[])]
+    other_types = [name for name in inst.ch_names if name not in set(eeg)]
+    dropped: dict[str, list[str]] = {}
+    if config.channels:
+        chosen = _match_names(config.channels, list(inst.ch_names), known, "--channels")
+        not_eeg = [name for name in chosen if name not in set(eeg)]
+        if not_eeg:
+            raise BrainForgeError(
+                f"--channels: {', '.join(not_eeg)} are not EEG channels in the file; leave them out of --channels."
+            )
+        dropped["not chosen with --channels"] = [name for name in inst.ch_names if name not in set(chosen)]
+    else:
+        if not eeg:
+            raise BrainForgeError(
+                "The recording has no EEG channels (its channel types are "
+                f"{', '.join(sorted(set(inst.get_channel_types())))}); save it with EEG channel types."
+            )
+        non_scalp = [name for name in eeg if is_non_scalp(name)]
+        chosen = [name for name in eeg if name not in set(non_scalp)]
+        dropped["not scalp EEG"] = other_types + non_scalp
+    if config.exclude:
+        excluded = _match_names(config.exclude, list(inst.ch_names), known, "--exclude")
+        dropped["excluded with --exclude"] = [name for name in chosen if name in set(excluded)]
+        chosen = [name for name in chosen if name not in set(excluded)]
+    if not chosen:
+        raise BrainForgeError("No channels left to use; check --channels and --exclude.")
+    bads = [name for name in inst.info["bads"] if name in set(chosen)]
+    candidates = [name for name in chosen if name not in set(bads)]
+    if not candidates:
         raise BrainForgeError(
-            f"No annotation named {', '.join(sorted(wanted))} in the recording (present: {', '.join(present)})."
+            "Every EEG channel is marked bad in the file; unmark good ones, or choose channels with --channels."
         )
+    finite, ptp = scan_channels(inst, candidates, *span)
+    nonfinite = [name for name, ok in zip(candidates, finite, strict=True) if not ok]
+    flat = [name for name, value, ok in zip(candidates, ptp, finite, strict=True) if ok and value < FLAT_PTP_V]
+    dropped["marked bad"] = bads
+    dropped["flat"] = flat
+    dropped["with NaN or infinite values"] = nonfinite
+    chosen = [name for name in candidates if name not in set(flat) | set(nonfinite)]
+    if not chosen:
+        raise BrainForgeError(
+            f"Every EEG channel is flat or holds NaN/infinite values ({len(flat)} flat, {len(nonfinite)} not "
+            "finite); check the recording and its units."
+        )
+    dropped = {reason: names for reason, names in dropped.items() if names}
+    notes = []
+    for reason, names in dropped.items():
+        shown = ", ".join(names[:20]) + (f", ... ({len(names) - 20} more)" if len(names) > 20 else "")
+        message = f"Dropped {len(names)} channel(s) {reason}: {shown}."
+        logger.warning(message)
+        notes.append(message)
+    return _place_channels(inst, chosen, known, dropped, notes)
+
+
+def _place_channels(inst, chosen: list[str], known: dict[str, str], dropped: dict, notes: list[str]) -> ChannelPlan:
+    """Name and position the chosen channels: individual positions from the file, else standard 10-05 ones."""
+    import mne
+
+    info = mne.pick_info(inst.info, [inst.ch_names.index(name) for name in chosen], verbose="error")
+    standard = [standard_name(n, known) for n in chosen]
+    file_pos = _file_positions_m(info)
+    unknown = [n for n, s, p in zip(chosen, standard, file_pos, strict=True) if s is None and not np.isfinite(p).all()]
+    if unknown:
+        raise BrainForgeError(
+            f"Channel(s) without positions that no standard montage knows: {', '.join(unknown)}; leave them out "
+            f"with --exclude {','.join(unknown)}, rename them to 10-05 names, or use a file that stores positions."
+        )
+    montage = None
+    names = list(chosen)
+    if np.isfinite(file_pos).all():
+        reference = _standard_positions_m([s for s in standard if s is not None]) if all(standard) else None
+        distance_mm = np.linalg.norm(reference - file_pos, axis=1) * 1e3 if reference is not None else None
+        if distance_mm is None or np.nanmax(distance_mm, initial=0.0) > STANDARD_POSITION_TOLERANCE_MM:
+            montage = mne.channels.make_dig_montage(dict(zip(names, file_pos, strict=True)), coord_frame="head")
+            notes.append("Electrode positions from the file, projected onto the template head.")
+    if montage is None:
+        missing = [n for n, s in zip(chosen, standard, strict=True) if s is None]
+        if missing:
+            raise BrainForgeError(
+                f"Channel(s) without positions that no standard montage knows: {', '.join(missing)}; leave them "
+                f"out with --exclude {','.join(missing)} or rename them to 10-05 names."
+            )
+        names = list(standard)
+        notes.append("Electrode positions: standard 10-05 positions of the channel names on the template head.")
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise BrainForgeError(
+            f"Two channels map to the same standard name ({', '.join(twice)}); drop one with --exclude."
+        )
+    if len(names) < MIN_CHANNELS:
+        raise BrainForgeError(f"Only {len(names)} usable EEG channel(s); localisation needs at least {MIN_CHANNELS}.")
+    if len(names) <= FEW_CHANNELS:
+        message = f"Only {len(names)} channels: expect lower localisation accuracy than with 32 or more."
+        logger.warning(message)
+        notes.append(message)
+    return ChannelPlan(chosen, names, montage, dropped, notes)
+
+
+@dataclass(frozen=True)
+class FilterPlan:
+    """The band-pass and rate change applied to every block of a recording.
+
+    Attributes
+    ----------
+    sfreq_in, sfreq_out : float
+        Rate of the file and of the solver, Hz.
+    l_freq, h_freq : float | None
+        Band-pass edges applied, Hz (``h_freq`` lowered below the Nyquist
+        frequency of the slower rate where needed).
+    up, down : int
+        Polyphase resampling factors (``sfreq_out / sfreq_in ~ up / down``).
+    margin_in : int
+        Input samples on each side of a block that its filtered and
+        resampled values depend on.
+    """
+
+    sfreq_in: float
+    sfreq_out: float
+    l_freq: float | None
+    h_freq: float | None
+    up: int
+    down: int
+    margin_in: int
+
+    @classmethod
+    def make(cls, sfreq_in: float, sfreq_out: float, config: PreprocessingConfig) -> FilterPlan:
+        """Plan the filter and resampling of a recording at ``sfreq_in`` for a solver at ``sfreq_out``."""
+        import mne
+
+        if sfreq_in < MIN_SFREQ_HZ:
+            raise BrainForgeError(
+                f"The sampling rate is {sfreq_in:g} Hz; localisation needs at least {MIN_SFREQ_HZ:g} Hz."
+            )
+        h_freq = config.low_pass_hz
+        nyquist = min(sfreq_in, sfreq_out) / 2.0
+        if h_freq is not None and h_freq >= nyquist * 0.9:
+            h_freq = nyquist * 0.9
+        l_freq = config.high_pass_hz
+        edge = nyquist * 0.9 if h_freq is None else h_freq
+        if l_freq is not None and l_freq >= edge:
+            raise BrainForgeError(
+                f"--l-freq {l_freq:g} Hz is not below the low-pass edge {edge:g} Hz that the sampling rate "
+                "allows; lower --l-freq."
+            )
+        ratio = Fraction(sfreq_out / sfreq_in).limit_denominator(2048)
+        up, down = ratio.numerator, ratio.denominator
+        taps = 0
+        if l_freq is not None or h_freq is not None:
+            taps = len(mne.filter.create_filter(None, sfreq_in, l_freq, h_freq, verbose="error"))
+        resample_taps = 0 if up == down == 1 else 20 * max(up, down) // up + 2
+        return cls(float(sfreq_in), float(sfreq_out), l_freq, h_freq, up, down, taps + resample_taps + 8)
+
+    @property
+    def resampling(self) -> bool:
+        """Whether the rate changes."""
+        return not self.up == self.down == 1
+
+    @property
+    def filter_length_s(self) -> float:
+        """Length of the FIR band-pass, s (0 without one)."""
+        if self.l_freq is None and self.h_freq is None:
+            return 0.0
+        import mne
+
+        return len(mne.filter.create_filter(None, self.sfreq_in, self.l_freq, self.h_freq, verbose="error")) / (
+            self.sfreq_in
+        )
+
+    def n_out(self, n_in: int) -> int:
+        """Output samples of ``n_in`` input samples."""
+        return math.ceil(n_in * self.up / self.down)
+
+    def apply(self, data: np.ndarray) -> np.ndarray:
+        """Average-reference, band-pass and resample a block (n_channels, n_times) of EEG, V."""
+        import mne
+        from scipy.signal import resample_poly
+
+        data = np.asarray(data, float)
+        data = data - data.mean(axis=0)
+        if self.l_freq is not None or self.h_freq is not None:
+            data = mne.filter.filter_data(data, self.sfreq_in, self.l_freq, self.h_freq, verbose="error")
+        if self.resampling:
+            data = resample_poly(data, self.up, self.down, axis=1)
+        return data - data.mean(axis=0)
+
+    def as_dict(self) -> dict:
+        """Return the filter actually applied (for summary.json)."""
+        return {
+            "reference": "average",
+            "high_pass_hz": self.l_freq,
+            "low_pass_hz": None if self.h_freq is None else round(self.h_freq, 3),
+            "filter": "MNE FIR (firwin design, zero phase, Hamming window, default transition bands)"
+            if self.l_freq is not None or self.h_freq is not None
+            else "none",
+            "filter_length_s": round(self.filter_length_s, 4),
+            "sfreq_file_hz": self.sfreq_in,
+            "sfreq_hz": self.sfreq_out,
+            "resampling": f"polyphase (scipy resample_poly, up {self.up}, down {self.down})"
+            if self.resampling
+            else "none",
+        }
+
+
+class RecordingStream:
+    """A raw recording prepared on demand: any span of output samples, equal to preparing it whole.
+
+    Parameters
+    ----------
+    raw : mne.io.Raw
+        The recording (need not be loaded).
+    plan : ChannelPlan
+        The channels used.
+    filters : FilterPlan
+        Reference, band-pass and resampling.
+
+    Notes
+    -----
+    :meth:`block` reads ``filters.margin_in`` extra input samples on each
+    side (where the recording has them) and starts reading on the resampling
+    grid, so the prepared samples do not depend on how the recording is cut
+    into blocks (beyond float rounding).
+    """
+
+    def __init__(self, raw, plan: ChannelPlan, filters: FilterPlan):
+        self.raw = raw
+        self.plan = plan
+        self.filters = filters
+        self.n_in = int(raw.n_times)
+        self.n_out = filters.n_out(self.n_in)
+
+    def block(self, start: int, stop: int) -> np.ndarray:
+        """Return the prepared EEG of output samples [start, stop), shape (n_channels, stop - start), V."""
+        up, down = self.filters.up, self.filters.down
+        margin_out = math.ceil(self.filters.margin_in * up / down)
+        first = max(0, (start - margin_out) // up * up)  # on the resampling grid
+        last = min(self.n_out, -(-(stop + margin_out) // up) * up)
+        first_in = first // up * down
+        last_in = self.n_in if last >= self.n_out else last // up * down
+        data = self.raw.get_data(picks=self.plan.picks, start=first_in, stop=last_in)
+        prepared = self.filters.apply(data)
+        return prepared[:, start - first : stop - first]
+
+    def span(self, config: PreprocessingConfig) -> tuple[int, int]:
+        """Output samples [start, stop) of the span that ``config.tmin``/``tmax`` choose."""
+        duration = self.n_in / self.filters.sfreq_in
+        return output_span(duration, self.n_out, self.filters.sfreq_out, config)
+
+
+def output_span(duration_s: float, n_out: int, sfreq_out: float, config: PreprocessingConfig) -> tuple[int, int]:
+    """Check ``tmin``/``tmax`` against a recording of ``duration_s`` and return the output samples they span."""
+    tolerance = 1.0 / sfreq_out
+    for option, value in (("--tmin", config.tmin), ("--tmax", config.tmax)):
+        if value is not None and not 0.0 <= value <= duration_s + tolerance:
+            raise BrainForgeError(
+                f"{option} {value:g} s lies outside the recording (0 to {duration_s:.3f} s); choose a time inside it."
+            )
+    start = 0 if config.tmin is None else round(config.tmin * sfreq_out)
+    stop = n_out if config.tmax is None else min(n_out, round(config.tmax * sfreq_out))
+    if stop - start < 2:
+        raise BrainForgeError(f"--tmin {config.tmin:g} s and --tmax {config.tmax:g} s span less than two samples.")
+    return start, stop
+
+
+def short_span_note(n_samples: int, filters: FilterPlan) -> str | None:
+    """Return a warning when the filtered data are shorter than the high-pass filter (which distorts them).
+
+    ``n_samples`` counts samples at the file's rate.
+    """
+    length_s = filters.filter_length_s
+    span_s = n_samples / filters.sfreq_in
+    if filters.l_freq is None or span_s >= length_s:
+        return None
+    message = (
+        f"The filtered data ({span_s:.2f} s) are shorter than the {length_s:.1f}-s high-pass filter at "
+        f"{filters.l_freq:g} Hz, so the filter distorts it; give a longer span or --l-freq 0 (no high-pass)."
+    )
+    logger.warning(message)
+    return message
+
+
+def event_windows(raw, config: PreprocessingConfig, sfreq_out: float, n_out: int) -> tuple[np.ndarray, int, dict]:
+    """Output-sample starts of the epochs around the annotations that ``config.events`` names.
+
+    Returns
+    -------
+    starts : array of int
+        First output sample of each epoch that lies inside the recording.
+    length : int
+        Samples per epoch.
+    used : dict
+        The events, epochs and window used (for summary.json).
+    """
+    wanted = list(dict.fromkeys(name.strip() for name in config.events))
+    present = sorted(set(raw.annotations.description))
+    missing = [name for name in wanted if name not in set(present)]
+    if missing:
+        raise BrainForgeError(
+            f"No annotation named {', '.join(missing)} in the recording (present: {', '.join(present) or 'none'}); "
+            "check the spelling in --events."
+        )
+    onsets_s = np.array([a["onset"] for a in raw.annotations if a["description"] in set(wanted)]) - raw.first_time
     tmin = -0.2 if config.tmin is None else config.tmin
     tmax = 0.3 if config.tmax is None else config.tmax
-    samples = np.round((np.asarray(onsets) - raw.first_time) * raw.info["sfreq"]).astype(int) + raw.first_samp
-    events = np.c_[samples, np.zeros_like(samples), np.ones_like(samples)]
-    epochs = mne.Epochs(raw, events, tmin=tmin, tmax=tmax, baseline=None, preload=True, verbose="error")
-    if not len(epochs):
-        raise BrainForgeError("Every event lies too close to the recording's edges for the epoch window.")
-    return epochs.average(picks="all"), f"the average of {len(epochs)} epoch(s) around {', '.join(sorted(wanted))}"
+    length = round((tmax - tmin) * sfreq_out) + 1
+    starts = np.round((onsets_s + tmin) * sfreq_out).astype(int)
+    inside = (starts >= 0) & (starts + length <= n_out)
+    if not inside.any():
+        raise BrainForgeError(
+            "Every event lies too close to the recording's edges for the epoch window; narrow --tmin/--tmax."
+        )
+    used = {
+        "events": wanted,
+        "n_events": len(starts),
+        "n_epochs": int(inside.sum()),
+        "epochs_outside_recording": int((~inside).sum()),
+        "epoch_window_s": [tmin, tmax],
+    }
+    return starts[inside], length, used
 
 
 def prepare_recording(inst, sfreq: float, config: PreprocessingConfig | None = None) -> PreparedEEG:
-    """Pick, check, reference, filter and resample the EEG of an MNE object.
+    """Pick, check, reference, filter and resample the EEG of an MNE object, in memory.
+
+    A raw recording is filtered as a continuous recording: over
+    ``config.tmin``-``config.tmax`` (reading past the span where the
+    recording continues), or around each event of ``config.events``, whose
+    epochs are then averaged. Epochs (averaged first) and evoked responses
+    are prepared whole.
 
     Parameters
     ----------
@@ -180,7 +664,7 @@ def prepare_recording(inst, sfreq: float, config: PreprocessingConfig | None = N
     sfreq : float
         The solver's sampling rate, Hz.
     config : PreprocessingConfig | None
-        Filter, time span and events.
+        Filter, time span, events and channels.
 
     Returns
     -------
@@ -188,87 +672,57 @@ def prepare_recording(inst, sfreq: float, config: PreprocessingConfig | None = N
     """
     import mne
 
-    from ..anatomy import dense_channel_names
-
     config = config or PreprocessingConfig()
-    inst, source = _to_evoked_or_raw(inst, config)
-    if inst.info["sfreq"] < MIN_SFREQ_HZ:
+    if isinstance(inst, mne.io.BaseRaw):
+        filters = FilterPlan.make(inst.info["sfreq"], sfreq, config)
+        n_out = filters.n_out(inst.n_times)
+        if config.events:
+            starts, length, used = event_windows(inst, config, sfreq, n_out)
+            plan = select_channels(inst, config)
+            stream = RecordingStream(inst, plan, filters)
+            data = np.mean([stream.block(first, first + length) for first in starts], axis=0)
+            source = f"the average of {len(starts)} epoch(s) around {', '.join(used['events'])}"
+            return prepared_eeg(data, used["epoch_window_s"][0], plan, filters, config, source, used, inst.n_times)
+        start, stop = output_span(inst.n_times / filters.sfreq_in, n_out, sfreq, config)
+        first_in = int(start * filters.down / filters.up)
+        last_in = min(inst.n_times, math.ceil(stop * filters.down / filters.up))
+        plan = select_channels(inst, config, (first_in, last_in))
+        data = RecordingStream(inst, plan, filters).block(start, stop)
+        return prepared_eeg(data, start / sfreq, plan, filters, config, "a continuous recording", None, inst.n_times)
+    if isinstance(inst, mne.BaseEpochs):
+        evoked, source = inst.average(picks="all"), "the average of the epochs"
+    elif isinstance(inst, mne.Evoked):
+        evoked, source = inst.copy(), "an evoked response"
+    else:
+        raise BrainForgeError(f"Expected an mne Raw, Epochs or Evoked object, got {type(inst).__name__}.")
+    if config.events:
+        raise BrainForgeError("--events needs a continuous recording; these data are already epoched.")
+    plan = select_channels(evoked, config)
+    filters = FilterPlan.make(evoked.info["sfreq"], sfreq, config)
+    data = filters.apply(evoked.get_data(picks=plan.picks))
+    times = evoked.times[0] + np.arange(data.shape[1]) / sfreq
+    low = -np.inf if config.tmin is None else config.tmin - 1e-9
+    high = np.inf if config.tmax is None else config.tmax + 1e-9
+    keep = (times >= low) & (times <= high)
+    if keep.sum() < 2:
         raise BrainForgeError(
-            f"The sampling rate is {inst.info['sfreq']:g} Hz; localisation needs at least {MIN_SFREQ_HZ:g} Hz."
+            f"--tmin/--tmax lie outside the data ({times[0]:.3f} to {times[-1]:.3f} s); choose times inside it."
         )
-    picks = mne.pick_types(inst.info, eeg=True, exclude=[])
-    if not len(picks):
-        raise BrainForgeError("The recording has no EEG channels; set their type with set_channel_types().")
-    inst.pick(picks, verbose="error")
-    notes: list[str] = []
-    bads = [b for b in inst.info["bads"] if b in inst.ch_names]
-    data = inst.get_data()
-    finite = np.isfinite(data).all(axis=1)
-    ptp = np.where(finite, np.nanmax(data, axis=1) - np.nanmin(data, axis=1), np.inf)
-    flat = [name for name, value, ok in zip(inst.ch_names, ptp, finite, strict=True) if ok and value < FLAT_PTP_V]
-    nonfinite = [name for name, ok in zip(inst.ch_names, finite, strict=True) if not ok]
-    if len(flat) == len(inst.ch_names):
-        raise BrainForgeError("Every EEG channel is flat; check the recording and its units.")
-    dropped = list(dict.fromkeys(bads + flat + nonfinite))
-    for label, names in (("marked bad", bads), ("flat", flat), ("with NaN or infinite values", nonfinite)):
-        if names:
-            message = f"Dropped {len(names)} channel(s) {label}: {', '.join(names)}."
-            logger.warning(message)
-            notes.append(message)
-    inst.drop_channels(dropped)
-    known = {n.lower(): n for n in dense_channel_names()}
-    names = list(inst.ch_names)
-    standard = [standard_name(n, known) for n in names]
-    file_pos = _file_positions_m(inst.info)
-    unknown = [n for n, s, p in zip(names, standard, file_pos, strict=True) if s is None and not np.isfinite(p).all()]
-    if unknown:
-        raise BrainForgeError(
-            f"Channel(s) without positions that no standard montage knows: {', '.join(unknown)}; "
-            "set the montage (raw.set_montage) or rename them to 10-05 names."
-        )
-    montage = None
-    have_positions = np.isfinite(file_pos).all(axis=1)
-    if have_positions.all():
-        reference = _standard_positions_m([s for s in standard if s is not None]) if all(standard) else None
-        distance_mm = np.linalg.norm(reference - file_pos, axis=1) * 1e3 if reference is not None else None
-        if distance_mm is None or np.nanmax(distance_mm, initial=0.0) > STANDARD_POSITION_TOLERANCE_MM:
-            montage = mne.channels.make_dig_montage(dict(zip(names, file_pos, strict=True)), coord_frame="head")
-            notes.append("Electrode positions from the file, projected onto the template head.")
-    if montage is None:
-        if not all(standard):
-            missing = [n for n, s in zip(names, standard, strict=True) if s is None]
-            raise BrainForgeError(f"Channel(s) without positions that no standard montage knows: {', '.join(missing)}.")
-        if any(s != n for s, n in zip(standard, names, strict=True)):
-            inst.rename_channels(dict(zip(names, standard, strict=True)), verbose="error")
-        notes.append("Electrode positions: standard 10-05 positions of the channel names on the template head.")
-    n_channels = len(inst.ch_names)
-    if len(set(inst.ch_names)) != n_channels:
-        raise BrainForgeError("Two channels map to the same standard name; drop or rename one.")
-    if n_channels < MIN_CHANNELS:
-        raise BrainForgeError(f"Only {n_channels} usable EEG channel(s); localisation needs at least {MIN_CHANNELS}.")
-    if n_channels <= FEW_CHANNELS:
-        message = f"Only {n_channels} channels: expect lower localisation accuracy than with 32 or more."
-        logger.warning(message)
-        notes.append(message)
-    if not config.events and (config.tmin is not None or config.tmax is not None):
-        if isinstance(inst, mne.io.BaseRaw):
-            inst.crop(tmin=config.tmin or 0.0, tmax=config.tmax, include_tmax=False)
-        else:
-            inst.crop(tmin=config.tmin, tmax=config.tmax)
-    inst.set_eeg_reference("average", projection=False, verbose="error")
-    h_freq = config.h_freq
-    nyquist = min(inst.info["sfreq"], sfreq) / 2.0
-    if h_freq is not None and h_freq >= nyquist * 0.9:
-        h_freq = nyquist * 0.9
-    if config.l_freq is not None or h_freq is not None:
-        inst.filter(config.l_freq, h_freq, verbose="error")
-    if abs(inst.info["sfreq"] - sfreq) > 1e-6:
-        notes.append(f"Resampled from {inst.info['sfreq']:g} Hz to {sfreq:g} Hz.")
-        inst.resample(sfreq, verbose="error")
-    data = inst.get_data()
-    data = data - data.mean(axis=0)
-    start = float(inst.times[0]) if isinstance(inst, mne.Evoked) else float(config.tmin or 0.0)
+    n_filtered = len(evoked.times)
+    return prepared_eeg(data[:, keep], float(times[keep][0]), plan, filters, config, source, None, n_filtered)
+
+
+def prepared_eeg(data, tmin, plan, filters, config, source, used, filtered_samples: int) -> PreparedEEG:
+    """Wrap prepared data with its channels, notes and settings."""
+    notes = list(plan.notes)
+    if filters.resampling:
+        notes.append(f"Resampled from {filters.sfreq_in:g} Hz to {filters.sfreq_out:g} Hz.")
+    short = short_span_note(filtered_samples, filters)
+    if short:
+        notes.append(short)
+    preprocessing = {"requested": config.as_dict(), "applied": filters.as_dict(), "events_used": used}
+    preprocessing["dropped_channels"] = plan.dropped
     return PreparedEEG(
-        data=data, sfreq=float(sfreq), tmin=start,
-        ch_names=list(inst.ch_names), montage=montage, dropped=dropped, notes=notes, source=source,
+        data=data, sfreq=float(filters.sfreq_out), tmin=float(tmin), ch_names=list(plan.ch_names),
+        montage=plan.montage, dropped=plan.dropped_names, notes=notes, source=source, preprocessing=preprocessing,
     )  # fmt: skip

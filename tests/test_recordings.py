@@ -1,0 +1,242 @@
+"""Real recordings at clinical scale: blocks equal the whole, options checked first, clinical channels, outputs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mne
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainforge import BrainForgeError
+from brainforge.anatomy import CHANNEL_SUBSETS
+from brainforge.localization import (
+    PreprocessingConfig,
+    default_model_dir,
+    localize_file,
+    prepare_recording,
+    simulate_recording,
+)
+from brainforge.localization.output import OWNER_FILE, remove_stale_tmp
+from brainforge.localization.recording import is_non_scalp
+
+NAMES_32 = CHANNEL_SUBSETS["1010-32"]
+
+
+@pytest.fixture(scope="module")
+def recording_1k(head64, spike_library, tmp_path_factory):
+    """Five seconds, one spike per second (cortical or deep), at 1000 Hz (the solvers resample to 500 Hz), as FIF."""
+    raw, truth = simulate_recording(
+        head64, spike_library, ("cortical", "deep", "cortical", "cortical", "deep"), snr_db=10.0, seed=5
+    )
+    raw = raw.copy().resample(1000.0, verbose="error")
+    path = tmp_path_factory.mktemp("rec") / "spikes_raw.fif"
+    raw.save(path, verbose="error")
+    return path, truth
+
+
+def _raw(names, sfreq=500.0, seconds=4.0, seed=0, types="eeg"):
+    rng = np.random.default_rng(seed)
+    data = rng.normal(scale=1e-5, size=(len(names), round(sfreq * seconds)))
+    return mne.io.RawArray(data, mne.create_info(list(names), sfreq, types), verbose="error")
+
+
+def _save(raw, folder, name="rec_raw.fif"):
+    path = folder / name
+    raw.save(path, overwrite=True, verbose="error")
+    return path
+
+
+@pytest.mark.parametrize("solver", ["sloreta", "network"])
+def test_blocks_give_the_same_result_as_the_whole_recording(recording_1k, tmp_path, solver):
+    """Localising in 1.3-s blocks (filter, resampling and network windows across block edges) equals one block."""
+    from brainforge.inverse import LearnedSolver
+
+    path, _ = recording_1k
+    tables = []
+    for chunk_s in (1.3, 60.0):
+        model = solver
+        if solver == "network":
+            model = LearnedSolver(default_model_dir())
+            model.window_samples = 250  # windows of 0.5 s, as a whole-segment model sees, overlapping by half
+        out = tmp_path / f"out{chunk_s}"
+        result = localize_file(path, out, model, chunk_s=chunk_s, report=False)
+        tables.append(pd.read_parquet(out / "region_timecourses.parquet"))
+        assert result.outputs["block_s"] <= chunk_s
+    whole, blocks = (table.to_numpy() for table in tables)
+    assert whole.shape == (2500, 1015) and np.array_equal(whole[:, 0], blocks[:, 0])
+    np.testing.assert_allclose(blocks[:, 1:], whole[:, 1:], rtol=0, atol=1e-5 * np.abs(whole[:, 1:]).max())
+    # The in-memory path (brainforge.localize) prepares the same EEG.
+    prepared = prepare_recording(mne.io.read_raw(path, verbose="error"), 500.0)
+    assert prepared.data.shape == (64, 2500) and prepared.preprocessing["applied"]["resampling"].startswith("poly")
+
+
+def test_long_recording_writes_compact_timecourses_and_a_bounded_source_estimate(recording_1k, tmp_path):
+    path, _truth = recording_1k
+    out = tmp_path / "out"
+    result = localize_file(path, out, "default", report=False, timecourses="parquet")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["analysed_span_s"] == [0.0, 4.998] and summary["n_times"] == 2500
+    assert summary["source_estimate"]["scope"].startswith("+-0.1 s")  # 5 s x 21,008 dipoles exceeds 100 MB
+    stc = mne.read_source_estimate(out / "source_estimate-stc.h5")
+    assert stc.data.dtype == np.float32 and stc.data.shape == (result.head.n_sources, 101)
+    parquet = (out / "region_timecourses.parquet").stat().st_size
+    assert parquet < 2500 * 1015 * 4 * 1.05  # float32, not text
+    assert result.region_data.shape[1] == 1001  # the in-memory result: +-1 s around the largest activity
+    csv_out = tmp_path / "csv"
+    localize_file(path, csv_out, "default", report=False, timecourses="csv", tmin=1.0, tmax=2.0)
+    table = pd.read_csv(csv_out / "region_timecourses.csv")
+    assert table.shape == (500, 1015) and table["time_s"].iloc[0] == 1.0
+    assert json.loads((csv_out / "summary.json").read_text())["source_estimate"]["scope"].startswith("the whole")
+
+
+def test_bad_options_stop_before_any_work_with_one_line(recording_1k, tmp_path):
+    path, _ = recording_1k
+    raw = mne.io.read_raw(path, verbose="error")
+    nan = raw.copy().load_data()
+    nan._data[:] = np.nan
+    nan_path = _save(nan, tmp_path, "nan_raw.fif")
+    bad = raw.copy()
+    bad.info["bads"] = list(bad.ch_names)
+    bad_path = _save(bad, tmp_path, "bad_raw.fif")
+    existing = tmp_path / "existing.txt"
+    existing.write_text("keep me")
+    cases = [
+        (path, {"tmin": 100.0}, "--tmin 100 s lies outside the recording"),
+        (path, {"tmax": 9.0}, "--tmax 9 s lies outside the recording"),
+        (path, {"tmin": -1.0}, "--tmin -1 s lies before the recording starts"),
+        (path, {"l_freq": -1.0}, "--l-freq -1: a filter edge must be a positive frequency"),
+        (path, {"l_freq": 80.0, "h_freq": 10.0}, "--l-freq 80 is not below --h-freq 10"),
+        (path, {"l_freq": 300.0, "h_freq": None}, "is not below the low-pass edge 225 Hz"),
+        (nan_path, {}, "Every EEG channel is flat or holds NaN"),
+        (bad_path, {}, "Every EEG channel is marked bad"),
+        (path, {"events": ("spike_cortical", "spike_cortcal")}, "No annotation named spike_cortcal"),
+        (path, {"channels": ("Fp1", "Foo")}, "--channels: no channel named Foo"),
+        (path, {"exclude": ("Cz", "Bar")}, "--exclude: no channel named Bar"),
+    ]
+    for recording, options, message in cases:
+        out = tmp_path / "out"
+        with pytest.raises(BrainForgeError, match=message.replace("+", r"\+")):
+            localize_file(recording, out, "sloreta", **options)
+        assert not out.exists()
+    with pytest.raises(BrainForgeError, match="is an existing file"):
+        localize_file(path, existing, "sloreta")
+    assert existing.read_text() == "keep me"
+    # A folder nobody may write into (root ignores modes, so use /sys there).
+    if os.geteuid() == 0:
+        unwritable = "/sys/brainforge-out"
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o555)
+        unwritable = str(locked / "out")
+    started = time.perf_counter()
+    with pytest.raises(BrainForgeError, match="Cannot write the output folder"):
+        localize_file(path, unwritable, "default")
+    assert time.perf_counter() - started < 10.0  # found at the door, not after the computation
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_cli_prints_the_option_errors_as_one_line(recording_1k, tmp_path):
+    path, _ = recording_1k
+    for args, message in [
+        (["--l-freq", "-1"], "--l-freq -1"),
+        (["--l-freq", "80", "--h-freq", "10"], "band-stop"),
+        (["--tmin", "100"], "outside the recording"),
+        (["--timecourses", "xlsx"], "--timecourses 'xlsx'"),
+    ]:
+        out = tmp_path / "out"
+        result = subprocess.run(
+            [sys.executable, "-m", "brainforge.cli", "localize", str(path), "--out", str(out), *args],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+        assert not out.exists()
+
+
+def test_clinical_channels_are_dropped_with_a_warning_and_can_be_chosen(tmp_path):
+    clinical = ["EKG1", "PHOTIC", "A1", "EEG A2-REF", "X1", "DC01", "EOG L", "EMG-chin"]
+    raw = _raw([*(f"EEG {n}-REF" for n in NAMES_32), *clinical])
+    stim = _raw(["STI 014"], types="stim")
+    raw.add_channels([stim], force_update_info=True)
+    assert not [n for n in NAMES_32 if is_non_scalp(n)]  # no scalp name is taken for a non-scalp one
+    prepared = prepare_recording(raw, 500.0)
+    assert prepared.ch_names == NAMES_32
+    dropped = prepared.preprocessing["dropped_channels"]["not scalp EEG"]
+    assert set(dropped) == {"STI 014", *clinical}
+    assert any("not scalp EEG" in note and "EKG1" in note for note in prepared.notes)
+    chosen = prepare_recording(raw, 500.0, PreprocessingConfig(channels=tuple(NAMES_32[:12])))
+    assert chosen.ch_names == NAMES_32[:12]
+    excluded = prepare_recording(raw, 500.0, PreprocessingConfig(exclude=("Fp1", "EEG Cz-REF")))
+    assert "Fp1" not in excluded.ch_names and "Cz" not in excluded.ch_names and len(excluded.ch_names) == 30
+    with pytest.raises(BrainForgeError, match="are not EEG channels"):
+        prepare_recording(raw, 500.0, PreprocessingConfig(channels=(*NAMES_32[:12], "STI 014")))
+
+
+def test_summary_records_preprocessing_events_and_warns_on_short_data(recording_1k, tmp_path):
+    path, _truth = recording_1k
+    out = tmp_path / "events"
+    result = localize_file(
+        path, out, "sloreta", events=("spike_cortical", "spike_deep"), tmin=-0.1, tmax=0.1, l_freq=2.0, report=False
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    preprocessing = summary["preprocessing"]
+    assert preprocessing["requested"]["l_freq_hz"] == 2.0 and preprocessing["requested"]["tmin_s"] == -0.1
+    assert preprocessing["applied"]["high_pass_hz"] == 2.0 and preprocessing["applied"]["sfreq_file_hz"] == 1000.0
+    assert preprocessing["events_used"]["events"] == ["spike_cortical", "spike_deep"]
+    assert preprocessing["events_used"]["n_epochs"] == 5 and result.region_data.shape[1] == 101
+    # The continuous recording is filtered before epoching, so a 0.2-s epoch draws no short-data warning;
+    # a 0.5-s recording high-passed at 1 Hz does.
+    assert not [n for n in result.notes if "shorter than" in n]
+    short = prepare_recording(_raw(NAMES_32, seconds=0.5), 500.0)
+    assert any("shorter than the 3.3-s high-pass filter at 1 Hz" in note for note in short.notes)
+    assert not [n for n in prepare_recording(_raw(NAMES_32, seconds=0.5), 500.0, PreprocessingConfig(0)).notes
+                if "shorter" in n]  # fmt: skip
+
+
+def test_output_permissions_and_stale_temporary_folders(recording_1k, tmp_path):
+    path, _ = recording_1k
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / ".old.tmp-abc123"
+    stale.mkdir()
+    (stale / OWNER_FILE).write_text(f"{dead.pid} {os.uname().nodename}")
+    (stale / "partial.parquet").write_bytes(b"x" * 100)
+    alive = tmp_path / ".busy.tmp-def456"
+    alive.mkdir()
+    (alive / OWNER_FILE).write_text(f"{os.getpid()} {os.uname().nodename}")
+    old_mask = os.umask(0o022)
+    try:
+        localize_file(path, tmp_path / "out", "sloreta", tmax=1.0, report=False)
+    finally:
+        os.umask(old_mask)
+    assert not stale.exists() and alive.exists()  # a running writer's folder is left alone
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o755
+    assert {p.stat().st_mode & 0o777 for p in (tmp_path / "out").iterdir()} == {0o644}
+    assert remove_stale_tmp(tmp_path) == []
+
+
+def test_kill_during_writing_leaves_nothing_behind(recording_1k, tmp_path):
+    path, _ = recording_1k
+    out = tmp_path / "out"
+    code = (
+        "import sys; from brainforge.localization import localize_file;"
+        f"localize_file({str(path)!r}, {str(out)!r}, 'sloreta', chunk_s=0.5)"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        partial = [p for p in tmp_path.glob(".out.tmp-*/region_timecourses.parquet")]
+        if partial:
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before it was killed; nothing was tested"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not out.exists() and list(tmp_path.glob(".out.tmp-*"))  # the partial output is hidden, not --out
+    localize_file(path, out, "sloreta", tmax=1.0, report=False)  # the next run into the same parent
+    assert not list(tmp_path.glob(".*.tmp-*")) and (out / "summary.json").is_file()
