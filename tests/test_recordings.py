@@ -87,6 +87,10 @@ def test_long_recording_writes_compact_timecourses_and_a_bounded_source_estimate
     parquet = (out / "region_timecourses.parquet").stat().st_size
     assert parquet < 2500 * 1015 * 4 * 1.05  # float32, not text
     assert result.region_data.shape[1] == 1001  # the in-memory result: +-1 s around the largest activity
+    peaks = pd.read_csv(out / "peaks.csv")
+    assert peaks["label"].str.match(r"^(left|right) ").all() and set(peaks["lobe"]) <= {
+        "frontal", "parietal", "temporal", "occipital", "limbic", "insula", "subcortical"
+    }  # fmt: skip
     csv_out = tmp_path / "csv"
     localize_file(path, csv_out, "default", report=False, timecourses="csv", tmin=1.0, tmax=2.0)
     table = pd.read_csv(csv_out / "region_timecourses.csv")
@@ -240,3 +244,23 @@ def test_kill_during_writing_leaves_nothing_behind(recording_1k, tmp_path):
     assert not out.exists() and list(tmp_path.glob(".out.tmp-*"))  # the partial output is hidden, not --out
     localize_file(path, out, "sloreta", tmax=1.0, report=False)  # the next run into the same parent
     assert not list(tmp_path.glob(".*.tmp-*")) and (out / "summary.json").is_file()
+
+
+@pytest.mark.parametrize(("n_times", "length", "step"), [(100, 16, 8), (103, 16, 8), (50, 10, 3), (40, 12, 12)])
+def test_vectorised_overlap_add_equals_window_by_window(n_times, length, step):
+    from brainforge.inverse.solvers import _overlap_add
+
+    rng = np.random.default_rng(n_times)
+    starts = list(range(0, n_times - length + 1, step))
+    if starts[-1] != n_times - length:
+        starts.append(n_times - length)  # the last window, aligned to the end, off the grid
+    estimate = rng.normal(size=(len(starts), length, 5))
+    taper = np.hanning(length + 2)[1:-1]
+    total, weight = np.zeros((n_times, 5)), np.zeros(n_times)
+    _overlap_add(total, weight, estimate, starts, taper)
+    expected, expected_weight = np.zeros((n_times, 5)), np.zeros(n_times)
+    for window, start in zip(estimate, starts, strict=True):
+        expected[start : start + length] += window
+        expected_weight[start : start + length] += taper
+    np.testing.assert_allclose(total, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(weight, expected_weight, rtol=1e-12)

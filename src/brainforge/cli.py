@@ -500,7 +500,7 @@ def localize_command(
         typer.echo(f"Note: {note}")
     for peak in result.peaks[:3]:
         typer.echo(
-            f"Peak {peak['rank']}: {peak['name']}{' (deep)' if peak['deep'] else ''} at {peak['time_s']:.3f} s, "
+            f"Peak {peak['rank']}: {peak['name']} ({peak['label']}, {peak['lobe']}) at {peak['time_s']:.3f} s, "
             f"({peak['x_mm']}, {peak['y_mm']}, {peak['z_mm']}) mm, relative amplitude {peak['relative_amplitude']:.2f}"
         )
     written = ["source_estimate-stc.h5", "peaks.csv", "summary.json", "report.html"]

@@ -14,6 +14,7 @@ from .deepsif import deepsif_region_node, fetch_deepsif_anatomy, load_deepsif_an
 from .forward import compute_leadfield
 from .forward_bank import CapPlacement, ForwardBank, ForwardBankConfig, make_forward_bank, read_forward_bank
 from .head_model import HeadModel, HeadModelConfig, make_head_model, read_head_model, region_sum
+from .labels import RegionLabel, region_labels
 from .montage import CHANNEL_SUBSETS, Electrodes, available_montages, dense_channel_names, get_electrodes
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "ForwardBankConfig",
     "HeadModel",
     "HeadModelConfig",
+    "RegionLabel",
     "available_montages",
     "compute_leadfield",
     "deepsif_region_node",
@@ -49,6 +51,7 @@ __all__ = [
     "read_connectivity",
     "read_forward_bank",
     "read_head_model",
+    "region_labels",
     "region_sum",
     "subcortical_roi_centres",
 ]

@@ -314,7 +314,7 @@ class LearnedSolver(InverseSolver):
         starts, length = self.window_starts(eeg.shape[1])
         overlapping = len(starts) > 1 and self.overlap > 0
         taper = np.hanning(length + 2)[1:-1] if overlapping else np.ones(length)
-        total = np.zeros((self.model.n_regions, eeg.shape[1]))
+        total = np.zeros((eeg.shape[1], self.model.n_regions))  # (T, R): windows add along the first axis
         weight = np.zeros(eeg.shape[1])
         for first in range(0, len(starts), self.batch_size):
             chunk = starts[first : first + self.batch_size]
@@ -325,10 +325,38 @@ class LearnedSolver(InverseSolver):
             with torch.inference_mode():
                 batch = torch.as_tensor(windows / scale[:, None, None], dtype=torch.float32)
                 estimate = self.model(batch, self.montage).numpy()  # (B, L, R)
-            for s, window_estimate, factor in zip(chunk, estimate, scale, strict=True):
-                total[:, s : s + length] += (window_estimate * factor * taper[:, None]).T
-                weight[s : s + length] += taper
-        return SourceActivity(total / weight, self.sfreq, self.name)
+            estimate *= (scale[:, None] * taper[None, :]).astype(np.float32)[:, :, None]
+            _overlap_add(total, weight, estimate, chunk, taper)
+        return SourceActivity((total / weight[:, None]).T, self.sfreq, self.name)
+
+
+def _overlap_add(total: np.ndarray, weight: np.ndarray, estimate: np.ndarray, starts: list[int], taper) -> None:
+    """Add windows ``estimate`` (B, L, R) starting at ``starts`` into ``total`` (T, R), and ``taper`` into ``weight``.
+
+    Windows on a regular grid whose step divides their length are added in
+    ``L / step`` vectorised slices; any other window (the last one, aligned to
+    the end) is added on its own.
+    """
+    length = estimate.shape[1]
+    step = starts[1] - starts[0] if len(starts) > 1 else length
+    regular = 1
+    while regular < len(starts) and starts[regular] - starts[regular - 1] == step:
+        regular += 1
+    if length % step == 0 and regular > 1:
+        pieces = length // step
+        first = starts[0]
+        for piece in range(pieces):
+            # Window i's piece j covers samples first + (i + j) * step ... + step.
+            begin = first + piece * step
+            span = total[begin : begin + regular * step].reshape(regular, step, -1)
+            span += estimate[:regular, piece * step : (piece + 1) * step]
+            weight[begin : begin + regular * step] += np.tile(taper[piece * step : (piece + 1) * step], regular)
+    else:
+        regular = 0
+    for index in range(regular, len(starts)):
+        s = starts[index]
+        total[s : s + length] += estimate[index]
+        weight[s : s + length] += taper
 
 
 def make_solver(name: str, **options) -> InverseSolver:

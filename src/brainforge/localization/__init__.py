@@ -1,7 +1,7 @@
 """Localise real recordings: read, prepare, solve, and write MNE objects, tables and an HTML report."""
 
 from .core import Localization, default_model_dir, localize, localize_file, localize_prepared, write_outputs
-from .demo import TrueSource, run_demo, simulate_recording, source_errors_mm
+from .demo import TrueSource, run_demo, simulate_recording, source_errors_mm, write_long_recording
 from .recording import PreparedEEG, PreprocessingConfig, prepare_recording, read_recording
 
 __all__ = [
@@ -18,5 +18,6 @@ __all__ = [
     "run_demo",
     "simulate_recording",
     "source_errors_mm",
+    "write_long_recording",
     "write_outputs",
 ]

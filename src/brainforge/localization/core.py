@@ -149,9 +149,15 @@ def source_estimate(vertex_data: np.ndarray, head, tmin: float, sfreq: float):
 
 
 def find_peaks(region_data: np.ndarray, head, times: np.ndarray, n_peaks: int = 5) -> list[dict]:
-    """Return the strongest local maxima (region graph) at the time of the largest |activity|."""
+    """Return the strongest local maxima (region graph) at the time of the largest |activity|.
+
+    Each peak carries its region's anatomical name, lobe and the share of the
+    region that name covers (:func:`brainforge.anatomy.region_labels`).
+    """
+    from ..anatomy import region_labels
     from ..evaluation import local_maxima
 
+    labels = region_labels(head)
     magnitude = np.abs(region_data)
     peak_time = int(magnitude.max(axis=0).argmax())
     maxima = local_maxima(region_data[:, peak_time], head.region_adjacency, threshold=0.3)
@@ -163,6 +169,9 @@ def find_peaks(region_data: np.ndarray, head, times: np.ndarray, n_peaks: int = 
             "rank": rank + 1,
             "region": int(region),
             "name": head.region_names[region],
+            "label": labels[region].name,
+            "lobe": labels[region].lobe,
+            "label_share": labels[region].share,
             "time_s": round(float(times[peak_time]), 4),
             "relative_amplitude": round(float(magnitude[region, peak_time] / top), 4) if top > 0 else 0.0,
             "x_mm": round(float(head.region_centres[region, 0]), 1),

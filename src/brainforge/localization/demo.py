@@ -85,6 +85,64 @@ def simulate_recording(head, library, kinds=("cortical", "deep"), *, snr_db: flo
     return raw, truth
 
 
+def write_long_recording(
+    path: str | Path, minutes: float, head, library, *, tile_s: float = 10.0, snr_db: float = 10.0, seed: int = 0
+) -> Path:
+    """Write a long synthetic recording (FIF) for benchmarks and the slow tests.
+
+    A ``tile_s`` recording from :func:`simulate_recording` (one spike per
+    second, cortical and deep in turn) is repeated to ``minutes``, each repeat
+    with its own sensor noise (``TARGET_STD_V / 2`` per channel, from ``seed``),
+    and saved as float32 FIF with the spike annotations of every repeat.
+
+    Parameters
+    ----------
+    path : path
+        Output ``.fif`` file (``*_raw.fif``); FIF files over 2 GB are split by MNE.
+    minutes : float
+        Length of the recording, min.
+    head : HeadModel
+        Channels and leadfield (for example ``make_head_model("1010-64")``).
+    library : SpikeLibrary
+        Neural-mass spikes.
+    tile_s : float
+        Length of the simulated piece that is repeated, s.
+    snr_db, seed
+        As in :func:`simulate_recording`.
+
+    Returns
+    -------
+    path : Path
+    """
+    import mne
+
+    if not minutes > 0 or not tile_s >= 1:
+        raise BrainForgeError(f"minutes must be positive and tile_s at least 1 s, got {minutes} and {tile_s}.")
+    kinds = tuple("deep" if i % 4 == 3 else "cortical" for i in range(int(tile_s)))
+    tile, _ = simulate_recording(head, library, kinds, snr_db=snr_db, seed=seed)
+    sfreq = tile.info["sfreq"]
+    n_times = round(minutes * 60.0 * sfreq)
+    piece = tile.get_data().astype(np.float32)
+    data = np.empty((piece.shape[0], n_times), np.float32)
+    rng = np.random.default_rng(seed)
+    onsets, names = [], []
+    for start in range(0, n_times, piece.shape[1]):
+        stop = min(n_times, start + piece.shape[1])
+        noise = rng.standard_normal((piece.shape[0], stop - start), dtype=np.float32) * np.float32(TARGET_STD_V / 2)
+        data[:, start:stop] = piece[:, : stop - start] + noise
+        for annotation in tile.annotations:
+            onset = start / sfreq + annotation["onset"]
+            if onset < n_times / sfreq:
+                onsets.append(onset)
+                names.append(annotation["description"])
+    raw = mne.io.RawArray(data, tile.info, verbose="error")
+    del data
+    raw.set_annotations(mne.Annotations(onsets, [0.0] * len(onsets), names))
+    path = Path(path)
+    raw.save(path, fmt="single", overwrite=True, verbose="error")
+    return path
+
+
 def source_errors_mm(result, truth: list[TrueSource], half_window_s: float = 0.01) -> list[float]:
     """Per true source: distance from the strongest region near its peak time to its nearest patch region, mm.
 

@@ -38,7 +38,7 @@ STANDARD_POSITION_TOLERANCE_MM = 10.0
 #: Peak-to-peak below this is a flat channel, V.
 FLAT_PTP_V = 1e-9
 #: Samples read at a time when scanning a recording for flat or non-finite channels.
-SCAN_CHUNK_SAMPLES = 500_000
+SCAN_CHUNK_SAMPLES = 100_000
 #: Channels that are not scalp EEG, by name (after "EEG "/"POL " prefixes and reference suffixes are removed):
 #: ECG/EKG, EOG (also LOC/ROC), EMG (also chin), photic stimulation, ear and mastoid references, DC and
 #: trigger inputs, respiration and pulse oximetry, and Nihon Kohden's spare inputs X1, X2, ...

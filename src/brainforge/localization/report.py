@@ -68,7 +68,7 @@ def timecourse_figure(result, n_regions: int = 5):
     plt = _matplotlib()
     fig, axis = plt.subplots(figsize=(9, 3.2))
     for peak in result.peaks[:n_regions]:
-        label = f"{peak['name']}{' (deep)' if peak['deep'] else ''}"
+        label = f"{peak['name']}: {peak['label']}{' (deep)' if peak['deep'] else ''}"
         axis.plot(result.times, result.region_data[peak["region"]], label=label, lw=1)
     axis.set_xlabel("time (s)")
     axis.set_ylabel("activity (a.u.)")
@@ -112,14 +112,20 @@ def _caveats_html(result) -> str:
 
 
 def _peaks_html(result) -> str:
-    header = "<tr><th>rank</th><th>region</th><th>time (s)</th><th>relative</th><th>x, y, z (mm)</th><th>deep</th></tr>"
+    header = (
+        "<tr><th>rank</th><th>region</th><th>anatomy</th><th>lobe</th><th>time (s)</th><th>relative</th>"
+        "<th>x, y, z (mm)</th><th>deep</th></tr>"
+    )
     rows = "".join(
-        f"<tr><td>{p['rank']}</td><td>{html.escape(p['name'])}</td><td>{p['time_s']:.3f}</td>"
+        f"<tr><td>{p['rank']}</td><td>{html.escape(p['name'])}</td><td>{html.escape(p['label'])} "
+        f"({100 * p['label_share']:.0f} % of the region)</td><td>{p['lobe']}</td><td>{p['time_s']:.3f}</td>"
         f"<td>{p['relative_amplitude']:.2f}</td><td>{p['x_mm']}, {p['y_mm']}, {p['z_mm']}</td>"
         f"<td>{'yes' if p['deep'] else 'no'}</td></tr>"
         for p in result.peaks
     )
-    return f"<table>{header}{rows}</table>"
+    from ..anatomy.labels import ATLAS
+
+    return f"<table>{header}{rows}</table><p>Anatomy: {html.escape(ATLAS)}.</p>"
 
 
 def make_report(result):

@@ -1,0 +1,52 @@
+"""Slow tier: an hour of 64-channel 500 Hz EEG localises end to end in bounded memory (``pytest -m slow``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import mne
+import pyarrow.parquet as pq
+import pytest
+
+from brainforge.localization import write_long_recording
+
+LOCALIZE = (
+    "import sys; from brainforge.localization import localize_file;localize_file(sys.argv[1], sys.argv[2], sys.argv[3])"
+)
+
+
+def _peak_rss_gb(*args: str) -> float:
+    """Run ``localize_file`` in a fresh interpreter and return its own peak resident memory, GB."""
+    process = subprocess.Popen([sys.executable, "-c", LOCALIZE, *args], stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    stderr = process.stderr.read().decode()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    assert process.returncode == 0, stderr[-3000:]
+    return usage.ru_maxrss / 1024**2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("solver", ["default", "sloreta"])
+def test_an_hour_localises_in_bounded_memory(head64, spike_library, tmp_path, solver):
+    """60 min x 64 channels x 500 Hz: peak RSS < 3 GB and no more than a 1-min file's plus 0.5 GB."""
+    rss_gb = {}
+    for minutes in (1.0, 60.0):
+        recording = write_long_recording(tmp_path / f"rec_{minutes:g}_raw.fif", minutes, head64, spike_library)
+        out = tmp_path / f"out_{minutes:g}"
+        rss_gb[minutes] = _peak_rss_gb(str(recording), str(out), solver)
+        summary = json.loads((out / "summary.json").read_text())
+        n_times = round(minutes * 60 * 500)
+        assert summary["n_times"] == n_times
+        assert pq.ParquetFile(out / "region_timecourses.parquet").metadata.num_rows == n_times
+        assert summary["source_estimate"]["scope"].startswith("+-0.1 s")
+        assert (out / "report.html").is_file() and (out / "peaks.csv").is_file()
+        # The largest activity is at a simulated spike, not at an edge or a block seam.
+        spikes_s = mne.read_annotations(recording).onset
+        assert abs(spikes_s - summary["peaks"][0]["time_s"]).min() < 0.05
+        recording.unlink()
+        (out / "region_timecourses.parquet").unlink()  # 7 GB for the hour
+    assert rss_gb[60.0] < 3.0, rss_gb
+    assert rss_gb[60.0] < rss_gb[1.0] + 0.5, rss_gb
