@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import mne
 import pyarrow.parquet as pq
@@ -20,11 +21,12 @@ LOCALIZE = (
 
 def _peak_rss_gb(*args: str) -> float:
     """Run ``localize_file`` in a fresh interpreter and return its own peak resident memory, GB."""
-    process = subprocess.Popen([sys.executable, "-c", LOCALIZE, *args], stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    stderr = process.stderr.read().decode()
-    process.returncode = os.waitstatus_to_exitcode(status)
-    assert process.returncode == 0, stderr[-3000:]
+    with tempfile.TemporaryFile() as stderr:  # a file, not a pipe: a chatty child cannot block on it
+        process = subprocess.Popen([sys.executable, "-c", LOCALIZE, *args], stderr=stderr)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        stderr.seek(0)
+        assert process.returncode == 0, stderr.read().decode()[-3000:]
     return usage.ru_maxrss / 1024**2
 
 

@@ -92,15 +92,13 @@ def _tvb_cortex() -> tuple[np.ndarray, np.ndarray, list[str]]:
     """TVB's 16k cortex in RAS mm, its per-vertex region index and the 76 region names."""
     import tvb_data
 
+    from .connectivity import _tvb_data_to_ras, read_connectivity
+
     root = Path(tvb_data.__file__).parent
     with zipfile.ZipFile(root / "surfaceData" / "cortex_16384.zip") as archive:
         vertices = np.loadtxt(archive.open("vertices.txt"))
-    with zipfile.ZipFile(root / "connectivity" / "connectivity_76.zip") as archive:
-        names = [line.split()[0] for line in archive.read("centres.txt").decode().splitlines() if line.strip()]
     mapping = np.loadtxt(root / "regionMapping" / "regionMapping_16k_76.txt", dtype=int)
-    # TVB's frame: x anterior, y left, z superior -> RAS.
-    ras = np.column_stack([-vertices[:, 1], vertices[:, 0], vertices[:, 2]])
-    return ras, mapping, names
+    return _tvb_data_to_ras(vertices), mapping, list(read_connectivity("tvb76").labels)
 
 
 def _similarity(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -143,7 +141,7 @@ def align_points(source: np.ndarray, target: np.ndarray, n_iter: int = 30, keep:
     return moved
 
 
-@functools.lru_cache(maxsize=2)
+@functools.cache
 def _fsaverage5_labels() -> tuple[np.ndarray, tuple[str, ...], float]:
     """Label index of each fsaverage5 vertex, the 76 names, and the median fit distance, mm."""
     from scipy.spatial import cKDTree
@@ -197,19 +195,20 @@ def region_labels(head) -> list[RegionLabel]:
         One per region, in the head model's region order.
     """
     labels, names, _ = _fsaverage5_labels()
-    is_deep = head.region_is_deep
     cortical = head.source_region[: len(labels)]
+    # counts[region, label]: vertices of each region that carry each label, in one pass.
+    counts = np.bincount(cortical * len(names) + labels, minlength=head.n_regions * len(names))
+    counts = counts.reshape(head.n_regions, len(names))
     result = []
-    for region in range(head.n_regions):
-        if is_deep[region]:
+    for region, deep in enumerate(head.region_is_deep):
+        total = counts[region].sum()
+        if deep:
             name = head.region_names[region]
             result.append(RegionLabel(name, name.replace("-", " ").lower(), "subcortical", 1.0))
-            continue
-        counts = np.bincount(labels[cortical == region], minlength=len(names))
-        if counts.sum() == 0:
+        elif total == 0:
             result.append(RegionLabel("", "", "", 0.0))
-            continue
-        best = int(counts.argmax())
-        full, lobe = _describe(names[best])
-        result.append(RegionLabel(names[best], full, lobe, round(float(counts[best] / counts.sum()), 3)))
+        else:
+            best = int(counts[region].argmax())
+            full, lobe = _describe(names[best])
+            result.append(RegionLabel(names[best], full, lobe, round(float(counts[region, best] / total), 3)))
     return result
