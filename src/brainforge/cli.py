@@ -305,6 +305,10 @@ def train_command(
     n_regions: Annotated[int, typer.Option("--n-regions", help="Cortical regions of a template head.")] = 1000,
     spikes: Annotated[str, typer.Option("--spikes", help="Spike library (.zarr), or 'default'.")] = "default",
     max_time: Annotated[str | None, typer.Option("--max-time", help="Wall-clock budget, HH:MM.")] = None,
+    max_cpu_time: Annotated[
+        str | None,
+        typer.Option("--max-cpu-time", help="CPU-time budget of the whole run (kept across --resume), HH:MM."),
+    ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")] = False,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an earlier run in --out (else it is refused).")
@@ -358,8 +362,9 @@ def train_command(
     from .nmm import default_spike_library, read_spike_library
     from .synthesis import SampleGenerator, SynthesisConfig
     from .training import TrainingConfig, train
-    from .training.train import RUN_FILE, prepare_run_folder
+    from .training.train import RUN_FILE, parse_cpu_time, prepare_run_folder
 
+    max_cpu_time_s = parse_cpu_time(max_cpu_time) if max_cpu_time else None
     logging.getLogger("brainforge").setLevel(logging.INFO)
     if resume:
         run_file = out / RUN_FILE
@@ -405,7 +410,8 @@ def train_command(
     start = time.perf_counter()
     result = train(
         model, generator, out, config, model_params=params, init=init, resume=resume, overwrite=overwrite,
-        max_time=max_time, provenance={"cli": cli}, accelerator=accelerator, devices=device_count, progress=progress,
+        max_time=max_time, max_cpu_time_s=max_cpu_time_s, provenance={"cli": cli}, accelerator=accelerator,
+        devices=device_count, progress=progress,
     )  # fmt: skip
     typer.echo(result.model.summary())
     metrics = ", ".join(f"{k} {v:.4g}" for k, v in result.best_metrics.items())
@@ -455,6 +461,39 @@ def benchmark_command(
     for _, row in overall.iterrows():
         typer.echo(f"{row.solver:>16}: localisation error {row['mean']:.1f} mm [{row.ci_low:.1f}, {row.ci_high:.1f}]")
     typer.echo(f"Benchmarked {len(names)} solver(s) in {time.perf_counter() - start:.0f} s; report: {out}/report.md")
+
+
+@app.command("compare")
+def compare_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Comparison folder (runs, test sets, tables).")],
+    networks: Annotated[
+        str | None,
+        typer.Option(
+            "--networks",
+            help="Comma-separated: deepsif, convdip, gru, cnn_transformer_linear, cnn_transformer_cubic, "
+            "cnn_transformer_rbf (default: all).",
+        ),
+    ] = None,
+    cpu_minutes: Annotated[float, typer.Option("--cpu-minutes", help="CPU-time budget per network, min.")] = 25.0,
+    test_samples: Annotated[int, typer.Option("--test-samples", help="Samples per held-out forward model.")] = 50,
+    train_only: Annotated[bool, typer.Option("--train-only", help="Train, and score in a later call.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = False,
+) -> None:
+    """Train each network on one data recipe for one CPU budget; score all beside sLORETA, eLORETA, LCMV."""
+    import logging
+
+    from .evaluation.compare import DEFAULT_CANDIDATES, ComparisonConfig, candidates_from_labels, run_comparison
+
+    logging.getLogger("brainforge").setLevel(logging.INFO)
+    candidates = candidates_from_labels(_split_list([networks])) if networks else DEFAULT_CANDIDATES
+    config = ComparisonConfig(candidates=candidates, cpu_budget_s=60.0 * cpu_minutes, test_samples=test_samples)
+    start = time.perf_counter()
+    result = run_comparison(config, out, train_only=train_only, progress=progress)
+    if result is None:
+        typer.echo(f"Trained {len(candidates)} network(s) in {time.perf_counter() - start:.0f} s; runs: {out}/runs")
+        return
+    typer.echo((out / "comparison.md").read_text())
+    typer.echo(f"Compared in {time.perf_counter() - start:.0f} s; tables: {out}/comparison.md")
 
 
 @app.command("localize")

@@ -58,12 +58,22 @@ class TrainingResult:
         Epochs completed.
     model : SourceModel
         The trained network (best weights, eval mode).
+    global_step : int
+        Optimiser steps taken over all sessions of the run.
+    cpu_seconds : float | None
+        CPU time spent over all sessions (main process and its data workers),
+        when ``max_cpu_time`` measured it.
+    stopped_by : str
+        ``"max_epochs"``, ``"early_stopping"``, ``"max_time"`` or ``"max_cpu_time"``.
     """
 
     out_dir: Path
     best_metrics: dict
     epochs: int
     model: object
+    global_step: int = 0
+    cpu_seconds: float | None = None
+    stopped_by: str = "max_epochs"
 
 
 class ExportBestModel(Callback):
@@ -137,6 +147,90 @@ class SessionTimer(Timer):
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Ignore the time spent before the resume."""
+
+
+def process_cpu_seconds() -> float:
+    """CPU time (user + system, s) of this process, its live children and the children it has waited for.
+
+    DataLoader workers make the samples; their time is part of what training costs.
+    """
+    import psutil
+
+    process = psutil.Process()
+    times = process.cpu_times()
+    total = times.user + times.system + times.children_user + times.children_system
+    for child in process.children(recursive=True):
+        try:
+            child_times = child.cpu_times()
+        except psutil.Error:  # ended between the listing and the query
+            continue
+        total += child_times.user + child_times.system
+    return total
+
+
+class CpuTimeBudget(Callback):
+    """Stop training once the run has used ``max_seconds`` of CPU time, over all its sessions.
+
+    Unlike :class:`SessionTimer`, the budget is cumulative: the CPU time used
+    so far is saved in the checkpoint and a resumed run only gets the rest. CPU
+    time, not wall time, so that runs that share a machine with other work get
+    the same budget (on two cores, one wall minute of training is up to two
+    CPU minutes).
+
+    Parameters
+    ----------
+    max_seconds : float
+        CPU-time budget of the whole run, s.
+    check_every : int
+        Check the clock every this many optimiser steps.
+    """
+
+    def __init__(self, max_seconds: float, check_every: int = 1):
+        self.max_seconds = float(max_seconds)
+        self.check_every = int(check_every)
+        self.used_before = 0.0
+        self._session_start: float | None = None
+        self.exhausted = False
+
+    @property
+    def used(self) -> float:
+        """CPU seconds used so far by the run."""
+        if self._session_start is None:
+            return self.used_before
+        return self.used_before + process_cpu_seconds() - self._session_start
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        """Start this session's clock (a resumed run has ``used_before`` from its checkpoint)."""
+        self._session_start = process_cpu_seconds()
+        if self.used >= self.max_seconds:
+            self.exhausted = True
+            trainer.should_stop = True
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module, outputs, batch, batch_idx: int) -> None:
+        """Stop when the budget is spent."""
+        if trainer.global_step % self.check_every == 0 and self.used >= self.max_seconds:
+            self.exhausted = True
+            trainer.should_stop = True
+
+    def state_dict(self) -> dict:
+        """CPU seconds used so far (saved in the checkpoint)."""
+        return {"cpu_seconds": self.used}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the CPU seconds used before a resume."""
+        self.used_before = float(state["cpu_seconds"])
+
+
+def parse_cpu_time(text: str) -> float:
+    """``HH:MM`` of CPU time to seconds."""
+    hours, sep, minutes = text.partition(":")
+    try:
+        seconds = 3600 * int(hours) + 60 * int(minutes)
+    except ValueError:
+        seconds = -1
+    if not sep or seconds <= 0:
+        raise BrainForgeError(f"--max-cpu-time takes HH:MM (more than zero), got {text!r}.")
+    return float(seconds)
 
 
 #: What a run folder holds besides logs: found without --resume or --overwrite, training stops.
@@ -255,6 +349,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     max_time: str | None = None,
+    max_cpu_time_s: float | None = None,
     provenance: dict | None = None,
     accelerator: str = "auto",
     devices: int | str = "auto",
@@ -286,6 +381,9 @@ def train(
     max_time : str | None
         Wall-clock budget of this call, ``HH:MM`` (a resumed run gets the
         whole budget again).
+    max_cpu_time_s : float | None
+        CPU-time budget of the whole run, s, counted across resumes
+        (:class:`CpuTimeBudget`): the way to give several networks equal budgets.
     provenance : dict | None
         Extra JSON stored in the exported config (e.g. the CLI's head spec).
     accelerator, devices
@@ -326,13 +424,17 @@ def train(
             )
     export = ExportBestModel(out_dir, info)
     steps_per_epoch = -(-config.samples_per_epoch // config.batch_size)
+    cpu_budget = CpuTimeBudget(max_cpu_time_s) if max_cpu_time_s is not None else None
+    timer = SessionTimer(parse_max_time(max_time), interval="step") if max_time else None
+    early_stopping = EarlyStopping(MONITOR, patience=config.patience, mode="min")
     trainer = pl.Trainer(
         accelerator=accelerator,
         devices=devices,
         max_epochs=config.max_epochs,
         callbacks=[
-            *([SessionTimer(parse_max_time(max_time), interval="step")] if max_time else []),
-            EarlyStopping(MONITOR, patience=config.patience, mode="min"),
+            *([timer] if timer else []),
+            *([cpu_budget] if cpu_budget else []),
+            early_stopping,
             export,
             EpochCheckpoint(last),
         ],
@@ -358,7 +460,18 @@ def train(
         from ..models import load_model
 
         best_model, _ = load_model(out_dir)
-    return TrainingResult(out_dir, export.best_metrics, trainer.current_epoch, best_model)
+    if cpu_budget is not None and cpu_budget.exhausted:
+        stopped_by = "max_cpu_time"
+    elif early_stopping.stopped_epoch > 0:
+        stopped_by = "early_stopping"
+    elif timer is not None and timer.time_remaining() is not None and timer.time_remaining() <= 0:
+        stopped_by = "max_time"
+    else:
+        stopped_by = "max_epochs"
+    return TrainingResult(
+        out_dir, export.best_metrics, trainer.current_epoch, best_model, global_step=trainer.global_step,
+        cpu_seconds=None if cpu_budget is None else cpu_budget.used, stopped_by=stopped_by,
+    )  # fmt: skip
 
 
 def evaluate_peak_error(

@@ -1,0 +1,92 @@
+"""Test sets whose EEG comes from forward models outside the training bank.
+
+A network scored on its own training head model proves nothing. These forward
+models lie outside :func:`~brainforge.anatomy.make_forward_bank`'s defaults
+(cap shift up to 20 mm, skull 0.003-0.015 S/m on a grid, the BEM):
+
+- ``shift15`` and ``shift25``: the whole cap moved 15 or 25 mm along the
+  scalp towards the nose (MNE's exact forward at the moved electrodes);
+- ``skull0.01``: a skull conductivity that is not on the bank's grid;
+- ``sphere``: a 3-shell sphere instead of the BEM.
+
+Every solver is then fitted on the standard template head, as a user would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+#: Held-out forward models: name -> options of :func:`~brainforge.anatomy.make_head_model`.
+HELDOUT_FORWARDS = {
+    "shift15": {"cap_shift_mm": (0.0, 15.0)},
+    "shift25": {"cap_shift_mm": (0.0, 25.0)},
+    "skull0.01": {"conductivity": (0.3, 0.01, 0.3)},
+    "sphere": {"conductor": "sphere"},
+}
+
+
+def write_heldout_test_sets(
+    out_dir: str | Path,
+    n_samples: int,
+    *,
+    seed: int = 2026,
+    n_sources: tuple[int, int] = (1, 2),
+    sensor_snr_db: tuple[float, float] = (5.0, 20.0),
+    deep_share: float = 0.15,
+    forwards: Sequence[str] | None = None,
+    montage: str = "1010-64",
+) -> list[Path]:
+    """Write (or reuse) one stored test set per held-out forward model.
+
+    Parameters
+    ----------
+    out_dir : path
+        Folder of the test sets (``NAME.zarr``); sets already there are reused.
+    n_samples : int
+        Samples per forward model.
+    seed : int
+        Seed of the first set; the k-th set uses ``seed + k``.
+    n_sources : (int, int)
+        Fewest and most patches per sample.
+    sensor_snr_db : (float, float)
+        Sensor SNR range, dB (power).
+    deep_share : float
+        Share of patches centred on deep regions.
+    forwards : list of str | None
+        Names from :data:`HELDOUT_FORWARDS` (default: all, in that order; the
+        seed offset follows this order).
+    montage : str
+        Template montage of the head models.
+
+    Returns
+    -------
+    paths : list of Path
+    """
+    from .._errors import BrainForgeError
+    from ..anatomy import make_head_model
+    from ..nmm import default_spike_library, read_spike_library
+    from ..synthesis import SampleGenerator, SynthesisConfig
+    from ..synthesis.store import write_test_set
+
+    names = list(HELDOUT_FORWARDS) if forwards is None else list(forwards)
+    unknown = [name for name in names if name not in HELDOUT_FORWARDS]
+    if unknown:
+        raise BrainForgeError(f"Unknown held-out forward model {unknown}; choose from {', '.join(HELDOUT_FORWARDS)}.")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    library = None
+    config = SynthesisConfig(n_sources=n_sources, sensor_snr_db=sensor_snr_db, deep_share=deep_share)
+    paths = []
+    for name in names:
+        offset = list(HELDOUT_FORWARDS).index(name)
+        options = HELDOUT_FORWARDS[name]
+        path = out_dir / f"{name}.zarr"
+        if not path.exists():
+            library = library or read_spike_library(default_spike_library(progress=False))
+            head = make_head_model(montage, **options)
+            generator = SampleGenerator(head, library, config)
+            description = {"forward_mismatch": options}
+            write_test_set(generator, n_samples, path, seed=seed + offset, description=description, progress=False)
+        paths.append(path)
+    return paths
