@@ -518,6 +518,12 @@ def localize_command(
         str, typer.Option("--timecourses", help="Region time courses: parquet, csv or none.")
     ] = "parquet",
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    uncertainty: Annotated[
+        bool,
+        typer.Option("--uncertainty", help="Add a confidence per region (noise-resampling bootstrap around the peak)."),
+    ] = False,
+    resamples: Annotated[int, typer.Option("--resamples", help="Bootstrap replicates with --uncertainty.")] = 30,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap replicates.")] = 0,
 ) -> None:
     """Localise the sources of an EEG recording; writes an MNE source estimate, tables and an HTML report.
 
@@ -525,15 +531,23 @@ def localize_command(
     """
     import logging
 
+    from .inverse.uncertainty import UncertaintyConfig
     from .localization import localize_file
+    from .localization.core import calibrated_margin_mm
 
     logging.getLogger("brainforge").setLevel(logging.WARNING)
+    bootstrap = None
+    if resamples < 2:
+        raise BrainForgeError(f"--resamples must be at least 2, got {resamples}.")
+    if uncertainty:
+        margin = calibrated_margin_mm(solver) or 0.0
+        bootstrap = UncertaintyConfig(n_resamples=resamples, margin_mm=margin, seed=seed)
     result = localize_file(
         recording, out, solver, l_freq=l_freq or None, h_freq=h_freq or None, tmin=tmin, tmax=tmax,
         events=tuple(_split_list([events])) if events is not None else None,
         channels=tuple(_split_list([channels])) if channels else None,
         exclude=tuple(_split_list([exclude] if exclude else [])),
-        timecourses=timecourses, progress=progress and sys.stderr.isatty(),
+        timecourses=timecourses, progress=progress and sys.stderr.isatty(), uncertainty=bootstrap,
     )  # fmt: skip
     for note in result.prepared.notes:
         typer.echo(f"Note: {note}")
@@ -541,8 +555,15 @@ def localize_command(
         typer.echo(
             f"Peak {peak['rank']}: {peak['name']} ({peak['label']}, {peak['lobe']}) at {peak['time_s']:.3f} s, "
             f"({peak['x_mm']}, {peak['y_mm']}, {peak['z_mm']}) mm, relative amplitude {peak['relative_amplitude']:.2f}"
+            + (f", confidence {peak['confidence']:.2f}" if "confidence" in peak else "")
         )
     written = ["source_estimate-stc.h5", "peaks.csv", "summary.json", "report.html"]
+    if result.confidence is not None:
+        written += ["source_spread-stc.h5", "region_confidence.csv"]
+        typer.echo(
+            f"{100 * result.confidence.level:.0f} % confidence set: {result.confidence.set_size()} region(s), "
+            f"margin {result.confidence.margin_mm:g} mm, {result.confidence.seconds:.1f} s"
+        )
     file = result.outputs["region_timecourses"]["file"]
     typer.echo(f"Wrote {out}: {', '.join(written[:1] + ([file] if file else []) + written[1:])}")
 

@@ -73,6 +73,8 @@ class Localization:
         What :func:`localize_file` wrote beyond ``stc`` and ``region_data``
         (for a long recording these hold +-1 s around the largest activity,
         the time courses file the whole span).
+    confidence : RegionConfidence | None
+        The bootstrap confidence per region (``uncertainty=``), else None.
     """
 
     stc: object
@@ -83,6 +85,7 @@ class Localization:
     peaks: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     outputs: dict = field(default_factory=dict)
+    confidence: object = None
 
     @property
     def times(self) -> np.ndarray:
@@ -202,8 +205,57 @@ def _is_network(model) -> bool:
     return isinstance(model, LearnedSolver)
 
 
-def localize_prepared(prepared: PreparedEEG, solver="default") -> Localization:
-    """Run a solver (a name, or an unfitted solver object) on prepared EEG and wrap the result."""
+def calibrated_margin_mm(solver_name: str) -> float | None:
+    """Return the confidence-set margin calibrated for a solver (``data/confidence_calibration.json``), or None."""
+    path = Path(str(files("brainforge") / "data" / "confidence_calibration.json"))
+    if not path.is_file():
+        return None
+    entry = json.loads(path.read_text()).get("solvers", {}).get(solver_name)
+    return None if entry is None else float(entry["margin_mm"])
+
+
+def _uncertainty_config(uncertainty, solver_name: str):
+    """Return the bootstrap settings for a solver: ``True`` takes the defaults with its calibrated margin."""
+    from ..inverse.uncertainty import UncertaintyConfig
+
+    if uncertainty is None or uncertainty is False:
+        return None
+    if uncertainty is True:
+        margin = calibrated_margin_mm(solver_name)
+        return UncertaintyConfig(margin_mm=margin or 0.0)
+    if not isinstance(uncertainty, UncertaintyConfig):
+        raise BrainForgeError(f"uncertainty must be True, False or an UncertaintyConfig, got {uncertainty!r}.")
+    return uncertainty
+
+
+def _add_confidence(result: Localization, model, eeg: np.ndarray, config) -> None:
+    """Bootstrap the solver on ``eeg`` (the result's span) and attach the confidence to the result and its peaks."""
+    from ..inverse.uncertainty import region_confidence
+
+    vertex_output = getattr(model, "vertex_output", None)
+    if vertex_output is not None:
+        model.vertex_output = False  # region time courses are enough for the replicates
+    try:
+        confidence = region_confidence(model, eeg, result.head.region_distance, result.prepared.sfreq, config)
+    finally:
+        if vertex_output is not None:
+            model.vertex_output = vertex_output
+    result.confidence = confidence
+    for peak in result.peaks:
+        peak["confidence"] = round(float(confidence.confidence[peak["region"]]), 4)
+    if calibrated_margin_mm(result.solver) is None and config.margin_mm == 0:
+        result.notes.append(
+            f"The {100 * config.level:.0f} % confidence set counts noise only (no calibrated margin for this "
+            "solver): on head models unlike the template it holds the true source less often than it says."
+        )
+
+
+def localize_prepared(prepared: PreparedEEG, solver="default", uncertainty=None) -> Localization:
+    """Run a solver (a name, or an unfitted solver object) on prepared EEG and wrap the result.
+
+    ``uncertainty`` (True or an :class:`~brainforge.inverse.uncertainty.UncertaintyConfig`)
+    adds a bootstrap confidence per region (``result.confidence``).
+    """
     model, name = _as_solver(solver)
     head = head_model_for(prepared, _solver_regions(model))
     model.fit(head)
@@ -217,6 +269,9 @@ def localize_prepared(prepared: PreparedEEG, solver="default") -> Localization:
     result.peaks = find_peaks(region_data, head, result.times)
     if _is_network(model):
         result.notes.append(NETWORK_NOTE)
+    config = _uncertainty_config(uncertainty, name)
+    if config is not None:
+        _add_confidence(result, model, prepared.data, config)
     return result
 
 
@@ -231,6 +286,8 @@ def localize(
     h_freq: float | None = 70.0,
     channels: list[str] | None = None,
     exclude: list[str] | None = None,
+    return_confidence: bool = False,
+    uncertainty=None,
 ):
     """Localise the sources of an MNE recording (in memory; for long files use :func:`localize_file`).
 
@@ -249,19 +306,32 @@ def localize(
         Band-pass, Hz (None or 0: off).
     channels, exclude : list of str | None
         Use only these channels / leave these out (file or 10-05 names).
+    return_confidence : bool
+        Also return a bootstrap confidence per region (noise resampling,
+        :mod:`brainforge.inverse.uncertainty`), with the solver's calibrated margin.
+    uncertainty : UncertaintyConfig | None
+        Bootstrap settings (implies ``return_confidence``).
 
     Returns
     -------
     stc : mne.SourceEstimate | mne.MixedSourceEstimate
         Source activity on fsaverage (mixed when the head model has deep sources).
+    confidence : RegionConfidence
+        Only with ``return_confidence`` or ``uncertainty``: ``confidence.confidence``
+        per region, ``confidence.confidence_set``, and ``confidence.spread`` (regions x times).
     """
     config = PreprocessingConfig(
         l_freq, h_freq, tmin, tmax, tuple(events) if events else None,
         tuple(channels) if channels else None, tuple(exclude or ()),
     )  # fmt: skip
     model = make_solver_for(solver)
+    uncertainty = uncertainty if uncertainty is not None else (True if return_confidence else None)
+    uncertainty = _uncertainty_config(uncertainty, solver)
     prepared = prepare_recording(inst, _solver_sfreq(model), config)
-    return localize_prepared(prepared, model).stc
+    result = localize_prepared(prepared, model, uncertainty)
+    if uncertainty is not None:
+        return result.stc, result.confidence
+    return result.stc
 
 
 def _solver_sfreq(model) -> float:
@@ -278,6 +348,7 @@ def localize_file(
     chunk_s: float = CHUNK_S,
     progress: bool = False,
     report: bool = True,
+    uncertainty=None,
     **options,
 ) -> Localization:
     """Localise a recording file and write the output folder.
@@ -303,6 +374,11 @@ def localize_file(
         Show a progress bar.
     report : bool
         Write report.html.
+    uncertainty : bool | UncertaintyConfig | None
+        Add a bootstrap confidence per region (on the span around the largest
+        activity for a long recording): ``source_spread-stc.h5``,
+        ``region_confidence.csv``, a ``confidence`` column in peaks.csv and a
+        brain picture in the report.
     **options
         :class:`PreprocessingConfig` fields (``l_freq``, ``h_freq``, ``tmin``,
         ``tmax``, ``events``, ``channels``, ``exclude``).
@@ -321,14 +397,17 @@ def localize_file(
     if not chunk_s > 0:
         raise BrainForgeError(f"chunk_s must be positive, got {chunk_s}.")
     model, name = _as_solver(solver)  # an unknown solver stops before the file is read
+    uncertainty = _uncertainty_config(uncertainty, name)
     inst = read_recording(path, preload=False)
     tmp = open_tmp_dir(out_dir)
     try:
         if isinstance(inst, mne.io.BaseRaw) and not config.events:
             result = _localize_stream(inst, model, name, config, tmp, timecourses, chunk_s, progress)
+            if uncertainty is not None:
+                _add_confidence(result, model, result.prepared.data, uncertainty)
         else:
             prepared = prepare_recording(inst, _solver_sfreq(model), config)
-            result = localize_prepared(prepared, model)
+            result = localize_prepared(prepared, model, uncertainty)
             result.solver = name
             writer = TimecourseWriter(tmp, result.head.region_names, timecourses)
             writer.write(result.times, result.region_data)
@@ -472,6 +551,46 @@ def saved_source_estimate(result: Localization):
     return saved
 
 
+def _write_confidence(result: Localization, saved, folder: Path) -> dict:
+    """Write the spread as a source estimate (the saved estimate's span) and the confidence per region.
+
+    Returns the summary entry.
+    """
+    import pandas as pd
+
+    from ..anatomy import region_labels
+
+    confidence, head = result.confidence, result.head
+    first = round((saved.tmin - result.times[0]) * result.prepared.sfreq)
+    spread = confidence.spread[:, first : first + saved.data.shape[1]]
+    stc = source_estimate(spread[head.source_region].astype(np.float32), head, saved.tmin, result.prepared.sfreq)
+    stc.save(folder / "source_spread", ftype="h5", verbose="error")
+    labels = region_labels(head)
+    in_set = np.zeros(head.n_regions, bool)
+    in_set[confidence.confidence_set] = True
+    order = np.argsort(-confidence.confidence, kind="stable")
+    table = pd.DataFrame(
+        {
+            "region": order,
+            "name": [head.region_names[r] for r in order],
+            "label": [labels[r].name for r in order],
+            "confidence": np.round(confidence.confidence[order], 4),
+            "in_confidence_set": in_set[order],
+            "spread_at_peak": np.round(confidence.spread[order, confidence.peak_time], 4),
+        }
+    )
+    table.to_csv(folder / "region_confidence.csv", index=False)
+    return {
+        "method": "noise-resampling bootstrap (brainforge.inverse.uncertainty)",
+        "n_resamples": len(confidence.resample_peaks),
+        "level": confidence.level,
+        "margin_mm": confidence.margin_mm,
+        "confidence_set": [head.region_names[r] for r in confidence.confidence_set],
+        "seconds": round(confidence.seconds, 3),
+        "files": ["source_spread-stc.h5", "region_confidence.csv"],
+    }
+
+
 def _write_results(result: Localization, folder: Path, report: bool = True) -> None:
     """Write the source estimate, peaks, summary and report of a result into ``folder``."""
     import pandas as pd
@@ -498,6 +617,7 @@ def _write_results(result: Localization, folder: Path, report: bool = True) -> N
         },
         "block_s": result.outputs.get("block_s"),
         "peaks": result.peaks,
+        "uncertainty": _write_confidence(result, saved, folder) if result.confidence is not None else None,
         "notes": result.notes,
     }
     (folder / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -19,8 +19,8 @@ def _matplotlib():
     return plt
 
 
-def brain_figure(result, time_index: int):
-    """Cortical activity at one time on nilearn's fsaverage5 pial surface, four views."""
+def brain_figure(result, time_index: int, region_values=None, title: str | None = None, threshold: float = 0.25):
+    """Cortical activity at one time (or ``region_values``) on nilearn's fsaverage5 pial surface, four views."""
     from nilearn import plotting
 
     from ..anatomy import load_fsaverage5_cortex
@@ -28,8 +28,12 @@ def brain_figure(result, time_index: int):
     plt = _matplotlib()
     head = result.head
     cortex = load_fsaverage5_cortex()
-    values = np.abs(result.region_data[head.source_region[: head.n_cortical_sources], time_index])
-    top = values.max() if values.max() > 0 else 1.0
+    cortical = head.source_region[: head.n_cortical_sources]
+    if region_values is None:
+        values = np.abs(result.region_data[cortical, time_index])
+        top = values.max() if values.max() > 0 else 1.0
+    else:
+        values, top = np.asarray(region_values, float)[cortical], 1.0
     n_left = cortex.n_left
     meshes = {
         "left": (cortex.pos[:n_left], cortex.tris[(cortex.tris < n_left).all(axis=1)]),
@@ -40,9 +44,9 @@ def brain_figure(result, time_index: int):
     for axis, (hemi, view) in zip(axes, BRAIN_VIEWS, strict=True):
         plotting.plot_surf_stat_map(
             meshes[hemi], maps[hemi], hemi=hemi, view=view, axes=axis, figure=fig, cmap="hot", colorbar=False,
-            vmin=0.0, vmax=1.0, threshold=0.25, title=f"{hemi} {view}",
+            vmin=0.0, vmax=1.0, threshold=threshold, title=f"{hemi} {view}",
         )  # fmt: skip
-    fig.suptitle(f"|activity| / max at t = {result.times[time_index]:.3f} s (cortex)")
+    fig.suptitle(title or f"|activity| / max at t = {result.times[time_index]:.3f} s (cortex)")
     fig.subplots_adjust(left=0.0, right=1.0, bottom=0.0, top=0.88, wspace=0.0)
     return fig
 
@@ -145,4 +149,33 @@ def make_report(result):
     ):
         report.add_figure(fig, title=title, image_format="png")
         plt.close(fig)
+    if result.confidence is not None:
+        report.add_html(_confidence_html(result), title="Confidence per region")
+        fig = confidence_figure(result)
+        report.add_figure(fig, title="Confidence per region, brain", image_format="png")
+        plt.close(fig)
     return report
+
+
+def confidence_figure(result):
+    """Plot the bootstrap confidence per region on the cortex (share of replicates peaking there)."""
+    confidence = result.confidence
+    return brain_figure(
+        result, confidence.peak_time, confidence.confidence, threshold=1e-3,
+        title=f"Confidence: share of {len(confidence.resample_peaks)} noise replicates peaking within "
+        f"{confidence.margin_mm:g} mm of each region (cortex)",
+    )  # fmt: skip
+
+
+def _confidence_html(result) -> str:
+    confidence, head = result.confidence, result.head
+    names = ", ".join(html.escape(head.region_names[r]) for r in confidence.confidence_set[:30])
+    more = len(confidence.confidence_set) - 30
+    deep = [head.region_names[r] for r in confidence.confidence_set if head.region_is_deep[r]]
+    return (
+        f"<p>{100 * confidence.level:.0f} % confidence set: {len(confidence.confidence_set)} regions "
+        f"({names}{f', and {more} more' if more > 0 else ''}){'; deep: ' + ', '.join(deep) if deep else ''}.</p>"
+        f"<p>Noise-resampling bootstrap: {len(confidence.resample_peaks)} replicates of the segment with its own "
+        f"noise added, margin {confidence.margin_mm:g} mm, {confidence.seconds:.1f} s. The spread of the "
+        "estimate is in source_spread-stc.h5, the confidence per region in region_confidence.csv.</p>"
+    )

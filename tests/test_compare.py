@@ -1,0 +1,61 @@
+"""A tiny version of the network comparison: two networks, a few hundred samples, a finite table."""
+
+import json
+
+import numpy as np
+
+from brainforge.anatomy import make_head_model
+from brainforge.evaluation.compare import Candidate, ComparisonConfig, median_interval, run_comparison
+from brainforge.synthesis import SampleGenerator, SynthesisConfig
+from brainforge.synthesis.store import write_test_set
+from brainforge.training import TrainingConfig
+
+
+def test_tiny_comparison_trains_scores_and_writes_a_finite_table(spike_library, tmp_path):
+    recipe = SynthesisConfig(n_sources=(1, 2), sensor_snr_db=(5.0, 20.0), deep_share=0.2)
+    # Scored on EEG from a forward model the networks never trained on (electrodes moved 10 mm).
+    jittered = make_head_model("1010-64", electrode_jitter_mm=10.0, jitter_seed=1)
+    test_set = write_test_set(
+        SampleGenerator(jittered, spike_library, recipe), 8, tmp_path / "jitter.zarr", seed=5, progress=False,
+        description={"forward_mismatch": {"electrode_jitter_mm": 10.0, "jitter_seed": 1}},
+    )  # fmt: skip
+    small = {"grid_size": 16, "d_model": 32, "n_heads": 2, "n_layers": 1, "dim_feedforward": 64,
+             "samples_per_token": 10}  # fmt: skip
+    training = TrainingConfig(
+        loss="relative_mse_cosine", learning_rate=1e-3, batch_size=16, samples_per_epoch=96, val_samples=16,
+        max_epochs=2, patience=5, seed=14, montage_subsets=(16, 64), num_workers=0,
+    )  # fmt: skip
+    config = ComparisonConfig(
+        candidates=(Candidate("gru", "gru"), Candidate("cnn_transformer_linear", "cnn_transformer", small)),
+        cpu_budget_s=600.0,
+        recipe=recipe,
+        training=training,
+        forward_bank=None,
+        classical=("sloreta",),
+        test_sets=(str(test_set),),
+        channel_counts=(16,),
+        n_bootstrap=100,
+    )
+    result = run_comparison(config, tmp_path / "comparison")
+    table = result.table
+    rows = {(row.solver, row.n_channels) for row in table.itertuples()}
+    # Fixed-montage networks are scored at 64 channels only; map-based ones and sLORETA at 64 and 16.
+    assert rows == {
+        ("sloreta", 64), ("sloreta", 16), ("gru", 64), ("cnn_transformer_linear", 64), ("cnn_transformer_linear", 16)
+    }  # fmt: skip
+    for column in ("peak_centre_error_mm", "correlation", "segment_peak_centre_error_mm", "ms_per_segment"):
+        assert np.isfinite(table[column].to_numpy(float)).all(), column
+    networks = table[table.solver != "sloreta"]
+    assert (networks.n_parameters > 0).all() and (networks.samples_seen == 2 * 96).all()
+    for label in ("gru", "cnn_transformer_linear"):
+        budget = json.loads((tmp_path / "comparison" / "runs" / label / "budget.json").read_text())
+        assert budget["epochs"] == 2 and budget["cpu_s"] > 0 and len(budget["curve"]) == 2
+    text = (tmp_path / "comparison" / "comparison.md").read_text()
+    assert "## 64 channels" in text and "## 16 channels" in text and "Training budgets" in text
+
+
+def test_median_interval_brackets_the_median():
+    values = np.random.default_rng(0).normal(10.0, 2.0, 200)
+    median, low, high = median_interval(values, 500, seed=0)
+    assert low < median < high and median == np.median(values)
+    assert median_interval(np.array([np.nan, 3.0, 3.0]), 100, 0) == (3.0, 3.0, 3.0)
