@@ -59,3 +59,16 @@ def test_median_interval_brackets_the_median():
     median, low, high = median_interval(values, 500, seed=0)
     assert low < median < high and median == np.median(values)
     assert median_interval(np.array([np.nan, 3.0, 3.0]), 100, 0) == (3.0, 3.0, 3.0)
+
+
+def test_still_falling_needs_a_new_best_in_the_last_two_epochs():
+    from brainforge.evaluation.compare import _still_falling
+
+    def curve(values):
+        return [{"val_peak_patch_error_mm": v} for v in values]
+
+    assert not _still_falling(curve([36.6, 36.6]))  # flat: a network that has not started to learn
+    assert not _still_falling(curve([20.0, 12.0, 13.0, 14.0]))
+    assert _still_falling(curve([20.0, 12.0, 13.0, 11.0]))
+    assert _still_falling(curve([20.0, 15.0]))
+    assert not _still_falling(curve([20.0]))

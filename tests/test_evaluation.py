@@ -160,3 +160,19 @@ def test_model_folder_without_weights(tmp_path, head100):
     (folder / "model.safetensors").unlink()
     with pytest.raises(BrainForgeError, match="weights not found"):
         make_solver(str(folder))
+
+
+def test_forward_gain_is_the_head_models_leadfield(head100):
+    """``make_forward`` (public MNE API, no patching) carries exactly the head model's leadfield."""
+    import mne
+
+    from brainforge.inverse import make_forward
+
+    forward = make_forward(head100)
+    scale = np.abs(head100.leadfield).max()
+    assert forward["nsource"] == head100.n_sources and forward["surf_ori"]
+    free = forward["sol"]["data"].reshape(head100.n_channels, head100.n_sources, 3)
+    np.testing.assert_allclose(free[:, :, 2], head100.leadfield, rtol=0, atol=1e-12 * scale)  # normal component
+    assert np.abs(free[:, :, :2]).max() <= 1e-9 * scale  # no tangential gain
+    fixed = mne.convert_forward_solution(forward, surf_ori=True, force_fixed=True, verbose="error")
+    np.testing.assert_allclose(fixed["sol"]["data"], head100.leadfield, rtol=0, atol=1e-6 * scale)  # float32

@@ -171,4 +171,3 @@ def test_default_model_is_bundled_small_and_pickle_free():
     model, config = load_model(folder)
     assert model.name == "cnn_transformer" and model.any_montage and model.n_regions == 1014
     assert config["cli"]["model"] == "cnn_transformer" and config["training"]["montage_subsets"]
-    assert config["data"]["seed"] == config["training"]["seed"]

@@ -477,16 +477,32 @@ def compare_command(
     cpu_minutes: Annotated[float, typer.Option("--cpu-minutes", help="CPU-time budget per network, min.")] = 25.0,
     test_samples: Annotated[int, typer.Option("--test-samples", help="Samples per held-out forward model.")] = 50,
     train_only: Annotated[bool, typer.Option("--train-only", help="Train, and score in a later call.")] = False,
+    references: Annotated[
+        str | None,
+        typer.Option(
+            "--references",
+            help="Model folders (or 'default', the bundled model) scored beside the networks, outside the budget.",
+        ),
+    ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = False,
 ) -> None:
     """Train each network on one data recipe for one CPU budget; score all beside sLORETA, eLORETA, LCMV."""
     import logging
 
     from .evaluation.compare import DEFAULT_CANDIDATES, ComparisonConfig, candidates_from_labels, run_comparison
+    from .localization import default_model_dir
 
     logging.getLogger("brainforge").setLevel(logging.INFO)
     candidates = candidates_from_labels(_split_list([networks])) if networks else DEFAULT_CANDIDATES
-    config = ComparisonConfig(candidates=candidates, cpu_budget_s=60.0 * cpu_minutes, test_samples=test_samples)
+    folders = []
+    for name in _split_list([references]) if references else []:
+        folder = default_model_dir() if name == "default" else Path(name)
+        if not (folder / "config.json").is_file():
+            raise BrainForgeError(f"--references {name}: not a model folder (no config.json).")
+        folders.append(str(folder))
+    config = ComparisonConfig(
+        candidates=candidates, cpu_budget_s=60.0 * cpu_minutes, test_samples=test_samples, references=tuple(folders)
+    )
     start = time.perf_counter()
     result = run_comparison(config, out, train_only=train_only, progress=progress)
     if result is None:

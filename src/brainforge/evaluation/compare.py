@@ -106,6 +106,10 @@ class ComparisonConfig:
         Cortical regions of the template head.
     classical : tuple of str
         Classical solvers scored beside the networks.
+    references : tuple of str
+        Trained-model folders scored beside them as references outside the
+        equal budget (for example the bundled default model); their rows say
+        "reference" instead of a budget.
     test_sets : tuple of str | None
         Stored test sets to score on; None writes the held-out-forward sets
         (:data:`~brainforge.evaluation.heldout.HELDOUT_FORWARDS`) into
@@ -133,6 +137,7 @@ class ComparisonConfig:
     montage: str = "1010-64"
     n_regions: int = 1000
     classical: tuple[str, ...] = ("sloreta", "eloreta", "lcmv")
+    references: tuple[str, ...] = ()
     test_sets: tuple[str, ...] | None = None
     test_samples: int = 50
     test_sources: tuple[int, int] = (1, 3)
@@ -208,9 +213,15 @@ def validation_curve(run_dir: Path) -> list[dict]:
 
 
 def _still_falling(curve: list[dict], key: str = "val_peak_patch_error_mm") -> bool:
-    """Return whether the best validation value came in one of the last two epochs."""
+    """Return whether one of the last two validation values beat every earlier one (strictly).
+
+    A flat curve (a network that has not started to learn) is not falling.
+    """
     values = [row[key] for row in curve if np.isfinite(row.get(key, np.nan))]
-    return len(values) >= 2 and int(np.argmin(values)) >= len(values) - 2
+    if len(values) < 2:
+        return False
+    recent, earlier = values[-2:], values[:-2] or values[:1]
+    return min(recent) < min(earlier) if len(values) > 2 else values[-1] < values[0]
 
 
 def train_candidate(candidate: Candidate, config: ComparisonConfig, generator, run_dir: Path, progress: bool) -> dict:
@@ -373,10 +384,12 @@ def score_candidates(
     config: ComparisonConfig, out_dir: str | Path, budgets: dict, *, progress: bool = False
 ) -> ComparisonResult:
     """Score the trained networks and the classical solvers on the test sets; write the comparison files."""
-    from .benchmark import BenchmarkConfig, run_benchmark
+    from .benchmark import BenchmarkConfig, run_benchmark, solver_label
     from .heldout import write_heldout_test_sets
 
     out_dir = Path(out_dir)
+    for budget in budgets.values():  # from the curve, so that older budget files get today's definition
+        budget["still_falling"] = _still_falling(budget["curve"])
     if config.test_sets is None:
         tests = write_heldout_test_sets(
             out_dir / "test_sets", config.test_samples, seed=config.test_seed, n_sources=config.test_sources,
@@ -389,9 +402,20 @@ def score_candidates(
         channel_counts=config.channel_counts, n_bootstrap=config.n_bootstrap, seed=config.test_seed
     )
     result = run_benchmark(
-        [*config.classical, *models], tests, out_dir / "benchmark", benchmark_config, progress=progress
+        [*config.classical, *models, *config.references],
+        tests,
+        out_dir / "benchmark",
+        benchmark_config,
+        progress=progress,
     )
-    table = comparison_table(result.samples, result.timing, budgets, config.n_bootstrap, config.test_seed)
+    references = {}
+    for folder in config.references:
+        model = json.loads((Path(folder) / "config.json").read_text()).get("model", {})
+        references[solver_label(folder)] = {"n_parameters": model.get("n_parameters", np.nan), "cpu_s": np.nan,
+                                            "samples_seen": np.nan}  # fmt: skip
+    table = comparison_table(
+        result.samples, result.timing, {**references, **budgets}, config.n_bootstrap, config.test_seed
+    )
     files = list(result.files)
     counts = sorted(set(table.n_channels), reverse=True)
     text = "\n\n".join(
@@ -399,6 +423,11 @@ def score_candidates(
             "# Network comparison",
             f"Test sets: {', '.join(p.name for p in tests)}; medians with 95 % bootstrap intervals; "
             "'failed' counts ghost (> 40 mm) and non-finite estimates, which stay in the medians.",
+            *(
+                [f"References outside the equal budget (trained longer, elsewhere): {', '.join(references)}."]
+                if references
+                else []
+            ),
             *[f"## {n} channels\n\n{markdown_table(table, n)}" for n in counts],
             f"## Training budgets\n\n{budget_markdown(budgets)}",
         ]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from unittest import mock
-
 import numpy as np
 
 from .._errors import BrainForgeError
@@ -21,17 +19,22 @@ def make_info(head, sfreq: float = 500.0):
     return info
 
 
+#: Radius of the placeholder sphere conductor, m: large enough to hold every source of any head model.
+PLACEHOLDER_SPHERE_RADIUS_M = 0.5
+
+
 def make_forward(head, sfreq: float = 500.0):
     """Build a fixed-orientation ``mne.Forward`` whose gain is exactly the head model's leadfield.
 
-    MNE's own ``make_forward_solution`` builds the object (source space,
-    channel info, coordinate frames); only its field computation is replaced
-    by the head model's leadfield, given as a free-orientation gain whose
-    three components are the leadfield times each dipole's orientation. In
-    surface orientation its normal component is the leadfield and the two
-    tangential ones are zero, so fixed-orientation inverses see exactly the
-    head model. Head models without a dipole leadfield (DeepSIF's anatomy)
-    use one dipole per region at the region centre.
+    MNE's public ``make_forward_solution`` builds the object (source space,
+    channel info, coordinate frames) on a placeholder sphere conductor that
+    holds every source; its gain is then set to the head model's leadfield,
+    given as a free-orientation gain whose three components are the
+    leadfield times each dipole's orientation. In surface orientation its
+    normal component is the leadfield and the two tangential ones are zero,
+    so fixed-orientation inverses see exactly the head model. Head models
+    without a dipole leadfield (DeepSIF's anatomy) use one dipole per region
+    at the region centre.
 
     Parameters
     ----------
@@ -46,9 +49,6 @@ def make_forward(head, sfreq: float = 500.0):
         Surface-oriented, free orientation (use ``fixed=True`` inverses).
     """
     import mne
-    from mne.forward import _make_forward
-
-    from ..anatomy import make_template_bem
 
     if head.leadfield is not None:
         positions, normals, gain = head.source_pos, head.source_nn, head.leadfield
@@ -57,20 +57,16 @@ def make_forward(head, sfreq: float = 500.0):
         normals = np.tile([0.0, 0.0, 1.0], (head.n_regions, 1))
     if not np.isfinite(gain).all():
         raise BrainForgeError("The head model's leadfield has NaN or infinite values; rebuild it.")
-    free = (gain[:, :, None] * normals[None, :, :]).reshape(len(gain), -1)  # (C, 3S)
+    free = (gain[:, :, None] * normals[None, :, :]).reshape(len(gain), -1)  # (C, 3S), head frame
     info = make_info(head, sfreq)
     src = mne.setup_volume_source_space(pos=dict(rr=positions * 1e-3, nn=normals), verbose="error")
     identity = mne.transforms.Transform("head", "mri")
-    # MNE's checks need a conductor; the template BEM (cached) holds every source.
-    conductor = make_template_bem()
-
-    def _leadfield_instead(rr, *, bem, sensors, n_jobs, verbose=None):
-        if len(rr) != gain.shape[1]:
-            raise BrainForgeError("MNE dropped sources of the head model; they must lie inside the head.")
-        return {"eeg": free.T.copy()}
-
-    with mock.patch.object(_make_forward, "_compute_forwards", _leadfield_instead):
-        forward = mne.make_forward_solution(
-            info, identity, src, conductor, meg=False, eeg=True, mindist=0.0, verbose="error"
-        )
+    sphere = mne.make_sphere_model(r0=(0.0, 0.0, 0.0), head_radius=PLACEHOLDER_SPHERE_RADIUS_M, verbose="error")
+    forward = mne.make_forward_solution(info, identity, src, sphere, meg=False, eeg=True, mindist=0.0, verbose="error")
+    if forward["nsource"] != gain.shape[1]:
+        raise BrainForgeError("MNE dropped sources of the head model; they must lie inside the head.")
+    # The gain MNE computed on the sphere is replaced by the head model's (the Forward's own
+    # entries: the current solution and the original one that conversions start from).
+    forward["sol"]["data"] = free.copy()
+    forward["_orig_sol"] = free.copy()
     return mne.convert_forward_solution(forward, surf_ori=True, verbose="error")
