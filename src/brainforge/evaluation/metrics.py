@@ -168,7 +168,7 @@ def esinet_metrics(
     auc_far = np.mean([
         roc_auc_score(labels, np.r_[norm_est[positives], norm_est[rng.choice(others, n, replace=False)]])
         for _ in range(n_redraw)
-    ]) if len(others) >= n else np.nan  # fmt: skip
+    ]) if len(others) >= n and n_redraw > 0 else np.nan  # fmt: skip
     signed_true = true_map / np.abs(true_map).max()
     signed_est = estimated_map / est_magnitude.max() if est_magnitude.max() > 0 else estimated_map
     nmse = min(np.mean((signed_true - signed_est) ** 2), np.mean((signed_true + signed_est) ** 2))
@@ -249,11 +249,16 @@ def evaluate(
     centres: Sequence[int],
     distance_mm: np.ndarray,
     adjacency: sp.spmatrix,
+    *,
+    n_redraw: int = 25,
 ) -> dict[str, float]:
-    """Every metric on one (already windowed) sample."""
+    """Every metric on one (already windowed) sample.
+
+    ``n_redraw`` is the number of random draws of AUC_far (0 skips it: NaN).
+    """
     true = np.unique(np.concatenate(patches))
     metrics = deepsif_metrics(estimate, truth, patches, centres, distance_mm)
-    metrics.update(esinet_metrics(estimate, truth, distance_mm, adjacency))
+    metrics.update(esinet_metrics(estimate, truth, distance_mm, adjacency, n_redraw=n_redraw))
     metrics["dispersion_mm"] = spatial_dispersion_mm(estimate, patches, distance_mm)
     metrics.update(overlap_metrics(np.flatnonzero(otsu_regions(estimate)), true, distance_mm))
     metrics["peak_centre_error_mm"] = peak_centre_error_mm(estimate, truth, centres, distance_mm)
