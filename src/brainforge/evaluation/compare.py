@@ -108,8 +108,8 @@ class ComparisonConfig:
         Classical solvers scored beside the networks.
     references : tuple of str
         Trained-model folders scored beside them as references outside the
-        equal budget (for example the bundled default model); their rows say
-        "reference" instead of a budget.
+        equal budget (for example the bundled default model); their rows
+        show "-" for the training budget and samples seen.
     test_sets : tuple of str | None
         Stored test sets to score on; None writes the held-out-forward sets
         (:data:`~brainforge.evaluation.heldout.HELDOUT_FORWARDS`) into
@@ -218,10 +218,7 @@ def _still_falling(curve: list[dict], key: str = "val_peak_patch_error_mm") -> b
     A flat curve (a network that has not started to learn) is not falling.
     """
     values = [row[key] for row in curve if np.isfinite(row.get(key, np.nan))]
-    if len(values) < 2:
-        return False
-    recent, earlier = values[-2:], values[:-2] or values[:1]
-    return min(recent) < min(earlier) if len(values) > 2 else values[-1] < values[0]
+    return len(values) >= 2 and min(values[-2:]) < min(values[:-2] or values[:1])
 
 
 def train_candidate(candidate: Candidate, config: ComparisonConfig, generator, run_dir: Path, progress: bool) -> dict:
