@@ -547,17 +547,13 @@ def localize_command(
     """
     import logging
 
-    from .inverse.uncertainty import UncertaintyConfig
     from .localization import localize_file
-    from .localization.core import calibrated_margin_mm
+    from .localization.core import default_uncertainty
 
     logging.getLogger("brainforge").setLevel(logging.WARNING)
-    bootstrap = None
-    if resamples < 2:
-        raise BrainForgeError(f"--resamples must be at least 2, got {resamples}.")
-    if uncertainty:
-        margin = calibrated_margin_mm(solver) or 0.0
-        bootstrap = UncertaintyConfig(n_resamples=resamples, margin_mm=margin, seed=seed)
+    bootstrap = default_uncertainty(solver, resamples, seed)
+    if not uncertainty:
+        bootstrap = None
     result = localize_file(
         recording, out, solver, l_freq=l_freq or None, h_freq=h_freq or None, tmin=tmin, tmax=tmax,
         events=tuple(_split_list([events])) if events is not None else None,

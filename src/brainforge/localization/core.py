@@ -214,6 +214,30 @@ def calibrated_margin_mm(solver_name: str) -> float | None:
     return None if entry is None else float(entry["margin_mm"])
 
 
+def default_uncertainty(solver_name: str, n_resamples: int = 30, seed: int = 0):
+    """Return the bootstrap settings of ``localize --uncertainty`` for a solver.
+
+    Parameters
+    ----------
+    solver_name : str
+        The solver's name, which looks up its calibrated margin (0 mm when it has none).
+    n_resamples : int
+        Bootstrap replicates (at least 2).
+    seed : int
+        Seed of the replicates.
+
+    Returns
+    -------
+    config : UncertaintyConfig
+    """
+    from ..inverse.uncertainty import UncertaintyConfig
+
+    if n_resamples < 2:
+        raise BrainForgeError(f"--resamples must be at least 2, got {n_resamples}.")
+    margin = calibrated_margin_mm(solver_name)
+    return UncertaintyConfig(n_resamples=n_resamples, margin_mm=margin or 0.0, seed=seed)
+
+
 def _uncertainty_config(uncertainty, solver_name: str):
     """Return the bootstrap settings for a solver: ``True`` takes the defaults with its calibrated margin."""
     from ..inverse.uncertainty import UncertaintyConfig
@@ -221,8 +245,7 @@ def _uncertainty_config(uncertainty, solver_name: str):
     if uncertainty is None or uncertainty is False:
         return None
     if uncertainty is True:
-        margin = calibrated_margin_mm(solver_name)
-        return UncertaintyConfig(margin_mm=margin or 0.0)
+        return default_uncertainty(solver_name)
     if not isinstance(uncertainty, UncertaintyConfig):
         raise BrainForgeError(f"uncertainty must be True, False or an UncertaintyConfig, got {uncertainty!r}.")
     return uncertainty
