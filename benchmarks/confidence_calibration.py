@@ -16,9 +16,9 @@ margin of the 90 % set on the even samples and measures on the odd ones:
 - set sizes (regions), overall and at 5-10 vs 15-20 dB;
 - milliseconds per 1-s segment for all replicates, and the ratio to one solve.
 
-``--update-package`` writes the margins into
-``src/brainforge/data/confidence_calibration.json``, which ``brainforge localize
---uncertainty`` reads. The last line is one JSON object.
+``--update-package`` writes the margins of the solvers run into
+``src/brainforge/data/confidence_calibration.json`` (other solvers' entries are kept),
+which ``brainforge localize --uncertainty`` reads. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -39,6 +39,25 @@ def _commit() -> str:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     except OSError:
         return "unknown"
+
+
+def merged_package_record(path: Path, record: dict) -> dict:
+    """Return the package file's content with ``record``'s solvers replaced and the others kept.
+
+    Each solver's entry carries its own provenance (command, commit, test sets,
+    samples per set, seed), so calibrations made in different runs can sit
+    side by side.
+    """
+    merged: dict = {"solvers": {}}
+    if path.is_file():
+        old = json.loads(path.read_text())
+        old_provenance = {key: value for key, value in old.items() if key != "solvers"}
+        for name, entry in old.get("solvers", {}).items():
+            merged["solvers"][name] = {**old_provenance, **entry}
+    provenance = {key: value for key, value in record.items() if key != "solvers"}
+    for name, entry in record["solvers"].items():
+        merged["solvers"][name] = {**entry, **provenance}
+    return merged
 
 
 def main() -> None:
@@ -115,7 +134,7 @@ def main() -> None:
         "commit": _commit(),
     }
     if args.update_package:
-        PACKAGE_FILE.write_text(json.dumps(record, indent=1) + "\n")
+        PACKAGE_FILE.write_text(json.dumps(merged_package_record(PACKAGE_FILE, record), indent=1) + "\n")
     print(json.dumps(record))
 
 

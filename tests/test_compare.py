@@ -3,9 +3,16 @@
 import json
 
 import numpy as np
+import pandas as pd
 
 from brainforge.anatomy import make_head_model
-from brainforge.evaluation.compare import Candidate, ComparisonConfig, median_interval, run_comparison
+from brainforge.evaluation.compare import (
+    Candidate,
+    ComparisonConfig,
+    median_interval,
+    run_comparison,
+    write_comparison,
+)
 from brainforge.synthesis import SampleGenerator, SynthesisConfig
 from brainforge.synthesis.store import write_test_set
 from brainforge.training import TrainingConfig
@@ -43,7 +50,7 @@ def test_tiny_comparison_trains_scores_and_writes_a_finite_table(spike_library, 
     assert rows == {
         ("sloreta", 64), ("sloreta", 16), ("gru", 64), ("cnn_transformer_linear", 64), ("cnn_transformer_linear", 16)
     }  # fmt: skip
-    for column in ("peak_centre_error_mm", "correlation", "segment_peak_centre_error_mm", "ms_per_segment"):
+    for column in ("peak_centre_error_mm", "correlation", "loc_error_mm", "segment_loc_error_mm", "ms_per_segment"):
         assert np.isfinite(table[column].to_numpy(float)).all(), column
     networks = table[table.solver != "sloreta"]
     assert (networks.n_parameters > 0).all() and (networks.samples_seen == 2 * 96).all()
@@ -52,6 +59,11 @@ def test_tiny_comparison_trains_scores_and_writes_a_finite_table(spike_library, 
         assert budget["epochs"] == 2 and budget["cpu_s"] > 0 and len(budget["curve"]) == 2
     text = (tmp_path / "comparison" / "comparison.md").read_text()
     assert "## 64 channels" in text and "## 16 channels" in text and "Training budgets" in text
+    # The tables can be rebuilt from the stored samples without scoring again.
+    stored = tmp_path / "comparison" / "benchmark"
+    samples, timing = pd.read_csv(stored / "samples.csv"), pd.read_csv(stored / "timing.csv")
+    write_comparison(config, tmp_path / "rebuilt", [test_set.name], samples, timing, result.budgets)
+    assert (tmp_path / "rebuilt" / "comparison.md").read_text() == text
 
 
 def test_median_interval_brackets_the_median():

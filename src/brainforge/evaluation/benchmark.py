@@ -386,15 +386,19 @@ def _first_fit(name, head, channels, cache, eeg, sfreq, skipped):
 def bootstrap_interval(
     values: np.ndarray, n_bootstrap: int, confidence: float, rng: np.random.Generator
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of the finite ``values``."""
+    """Percentile bootstrap interval of the mean of the finite ``values`` (:func:`scipy.stats.bootstrap`)."""
+    from scipy.stats import bootstrap
+
     values = np.asarray(values, float)
     values = values[np.isfinite(values)]
     if not len(values):
         return np.nan, np.nan
-    means = values[rng.integers(0, len(values), (n_bootstrap, len(values)))].mean(axis=1)
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(means, [alpha, 1 - alpha])
-    return float(low), float(high)
+    if np.ptp(values) == 0:  # one value, or all equal: every resample has the same mean
+        return float(values[0]), float(values[0])
+    result = bootstrap(
+        (values,), np.mean, n_resamples=n_bootstrap, confidence_level=confidence, method="percentile", random_state=rng
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def metric_columns(samples) -> list[str]:

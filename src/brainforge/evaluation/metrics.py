@@ -96,9 +96,12 @@ def deepsif_metrics(
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a - a.mean(), b - b.mean()
-    norm = np.linalg.norm(a) * np.linalg.norm(b)
-    return float(a @ b / norm) if norm > 0 else np.nan
+    """Pearson's r (:func:`scipy.stats.pearsonr`); NaN when either input is constant."""
+    from scipy.stats import pearsonr
+
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return np.nan
+    return float(pearsonr(a, b).statistic)
 
 
 def local_maxima(values: np.ndarray, adjacency: sp.spmatrix, threshold: float = 0.1) -> np.ndarray:
