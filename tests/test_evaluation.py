@@ -151,6 +151,31 @@ def test_solver_input_errors(head100, solvers):
         ClassicalSolver("mne").apply(np.zeros((64, 10)))
 
 
+def test_solver_params_follow_scikit_learn_and_set_params_is_honoured(tmp_path, head100, solvers):
+    from brainforge.inverse import ClassicalSolver, LearnedSolver
+    from brainforge.models import build_model, save_model
+    from brainforge.topomap import Montage
+
+    solver = ClassicalSolver("sloreta", snr=3.0)
+    params = solver.get_params()
+    assert params == {"method": "sloreta", "snr": 3.0, "baseline": None, "reg": 0.05, "vertex_output": False}
+    assert ClassicalSolver(**params).get_params() == params  # an unfitted copy, as sklearn.clone makes
+    eeg = head100.leadfield[:, :5] @ np.random.default_rng(0).normal(size=(5, 20))
+    low = solver.fit(head100).apply(eeg).data
+    high = solver.set_params(snr=30.0).fit(head100).apply(eeg).data  # less regularisation: another estimate
+    assert solver.snr == 30.0 and not np.allclose(low, high)
+    assert np.allclose(
+        solver.set_params(method="eloreta", snr=3.0).fit(head100).apply(eeg).data, solvers["eloreta"].apply(eeg).data
+    )
+    with pytest.raises(BrainForgeError, match="no parameter 'lambda2'"):
+        solver.set_params(lambda2=0.1)
+    folder = save_model(build_model("gru", head100.n_regions, Montage.from_head_model(head100)), tmp_path / "net")
+    network = LearnedSolver(folder, batch_size=8)
+    assert network.get_params() == {"model_dir": folder, "batch_size": 8, "overlap": 0.5}
+    with pytest.raises(BrainForgeError, match="fit"):
+        network.apply(np.zeros((head100.n_channels, 10)))
+
+
 def test_model_folder_without_weights(tmp_path, head100):
     from brainforge.inverse import make_solver
     from brainforge.models import build_model, save_model

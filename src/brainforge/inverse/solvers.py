@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,36 @@ class InverseSolver:
     def apply(self, eeg: np.ndarray, sfreq: float = 500.0) -> SourceActivity:  # pragma: no cover
         """Estimate sources of EEG (n_channels, n_times)."""
         raise NotImplementedError
+
+    def get_params(self, deep: bool = True) -> dict:
+        """Return the constructor's parameters (scikit-learn's convention: attributes of the same names).
+
+        Parameters
+        ----------
+        deep : bool
+            Unused (no nested estimators); kept for scikit-learn compatibility.
+
+        Returns
+        -------
+        params : dict
+            ``type(self)(**params)`` makes an unfitted copy.
+        """
+        names = [name for name in inspect.signature(type(self).__init__).parameters if name != "self"]
+        return {name: getattr(self, name) for name in names}
+
+    def set_params(self, **params) -> InverseSolver:
+        """Set constructor parameters; call :meth:`fit` again for them to take effect.
+
+        Returns
+        -------
+        self : InverseSolver
+        """
+        valid = self.get_params()
+        for key, value in params.items():
+            if key not in valid:
+                raise BrainForgeError(f"{type(self).__name__} has no parameter {key!r}; it takes {', '.join(valid)}.")
+            setattr(self, key, value)
+        return self
 
     def block_grid(self) -> tuple[int, int]:
         """Return (margin, step) for applying the solver to a long recording block by block.
@@ -152,11 +183,16 @@ class ClassicalSolver(InverseSolver):
             raise BrainForgeError(f"Unknown solver {method!r}; choose from {', '.join(CLASSICAL_SOLVERS)}.")
         if snr <= 0:
             raise BrainForgeError(f"snr must be positive, got {snr}.")
-        self.name = method
+        self.method = method
         self.snr = snr
         self.baseline = baseline
         self.reg = reg
         self.vertex_output = vertex_output
+
+    @property
+    def name(self) -> str:
+        """The method's name (``method``)."""
+        return self.method
 
     def fit(self, head) -> ClassicalSolver:
         """Build the MNE forward (and, for linear methods, the inverse kernel) of ``head``."""
@@ -306,6 +342,8 @@ class LearnedSolver(InverseSolver):
         """Estimate sources of EEG (n_channels, n_times) sampled at the network's rate."""
         import torch
 
+        if not hasattr(self, "montage"):
+            raise BrainForgeError(f"Call fit(head) before apply() on the {self.name} solver.")
         eeg = self._check_eeg(eeg)
         if sfreq is not None and abs(sfreq - self.sfreq) > 1e-6:
             raise BrainForgeError(
