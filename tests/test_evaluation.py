@@ -169,6 +169,8 @@ def test_solver_params_follow_scikit_learn_and_set_params_is_honoured(tmp_path, 
     )
     with pytest.raises(BrainForgeError, match="no parameter 'lambda2'"):
         solver.set_params(lambda2=0.1)
+    with pytest.raises(BrainForgeError, match="Unknown solver 'loreta'"):  # set_params values are checked by fit
+        solver.set_params(method="loreta").fit(head100)
     folder = save_model(build_model("gru", head100.n_regions, Montage.from_head_model(head100)), tmp_path / "net")
     network = LearnedSolver(folder, batch_size=8)
     assert network.get_params() == {"model_dir": folder, "batch_size": 8, "overlap": 0.5}

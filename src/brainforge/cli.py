@@ -551,9 +551,9 @@ def localize_command(
     from .localization.core import default_uncertainty
 
     logging.getLogger("brainforge").setLevel(logging.WARNING)
-    bootstrap = default_uncertainty(solver, resamples, seed)
-    if not uncertainty:
-        bootstrap = None
+    if resamples < 2:  # checked with or without --uncertainty, before any work
+        raise BrainForgeError(f"--resamples must be at least 2, got {resamples}.")
+    bootstrap = default_uncertainty(solver, resamples, seed) if uncertainty else None
     result = localize_file(
         recording, out, solver, l_freq=l_freq or None, h_freq=h_freq or None, tmin=tmin, tmax=tmax,
         events=tuple(_split_list([events])) if events is not None else None,

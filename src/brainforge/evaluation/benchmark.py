@@ -384,20 +384,21 @@ def _first_fit(name, head, channels, cache, eeg, sfreq, skipped):
 
 # ---------------------------------------------------------------------- summaries
 def bootstrap_interval(
-    values: np.ndarray, n_bootstrap: int, confidence: float, rng: np.random.Generator
+    values: np.ndarray, n_bootstrap: int, confidence: float, rng: np.random.Generator | int, statistic=np.mean
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of the finite ``values`` (:func:`scipy.stats.bootstrap`)."""
+    """Percentile bootstrap interval of ``statistic`` of the finite ``values`` (:func:`scipy.stats.bootstrap`)."""
     from scipy.stats import bootstrap
 
     values = np.asarray(values, float)
     values = values[np.isfinite(values)]
     if not len(values):
         return np.nan, np.nan
-    if np.ptp(values) == 0:  # one value, or all equal: every resample has the same mean
+    if np.ptp(values) == 0:  # one value, or all equal: every resample has the same statistic
         return float(values[0]), float(values[0])
     result = bootstrap(
-        (values,), np.mean, n_resamples=n_bootstrap, confidence_level=confidence, method="percentile", random_state=rng
-    )
+        (values,), statistic, n_resamples=n_bootstrap, confidence_level=confidence, method="percentile",
+        random_state=rng, vectorized=True,
+    )  # fmt: skip
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 

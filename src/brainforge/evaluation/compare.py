@@ -291,18 +291,13 @@ TABLE_METRICS = (
 
 
 def median_interval(values: np.ndarray, n_bootstrap: int, seed: int) -> tuple[float, float, float]:
-    """Median of the finite values and its 95 % percentile-bootstrap interval (:func:`scipy.stats.bootstrap`)."""
-    from scipy.stats import bootstrap
+    """Median of the finite values and its 95 % percentile-bootstrap interval (``bootstrap_interval``)."""
+    from .benchmark import bootstrap_interval
 
     values = np.asarray(values, float)
     values = values[np.isfinite(values)]
-    if len(values) < 2 or np.ptp(values) == 0:
-        median = float(np.median(values)) if len(values) else np.nan
-        return median, median, median
-    result = bootstrap(
-        (values,), np.median, n_resamples=n_bootstrap, method="percentile", random_state=seed, vectorized=True
-    )
-    return float(np.median(values)), float(result.confidence_interval.low), float(result.confidence_interval.high)
+    median = float(np.median(values)) if len(values) else np.nan
+    return (median, *bootstrap_interval(values, n_bootstrap, 0.95, seed, statistic=np.median))
 
 
 def comparison_table(samples, timing, budgets: dict, n_bootstrap: int, seed: int):

@@ -111,6 +111,9 @@ class InverseSolver:
         return 0, 1
 
     def _check_eeg(self, eeg: np.ndarray) -> np.ndarray:
+        """Return ``eeg`` as a float array after checking the solver is fitted and the data fit it."""
+        if not hasattr(self, "n_channels"):  # set by every fit
+            raise BrainForgeError(f"Call fit(head) before apply() on the {self.name} solver.")
         eeg = np.asarray(eeg, float)
         if eeg.ndim != 2 or eeg.shape[0] != self.n_channels:
             raise BrainForgeError(
@@ -179,15 +182,19 @@ class ClassicalSolver(InverseSolver):
         reg: float = 0.05,
         vertex_output: bool = False,
     ):
-        if method not in CLASSICAL_SOLVERS:
-            raise BrainForgeError(f"Unknown solver {method!r}; choose from {', '.join(CLASSICAL_SOLVERS)}.")
-        if snr <= 0:
-            raise BrainForgeError(f"snr must be positive, got {snr}.")
         self.method = method
         self.snr = snr
         self.baseline = baseline
         self.reg = reg
         self.vertex_output = vertex_output
+        self._check_params()
+
+    def _check_params(self) -> None:
+        """Refuse an unknown method or a non-positive SNR (at construction, and in fit after set_params)."""
+        if self.method not in CLASSICAL_SOLVERS:
+            raise BrainForgeError(f"Unknown solver {self.method!r}; choose from {', '.join(CLASSICAL_SOLVERS)}.")
+        if self.snr <= 0:
+            raise BrainForgeError(f"snr must be positive, got {self.snr}.")
 
     @property
     def name(self) -> str:
@@ -198,6 +205,7 @@ class ClassicalSolver(InverseSolver):
         """Build the MNE forward (and, for linear methods, the inverse kernel) of ``head``."""
         import mne
 
+        self._check_params()
         self.head = head
         self.n_channels = head.n_channels
         self.forward = make_forward(head)
@@ -229,8 +237,6 @@ class ClassicalSolver(InverseSolver):
 
     def apply(self, eeg: np.ndarray, sfreq: float = 500.0) -> SourceActivity:
         """Estimate sources of EEG (n_channels, n_times)."""
-        if not hasattr(self, "forward"):
-            raise BrainForgeError(f"Call fit(head) before apply() on the {self.name} solver.")
         eeg = self._check_eeg(eeg)
         if self.name in _LINEAR:
             vertex = self.kernel @ eeg if self.vertex_output else None
@@ -342,8 +348,6 @@ class LearnedSolver(InverseSolver):
         """Estimate sources of EEG (n_channels, n_times) sampled at the network's rate."""
         import torch
 
-        if not hasattr(self, "montage"):
-            raise BrainForgeError(f"Call fit(head) before apply() on the {self.name} solver.")
         eeg = self._check_eeg(eeg)
         if sfreq is not None and abs(sfreq - self.sfreq) > 1e-6:
             raise BrainForgeError(

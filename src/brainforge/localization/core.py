@@ -222,7 +222,7 @@ def default_uncertainty(solver_name: str, n_resamples: int = 30, seed: int = 0):
     solver_name : str
         The solver's name, which looks up its calibrated margin (0 mm when it has none).
     n_resamples : int
-        Bootstrap replicates (at least 2).
+        Bootstrap replicates (at least 2; :class:`UncertaintyConfig` checks).
     seed : int
         Seed of the replicates.
 
@@ -232,8 +232,6 @@ def default_uncertainty(solver_name: str, n_resamples: int = 30, seed: int = 0):
     """
     from ..inverse.uncertainty import UncertaintyConfig
 
-    if n_resamples < 2:
-        raise BrainForgeError(f"--resamples must be at least 2, got {n_resamples}.")
     margin = calibrated_margin_mm(solver_name)
     return UncertaintyConfig(n_resamples=n_resamples, margin_mm=margin or 0.0, seed=seed)
 
