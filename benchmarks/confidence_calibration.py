@@ -74,7 +74,6 @@ def main() -> None:
     from brainforge.evaluation.heldout import write_heldout_test_sets
     from brainforge.inverse import make_solver
     from brainforge.inverse.uncertainty import UncertaintyConfig
-    from brainforge.localization import default_model_dir
     from brainforge.synthesis.store import read_test_set
 
     tests = write_heldout_test_sets(args.out / "test_sets", args.n, seed=3030)
@@ -83,7 +82,7 @@ def main() -> None:
     results = {}
     rows = []
     for name in args.solvers:
-        solver = make_solver(str(default_model_dir()) if name == "default" else name).fit(head)
+        solver = make_solver(name).fit(head)
         eeg = np.asarray(read_test_set(tests[0]).eeg[0], float).T
         eeg = eeg - eeg.mean(axis=0)
         solver.apply(eeg, 500.0)  # warm-up

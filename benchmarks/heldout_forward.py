@@ -87,7 +87,7 @@ def main() -> None:
 
     model = args.model
     if model == "default":
-        from brainforge.localization.core import default_model_dir
+        from brainforge.models import default_model_dir
 
         model = str(default_model_dir())
     args.out.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,8 @@ way ``brainforge localize`` does it (``localize_file``: read in 20-s blocks,
 1-70 Hz band-pass, solver, Parquet region time courses, the source estimate
 and report around the largest activity), each run in its own process. The
 table gives the compute seconds per recorded minute (after imports) and the
-process's peak resident memory (``wait4``'s ``ru_maxrss``).
+process's own peak resident memory (Linux's VmHWM, read by the child: ``wait4``'s
+``ru_maxrss`` would count the parent's memory copied by ``fork``).
 
 The reference, in the same run: MNE-Python's own way on the ``--mne-minutes``
 recording (``read_raw_fif(preload=True)``, average reference, the same
@@ -24,12 +25,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 LOCALIZE = """
@@ -37,7 +36,8 @@ import json, sys, time
 from brainforge.localization import localize_file
 start = time.perf_counter()
 localize_file(sys.argv[1], sys.argv[2], sys.argv[3])
-print(json.dumps({"seconds": time.perf_counter() - start}))
+from brainforge._resources import peak_rss_gb
+print(json.dumps({"seconds": time.perf_counter() - start, "peak_rss_gb": peak_rss_gb()}))
 """
 
 MNE_REFERENCE = """
@@ -57,33 +57,31 @@ raw.set_eeg_reference("average", projection=True, verbose="error")
 raw.filter(1.0, 70.0, verbose="error")
 stc = mne.minimum_norm.apply_inverse_raw(raw, inverse, 1.0 / 9.0, "sLORETA", verbose="error")
 regions = region_mean_matrix(solver.head.source_region, solver.head.n_regions) @ stc.data
-print(json.dumps({"seconds": time.perf_counter() - start, "dipole_array_gb": stc.data.nbytes / 1e9}))
+from brainforge._resources import peak_rss_gb
+print(json.dumps({"seconds": time.perf_counter() - start, "dipole_array_gb": stc.data.nbytes / 1e9,
+                  "peak_rss_gb": peak_rss_gb()}))
 """
 
-IMPORTS_ONLY = "import brainforge.localization, brainforge.inverse, torch, mne; print('{}')"
+IMPORTS_ONLY = """
+import json, brainforge.localization, brainforge.inverse, torch, mne
+from brainforge._resources import peak_rss_gb
+print(json.dumps({"peak_rss_gb": peak_rss_gb()}))
+"""
 
 
 def _measure(code: str, *args: str) -> tuple[dict, float]:
-    """Run ``code`` in a fresh interpreter; return its JSON line and its own peak RSS, GB (``wait4``)."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    # Read the pipes in threads so a chatty child cannot block, then reap it with wait4 for its rusage.
-    output = {"stdout": "", "stderr": ""}
+    """Run ``code`` in a fresh interpreter; return its JSON line and its own peak RSS, GB.
 
-    def drain(name, stream):
-        output[name] = stream.read()
-
-    threads = [threading.Thread(target=drain, args=(n, getattr(process, n))) for n in ("stdout", "stderr")]
-    for thread in threads:
-        thread.start()
-    _, status, usage = os.wait4(process.pid, 0)
-    for thread in threads:
-        thread.join()
-    process.returncode = os.waitstatus_to_exitcode(status)
+    The child reports its peak itself (``brainforge._resources.peak_rss_gb``:
+    Linux's VmHWM). ``wait4``'s ``ru_maxrss`` would also count the parent's
+    memory copied by ``fork`` before ``exec``: after writing the hour-long
+    recording this process holds 1.7 GB, and every child would "peak" there.
+    """
+    process = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
     if process.returncode:
-        raise RuntimeError(f"child failed ({process.returncode}):\n{output['stderr'][-3000:]}")
-    return json.loads(output["stdout"].strip().splitlines()[-1]), usage.ru_maxrss / 1024**2  # KiB -> GiB
+        raise RuntimeError(f"child failed ({process.returncode}):\n{process.stderr[-3000:]}")
+    result = json.loads(process.stdout.strip().splitlines()[-1])
+    return result, result["peak_rss_gb"]
 
 
 def main() -> None:

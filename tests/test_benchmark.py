@@ -154,12 +154,14 @@ def test_cli_benchmark(test_sets, tmp_path):
 
 def test_learned_solver_runs_in_overlapping_windows(model_dirs, head64):
     from brainforge.inverse import LearnedSolver
-    from brainforge.models import normalise_batch
+    from brainforge.synthesis import normalise_eeg
 
     solver = LearnedSolver(model_dirs[0]).fit(head64)
     assert solver.window_samples == 64
     starts, length = solver.window_starts(200)
-    assert length == 64 and starts[0] == 0 and starts[-1] == 200 - 64 and np.diff(starts).max() <= 32
+    # The default overlap, 0.1 of a window: steps of round(0.9 * 64) = 58, the last window ending with the data.
+    assert length == 64 and starts == [0, 58, 116, 136]
+    assert LearnedSolver(model_dirs[0], overlap=0.5).window_starts(200)[0] == [0, 32, 64, 96, 128, 136]
     eeg = np.random.default_rng(0).normal(size=(head64.n_channels, 200)) * 1e-5
     activity = solver.apply(eeg, 500.0)
     assert activity.data.shape == (head64.n_regions, 200) and np.isfinite(activity.data).all()
@@ -168,7 +170,7 @@ def test_learned_solver_runs_in_overlapping_windows(model_dirs, head64):
     centred = window - window.mean(dim=1, keepdim=True)
     centred = centred - centred.mean(dim=2, keepdim=True)
     with torch.inference_mode():
-        expected = solver.model(normalise_batch(window), solver.montage)[0].numpy().T * centred.abs().max().item()
+        expected = solver.model(normalise_eeg(window), solver.montage)[0].numpy().T * centred.abs().max().item()
     np.testing.assert_allclose(solver.apply(eeg[:, :64], 500.0).data, expected, rtol=1e-4, atol=1e-9)
     with pytest.raises(BrainForgeError, match="resample"):
         solver.apply(eeg, 250.0)

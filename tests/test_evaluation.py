@@ -173,9 +173,28 @@ def test_solver_params_follow_scikit_learn_and_set_params_is_honoured(tmp_path, 
         solver.set_params(method="loreta").fit(head100)
     folder = save_model(build_model("gru", head100.n_regions, Montage.from_head_model(head100)), tmp_path / "net")
     network = LearnedSolver(folder, batch_size=8)
-    assert network.get_params() == {"model_dir": folder, "batch_size": 8, "overlap": 0.5}
+    assert network.get_params() == {"model_dir": folder, "batch_size": 8, "overlap": 0.1}
     with pytest.raises(BrainForgeError, match="fit"):
         network.apply(np.zeros((head100.n_channels, 10)))
+
+
+def test_make_solver_is_the_one_lookup_and_passes_every_option(tmp_path, head100):
+    """``make_solver`` knows "default", methods in any case and model folders; options reach the solver or fail."""
+    from brainforge.inverse import ClassicalSolver, LearnedSolver, make_solver
+    from brainforge.models import build_model, default_model_dir, save_model
+    from brainforge.topomap import Montage
+
+    default = make_solver("default", overlap=0.5, batch_size=4)
+    assert isinstance(default, LearnedSolver) and default.model_dir == default_model_dir()
+    assert (default.overlap, default.batch_size) == (0.5, 4)
+    sloreta = make_solver("sLORETA", snr=5.0)
+    assert isinstance(sloreta, ClassicalSolver) and (sloreta.method, sloreta.snr) == ("sloreta", 5.0)
+    folder = save_model(build_model("gru", head100.n_regions, Montage.from_head_model(head100)), tmp_path / "net")
+    assert make_solver(str(folder), overlap=0.25).overlap == 0.25
+    with pytest.raises(BrainForgeError, match="takes no option overlap; it takes snr"):
+        make_solver("sloreta", overlap=0.5)
+    with pytest.raises(BrainForgeError, match="takes no option snr; it takes batch_size, overlap"):
+        make_solver(str(folder), snr=3.0)
 
 
 def test_model_folder_without_weights(tmp_path, head100):

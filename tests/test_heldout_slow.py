@@ -15,7 +15,7 @@ def test_default_model_and_sloreta_localize_on_a_shifted_cap(spike_library, tmp_
     """
     from brainforge.anatomy import make_head_model
     from brainforge.evaluation.benchmark import BenchmarkConfig, run_benchmark
-    from brainforge.localization.core import default_model_dir
+    from brainforge.models import default_model_dir
     from brainforge.synthesis import SampleGenerator, SynthesisConfig
     from brainforge.synthesis.store import write_test_set
 

@@ -1,6 +1,7 @@
 """Localise real recordings: read, prepare, solve, and write MNE objects, tables and an HTML report."""
 
-from .core import Localization, default_model_dir, localize, localize_file, localize_prepared, write_outputs
+from .._data import default_model_dir
+from .core import Localization, localize, localize_file, localize_prepared, write_outputs
 from .demo import TrueSource, run_demo, simulate_recording, source_errors_mm, write_long_recording
 from .recording import PreparedEEG, PreprocessingConfig, prepare_recording, read_recording
 

@@ -6,12 +6,13 @@ import json
 import logging
 import shutil
 from dataclasses import dataclass, field
-from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
 
+from .._data import package_data
 from .._errors import BrainForgeError
+from ..inverse import make_solver
 from .output import TimecourseWriter, check_out_dir, commit_tmp_dir, open_tmp_dir
 from .recording import (
     FilterPlan,
@@ -38,14 +39,6 @@ VIEW_HALF_SPAN_S = 1.0
 CHUNK_S = 20.0
 #: Head models whose channels are picked for recordings with standard names (no new leadfield needed).
 PICKABLE_HEADS = ("1010-64", "1010-75")
-
-
-def default_model_dir() -> Path:
-    """Return the folder of the bundled default model (a cnn_transformer trained across montages)."""
-    path = Path(str(files("brainforge") / "data" / "default_model"))
-    if not (path / "model.safetensors").is_file():
-        raise BrainForgeError(f"The default model is missing from {path}; reinstall BrainForge.")
-    return path
 
 
 @dataclass
@@ -91,22 +84,6 @@ class Localization:
     def times(self) -> np.ndarray:
         """Sample times, s."""
         return self.prepared.tmin + np.arange(self.region_data.shape[1]) / self.prepared.sfreq
-
-
-def make_solver_for(name: str):
-    """Return an unfitted solver: ``default`` (the bundled model), a classical method or a model folder."""
-    from ..inverse import CLASSICAL_SOLVERS, ClassicalSolver, LearnedSolver
-
-    if name == "default":
-        return LearnedSolver(default_model_dir())
-    if name.lower() in CLASSICAL_SOLVERS:
-        return ClassicalSolver(name.lower())
-    path = Path(name)
-    if path.is_dir():
-        return LearnedSolver(path)
-    raise BrainForgeError(
-        f"Unknown solver {name!r}: use 'default', one of {', '.join(CLASSICAL_SOLVERS)}, or a model folder."
-    )
 
 
 def head_model_for(prepared, n_regions: int = 1000):
@@ -195,7 +172,7 @@ NETWORK_NOTE = (
 def _as_solver(solver):
     """Return (solver object, name): a name is looked up once; a solver object is used as given."""
     if isinstance(solver, str):
-        return make_solver_for(solver), solver
+        return make_solver(solver), solver
     return solver, getattr(solver, "name", type(solver).__name__)
 
 
@@ -207,7 +184,7 @@ def _is_network(model) -> bool:
 
 def calibrated_margin_mm(solver_name: str) -> float | None:
     """Return the confidence-set margin calibrated for a solver (``data/confidence_calibration.json``), or None."""
-    path = Path(str(files("brainforge") / "data" / "confidence_calibration.json"))
+    path = package_data("confidence_calibration.json")
     if not path.is_file():
         return None
     entry = json.loads(path.read_text()).get("solvers", {}).get(solver_name)
@@ -345,7 +322,7 @@ def localize(
         l_freq, h_freq, tmin, tmax, tuple(events) if events else None,
         tuple(channels) if channels else None, tuple(exclude or ()),
     )  # fmt: skip
-    model = make_solver_for(solver)
+    model = make_solver(solver)
     uncertainty = uncertainty if uncertainty is not None else (True if return_confidence else None)
     uncertainty = _uncertainty_config(uncertainty, solver)
     prepared = prepare_recording(inst, _solver_sfreq(model), config)
@@ -476,7 +453,7 @@ def _localize_stream(raw, model, name, config, tmp: Path, timecourses: str, chun
     stream = RecordingStream(raw, plan, filters)
     _, step = model.block_grid()
     chunk = max(step, round(chunk_s * sfreq) // step * step)
-    writer = TimecourseWriter(tmp, head.region_names, timecourses)
+    writer = TimecourseWriter(tmp, head.region_names, timecourses, background=True)
     best_value, best_sample = -1.0, span[0]
     bar = tqdm(total=round((span[1] - span[0]) / sfreq, 3), unit="s", desc="Localising", disable=not progress)
     try:

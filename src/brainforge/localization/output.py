@@ -17,6 +17,7 @@ import shutil
 import socket
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -127,7 +128,7 @@ class TimecourseWriter:
 
     FORMATS = ("parquet", "csv", "none")
 
-    def __init__(self, folder: Path, region_names: list[str], fmt: str = "parquet"):
+    def __init__(self, folder: Path, region_names: list[str], fmt: str = "parquet", background: bool = False):
         if fmt not in self.FORMATS:
             raise BrainForgeError(f"--timecourses {fmt!r}: choose one of {', '.join(self.FORMATS)}.")
         self.fmt = fmt
@@ -135,9 +136,32 @@ class TimecourseWriter:
         self.path = None if fmt == "none" else Path(folder) / f"region_timecourses.{fmt}"
         self._writer = None
         self.n_rows = 0
+        # One worker thread: block i is written while block i + 1 is computed (PyArrow's encoder
+        # releases the GIL); at most one block is pending, so memory stays bounded.
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="timecourses") if background else None
+        self._pending = None
 
     def write(self, times_s: np.ndarray, region_data: np.ndarray) -> None:
-        """Append samples: ``times_s`` (n_times,) and ``region_data`` (n_regions, n_times)."""
+        """Append samples: ``times_s`` (n_times,) and ``region_data`` (n_regions, n_times).
+
+        With ``background=True`` the block is written by the worker thread
+        while the caller goes on; the caller must not change the arrays
+        afterwards. An error in the worker is raised by the next
+        :meth:`write` or by :meth:`close`.
+        """
+        if self._pool is None:
+            self._write(times_s, region_data)
+            return
+        self._wait()
+        self._pending = self._pool.submit(self._write, times_s, region_data)
+
+    def _wait(self) -> None:
+        """Wait for the pending block, raising the worker's error if it failed."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def _write(self, times_s: np.ndarray, region_data: np.ndarray) -> None:
         if self.path is None:
             self.n_rows += len(times_s)
             return
@@ -145,7 +169,12 @@ class TimecourseWriter:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            columns = [pa.array(np.round(times_s, 6))] + [pa.array(row) for row in region_data.astype(np.float32)]
+            # Zero-copy columns over one float32 copy of the block (pa.array per row copies each again).
+            values = np.ascontiguousarray(region_data, dtype=np.float32)
+            n_times = values.shape[1]
+            columns = [pa.array(np.round(times_s, 6))] + [
+                pa.Array.from_buffers(pa.float32(), n_times, [None, pa.py_buffer(row)]) for row in values
+            ]
             table = pa.Table.from_arrays(columns, names=["time_s", *self.names])
             if self._writer is None:
                 self._writer = pq.ParquetWriter(
@@ -161,10 +190,16 @@ class TimecourseWriter:
         self.n_rows += len(times_s)
 
     def close(self) -> None:
-        """Finish the file."""
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        """Wait for the pending block and finish the file."""
+        try:
+            self._wait()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
 
     def describe(self) -> dict:
         """Return what was written (for summary.json)."""

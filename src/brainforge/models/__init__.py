@@ -1,11 +1,11 @@
 """Source-imaging networks: the CNN-Transformer and the published DeepSIF, ConvDip and dual-path GRU."""
 
-from .base import MODELS, SourceModel, build_model, normalise_batch
+from .base import MODELS, SourceModel, build_model
 from .cnn_transformer import CNNTransformer, CNNTransformerConfig
 from .convdip import ConvDip, ConvDipConfig
 from .deepsif import DeepSIF, DeepSIFConfig
 from .gru import DualPathGRU, GRUConfig
-from .io import load_model, load_weights, save_model
+from .io import default_model_dir, load_model, load_weights, save_model
 
 __all__ = [
     "MODELS",
@@ -19,8 +19,8 @@ __all__ = [
     "GRUConfig",
     "SourceModel",
     "build_model",
+    "default_model_dir",
     "load_model",
     "load_weights",
-    "normalise_batch",
     "save_model",
 ]

@@ -13,6 +13,7 @@ from torch import nn
 
 from .._config import config_from_dict
 from .._errors import BrainForgeError
+from ..synthesis.normalise import normalise_eeg
 from ..topomap import Montage
 
 logger = logging.getLogger("brainforge")
@@ -25,14 +26,6 @@ def register(cls: type[SourceModel]) -> type[SourceModel]:
     """Class decorator: make a model buildable by name."""
     MODELS[cls.name] = cls
     return cls
-
-
-def normalise_batch(eeg: torch.Tensor) -> torch.Tensor:
-    """DeepSIF's normalisation on a batch (B, T, C): remove time mean, then channel mean, divide by max |x|."""
-    eeg = eeg - eeg.mean(dim=1, keepdim=True)
-    eeg = eeg - eeg.mean(dim=2, keepdim=True)
-    scale = eeg.abs().amax(dim=(1, 2), keepdim=True).clamp_min(torch.finfo(eeg.dtype).tiny)
-    return eeg / scale
 
 
 class SourceModel(nn.Module):
@@ -105,7 +98,7 @@ class SourceModel(nn.Module):
                 "use a map-based model (cnn_transformer, convdip) or fine-tune on this montage."
             )
         index = torch.as_tensor([montage.ch_names.index(n) for n in self.montage.ch_names], device=eeg.device)
-        return normalise_batch(eeg.index_select(-1, index)), self.montage
+        return normalise_eeg(eeg.index_select(-1, index)), self.montage
 
     def forward(self, eeg: torch.Tensor, montage: Montage | None = None) -> torch.Tensor:  # pragma: no cover
         """Source activity (B, T, R) of EEG (B, T, C) recorded with ``montage``."""

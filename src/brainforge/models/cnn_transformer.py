@@ -120,20 +120,41 @@ class CNNTransformer(SourceModel):
         self.head = nn.Linear(c.d_model, k * n_regions)
 
     def maps(self, eeg: torch.Tensor, montage: Montage) -> torch.Tensor:
-        """Scalp maps (B * T / k, k or k + 1, H, W) of EEG (B, T, C), in channels-last memory layout.
+        """Scalp maps (B * T / k, k, H, W) of EEG (B, T, C), in channels-last memory layout.
 
-        Each token's ``k`` maps are its input channels (then the head mask).
-        ``T`` must be a multiple of ``k``. PyTorch's CPU convolutions run
-        about 3x faster on these small maps with channels last (the values
-        are the same).
+        Each token's ``k`` maps are its input channels. ``T`` must be a
+        multiple of ``k``. PyTorch's CPU convolutions run about 3x faster on
+        these small maps with channels last (the values are the same).
         """
         size, k = self.config.grid_size, self.config.samples_per_token
         topomap = make_topomap(montage, self.config.interpolation, size)
-        maps = topomap(eeg).reshape(-1, k, size, size).permute(0, 2, 3, 1)
+        return topomap(eeg).reshape(-1, k, size, size).permute(0, 2, 3, 1).permute(0, 3, 1, 2)
+
+    def features(self, eeg: torch.Tensor, montage: Montage) -> torch.Tensor:
+        """CNN features (B * T / k, reduce_channels * H * W) of EEG (B, T, C).
+
+        With ``mask_channel`` the head mask is the first convolution's last
+        input channel. A convolution is linear, so that channel's response is
+        computed once, from the mask alone, and added to the response to the
+        maps: the same values as convolving maps and mask stacked, without
+        copying the mask into every token (about a tenth of the CPU time).
+        """
+        maps = self.maps(eeg, montage)
+        first, *rest = self.cnn
         if self.config.mask_channel:
-            mask = topomap.mask.to(device=maps.device, dtype=maps.dtype).reshape(size, size, 1)
-            maps = torch.cat([maps, mask.expand(len(maps), size, size, 1)], dim=3)
-        return maps.permute(0, 3, 1, 2)
+            k, size = self.config.samples_per_token, self.config.grid_size
+            conv = first[0]
+            mask = make_topomap(montage, self.config.interpolation, size).mask
+            mask = mask.to(device=maps.device, dtype=maps.dtype).reshape(1, 1, size, size)
+            x = nn.functional.conv2d(maps, conv.weight[:, :k], conv.bias, padding=conv.padding)
+            x += nn.functional.conv2d(mask, conv.weight[:, k:], padding=conv.padding)  # one map, broadcast over tokens
+            for layer in first[1:]:
+                x = layer(x)
+        else:
+            x = first(maps)
+        for block in rest:
+            x = block(x)
+        return x.flatten(1)
 
     def forward(self, eeg: torch.Tensor, montage: Montage | None = None) -> torch.Tensor:
         """Source activity (B, T, R) of EEG (B, T, C) recorded with ``montage``."""
@@ -146,7 +167,7 @@ class CNNTransformer(SourceModel):
         if padding:
             eeg = torch.cat([eeg, eeg[:, -1:].expand(batch, padding, eeg.shape[2])], dim=1)
         n_tokens = (n_times + padding) // k
-        features = self.cnn(self.maps(eeg, montage)).flatten(1)
+        features = self.features(eeg, montage)
         tokens = self.embed(features).reshape(batch, n_tokens, -1) + self.positions[:n_tokens]
         out = self.head(self.transformer(tokens)).reshape(batch, n_tokens * k, self.n_regions)
         return out[:, :n_times]

@@ -12,6 +12,7 @@ import torch
 from .. import __version__
 from .._cache import atomic_path
 from .._config import config_from_dict
+from .._data import default_model_dir  # noqa: F401  (re-exported by brainforge.models)
 from .._errors import BrainForgeError
 from ..topomap import Montage
 from .base import MODELS, SourceModel

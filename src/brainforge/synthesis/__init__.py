@@ -8,8 +8,9 @@ from .dataset import (
     densify_sources,
     sample_seed,
 )
-from .generator import Sample, SampleGenerator, SynthesisConfig, normalise_eeg, source_activity
+from .generator import Sample, SampleGenerator, SynthesisConfig, source_activity
 from .noise import NoiseBank, RealisticNoise, load_deepsif_noise, pink_noise, scale_to_snr, snr_db, white_noise
+from .normalise import normalise_eeg
 from .patches import grow_patch, is_connected, patch_weights
 
 __all__ = [

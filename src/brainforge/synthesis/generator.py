@@ -553,7 +553,7 @@ class SampleGenerator:
         names = [head.ch_names[c] for c in channels]
         noise = self._draw_noise(noise_type, names, n_times, rng)
         # The EEG is assembled channels first, in two compiled passes: the clean EEG with its
-        # channel means and power, then clean + scale * noise normalised as normalise_eeg()
+        # channel means and power, then clean + scale * noise normalised as normalise_eeg() (synthesis.normalise)
         # does (each channel's time mean removed, then each time's channel mean, then / max).
         touch_rows(noise.source, noise.segments)
         clean, clean_means, clean_power = _clean_eeg(background_eeg, waves, topographies)
@@ -856,12 +856,4 @@ def _reference_background(projected: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return np.ascontiguousarray(eeg.T), cumulative
 
 
-def normalise_eeg(eeg: np.ndarray) -> np.ndarray:
-    """DeepSIF's normalisation: remove the mean over time, then over channels; divide by the max |value|."""
-    eeg = eeg - eeg.mean(axis=0)
-    eeg -= eeg.mean(axis=1, keepdims=True)
-    eeg /= np.abs(eeg).max()
-    return eeg.astype(np.float32)
-
-
-__all__ = ["Sample", "SampleGenerator", "SynthesisConfig", "normalise_eeg", "power", "source_activity"]
+__all__ = ["Sample", "SampleGenerator", "SynthesisConfig", "power", "source_activity"]

@@ -7,14 +7,13 @@ batches as one matrix product.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 import torch
-from scipy.interpolate import CloughTocher2DInterpolator, RBFInterpolator
+from scipy.interpolate import CloughTocher2DInterpolator, LinearNDInterpolator, RBFInterpolator
 from scipy.spatial import Delaunay, QhullError
 
 from .._errors import BrainForgeError
@@ -78,6 +77,12 @@ class Montage:
     def key(self) -> tuple:
         """Hashable identity: names and positions rounded to 1 µm."""
         return self.ch_names, np.round(self.ch_pos_mm, 3).tobytes()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Montage) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
 
     def pick(self, index: Sequence[int]) -> Montage:
         """Return the montage of the channels at ``index``."""
@@ -200,12 +205,8 @@ def interpolation_matrix(
     mask = simplex >= 0
     matrix = np.zeros((len(grid), n_channels))
     if method == "linear":
-        inside = grid[mask]
-        transform = tri.transform[simplex[mask]]
-        bary = np.einsum("pij,pj->pi", transform[:, :2], inside - transform[:, 2])
-        weights = np.column_stack([bary, 1.0 - bary.sum(axis=1)])
-        rows = np.flatnonzero(mask)
-        np.add.at(matrix, (rows[:, None], tri.simplices[simplex[mask]]), weights)
+        # Interpolating the identity gives each pixel's barycentric weights on its triangle.
+        matrix[mask] = LinearNDInterpolator(tri, np.eye(n_channels))(grid[mask])
     elif method == "cubic":
         # Clough-Tocher estimates gradients with a global iterative solve; run it
         # to a tight tolerance so the matrix equals per-map interpolation.
@@ -264,19 +265,15 @@ class Topomap:
         return maps.reshape(*eeg.shape[:-1], self.size, self.size)
 
 
-_CACHE: OrderedDict = OrderedDict()
-_CACHE_SIZE = 512
-
-
 def make_topomap(montage: Montage, method: str = "linear", size: int = 64, rbf_kernel: str = "thin_plate_spline"):
-    """Return the (cached) :class:`Topomap` of a montage; repeated calls cost a dictionary lookup."""
-    key = (montage.key, method, int(size), rbf_kernel)
-    topomap = _CACHE.get(key)
-    if topomap is None:
-        topomap = Topomap(montage, method, size, rbf_kernel)
-        _CACHE[key] = topomap
-        if len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    else:
-        _CACHE.move_to_end(key)
-    return topomap
+    """Return the (cached) :class:`Topomap` of a montage; repeated calls cost a dictionary lookup.
+
+    Montages with the same names and positions (to 1 µm) share one topomap;
+    the 512 most recently used are kept (``functools.lru_cache``).
+    """
+    return _cached_topomap(montage, method, int(size), rbf_kernel)
+
+
+@lru_cache(maxsize=512)
+def _cached_topomap(montage: Montage, method: str, size: int, rbf_kernel: str) -> Topomap:
+    return Topomap(montage, method, size, rbf_kernel)

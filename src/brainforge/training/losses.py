@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._errors import BrainForgeError
-from ..models.base import normalise_batch
+from ..synthesis.normalise import normalise_eeg
 
 #: Loss names accepted by :class:`~brainforge.training.TrainingConfig`.
 LOSSES = ("mse", "mse_sum", "cosine", "cosine_reprojection", "relative_mse_cosine")
@@ -45,7 +45,7 @@ def reprojection_rms(estimate: torch.Tensor, eeg: torch.Tensor, leadfield: torch
     divided by the max |value| of each sample), since targets and EEG carry
     no common physical scale.
     """
-    reprojected = normalise_batch(estimate @ leadfield.T)
+    reprojected = normalise_eeg(estimate @ leadfield.T)
     return torch.sqrt(torch.mean((reprojected - eeg) ** 2))
 
 

@@ -6,8 +6,9 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from ..models.base import SourceModel, normalise_batch
+from ..models.base import SourceModel
 from ..synthesis import densify_sources
+from ..synthesis.normalise import normalise_eeg
 from ..topomap import Montage
 from .config import TrainingConfig
 from .losses import PUBLISHED_LOSS, compute_loss
@@ -53,7 +54,7 @@ class SourceLocalizer(pl.LightningModule):
         n = int(rng.integers(subsets[0], min(subsets[1], montage.n_channels) + 1))
         index = np.sort(rng.choice(montage.n_channels, n, replace=False))
         picks = torch.as_tensor(index, device=eeg.device)
-        return normalise_batch(eeg.index_select(2, picks)), montage.pick(index), self.leadfield.index_select(0, picks)
+        return normalise_eeg(eeg.index_select(2, picks)), montage.pick(index), self.leadfield.index_select(0, picks)
 
     def _crop(self, batch: dict, random: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """EEG and dense targets in windows of ``crop_samples`` that contain each sample's spike peak.
@@ -80,7 +81,7 @@ class SourceLocalizer(pl.LightningModule):
             sources = densify_sources({**batch, "source_waves": batch["source_waves"][rows, window]})["sources"]
         else:
             sources = batch["sources"][rows, window]
-        return normalise_batch(eeg[rows, window]), sources
+        return normalise_eeg(eeg[rows, window]), sources
 
     def _loss(self, estimate, sources, eeg, leadfield) -> torch.Tensor:
         leadfield = leadfield - leadfield.mean(dim=0)
