@@ -49,14 +49,14 @@ from brainforge.inverse import ClassicalSolver
 from brainforge.inverse.solvers import region_mean_matrix
 solver = ClassicalSolver("sloreta").fit(make_head_model("1010-64"))
 inverse = mne.minimum_norm.make_inverse_operator(
-    solver.info, solver.forward, solver.noise_cov, loose=0.0, depth=None, fixed=True, verbose="error"
+    solver.info_, solver.forward_, solver.noise_cov_, loose=0.0, depth=None, fixed=True, verbose="error"
 )
 start = time.perf_counter()
 raw = mne.io.read_raw_fif(sys.argv[1], preload=True, verbose="error")
 raw.set_eeg_reference("average", projection=True, verbose="error")
 raw.filter(1.0, 70.0, verbose="error")
 stc = mne.minimum_norm.apply_inverse_raw(raw, inverse, 1.0 / 9.0, "sLORETA", verbose="error")
-regions = region_mean_matrix(solver.head.source_region, solver.head.n_regions) @ stc.data
+regions = region_mean_matrix(solver.head_.source_region, solver.head_.n_regions) @ stc.data
 from brainforge._resources import peak_rss_gb
 print(json.dumps({"seconds": time.perf_counter() - start, "dipole_array_gb": stc.data.nbytes / 1e9,
                   "peak_rss_gb": peak_rss_gb()}))

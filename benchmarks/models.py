@@ -17,8 +17,8 @@ model: <= 50 ms per segment on this CPU (20x faster than real time), < 5 ms on
 a GPU.
 
 A last row times the bundled default model the way ``brainforge localize``
-runs it (``LearnedSolver``: windows of its training length with half-window
-overlap, each normalised, blended back), on the same segment.
+runs it (``LearnedSolver``: windows of its training length overlapping by a
+tenth of a window, each normalised, blended back), on the same segment.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def _deployed_default_ms(head, segment: np.ndarray, repeats: int) -> dict:
     eeg = np.ascontiguousarray(segment.T, dtype=np.float64)
     starts, length = solver.window_starts(eeg.shape[1])
     ms = _median_ms(lambda: solver.apply(eeg), repeats)
-    parameters = solver.config["model"]["n_parameters"]  # as trained (solver.model has BatchNorm folded in)
+    parameters = solver.config["model"]["n_parameters"]  # as trained (solver.model_ has BatchNorm folded in)
     return {"ms": ms, "parameters": parameters, "windows": len(starts), "window_samples": length}
 
 

@@ -10,14 +10,14 @@ import torch
 
 from brainforge import BrainForgeError
 from brainforge.anatomy import make_head_model
+from brainforge.anatomy.forward_mismatch import forward_mismatch_label, parse_forward_mismatch
 from brainforge.evaluation.benchmark import (
     BenchmarkConfig,
-    bootstrap_interval,
     check_solver_names,
     check_test_set_head,
-    forward_label,
     run_benchmark,
 )
+from brainforge.evaluation.summary import bootstrap_interval
 from brainforge.models import build_model, save_model
 from brainforge.synthesis import SampleGenerator, SynthesisConfig
 from brainforge.synthesis.store import read_test_set, write_test_set
@@ -127,8 +127,15 @@ def test_bad_input_is_refused(test_sets, head64, tmp_path):
         run_benchmark(["sloreta"], [tmp_path / "none.zarr"], tmp_path / "out", progress=False)
     with pytest.raises(BrainForgeError, match="No 10-10 subset"):
         BenchmarkConfig(channel_counts=(17,))
-    assert forward_label(None) == "matched" and forward_label({"conductivity": [0.3, 0.003, 0.3]}) == "skull:0.003"
-    assert forward_label({"conductor": "sphere"}) == "sphere"
+    assert forward_mismatch_label(None) == "matched"
+    assert forward_mismatch_label({"conductivity": [0.3, 0.003, 0.3]}) == "skull:0.003"
+    # One grammar: the label of the parsed text is the text (a shift is named by its distance).
+    for text in ("skull:0.01", "jitter:5", "shift:25", "sphere"):
+        assert forward_mismatch_label(parse_forward_mismatch(text)) == text
+    assert parse_forward_mismatch("shift:15@0")["cap_shift_mm"] == (15.0, 0.0)
+    for bad in ("skull:thick", "bone:1", "sphere:2"):
+        with pytest.raises(BrainForgeError, match="--forward-mismatch must be skull"):
+            parse_forward_mismatch(bad)
 
 
 def test_cli_benchmark(test_sets, tmp_path):
@@ -157,7 +164,7 @@ def test_learned_solver_runs_in_overlapping_windows(model_dirs, head64):
     from brainforge.synthesis import normalise_eeg
 
     solver = LearnedSolver(model_dirs[0]).fit(head64)
-    assert solver.window_samples == 64
+    assert solver.window_samples is None and solver.window_length == 64  # the training crop
     starts, length = solver.window_starts(200)
     # The default overlap, 0.1 of a window: steps of round(0.9 * 64) = 58, the last window ending with the data.
     assert length == 64 and starts == [0, 58, 116, 136]
@@ -170,7 +177,7 @@ def test_learned_solver_runs_in_overlapping_windows(model_dirs, head64):
     centred = window - window.mean(dim=1, keepdim=True)
     centred = centred - centred.mean(dim=2, keepdim=True)
     with torch.inference_mode():
-        expected = solver.model(normalise_eeg(window), solver.montage)[0].numpy().T * centred.abs().max().item()
+        expected = solver.model_(normalise_eeg(window), solver.montage_)[0].numpy().T * centred.abs().max().item()
     np.testing.assert_allclose(solver.apply(eeg[:, :64], 500.0).data, expected, rtol=1e-4, atol=1e-9)
     with pytest.raises(BrainForgeError, match="resample"):
         solver.apply(eeg, 250.0)

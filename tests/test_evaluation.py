@@ -173,7 +173,7 @@ def test_solver_params_follow_scikit_learn_and_set_params_is_honoured(tmp_path, 
         solver.set_params(method="loreta").fit(head100)
     folder = save_model(build_model("gru", head100.n_regions, Montage.from_head_model(head100)), tmp_path / "net")
     network = LearnedSolver(folder, batch_size=8)
-    assert network.get_params() == {"model_dir": folder, "batch_size": 8, "overlap": 0.1}
+    assert network.get_params() == {"model_dir": folder, "batch_size": 8, "overlap": 0.1, "window_samples": None}
     with pytest.raises(BrainForgeError, match="fit"):
         network.apply(np.zeros((head100.n_channels, 10)))
 

@@ -61,8 +61,8 @@ def test_blocks_give_the_same_result_as_the_whole_recording(recording_1k, tmp_pa
     for chunk_s in (1.3, 60.0):
         model = solver
         if solver == "network":
-            model = LearnedSolver(default_model_dir())
-            model.window_samples = 250  # windows of 0.5 s, as a whole-segment model sees, overlapping by half
+            # Windows of 0.5 s overlapping by half: several overlap-add pieces cross every block edge.
+            model = LearnedSolver(default_model_dir(), window_samples=250, overlap=0.5)
         out = tmp_path / f"out{chunk_s}"
         result = localize_file(path, out, model, chunk_s=chunk_s, report=False)
         tables.append(pd.read_parquet(out / "region_timecourses.parquet"))

@@ -19,7 +19,8 @@ from brainforge.synthesis import (
     sample_seed,
     snr_db,
 )
-from brainforge.synthesis.generator import SOURCE_SNR_HALF_WINDOW, _windowed_snr
+from brainforge.synthesis._kernels import _windowed_snr
+from brainforge.synthesis.generator import SOURCE_SNR_HALF_WINDOW
 
 
 @pytest.fixture(scope="module")

@@ -198,6 +198,7 @@ def _range(text: str, name: str, cast=float) -> tuple:
 def _synthesis_head(head: str, channels: str | None, mismatch: str | None, n_regions: int = 1000):
     """Return the head model that makes the EEG: a template montage or a saved .npz, optionally altered."""
     from .anatomy import CHANNEL_SUBSETS, make_head_model, read_head_model
+    from .anatomy.forward_mismatch import parse_forward_mismatch
 
     picks = None
     if channels:
@@ -207,29 +208,7 @@ def _synthesis_head(head: str, channels: str | None, mismatch: str | None, n_reg
             raise BrainForgeError("--forward-mismatch needs a template head (a montage name), not a saved .npz.")
         model = read_head_model(head)
         return model.pick_channels(picks) if picks else model, None
-    options: dict = {}
-    if mismatch:
-        kind, _, value = mismatch.partition(":")
-        try:
-            if kind == "skull":
-                options["conductivity"] = (0.3, float(value or 0.003), 0.3)
-            elif kind == "jitter":
-                options["electrode_jitter_mm"] = float(value or 5.0)
-            elif kind == "sphere":
-                options["conductor"] = "sphere"
-            elif kind == "shift":
-                import numpy as np
-
-                distance, _, angle = value.partition("@")
-                radians = np.deg2rad(float(angle or 90.0))  # 90 degrees: towards the nose
-                shift = float(distance or 15.0)
-                options["cap_shift_mm"] = (round(shift * np.cos(radians), 6), round(shift * np.sin(radians), 6))
-            else:
-                raise ValueError(kind)
-        except ValueError as err:
-            raise BrainForgeError(
-                f"--forward-mismatch must be skull:S_PER_M, jitter:MM, shift:MM[@DEG] or sphere, got {mismatch!r}."
-            ) from err
+    options = parse_forward_mismatch(mismatch) if mismatch else {}
     model = make_head_model(head, channels=picks, n_regions=n_regions, **options)
     return model, options
 

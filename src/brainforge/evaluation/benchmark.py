@@ -10,6 +10,10 @@ the spike window with :func:`~brainforge.evaluation.evaluate`, and writes:
 - ``report.md``: the same as Markdown tables, with the time per segment;
 - ``error_vs_snr.png`` and ``error_vs_channels.png``: one line per solver.
 
+The configuration and result live in :mod:`.benchmark_config`, the intervals
+and summaries in :mod:`.summary`, the Markdown and plots in :mod:`.report`;
+this module reads test sets, fits and runs the solvers, and scores them.
+
 Conditions are read from each sample: sensor SNR (rounded to the nearest
 ``snr_bins_db``), number of sources, channel count (the test set's, plus the
 10-10 subsets asked for), superficial vs deep (any patch centred on a deep
@@ -22,127 +26,18 @@ import logging
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .._cache import atomic_path
 from .._errors import BrainForgeError
-from .metrics import SPIKE_HALF_WINDOW_MS, evaluate, spike_window
+from ..anatomy.forward_mismatch import forward_mismatch_label
+from .benchmark_config import BenchmarkConfig, BenchmarkResult
+from .metrics import evaluate, spike_window
+from .report import markdown_report, plot_against, write_text
+from .summary import summarise, timing_table
 
 logger = logging.getLogger("brainforge")
-
-#: Metrics in the Markdown condition tables and plots (all metrics go to the CSVs).
-HEADLINE_METRICS = (
-    "loc_error_mm",
-    "peak_centre_error_mm",
-    "peak_patch_error_mm",
-    "segment_correlation",
-    "failed",
-    "dispersion_mm",
-    "auc_close",
-    "dice",
-)
-#: Condition columns of ``samples.csv``, in report order.
-CONDITIONS = ("snr_db", "n_sources", "n_channels", "depth", "forward")
-#: Metrics where lower is better (the rest: higher is better).
-LOWER_IS_BETTER = (
-    "loc_error_mm",
-    "peak_centre_error_mm",
-    "peak_patch_error_mm",
-    "mle_mm",
-    "nmse",
-    "dispersion_mm",
-    "hd95_mm",
-    "segment_loc_error_mm",
-    "segment_peak_centre_error_mm",
-    "segment_peak_patch_error_mm",
-    "failed",
-    "failed_nonfinite",
-    "failed_ghost",
-)
-
-
-@dataclass(frozen=True)
-class BenchmarkConfig:
-    """How the benchmark runs.
-
-    Parameters
-    ----------
-    channel_counts : tuple of int | None
-        Also evaluate on these 10-10 subsets (16, 21, 32, 64, 75) of each test
-        set's channels, where the test set holds them; None: the test set's
-        channels only.
-    snr_bins_db : tuple of float
-        Sensor SNRs are reported at the nearest of these, dB.
-    half_window_ms : float
-        Scoring window around the spike peak, +- ms.
-    n_bootstrap : int
-        Bootstrap resamples for the confidence interval of each mean.
-    confidence : float
-        Confidence level of the interval.
-    max_samples : int | None
-        Use only the first samples of each test set.
-    solver_snr : float
-        Amplitude SNR assumed by the minimum-norm solvers (``lambda2 = 1 / snr**2``).
-    seed : int
-        Seed of the bootstrap and of the AUC_far draws.
-    ghost_mm : float
-        An estimate whose strongest region at the spike peak lies farther
-        than this from every true patch region counts as a failure
-        (``failed_ghost``), as do estimates with NaN or inf.
-    """
-
-    channel_counts: tuple[int, ...] | None = None
-    snr_bins_db: tuple[float, ...] = (5.0, 10.0, 15.0, 20.0)
-    half_window_ms: float = SPIKE_HALF_WINDOW_MS
-    n_bootstrap: int = 1000
-    confidence: float = 0.95
-    max_samples: int | None = None
-    solver_snr: float = 3.0
-    seed: int = 0
-    ghost_mm: float = 40.0
-
-    def __post_init__(self) -> None:
-        if self.n_bootstrap < 1:
-            raise BrainForgeError(f"n_bootstrap must be >= 1, got {self.n_bootstrap}.")
-        if not 0 < self.confidence < 1:
-            raise BrainForgeError(f"confidence must lie in (0, 1), got {self.confidence}.")
-        if self.max_samples is not None and self.max_samples < 1:
-            raise BrainForgeError(f"max_samples must be >= 1, got {self.max_samples}.")
-        if self.channel_counts is not None:
-            from ..anatomy import CHANNEL_SUBSETS
-
-            unknown = [n for n in self.channel_counts if f"1010-{n}" not in CHANNEL_SUBSETS]
-            if unknown:
-                known = ", ".join(k.split("-")[1] for k in CHANNEL_SUBSETS)
-                raise BrainForgeError(f"No 10-10 subset with {unknown} channels; choose from {known}.")
-
-
-@dataclass
-class BenchmarkResult:
-    """What :func:`run_benchmark` measured.
-
-    Attributes
-    ----------
-    samples : pandas.DataFrame
-        One row per sample, channel set and solver.
-    summary : pandas.DataFrame
-        Mean, median and interval per solver, condition and metric.
-    timing : pandas.DataFrame
-        Fit seconds and milliseconds per segment per solver and channel count.
-    files : list of Path
-        Files written.
-    skipped : list of str
-        Solver / channel-set pairs that could not run, with the reason.
-    """
-
-    samples: object
-    summary: object
-    timing: object
-    files: list[Path] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------- inputs
@@ -176,27 +71,6 @@ def check_solver_names(names: Sequence[str]) -> list[str]:
     if len(set(labels)) != len(labels):
         raise BrainForgeError(f"Two solvers share a name ({', '.join(labels)}); give model folders distinct names.")
     return checked
-
-
-def forward_label(mismatch: dict | None) -> str:
-    """Short name of a test set's forward model relative to the solvers' (``matched`` when unaltered)."""
-    if not mismatch:
-        return "matched"
-    parts = []
-    for key, value in mismatch.items():
-        if key == "conductivity":
-            parts.append(f"skull:{value[1]:g}")
-        elif key == "electrode_jitter_mm":
-            parts.append(f"jitter:{value:g}")
-        elif key == "jitter_seed":
-            continue
-        elif key == "cap_shift_mm":
-            parts.append(f"shift:{float(np.hypot(*value)):g}")
-        elif key == "conductor":
-            parts.append(str(value))
-        else:
-            parts.append(f"{key}:{value}")
-    return ",".join(parts)
 
 
 def matched_head_model(metadata: dict):
@@ -292,7 +166,7 @@ def _rows_for_test_set(
     check_test_set_head(meta, head, path.name)
     test_channels = list(meta["ch_names"])
     n_samples = len(test) if config.max_samples is None else min(len(test), config.max_samples)
-    forward = forward_label(meta.get("forward_mismatch"))
+    forward = forward_mismatch_label(meta.get("forward_mismatch"))
     distance, adjacency, deep = head.region_distance, head.region_adjacency, head.region_is_deep
     sets = _channel_sets(test_channels, config.channel_counts)
     runnable = {}  # (solver, set index) -> fitted solver, or None when it cannot run
@@ -382,184 +256,6 @@ def _first_fit(name, head, channels, cache, eeg, sfreq, skipped):
     return solver
 
 
-# ---------------------------------------------------------------------- summaries
-def bootstrap_interval(
-    values: np.ndarray, n_bootstrap: int, confidence: float, rng: np.random.Generator | int, statistic=np.mean
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``statistic`` of the finite ``values`` (:func:`scipy.stats.bootstrap`)."""
-    from scipy.stats import bootstrap
-
-    values = np.asarray(values, float)
-    values = values[np.isfinite(values)]
-    if not len(values):
-        return np.nan, np.nan
-    if np.ptp(values) == 0:  # one value, or all equal: every resample has the same statistic
-        return float(values[0]), float(values[0])
-    result = bootstrap(
-        (values,), statistic, n_resamples=n_bootstrap, confidence_level=confidence, method="percentile",
-        random_state=rng, vectorized=True,
-    )  # fmt: skip
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
-
-
-def metric_columns(samples) -> list[str]:
-    """Return the metric columns of a ``samples`` table."""
-    fixed = {"test_set", "sample", "sensor_snr_db", "solver", "ms", "n_regions", *CONDITIONS}
-    return [c for c in samples.columns if c not in fixed]
-
-
-def summarise(samples, config: BenchmarkConfig):
-    """Mean, median and bootstrap interval per solver, condition (``all`` included) and metric."""
-    import pandas as pd
-
-    rng = np.random.default_rng(config.seed)
-    metrics = metric_columns(samples)
-    rows = []
-    for condition in ("all", *CONDITIONS):
-        groups = samples.groupby(["solver"] if condition == "all" else ["solver", condition], sort=True)
-        for key, group in groups:
-            solver, value = (key[0], "all") if condition == "all" else key
-            for metric in metrics:
-                values = group[metric].to_numpy(float)
-                finite = values[np.isfinite(values)]
-                low, high = bootstrap_interval(finite, config.n_bootstrap, config.confidence, rng)
-                rows.append({
-                    "solver": solver, "condition": condition, "value": value, "metric": metric,
-                    "n": len(finite), "mean": finite.mean() if len(finite) else np.nan,
-                    "median": np.median(finite) if len(finite) else np.nan, "ci_low": low, "ci_high": high,
-                })  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-def timing_table(samples, cache: _SolverCache):
-    """Fit seconds and time per segment (mean and median ms) per solver and channel count."""
-    import pandas as pd
-
-    rows = []
-    for (solver, n_channels), group in samples.groupby(["solver", "n_channels"], sort=True):
-        rows.append({
-            "solver": solver, "n_channels": n_channels, "fit_s": cache.fit_seconds.get((solver, n_channels), np.nan),
-            "ms_per_segment_mean": group["ms"].mean(), "ms_per_segment_median": group["ms"].median(),
-            "segments": len(group),
-        })  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-def _cell(row) -> str:
-    return f"{row['mean']:.3g} [{row['ci_low']:.3g}, {row['ci_high']:.3g}]" if row["n"] else "-"
-
-
-def markdown_report(summary, timing, config: BenchmarkConfig, test_sets: list[str], skipped: list[str]) -> str:
-    """Write the Markdown report: overall metrics, one table per condition, timings."""
-    level = round(config.confidence * 100)
-    lines = [
-        "# BrainForge benchmark",
-        "",
-        f"Test sets: {', '.join(test_sets)}. Scored on +-{config.half_window_ms:g} ms around each spike peak; "
-        "`segment_*` metrics over the whole segment. "
-        f"Cells: mean [{level}% bootstrap interval of the mean, {config.n_bootstrap} resamples]. "
-        "Lower is better for errors (mm), dispersion, HD95 and nMSE; higher for AUC, Dice, precision, recall "
-        "and correlation. Per-sample values: `samples.csv`; medians: `summary.csv`.",
-        "",
-        "## All samples",
-        "",
-    ]
-    overall = summary[summary.condition == "all"]
-    metrics = list(dict.fromkeys(overall.metric))
-    solvers = list(dict.fromkeys(overall.solver))
-    lines += ["| metric | " + " | ".join(solvers) + " |", "| --- |" + " --- |" * len(solvers)]
-    for metric in metrics:
-        cells = []
-        for solver in solvers:
-            row = overall[(overall.solver == solver) & (overall.metric == metric)]
-            cells.append(_cell(row.iloc[0]) if len(row) else "-")
-        lines.append(f"| {metric} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        f"Failures (counted, never dropped from this count; ghost: peak > {config.ghost_mm:g} mm from every "
-        "true patch region; non-finite: NaN or inf estimate, left out of the means above):",
-        "",
-    ]
-    for solver in solvers:
-        counts = {}
-        for metric in ("failed", "failed_ghost", "failed_nonfinite"):
-            row = overall[(overall.solver == solver) & (overall.metric == metric)]
-            counts[metric] = (
-                (round(row["mean"].iloc[0] * row["n"].iloc[0]), int(row["n"].iloc[0])) if len(row) else (0, 0)
-            )
-        failed, n = counts["failed"]
-        lines.append(
-            f"- {solver}: {failed} of {n} "
-            f"({counts['failed_ghost'][0]} ghost, {counts['failed_nonfinite'][0]} non-finite)"
-        )
-    for condition in CONDITIONS:
-        part = summary[(summary.condition == condition) & summary.metric.isin(HEADLINE_METRICS)]
-        values = sorted(set(part.value), key=_sort_key)
-        if len(values) < 2 and condition != "n_channels":
-            continue
-        lines += [
-            "",
-            f"## By {condition}",
-            "",
-            "| solver | " + condition + " | n | " + " | ".join(HEADLINE_METRICS) + " |",
-        ]
-        lines.append("| --- | --- | --- |" + " --- |" * len(HEADLINE_METRICS))
-        for solver in solvers:
-            for value in values:
-                rows = part[(part.solver == solver) & (part.value == value)]
-                if not len(rows):
-                    continue
-                cells = [
-                    _cell(rows[rows.metric == m].iloc[0]) if (rows.metric == m).any() else "-" for m in HEADLINE_METRICS
-                ]
-                lines.append(f"| {solver} | {value} | {int(rows.n.max())} | " + " | ".join(cells) + " |")
-    lines += ["", "## Time", "", "| solver | channels | fit (s) | ms per segment (mean) | median | segments |"]
-    lines.append("| --- | --- | --- | --- | --- | --- |")
-    for _, row in timing.iterrows():
-        lines.append(
-            f"| {row.solver} | {row.n_channels} | {row.fit_s:.2f} | {row.ms_per_segment_mean:.2f} | "
-            f"{row.ms_per_segment_median:.2f} | {row.segments} |"
-        )
-    if skipped:
-        lines += ["", "## Skipped", ""] + [f"- {s}" for s in skipped]
-    return "\n".join(lines) + "\n"
-
-
-def _sort_key(value):
-    return (0, float(value), "") if isinstance(value, int | float | np.number) else (1, 0.0, str(value))
-
-
-def plot_against(
-    summary, condition: str, path: Path, metrics: Sequence[str] = ("loc_error_mm", "peak_centre_error_mm")
-):
-    """PNG of each metric's mean (with its interval) against ``condition``, one line per solver."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    part = summary[summary.condition == condition]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
-    for axis, metric in zip(axes[0], metrics, strict=True):
-        for solver, rows in part[part.metric == metric].groupby("solver", sort=True):
-            rows = rows.assign(x=rows.value.astype(float)).sort_values("x")
-            errors = np.vstack([rows["mean"] - rows.ci_low, rows.ci_high - rows["mean"]])
-            axis.errorbar(rows.x, rows["mean"], yerr=np.clip(errors, 0, None), marker="o", capsize=3, label=solver)
-        axis.set_xlabel({"snr_db": "sensor SNR (dB)", "n_channels": "channels"}.get(condition, condition))
-        axis.set_ylabel(metric.replace("_mm", " (mm)"))
-        axis.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-
-
-def _write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
 def run_benchmark(
     solvers: Sequence[str],
     test_sets: Sequence[str | Path],
@@ -624,12 +320,12 @@ def run_benchmark(
         raise BrainForgeError("No solver could run on these test sets: " + "; ".join(skipped))
     samples = pd.DataFrame(rows)
     summary = summarise(samples, config)
-    timing = timing_table(samples, cache)
+    timing = timing_table(samples, cache.fit_seconds)
     files = []
     for name, table in (("samples.csv", samples), ("summary.csv", summary), ("timing.csv", timing)):
-        _write_text(out_dir / name, table.to_csv(index=False))
+        write_text(out_dir / name, table.to_csv(index=False))
         files.append(out_dir / name)
-    _write_text(out_dir / "report.md", markdown_report(summary, timing, config, [p.name for p in paths], skipped))
+    write_text(out_dir / "report.md", markdown_report(summary, timing, config, [p.name for p in paths], skipped))
     files.append(out_dir / "report.md")
     for condition, name in (("snr_db", "error_vs_snr.png"), ("n_channels", "error_vs_channels.png")):
         plot_against(summary, condition, out_dir / name)

@@ -292,7 +292,7 @@ TABLE_METRICS = (
 
 def median_interval(values: np.ndarray, n_bootstrap: int, seed: int) -> tuple[float, float, float]:
     """Median of the finite values and its 95 % percentile-bootstrap interval (``bootstrap_interval``)."""
-    from .benchmark import bootstrap_interval
+    from .summary import bootstrap_interval
 
     values = np.asarray(values, float)
     values = values[np.isfinite(values)]

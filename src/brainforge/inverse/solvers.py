@@ -10,7 +10,6 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._errors import BrainForgeError
-from ..synthesis.normalise import normalise_eeg
 from .forward import make_forward, make_info
 
 #: Classical solvers, all computed by MNE-Python's own code.
@@ -113,12 +112,12 @@ class InverseSolver:
 
     def _check_eeg(self, eeg: np.ndarray) -> np.ndarray:
         """Return ``eeg`` as a float array after checking the solver is fitted and the data fit it."""
-        if not hasattr(self, "n_channels"):  # set by every fit
+        if not hasattr(self, "n_channels_"):  # set by every fit
             raise BrainForgeError(f"Call fit(head) before apply() on the {self.name} solver.")
         eeg = np.asarray(eeg, float)
-        if eeg.ndim != 2 or eeg.shape[0] != self.n_channels:
+        if eeg.ndim != 2 or eeg.shape[0] != self.n_channels_:
             raise BrainForgeError(
-                f"{self.name} expects EEG of shape ({self.n_channels} channels, n_times), got {eeg.shape}; "
+                f"{self.name} expects EEG of shape ({self.n_channels_} channels, n_times), got {eeg.shape}; "
                 "is the data (time, channels)? Transpose it."
             )
         if not np.isfinite(eeg).all():
@@ -165,6 +164,21 @@ class ClassicalSolver(InverseSolver):
     vertex_output : bool
         Also return dipole-level estimates (costs memory: n_sources x n_times).
 
+    Attributes
+    ----------
+    head_ : HeadModel
+        The head model of the last :meth:`fit`.
+    forward_ : mne.Forward
+        Its forward solution (gain = the head model's leadfield).
+    info_, noise_cov_ : mne.Info, mne.Covariance
+        Channels with the average-reference projector, and the noise covariance.
+    kernel_, region_kernel_ : array, shape (n_sources or n_regions, n_channels)
+        Minimum-norm family: the inverse operator, dipoles and region means.
+    fixed_forward_ : mne.Forward
+        LCMV: the fixed-orientation forward.
+    n_channels_ : int
+        Channels the EEG must have.
+
     Notes
     -----
     The minimum-norm family is linear in the data: its kernel is computed once
@@ -207,32 +221,32 @@ class ClassicalSolver(InverseSolver):
         import mne
 
         self._check_params()
-        self.head = head
-        self.n_channels = head.n_channels
-        self.forward = make_forward(head)
+        self.head_ = head
+        self.n_channels_ = head.n_channels
+        self.forward_ = make_forward(head)
         # The average reference as a projector: MNE's EEG inverses require it.
         blank = mne.EvokedArray(np.zeros((head.n_channels, 1)), make_info(head), verbose="error")
-        self.info = blank.set_eeg_reference("average", projection=True, verbose="error").info
-        self.noise_cov = _noise_covariance(self.info, self.baseline)
+        self.info_ = blank.set_eeg_reference("average", projection=True, verbose="error").info
+        self.noise_cov_ = _noise_covariance(self.info_, self.baseline)
         if head.leadfield is not None:
-            self.to_regions = region_mean_matrix(head.source_region, head.n_regions)
+            self.to_regions_ = region_mean_matrix(head.source_region, head.n_regions)
         else:
-            self.to_regions = sp.identity(head.n_regions, format="csr")
+            self.to_regions_ = sp.identity(head.n_regions, format="csr")
         if self.name in _LINEAR:
             method, depth = _LINEAR[self.name]
             inverse = mne.minimum_norm.make_inverse_operator(
-                self.info, self.forward, self.noise_cov, loose=0.0, depth=depth, fixed=True, verbose="error"
+                self.info_, self.forward_, self.noise_cov_, loose=0.0, depth=depth, fixed=True, verbose="error"
             )
-            identity = mne.EvokedArray(np.eye(self.n_channels), self.info, verbose="error")
+            identity = mne.EvokedArray(np.eye(self.n_channels_), self.info_, verbose="error")
             stc = mne.minimum_norm.apply_inverse(
                 identity, inverse, 1.0 / self.snr**2, method, verbose="error"
             )  # fmt: skip
-            self.kernel = stc.data  # (n_sources, n_channels), average reference included
-            self.region_kernel = np.asarray(self.to_regions @ self.kernel)
+            self.kernel_ = stc.data  # (n_sources, n_channels), average reference included
+            self.region_kernel_ = np.asarray(self.to_regions_ @ self.kernel_)
         else:
             # The beamformer takes the normal component directly: a fixed-orientation forward.
-            self.fixed_forward = mne.convert_forward_solution(
-                self.forward, surf_ori=True, force_fixed=True, verbose="error"
+            self.fixed_forward_ = mne.convert_forward_solution(
+                self.forward_, surf_ori=True, force_fixed=True, verbose="error"
             )
         return self
 
@@ -240,11 +254,11 @@ class ClassicalSolver(InverseSolver):
         """Estimate sources of EEG (n_channels, n_times)."""
         eeg = self._check_eeg(eeg)
         if self.name in _LINEAR:
-            vertex = self.kernel @ eeg if self.vertex_output else None
-            return SourceActivity(self.region_kernel @ eeg, sfreq, self.name, vertex)
+            vertex = self.kernel_ @ eeg if self.vertex_output else None
+            return SourceActivity(self.region_kernel_ @ eeg, sfreq, self.name, vertex)
         vertex = self._lcmv(eeg, sfreq)
         return SourceActivity(
-            np.asarray(self.to_regions @ vertex), sfreq, self.name, vertex if self.vertex_output else None
+            np.asarray(self.to_regions_ @ vertex), sfreq, self.name, vertex if self.vertex_output else None
         )
 
     @property
@@ -260,14 +274,14 @@ class ClassicalSolver(InverseSolver):
         import mne
         from mne.beamformer import apply_lcmv, make_lcmv
 
-        evoked = mne.EvokedArray(eeg, self.info, verbose="error").apply_proj(verbose="error")
+        evoked = mne.EvokedArray(eeg, self.info_, verbose="error").apply_proj(verbose="error")
         centred = evoked.data - evoked.data.mean(axis=1, keepdims=True)
         data_cov = mne.Covariance(
-            centred @ centred.T / (eeg.shape[1] - 1), list(self.info["ch_names"]), [], self.info["projs"],
+            centred @ centred.T / (eeg.shape[1] - 1), list(self.info_["ch_names"]), [], self.info_["projs"],
             eeg.shape[1] - 1, verbose="error",
         )  # fmt: skip
         filters = make_lcmv(
-            self.info, self.fixed_forward, data_cov, reg=self.reg, noise_cov=self.noise_cov,
+            self.info_, self.fixed_forward_, data_cov, reg=self.reg, noise_cov=self.noise_cov_,
             weight_norm="unit-noise-gain-invariant", rank="info", verbose="error",
         )  # fmt: skip
         return apply_lcmv(evoked, filters, verbose="error").data
@@ -290,6 +304,18 @@ class LearnedSolver(InverseSolver):
         spikes localised inside their patch on continuous recordings
         (``benchmarks/window_overlap.py``, docs/localize.md); 0.5 is the
         more careful choice when time does not matter.
+    window_samples : int | None
+        Samples per window; None (default) uses the length the network was
+        trained on (its ``--crop``, else its segment).
+
+    Attributes
+    ----------
+    model_ : SourceModel
+        The network in inference form (set by :meth:`fit`, which loads the weights).
+    montage_ : Montage
+        The head model's channels and positions.
+    n_channels_ : int
+        Channels the EEG must have.
 
     Notes
     -----
@@ -300,42 +326,85 @@ class LearnedSolver(InverseSolver):
     overlapping windows are blended with a Hann taper.
     """
 
-    def __init__(self, model_dir: str | Path, batch_size: int = 16, overlap: float = 0.1):
-        from ..models import load_model
-        from ..models.base import inference_copy
-
+    def __init__(
+        self, model_dir: str | Path, batch_size: int = 16, overlap: float = 0.1, window_samples: int | None = None
+    ):
         self.model_dir = Path(model_dir)
-        model, self.config = load_model(self.model_dir)
-        self.model = inference_copy(model)
-        self.name = self.model_dir.name or self.model.name
         self.batch_size = batch_size
-        if not 0.0 <= overlap < 1.0:
-            raise BrainForgeError(f"overlap must lie in [0, 1), got {overlap}.")
         self.overlap = overlap
-        training = self.config.get("training") or {}
-        data = self.config.get("data") or {}
-        self.sfreq = float(data.get("sfreq_hz", 500.0))
+        self.window_samples = window_samples
+        self._check_params()
+
+    def _check_params(self) -> None:
+        """Refuse an overlap outside [0, 1) or a batch or window below one (at construction and in fit)."""
+        if not 0.0 <= self.overlap < 1.0:
+            raise BrainForgeError(f"overlap must lie in [0, 1), got {self.overlap}.")
+        if self.batch_size < 1 or (self.window_samples is not None and self.window_samples < 1):
+            raise BrainForgeError(f"batch_size and window_samples must be 1 or more, got {self.batch_size}, "
+                                  f"{self.window_samples}.")  # fmt: skip
+
+    @property
+    def config(self) -> dict:
+        """The model folder's ``config.json`` (read once; no weights are loaded)."""
+        from ..models.io import read_model_config
+
+        cached = self.__dict__.get("_config")
+        if cached is None or cached[0] != self.model_dir:
+            cached = (self.model_dir, read_model_config(self.model_dir))
+            self.__dict__["_config"] = cached
+        return cached[1]
+
+    @property
+    def name(self) -> str:
+        """The model folder's name (the network's name for a folder without one)."""
+        return self.model_dir.name or self.config["model"]["name"]
+
+    @property
+    def sfreq(self) -> float:
+        """Sampling rate the network was trained at, Hz."""
+        return float((self.config.get("data") or {}).get("sfreq_hz", 500.0))
+
+    @property
+    def n_regions(self) -> int:
+        """Regions the network outputs."""
+        return int(self.config["n_regions"])
+
+    @property
+    def window_length(self) -> int:
+        """Samples per window: ``window_samples``, else the network's training crop or segment."""
+        if self.window_samples is not None:
+            return int(self.window_samples)
         # A network sees windows as long as it was trained on: its crop, else the training
         # segment (1 s when an older config does not record it).
-        self.window_samples = training.get("crop_samples") or int(data.get("segment_samples") or round(self.sfreq))
+        training, data = self.config.get("training") or {}, self.config.get("data") or {}
+        return int(training.get("crop_samples") or data.get("segment_samples") or round(self.sfreq))
 
     def fit(self, head) -> LearnedSolver:
-        """Check the head model's regions against the network's and take its montage."""
+        """Load the weights (BatchNorm folded in), check the head model's regions and take its montage.
+
+        Sets ``model_`` (the network, ready for inference), ``montage_`` and
+        ``n_channels_``.
+        """
+        from ..models import load_model
+        from ..models.base import inference_copy
         from ..topomap import Montage
 
-        if head.n_regions != self.model.n_regions:
+        self._check_params()
+        if head.n_regions != self.n_regions:
             raise BrainForgeError(
-                f"Model {self.model_dir} outputs {self.model.n_regions} regions but the head model has "
+                f"Model {self.model_dir} outputs {self.n_regions} regions but the head model has "
                 f"{head.n_regions}; use the head model it was trained on, or fine-tune it (--init)."
             )
-        self.montage = Montage.from_head_model(head)
-        self.n_channels = head.n_channels
+        model, _ = load_model(self.model_dir)
+        self.model_ = inference_copy(model)
+        self.montage_ = Montage.from_head_model(head)
+        self.n_channels_ = head.n_channels
         return self
 
     def window_starts(self, n_times: int) -> tuple[list[int], int]:
         """Window starts and length covering ``n_times`` samples, overlapping by ``overlap``."""
-        length = self.window_samples
-        if length is None or n_times <= length:
+        length = self.window_length
+        if n_times <= length:
             return [0], n_times
         step = max(1, round(length * (1.0 - self.overlap)))
         starts = list(range(0, n_times - length + 1, step))
@@ -345,15 +414,15 @@ class LearnedSolver(InverseSolver):
 
     def block_grid(self) -> tuple[int, int]:
         """Return (margin, step): one window of margin, blocks on the grid of window starts."""
-        length = self.window_samples
-        if length is None:
-            return 0, 1
+        length = self.window_length
         step = max(1, round(length * (1.0 - self.overlap)))
         return -(-length // step) * step, step
 
     def apply(self, eeg: np.ndarray, sfreq: float | None = None) -> SourceActivity:
         """Estimate sources of EEG (n_channels, n_times) sampled at the network's rate."""
         import torch
+
+        from ..synthesis.normalise import normalise_eeg
 
         eeg = self._check_eeg(eeg)
         if sfreq is not None and abs(sfreq - self.sfreq) > 1e-6:
@@ -364,14 +433,14 @@ class LearnedSolver(InverseSolver):
         overlapping = len(starts) > 1 and self.overlap > 0
         taper = np.hanning(length + 2)[1:-1] if overlapping else np.ones(length)
         # (T, R) float32: windows add along the first axis (the network's own precision).
-        total = np.zeros((eeg.shape[1], self.model.n_regions), np.float32)
+        total = np.zeros((eeg.shape[1], self.n_regions), np.float32)
         weight = np.zeros(eeg.shape[1], np.float32)
         for first in range(0, len(starts), self.batch_size):
             chunk = starts[first : first + self.batch_size]
             windows = np.stack([eeg[:, s : s + length].T for s in chunk])  # (B, L, C)
             windows, scale = normalise_eeg(windows, return_scale=True)
             with torch.inference_mode():
-                estimate = self.model(torch.from_numpy(windows), self.montage).numpy()  # (B, L, R)
+                estimate = self.model_(torch.from_numpy(windows), self.montage_).numpy()  # (B, L, R)
             estimate *= (scale[:, None] * taper[None, :]).astype(np.float32)[:, :, None]
             _overlap_add(total, weight, estimate, chunk, taper)
         total /= weight[:, None]
@@ -442,4 +511,9 @@ def make_solver(name: str, **options) -> InverseSolver:
         raise BrainForgeError(
             f"Solver {name!r} takes no option {', '.join(unknown)}; it takes {', '.join(accepted) or 'none'}."
         )
-    return kind(*args, **options)
+    solver = kind(*args, **options)
+    if kind is LearnedSolver:  # a model folder fails here, in one line, not after a recording was read
+        weights = solver.model_dir / "model.safetensors"
+        if not solver.config or not weights.is_file():
+            raise BrainForgeError(f"Model weights not found: {weights}.")
+    return solver

@@ -12,7 +12,6 @@ import numpy as np
 
 from .._data import package_data
 from .._errors import BrainForgeError
-from ..inverse import make_solver
 from .output import TimecourseWriter, check_out_dir, commit_tmp_dir, open_tmp_dir
 from .recording import (
     FilterPlan,
@@ -172,6 +171,8 @@ NETWORK_NOTE = (
 def _as_solver(solver):
     """Return (solver object, name): a name is looked up once; a solver object is used as given."""
     if isinstance(solver, str):
+        from ..inverse import make_solver
+
         return make_solver(solver), solver
     return solver, getattr(solver, "name", type(solver).__name__)
 
@@ -275,7 +276,7 @@ def localize_prepared(prepared: PreparedEEG, solver="default", uncertainty=None)
 
 def localize(
     inst,
-    solver: str = "default",
+    solver="default",
     *,
     tmin: float | None = None,
     tmax: float | None = None,
@@ -293,9 +294,10 @@ def localize(
     ----------
     inst : mne.io.Raw | mne.Epochs | mne.Evoked
         EEG with standard channel names or electrode positions.
-    solver : str
+    solver : str | InverseSolver
         ``"default"`` (the bundled network), a classical method (``sloreta``,
-        ``eloreta``, ``dspm``, ``mne``, ``wmne``, ``lcmv``) or a trained-model folder.
+        ``eloreta``, ``dspm``, ``mne``, ``wmne``, ``lcmv``), a trained-model
+        folder, or an unfitted solver (for example ``make_solver("default", overlap=0.5)``).
     tmin, tmax : float | None
         Time span, s (with ``events``: the epoch around each event).
     events : list of str | None
@@ -322,7 +324,7 @@ def localize(
         l_freq, h_freq, tmin, tmax, tuple(events) if events else None,
         tuple(channels) if channels else None, tuple(exclude or ()),
     )  # fmt: skip
-    model = make_solver(solver)
+    model, _ = _as_solver(solver)
     uncertainty = uncertainty if uncertainty is not None else (True if return_confidence else None)
     uncertainty = _uncertainty_config(uncertainty, solver)
     prepared = prepare_recording(inst, _solver_sfreq(model), config)

@@ -1,5 +1,6 @@
 """Labelled synthetic EEG from a head model and a spike library."""
 
+from .config import SynthesisConfig
 from .dataset import (
     SyntheticBatchLoader,
     SyntheticEEGDataset,
@@ -8,10 +9,11 @@ from .dataset import (
     densify_sources,
     sample_seed,
 )
-from .generator import Sample, SampleGenerator, SynthesisConfig, source_activity
+from .generator import SampleGenerator
 from .noise import NoiseBank, RealisticNoise, load_deepsif_noise, pink_noise, scale_to_snr, snr_db, white_noise
 from .normalise import normalise_eeg
 from .patches import grow_patch, is_connected, patch_weights
+from .sample import Sample, source_activity
 
 __all__ = [
     "NoiseBank",

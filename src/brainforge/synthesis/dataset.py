@@ -12,7 +12,8 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from .._errors import BrainForgeError
-from .generator import SampleGenerator, source_activity
+from .generator import SampleGenerator
+from .sample import source_activity
 
 #: Shared-memory batch buffers of each DataLoader worker, reused once the main process releases them.
 _SLOTS_PER_WORKER = 8

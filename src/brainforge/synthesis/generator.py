@@ -1,22 +1,34 @@
-"""Labelled synthetic EEG: spike patches over neural-mass background, projected and noised."""
+"""Labelled synthetic EEG: spike patches over neural-mass background, projected and noised.
+
+:class:`SampleGenerator` draws samples as :class:`~.config.SynthesisConfig`
+says and returns :class:`~.sample.Sample`; its compiled array kernels live in
+:mod:`._kernels`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-from numba import njit
 
 from .._errors import BrainForgeError
 from ..anatomy.forward_bank import ForwardBank
 from ..anatomy.head_model import HeadModel
 from ..nmm.library import SpikeLibrary
+from ._kernels import (
+    _clean_eeg,
+    _interpolate_background,
+    _interpolate_topography,
+    _largest_product,
+    _mix_and_normalise,
+    _peak_time,
+    _reference_background,
+    _SensorNoise,
+)
+from .config import SynthesisConfig
 from .noise import (
-    NOISE_TYPES,
     NoiseBank,
     RealisticNoise,
-    _gather_segments,
     noise_gain,
     pink_noise,
     power,
@@ -24,213 +36,16 @@ from .noise import (
     white_noise,
 )
 from .patches import grow_patch, patch_weights
+from .sample import Sample
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
 #: Half-width of the window around a spike peak in which the source SNR is measured, samples.
 SOURCE_SNR_HALF_WINDOW = 100
 
 #: Largest memory for projected background clips kept by a generator, bytes.
 _CLIP_CACHE_BYTES = 512 * 2**20
-
-
-@dataclass(frozen=True)
-class SynthesisConfig:
-    """How samples are drawn.
-
-    Parameters
-    ----------
-    n_sources : (int, int)
-        Fewest and most patches per sample.
-    max_patch_regions : int
-        Largest patch.
-    half_amplitude_mm : (float, float)
-        Range of the distance at which a patch's amplitude halves, mm.
-    source_snr_db : (float, float)
-        Range of each patch's SNR over the background activity, dB.
-    sensor_snr_db : (float, float)
-        Range of the sensor SNR, dB.
-    noise_types : tuple of str
-        Sensor noise drawn from these: ``"white"``, ``"pink"`` (1/f),
-        ``"realistic"`` (needs realistic noise).
-    snr_convention : ``"power"`` | ``"deepsif"``
-        Nominal SNR delivered as asked, or as DeepSIF delivers it (about
-        3 dB higher).
-    deep_share : float
-        Probability that a patch is centred on a deep region.
-    overlap : bool
-        Allow patches to share regions.
-    max_onset_delay_ms : float
-        Each patch's spike starts up to this much later (moving sources).
-    background_share : float
-        Probability that a sample holds no source at all: background
-        activity and sensor noise only, with an all-zero target. Training on
-        such segments keeps a network that slides over a long recording in
-        distribution between spikes. Spikes already lie anywhere in the
-        segment (the library's clips are cut on fixed 500-sample blocks, as
-        DeepSIF's are) and about half the clips hold two or more spikes.
-    n_channels : (int, int) | None
-        Draw a random subset of this many channels of the head model's
-        montage per sample; None keeps every channel.
-    noise_bank_segments : int
-        White and 1/f sensor noise come from a :class:`NoiseBank` of this
-        many segments per type (distinct, circularly shifted, sign-flipped
-        segments per channel): the generator runs about 2x faster than with
-        fresh Gaussian draws. 0 draws fresh noise for every sample.
-    noise_bank_seed : int
-        Seed of the noise bank.
-    """
-
-    n_sources: tuple[int, int] = (1, 3)
-    max_patch_regions: int = 70
-    half_amplitude_mm: tuple[float, float] = (40.0, 60.0)
-    source_snr_db: tuple[float, float] = (10.0, 20.0)
-    sensor_snr_db: tuple[float, float] = (5.0, 20.0)
-    noise_types: tuple[str, ...] = ("white", "pink")
-    snr_convention: str = "power"
-    deep_share: float = 0.0
-    overlap: bool = False
-    max_onset_delay_ms: float = 0.0
-    background_share: float = 0.0
-    n_channels: tuple[int, int] | None = None
-    noise_bank_segments: int = 8192
-    noise_bank_seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("n_sources", "half_amplitude_mm", "source_snr_db", "sensor_snr_db", "n_channels"):
-            value = getattr(self, name)
-            if value is not None and (len(value) != 2 or value[0] > value[1]):
-                raise BrainForgeError(f"{name} must be a (low, high) range with low <= high, got {value}.")
-        if self.n_sources[0] < 1:
-            raise BrainForgeError(f"n_sources must start at 1 or more, got {self.n_sources}.")
-        unknown = set(self.noise_types) - set(NOISE_TYPES)
-        if unknown or not self.noise_types:
-            raise BrainForgeError(f"noise_types must be among {', '.join(NOISE_TYPES)}, got {self.noise_types}.")
-        if self.snr_convention not in ("power", "deepsif"):
-            raise BrainForgeError(f"snr_convention must be 'power' or 'deepsif', got {self.snr_convention!r}.")
-        if not 0.0 <= self.deep_share <= 1.0:
-            raise BrainForgeError(f"deep_share must lie in [0, 1], got {self.deep_share}.")
-        if not 0.0 <= self.background_share < 1.0:
-            raise BrainForgeError(f"background_share must lie in [0, 1), got {self.background_share}.")
-        if self.n_channels is not None and self.n_channels[0] < 8:
-            raise BrainForgeError("n_channels must keep at least 8 channels.")
-        if self.noise_bank_segments < 0:
-            raise BrainForgeError(
-                f"noise_bank_segments must be 0 (fresh noise) or more, got {self.noise_bank_segments}."
-            )
-
-
-def source_activity(waves: np.ndarray | torch.Tensor, weights: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-    """Activity ``waves @ weights`` of factored targets, summed patch by patch in a fixed order.
-
-    Written as products and sums (not a matrix product) so that NumPy and
-    PyTorch, on any device, give the same bits, with no reduced-precision
-    (TF32) matrix products on GPUs.
-
-    Parameters
-    ----------
-    waves : array or tensor, shape (..., n_times, n_patches)
-        Patch waveforms.
-    weights : array or tensor, shape (..., n_patches, n_regions)
-        Patch weights.
-
-    Returns
-    -------
-    activity : array or tensor, shape (..., n_times, n_regions)
-    """
-    if waves.shape[-1] == 0:  # no patch (a background-only sample): all zero
-        return waves @ weights
-    activity = waves[..., :, 0:1] * weights[..., 0:1, :]
-    for i in range(1, waves.shape[-1]):
-        activity = activity + waves[..., :, i : i + 1] * weights[..., i : i + 1, :]
-    return activity
-
-
-@dataclass
-class Sample:
-    """One labelled sample.
-
-    Attributes
-    ----------
-    eeg : array, shape (n_times, n_channels)
-        Normalised EEG (time mean, then channel mean removed; divided by the max |value|), float32.
-    source_regions : array of int, shape (n_active,)
-        The regions of the patches, sorted.
-    source_waves : array, shape (n_times, n_sources)
-        Each patch's waveform, divided by the max |activity| over all
-        regions, float32.
-    source_weights : array, shape (n_sources, n_active)
-        Each patch's weight on each of ``source_regions`` (0 outside the
-        patch), float32.
-    source_values : array, shape (n_times, n_active)
-        (property) Activity of ``source_regions``: ``source_waves @
-        source_weights`` in float32; its max |value| is 1.
-    sources : array, shape (n_times, n_regions)
-        (property) The dense target: ``source_values`` in the columns
-        ``source_regions``, zero elsewhere, float32.
-    active : array of bool, shape (n_regions,)
-        Regions of any patch.
-    centres : array of int, shape (n_sources,)
-        Patch centre regions.
-    patches : list of arrays of int
-        Regions of each patch.
-    source_snr_db : array, shape (n_sources,)
-        Realised SNR of each patch over the background (module definition).
-    sensor_snr_db : float
-        Realised sensor SNR.
-    noise_type : str
-        Sensor noise used.
-    onsets : array of int, shape (n_sources,)
-        Onset delay of each patch, samples.
-    ch_names : list of str
-        Channels.
-    ch_pos : array, shape (n_channels, 3)
-        Channel positions, mm.
-    seed : int
-        Seed that reproduces this sample.
-    peak_time : int
-        Time sample of the largest |target| (the spike peak; the first one
-        on a tie), as ``np.abs(sources).max(axis=1).argmax()`` gives it;
-        0 for a background-only sample (no source: ``source_waves`` has no
-        column and ``sources`` is all zero).
-    forward_index : int
-        Forward model of the generator's forward bank that made the EEG
-        (-1: the head model's own leadfield).
-    parts : dict | None
-        With ``keep_parts=True``: the un-normalised ``clean`` EEG, ``noise``,
-        ``background_eeg`` and each patch's ``patch_eeg``, to check SNRs.
-    """
-
-    eeg: np.ndarray
-    source_regions: np.ndarray
-    source_waves: np.ndarray
-    source_weights: np.ndarray
-    active: np.ndarray
-    centres: np.ndarray
-    patches: list[np.ndarray]
-    source_snr_db: np.ndarray
-    sensor_snr_db: float
-    noise_type: str
-    onsets: np.ndarray
-    ch_names: list[str]
-    ch_pos: np.ndarray
-    seed: int = field(default=0)
-    peak_time: int = field(default=0)
-    forward_index: int = field(default=-1)
-    parts: dict | None = None
-
-    @property
-    def source_values(self) -> np.ndarray:
-        """Activity of ``source_regions``, shape (n_times, n_active), float32."""
-        return source_activity(self.source_waves, self.source_weights)
-
-    @property
-    def sources(self) -> np.ndarray:
-        """Dense target, shape (n_times, n_regions), zero outside the patches."""
-        dense = np.zeros((len(self.source_waves), len(self.active)), np.float32)
-        dense[:, self.source_regions] = self.source_values
-        return dense
 
 
 class SampleGenerator:
@@ -638,222 +453,4 @@ class SampleGenerator:
         )  # fmt: skip
 
 
-@dataclass
-class _SensorNoise:
-    """A sample's sensor noise: channel ``c`` is ``signs[c] * source[segments[c]]`` shifted by ``shifts[c]``.
-
-    Attributes
-    ----------
-    source : array, shape (n_rows, n_times)
-        Noise rows (a noise bank, or the sample's own noise channels first).
-    segments, shifts : arrays of int, shape (n_channels,)
-        Row and circular shift (samples) of each channel.
-    signs : array, shape (n_channels,)
-        +1.0 or -1.0.
-    means : array, shape (n_channels,)
-        Each channel's time mean.
-    power : float
-        Mean power after removing each channel's time mean (:func:`power`).
-    """
-
-    source: np.ndarray
-    segments: np.ndarray
-    shifts: np.ndarray
-    signs: np.ndarray
-    means: np.ndarray
-    power: float
-
-    def gather(self, n_times: int) -> np.ndarray:
-        """Return the noise as an array, shape (n_times, n_channels)."""
-        out = np.empty((n_times, len(self.segments)))
-        return _gather_segments(self.source, self.segments, self.shifts, self.signs, out)
-
-
-@njit(cache=True, fastmath=True)
-def _clean_eeg(background, waves, topographies):  # pragma: no cover - compiled
-    """Clean EEG ``background + (waves.T @ topographies).T``, channels first, its channel means and power.
-
-    Parameters
-    ----------
-    background : array, shape (n_channels, n_times)
-        Background EEG.
-    waves : array, shape (n_patches, n_times)
-        Each patch's scaled waveform.
-    topographies : array, shape (n_patches, n_channels)
-        Each patch's EEG per unit waveform.
-
-    Returns
-    -------
-    clean : array, shape (n_channels, n_times)
-    means : array, shape (n_channels,)
-        Each channel's time mean.
-    power : float
-        Mean power after removing each channel's time mean (:func:`power`).
-    """
-    n_channels, n_times = background.shape
-    clean = np.empty((n_channels, n_times))
-    means = np.empty(n_channels)
-    power_sum = 0.0
-    for c in range(n_channels):
-        row = clean[c]
-        for t in range(n_times):
-            row[t] = background[c, t]
-        for i in range(waves.shape[0]):
-            weight = topographies[i, c]
-            for t in range(n_times):
-                row[t] += weight * waves[i, t]
-        total = 0.0
-        for t in range(n_times):
-            total += row[t]
-        mean = total / n_times
-        squares = 0.0
-        for t in range(n_times):
-            squares += (row[t] - mean) * (row[t] - mean)
-        means[c] = mean
-        power_sum += squares
-    return clean, means, power_sum / (n_channels * n_times)
-
-
-@njit(cache=True, fastmath=True)
-def _mix_and_normalise(
-    clean, clean_means, source, segments, shifts, signs, noise_means, scale, out
-):  # pragma: no cover
-    """:func:`normalise_eeg` of ``clean + scale * noise`` into float32 ``out``, shape (n_times, n_channels).
-
-    ``clean`` (channels first, see :func:`_clean_eeg`) is overwritten; the
-    noise is read from its rows as :class:`_SensorNoise` describes.
-    """
-    n_channels, n_times = clean.shape
-    time_means = np.zeros(n_times)
-    for c in range(n_channels):
-        row = clean[c]
-        noise_row = source[segments[c]]
-        split = n_times - shifts[c]
-        gain = scale * signs[c]
-        offset = clean_means[c] + scale * noise_means[c]
-        for t in range(split):
-            value = row[t] + gain * noise_row[t + shifts[c]] - offset
-            row[t] = value
-            time_means[t] += value
-        for t in range(split, n_times):
-            value = row[t] + gain * noise_row[t - split] - offset
-            row[t] = value
-            time_means[t] += value
-    time_means /= n_channels
-    largest = np.zeros(n_times)  # per time sample: a max over channels vectorises, one over all does not
-    for c in range(n_channels):
-        row = clean[c]
-        for t in range(n_times):
-            value = row[t] - time_means[t]
-            row[t] = value
-            if abs(value) > largest[t]:
-                largest[t] = abs(value)
-    inverse = 1.0 / largest.max()
-    for t in range(n_times):
-        for c in range(n_channels):
-            out[t, c] = clean[c, t] * inverse
-    return out
-
-
-def _largest_product(waves: np.ndarray, weight_matrix: np.ndarray) -> float:
-    """Largest ``|waves @ weight_matrix|`` without forming the whole product.
-
-    A region in one patch only (a column with one non-zero weight) peaks at
-    that patch's largest ``|wave|`` times its weight; only regions shared by
-    patches need their time course.
-    """
-    shared = np.count_nonzero(weight_matrix, axis=0) > 1
-    peaks = np.abs(waves).max(axis=0)
-    largest = float((peaks[:, None] * weight_matrix[:, ~shared]).max(initial=0.0))
-    if shared.any():
-        largest = max(largest, float(np.abs(waves @ weight_matrix[:, shared]).max()))
-    return largest
-
-
-def _peak_time(source_waves: np.ndarray, source_weights: np.ndarray) -> int:
-    """Time of the largest ``|source_activity(source_waves, source_weights)|``, from the patch maxima.
-
-    A region in one patch only peaks with that patch's |wave| times its
-    weight; float32 rounding keeps the order, so the largest weight gives the
-    same maxima, bit for bit, as the full product. Shared regions are computed
-    in full.
-    """
-    shared = np.count_nonzero(source_weights, axis=0) > 1
-    largest = np.zeros(len(source_waves), np.float32)
-    alone = np.where(shared, 0, source_weights).max(axis=1, initial=0)  # (n_patches,); weights are >= 0
-    for i in range(source_waves.shape[1]):
-        np.maximum(largest, np.abs(source_waves[:, i]) * alone[i], out=largest)
-    if shared.any():
-        activity = source_activity(source_waves, source_weights[:, shared])
-        np.maximum(largest, np.abs(activity).max(axis=1), out=largest)
-    return int(np.argmax(largest))
-
-
-def _windowed_power(eeg: np.ndarray, window: slice) -> float:
-    """DeepSIF's source-SNR power: remove each channel's mean over the whole clip, average over the window."""
-    centred = eeg - eeg.mean(axis=0)
-    return float(np.mean(centred[window] ** 2))
-
-
-def _windowed_snr(signal: np.ndarray, background: np.ndarray, window: slice) -> float:
-    return 10.0 * np.log10(_windowed_power(signal, window) / _windowed_power(background, window))
-
-
-@njit(cache=True, nogil=True)
-def _interpolate_topography(dense, index, vertex_weights, patch, weights):  # pragma: no cover - compiled
-    """``vertex_weights``-interpolated rows ``index`` of ``dense[:, patch] @ weights``, one value per channel."""
-    n_channels = index.shape[0]
-    out = np.zeros(n_channels)
-    for c in range(n_channels):
-        for j in range(3):
-            row = dense[index[c, j]]
-            value = 0.0
-            for k in range(len(patch)):
-                value += row[patch[k]] * weights[k]
-            out[c] += vertex_weights[c, j] * value
-    return out
-
-
-@njit(cache=True, nogil=True)
-def _interpolate_background(vertices, index, weights):  # pragma: no cover - compiled
-    """Background EEG of scalp-vertex activity (n_vertices, n_times) at interpolated electrodes.
-
-    Returns what :func:`_reference_background` returns: the average-referenced
-    EEG channels first and its cumulative windowed power.
-    """
-    n_channels, n_times = index.shape[0], vertices.shape[1]
-    eeg = np.empty((n_channels, n_times))
-    for c in range(n_channels):
-        out, w0, w1, w2 = eeg[c], weights[c, 0], weights[c, 1], weights[c, 2]
-        r0, r1, r2 = vertices[index[c, 0]], vertices[index[c, 1]], vertices[index[c, 2]]
-        for t in range(n_times):
-            out[t] = w0 * r0[t] + w1 * r1[t] + w2 * r2[t]
-    for t in range(n_times):
-        mean = 0.0
-        for c in range(n_channels):
-            mean += eeg[c, t]
-        mean /= n_channels
-        for c in range(n_channels):
-            eeg[c, t] -= mean
-    channel_mean = np.zeros(n_channels)
-    for c in range(n_channels):
-        channel_mean[c] = eeg[c].mean()
-    cumulative = np.zeros(n_times + 1)
-    for t in range(n_times):
-        power = 0.0
-        for c in range(n_channels):
-            value = eeg[c, t] - channel_mean[c]
-            power += value * value
-        cumulative[t + 1] = cumulative[t] + power / n_channels
-    return eeg, cumulative
-
-
-def _reference_background(projected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Average-reference background EEG (n_times, n_channels); channels-first copy and cumulative power."""
-    eeg = projected - projected.mean(axis=1, keepdims=True)
-    centred = eeg - eeg.mean(axis=0)
-    cumulative = np.concatenate([[0.0], np.cumsum(np.mean(centred**2, axis=1))])
-    return np.ascontiguousarray(eeg.T), cumulative
-
-
-__all__ = ["Sample", "SampleGenerator", "SynthesisConfig", "power", "source_activity"]
+__all__ = ["SOURCE_SNR_HALF_WINDOW", "SampleGenerator"]
