@@ -222,3 +222,35 @@ def test_forward_gain_is_the_head_models_leadfield(head100):
     assert np.abs(free[:, :, :2]).max() <= 1e-9 * scale  # no tangential gain
     fixed = mne.convert_forward_solution(forward, surf_ori=True, force_fixed=True, verbose="error")
     np.testing.assert_allclose(fixed["sol"]["data"], head100.leadfield, rtol=0, atol=1e-6 * scale)  # float32
+
+
+def test_training_peak_patch_error_is_the_benchmarks(head100):
+    """Training's batched ``peak_patch_error_mm`` (PyTorch) equals the benchmark's, sample by sample."""
+    import torch
+
+    from brainforge.evaluation import peak_patch_error_mm
+    from brainforge.training.metrics import peak_patch_error_mm as batched
+
+    rng = np.random.default_rng(4)
+    n_regions, n_times = head100.n_regions, 40
+    targets, estimates, patches = [], [], []
+    for _ in range(12):
+        patch = rng.choice(n_regions, rng.integers(1, 6), replace=False)
+        target = np.zeros((n_regions, n_times))
+        target[patch] = np.hanning(n_times) * rng.uniform(0.5, 1.0, (len(patch), 1))
+        targets.append(target)
+        estimates.append(target * 0.3 + rng.normal(size=target.shape) * 0.2)
+        patches.append(patch)
+    expected = [
+        peak_patch_error_mm(e, t, [p], head100.region_distance)
+        for e, t, p in zip(estimates, targets, patches, strict=True)
+    ]
+    active = torch.zeros(len(patches), n_regions, dtype=torch.bool)
+    for row, patch in enumerate(patches):
+        active[row, patch] = True
+    got = batched(
+        torch.as_tensor(np.stack(estimates)).transpose(1, 2), torch.as_tensor(np.stack(targets)).transpose(1, 2),
+        active, torch.as_tensor(head100.region_distance),
+    )  # fmt: skip
+    np.testing.assert_allclose(got.numpy(), expected)
+    assert 0 < np.count_nonzero(expected) < len(expected)  # some peaks inside a patch, some outside
