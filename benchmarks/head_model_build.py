@@ -33,15 +33,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="brainforge-bench-") as cache:
         os.environ["BRAINFORGE_CACHE"] = cache
-        from brainforge.anatomy import (
-            compute_leadfield,
-            get_electrodes,
-            load_fsaverage5_cortex,
-            make_head_model,
-            make_parcellation,
-            make_template_bem,
-            make_template_bem_surfaces,
-        )
+        from brainforge.anatomy import get_electrodes, load_fsaverage5_cortex, make_head_model
+        from brainforge.anatomy.bem import make_template_bem, make_template_bem_surfaces
+        from brainforge.anatomy.cortex import make_parcellation
+        from brainforge.anatomy.forward import compute_leadfield
 
         rows = []
         surfaces, t = _timed(make_template_bem_surfaces)

@@ -32,14 +32,10 @@ def correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def deepsif_correlation(folder: Path) -> np.ndarray:
-    from brainforge.anatomy import (
-        compute_leadfield,
-        get_electrodes,
-        load_deepsif_anatomy,
-        make_template_bem,
-        make_template_bem_surfaces,
-        region_sum,
-    )
+    from brainforge.anatomy import get_electrodes, load_deepsif_anatomy
+    from brainforge.anatomy.bem import make_template_bem, make_template_bem_surfaces
+    from brainforge.anatomy.forward import compute_leadfield
+    from brainforge.anatomy.head_model import region_sum
     from brainforge.anatomy.montage import Electrodes, project_to_scalp
 
     deepsif = load_deepsif_anatomy(folder)

@@ -72,7 +72,7 @@ def _train_rate(model, montage, leadfield, device, batch: int, steps: int) -> fl
 def _sloreta_ms(head, segment: np.ndarray, repeats: int) -> tuple[float, int]:
     import mne
 
-    from brainforge.anatomy import make_template_bem
+    from brainforge.anatomy.bem import make_template_bem
 
     identity = mne.transforms.Transform("head", "mri")
     montage = mne.channels.make_dig_montage(

@@ -61,7 +61,7 @@ def _crop_and_densify(batch: dict, length: int) -> dict:
     """Dense targets of a ``length``-sample window around each sample's peak (``SourceLocalizer._crop``)."""
     import torch
 
-    from brainforge.synthesis import densify_sources
+    from brainforge.synthesis.dataset import densify_sources
 
     n_times = batch["eeg"].shape[1]
     starts = (batch["peak_time"] - length // 2).clamp(0, n_times - length)
@@ -86,12 +86,8 @@ def main() -> None:
 
     from brainforge.anatomy import make_forward_bank, make_head_model
     from brainforge.nmm import default_spike_library, read_spike_library
-    from brainforge.synthesis import (
-        SampleGenerator,
-        SynthesisConfig,
-        SyntheticEEGDataset,
-        collate_compact,
-    )
+    from brainforge.synthesis import SampleGenerator, SynthesisConfig, SyntheticEEGDataset
+    from brainforge.synthesis.dataset import collate_compact
 
     head = make_head_model("1010-64")
     library = read_spike_library(default_spike_library())

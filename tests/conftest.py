@@ -27,7 +27,7 @@ def head64():
 
 @pytest.fixture(scope="session")
 def surfaces():
-    from brainforge.anatomy import make_template_bem_surfaces
+    from brainforge.anatomy.bem import make_template_bem_surfaces
 
     return make_template_bem_surfaces()
 

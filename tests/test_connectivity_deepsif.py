@@ -4,15 +4,11 @@ import numpy as np
 import pytest
 
 from brainforge import BrainForgeError
-from brainforge.anatomy import (
-    compute_leadfield,
-    deepsif_region_node,
-    get_electrodes,
-    load_deepsif_anatomy,
-    make_template_bem,
-    read_connectivity,
-    region_sum,
-)
+from brainforge.anatomy import get_electrodes, load_deepsif_anatomy, read_connectivity
+from brainforge.anatomy.bem import make_template_bem
+from brainforge.anatomy.deepsif import deepsif_region_node
+from brainforge.anatomy.forward import compute_leadfield
+from brainforge.anatomy.head_model import region_sum
 from brainforge.anatomy.montage import Electrodes, project_to_scalp
 
 from .conftest import correlation
@@ -118,7 +114,7 @@ def test_tvb_data_centres_are_ras():
 
 
 def test_nearest_centre_mapping_reproduces_the_published_one(deepsif):
-    from brainforge.anatomy import map_regions_to_nodes
+    from brainforge.anatomy.connectivity import map_regions_to_nodes
 
     node = map_regions_to_nodes(deepsif.connectivity, deepsif.region_centres)
     agree = np.mean(node == deepsif.region_node)
@@ -127,7 +123,7 @@ def test_nearest_centre_mapping_reproduces_the_published_one(deepsif):
 
 
 def test_template_regions_map_to_tvb76_by_hemisphere(head64):
-    from brainforge.anatomy import map_regions_to_nodes
+    from brainforge.anatomy.connectivity import map_regions_to_nodes
 
     conn = read_connectivity("tvb76")
     node = map_regions_to_nodes(conn, head64.region_centres)

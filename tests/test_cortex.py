@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from brainforge import BrainForgeError
-from brainforge.anatomy import make_deep_sources, make_parcellation
-from brainforge.anatomy.cortex import is_contiguous
+from brainforge.anatomy.cortex import is_contiguous, make_parcellation
+from brainforge.anatomy.deep import make_deep_sources
 
 
 def test_fsaverage5_cortex(cortex):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from brainforge import BrainForgeError
-from brainforge.anatomy import ForwardBankConfig, make_forward_bank, make_template_bem_surfaces
+from brainforge.anatomy import ForwardBankConfig, make_forward_bank
+from brainforge.anatomy.bem import make_template_bem_surfaces
 from brainforge.anatomy.forward_bank import CapPlacement, place_cap, placement_leadfield, project_on_scalp
 from brainforge.synthesis import SampleGenerator, SynthesisConfig
 

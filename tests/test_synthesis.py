@@ -5,22 +5,12 @@ from torch.utils.data import DataLoader
 
 from brainforge import BrainForgeError
 from brainforge.anatomy import make_head_model
-from brainforge.synthesis import (
-    SampleGenerator,
-    SynthesisConfig,
-    SyntheticEEGDataset,
-    collate_compact,
-    collate_samples,
-    densify_sources,
-    grow_patch,
-    is_connected,
-    normalise_eeg,
-    pink_noise,
-    sample_seed,
-    snr_db,
-)
+from brainforge.synthesis import SampleGenerator, SynthesisConfig, SyntheticEEGDataset, normalise_eeg
 from brainforge.synthesis._kernels import _windowed_snr
+from brainforge.synthesis.dataset import collate_compact, collate_samples, densify_sources, sample_seed
 from brainforge.synthesis.generator import SOURCE_SNR_HALF_WINDOW
+from brainforge.synthesis.noise import pink_noise, snr_db
+from brainforge.synthesis.patches import grow_patch, is_connected
 
 
 @pytest.fixture(scope="module")

@@ -110,7 +110,8 @@ def test_published_networks_learn(name, generator, head100, held_out, tmp_path):
 
 def test_compact_batches_crop_as_dense_ones(generator, head100):
     """Training crops factored targets before making them dense; the result equals cropping dense targets."""
-    from brainforge.synthesis import SyntheticEEGDataset, densify_sources
+    from brainforge.synthesis import SyntheticEEGDataset
+    from brainforge.synthesis.dataset import densify_sources
     from brainforge.training.metrics import peak_times
     from brainforge.training.module import SourceLocalizer
 

@@ -225,7 +225,7 @@ def make_template_sphere(
     The centre and scalp radius are the least-squares sphere fit to the
     scalp above the lowest point of the inner skull (the neck would bias
     it), as MNE fits spheres to head shapes. The centre is in MRI
-    coordinates, the frame :func:`~brainforge.anatomy.compute_leadfield`
+    coordinates, the frame :func:`~brainforge.anatomy.forward.compute_leadfield`
     uses as MNE's head frame. The brain radius is the mean
     inner-skull distance from that centre, enlarged where needed so that
     every point of ``enclose_mm`` lies at least 1 mm inside it (MNE drops

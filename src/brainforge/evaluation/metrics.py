@@ -24,18 +24,10 @@ def spike_window(truth: np.ndarray, sfreq: float, half_width_ms: float = SPIKE_H
 
 
 def otsu_threshold(values: np.ndarray, n_bins: int = 100) -> float:
-    """Otsu's threshold of ``values`` with a ``n_bins`` histogram (as DeepSIF, skimage's definition)."""
-    values = np.asarray(values, float).ravel()
-    if values.min() == values.max():
-        return float(values.min())
-    counts, edges = np.histogram(values, bins=n_bins)
-    centres = (edges[:-1] + edges[1:]) / 2
-    weight1 = np.cumsum(counts)
-    weight2 = np.cumsum(counts[::-1])[::-1]
-    mean1 = np.cumsum(counts * centres) / np.maximum(weight1, 1)
-    mean2 = (np.cumsum((counts * centres)[::-1]) / np.maximum(weight2[::-1], 1))[::-1]
-    variance = weight1[:-1] * weight2[1:] * (mean1[:-1] - mean2[1:]) ** 2
-    return float(centres[:-1][np.argmax(variance)])
+    """Otsu's threshold of ``values`` with a ``n_bins`` histogram (``skimage.filters.threshold_otsu``, as DeepSIF)."""
+    from skimage.filters import threshold_otsu
+
+    return float(threshold_otsu(np.asarray(values, float).ravel(), nbins=n_bins))
 
 
 def otsu_regions(estimate: np.ndarray, min_samples: int = 7, n_bins: int = 100) -> np.ndarray:

@@ -325,7 +325,7 @@ def select_channels(inst, config: PreprocessingConfig, span: tuple[int, int | No
     """
     import mne
 
-    from ..anatomy import dense_channel_names
+    from ..anatomy.montage import dense_channel_names
 
     known = {n.lower(): n for n in dense_channel_names()}
     eeg = [inst.ch_names[i] for i in mne.pick_types(inst.info, eeg=True, exclude=[])]

@@ -6,13 +6,8 @@ import lightning.pytorch as pl
 import numpy as np
 from torch.utils.data import DataLoader
 
-from ..synthesis import (
-    SampleGenerator,
-    SyntheticBatchLoader,
-    SyntheticEEGDataset,
-    collate_samples,
-    sample_seed,
-)
+from ..synthesis import SampleGenerator, SyntheticEEGDataset
+from ..synthesis.dataset import SyntheticBatchLoader, collate_samples, sample_seed
 from .config import TrainingConfig
 
 #: Index that derives the validation seed from the run seed (training epochs use 0, 1, 2, ...).

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from ..models.base import SourceModel
-from ..synthesis import densify_sources
+from ..synthesis.dataset import densify_sources
 from ..synthesis.normalise import normalise_eeg
 from ..topomap import Montage
 from .config import TrainingConfig
