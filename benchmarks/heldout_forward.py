@@ -34,25 +34,12 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 FORWARD_MODELS = {
     "shift15": {"cap_shift_mm": (0.0, 15.0)},
     "shift25": {"cap_shift_mm": (0.0, 25.0)},
     "skull0.01": {"conductivity": (0.3, 0.01, 0.3)},
     "sphere": {"conductor": "sphere"},
 }
-
-
-def _median_interval(values: np.ndarray, seed: int) -> tuple[float, float, float]:
-    """Median and its 95 % percentile-bootstrap interval."""
-    from scipy.stats import bootstrap
-
-    values = values[np.isfinite(values)]
-    if len(values) < 2:
-        return (float(values[0]) if len(values) else np.nan), np.nan, np.nan
-    result = bootstrap((values,), np.median, n_resamples=2000, method="percentile", random_state=seed)
-    return float(np.median(values)), float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def _write_test_sets(out: Path, n: int, seed: int) -> list[Path]:
@@ -84,6 +71,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from brainforge.evaluation.benchmark import BenchmarkConfig, run_benchmark
+    from brainforge.evaluation.compare import median_interval
 
     model = args.model
     if model == "default":
@@ -101,13 +89,13 @@ def main() -> None:
         mine = samples[samples.solver == solver]
         full = mine[mine.n_channels == 64]
         rows[solver] = {
-            "peak_centre_error_mm": _median_interval(full.peak_centre_error_mm.to_numpy(float), args.seed),
-            "correlation": _median_interval(full.correlation.to_numpy(float), args.seed),
-            "peak_centre_error_mm_16ch": _median_interval(
-                mine[mine.n_channels == 16].peak_centre_error_mm.to_numpy(float), args.seed
+            "peak_centre_error_mm": median_interval(full.peak_centre_error_mm.to_numpy(float), 2000, args.seed),
+            "correlation": median_interval(full.correlation.to_numpy(float), 2000, args.seed),
+            "peak_centre_error_mm_16ch": median_interval(
+                mine[mine.n_channels == 16].peak_centre_error_mm.to_numpy(float), 2000, args.seed
             ),
-            "peak_centre_error_mm_deep": _median_interval(
-                full[full.depth == "deep"].peak_centre_error_mm.to_numpy(float), args.seed
+            "peak_centre_error_mm_deep": median_interval(
+                full[full.depth == "deep"].peak_centre_error_mm.to_numpy(float), 2000, args.seed
             ),
             "failed": (int(full.failed.sum()), len(full)),
         }
