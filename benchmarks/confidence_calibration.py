@@ -85,10 +85,10 @@ def main() -> None:
         solver = make_solver(name).fit(head)
         eeg = np.asarray(read_test_set(tests[0]).eeg[0], float).T
         eeg = eeg - eeg.mean(axis=0)
-        solver.apply(eeg, 500.0)  # warm-up
+        solver.apply_regions(eeg, 500.0)  # warm-up
         start = time.perf_counter()
         for _ in range(5):
-            solver.apply(eeg, 500.0)
+            solver.apply_regions(eeg, 500.0)
         one_solve_ms = (time.perf_counter() - start) / 5 * 1e3
         result = calibrate_confidence(solver, head, tests, config, label=name)
         result.samples.to_csv(args.out / f"{name}_samples.csv", index=False)

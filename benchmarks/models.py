@@ -104,7 +104,7 @@ def _deployed_default_ms(head, segment: np.ndarray, repeats: int) -> dict:
     solver = LearnedSolver(default_model_dir()).fit(head)
     eeg = np.ascontiguousarray(segment.T, dtype=np.float64)
     starts, length = solver.window_starts(eeg.shape[1])
-    ms = _median_ms(lambda: solver.apply(eeg), repeats)
+    ms = _median_ms(lambda: solver.apply_regions(eeg), repeats)
     parameters = solver.config["model"]["n_parameters"]  # as trained (solver.model_ has BatchNorm folded in)
     return {"ms": ms, "parameters": parameters, "windows": len(starts), "window_samples": length}
 

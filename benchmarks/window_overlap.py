@@ -64,7 +64,7 @@ def main() -> None:
             minutes += times[-1] / 60.0
             for name, solver in solvers.items():
                 start = time.perf_counter()
-                activity = solver.apply(eeg)
+                activity = solver.apply_regions(eeg)
                 seconds[name] += time.perf_counter() - start
                 result = SimpleNamespace(head=head, times=times, region_data=activity.data)
                 errors[name].extend(source_errors_mm(result, truth))

@@ -170,7 +170,7 @@ def test_learned_solver_runs_in_overlapping_windows(model_dirs, head64):
     assert length == 64 and starts == [0, 58, 116, 136]
     assert LearnedSolver(model_dirs[0], overlap=0.5).window_starts(200)[0] == [0, 32, 64, 96, 128, 136]
     eeg = np.random.default_rng(0).normal(size=(head64.n_channels, 200)) * 1e-5
-    activity = solver.apply(eeg, 500.0)
+    activity = solver.apply_regions(eeg, 500.0)
     assert activity.data.shape == (head64.n_regions, 200) and np.isfinite(activity.data).all()
     # One window: the network on the normalised window, scaled back by the normalisation factor.
     window = torch.as_tensor(eeg[:, :64].T[None], dtype=torch.float32)
@@ -178,15 +178,15 @@ def test_learned_solver_runs_in_overlapping_windows(model_dirs, head64):
     centred = centred - centred.mean(dim=2, keepdim=True)
     with torch.inference_mode():
         expected = solver.model_(normalise_eeg(window), solver.montage_)[0].numpy().T * centred.abs().max().item()
-    np.testing.assert_allclose(solver.apply(eeg[:, :64], 500.0).data, expected, rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(solver.apply_regions(eeg[:, :64], 500.0).data, expected, rtol=1e-4, atol=1e-9)
     with pytest.raises(BrainForgeError, match="resample"):
-        solver.apply(eeg, 250.0)
+        solver.apply_regions(eeg, 250.0)
     # Without overlap the windows tile the recording (the last one shifted to end with it), and the
     # estimate in each is that window's own.
     tiled = LearnedSolver(model_dirs[0], overlap=0.0).fit(head64)
     starts, _ = tiled.window_starts(200)
     assert starts == [0, 64, 128, 136]
-    np.testing.assert_allclose(tiled.apply(eeg, 500.0).data[:, :64], expected, rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(tiled.apply_regions(eeg, 500.0).data[:, :64], expected, rtol=1e-4, atol=1e-9)
     with pytest.raises(BrainForgeError, match="overlap"):
         LearnedSolver(model_dirs[0], overlap=1.0)
 

@@ -87,7 +87,7 @@ def test_whole_window_versus_spike_window(head100):
 def solvers(head100):
     from brainforge.inverse import CLASSICAL_SOLVERS, ClassicalSolver
 
-    return {name: ClassicalSolver(name, vertex_output=True).fit(head100) for name in CLASSICAL_SOLVERS}
+    return {name: ClassicalSolver(name).fit(head100) for name in CLASSICAL_SOLVERS}
 
 
 def _dipole_errors(head, solver, sources, noise=0.0):
@@ -97,7 +97,7 @@ def _dipole_errors(head, solver, sources, noise=0.0):
     for source in sources:
         eeg = head.leadfield[:, [source]] * wave
         eeg = eeg + noise * np.abs(eeg).max() * rng.standard_normal(eeg.shape)
-        estimate = solver.apply(eeg).vertex_data
+        estimate = solver.apply_regions(eeg, with_dipoles=True).vertex_data
         found = int(np.abs(estimate).max(axis=1).argmax())
         errors.append(np.linalg.norm(head.source_pos[found] - head.source_pos[source]))
         depths.append(np.linalg.norm(head.source_pos[found]) - np.linalg.norm(head.source_pos[source]))
@@ -120,7 +120,7 @@ def test_minimum_norm_depth_bias(head100, solvers):
     found_radius = []
     for source in deep:
         eeg = head100.leadfield[:, [source]] * np.hanning(50)
-        estimate = solvers["mne"].apply(eeg).vertex_data
+        estimate = solvers["mne"].apply_regions(eeg, with_dipoles=True).vertex_data
         found_radius.append(np.linalg.norm(head100.source_pos[np.abs(estimate).max(axis=1).argmax()] - centre))
     assert np.median(errors) > 10
     assert np.median(np.array(found_radius) - radius[deep]) > 5
@@ -132,9 +132,9 @@ def test_minimum_norm_depth_bias(head100, solvers):
 def test_every_solver_returns_regions_by_time(head100, solvers):
     eeg = np.random.default_rng(2).standard_normal((head100.n_channels, 120))
     for name, solver in solvers.items():
-        activity = solver.apply(eeg)
+        activity = solver.apply_regions(eeg)
         assert activity.data.shape == (head100.n_regions, 120) and np.isfinite(activity.data).all(), name
-    lcmv_regions = solvers["lcmv"].apply(eeg).data
+    lcmv_regions = solvers["lcmv"].apply_regions(eeg).data
     assert np.abs(lcmv_regions).max() > 0
 
 
@@ -144,11 +144,11 @@ def test_solver_input_errors(head100, solvers):
     with pytest.raises(BrainForgeError, match="Unknown solver"):
         make_solver("loreta")
     with pytest.raises(BrainForgeError, match="Transpose"):
-        solvers["mne"].apply(np.zeros((120, head100.n_channels)))
+        solvers["mne"].apply_regions(np.zeros((120, head100.n_channels)))
     with pytest.raises(BrainForgeError, match="NaN"):
-        solvers["mne"].apply(np.full((head100.n_channels, 10), np.nan))
+        solvers["mne"].apply_regions(np.full((head100.n_channels, 10), np.nan))
     with pytest.raises(BrainForgeError, match="fit"):
-        ClassicalSolver("mne").apply(np.zeros((64, 10)))
+        ClassicalSolver("mne").apply_regions(np.zeros((64, 10)))
 
 
 def test_solver_params_follow_scikit_learn_and_set_params_is_honoured(tmp_path, head100, solvers):
@@ -158,14 +158,15 @@ def test_solver_params_follow_scikit_learn_and_set_params_is_honoured(tmp_path, 
 
     solver = ClassicalSolver("sloreta", snr=3.0)
     params = solver.get_params()
-    assert params == {"method": "sloreta", "snr": 3.0, "baseline": None, "reg": 0.05, "vertex_output": False}
+    assert params == {"method": "sloreta", "snr": 3.0, "baseline": None, "reg": 0.05, "verbose": None}
     assert ClassicalSolver(**params).get_params() == params  # an unfitted copy, as sklearn.clone makes
     eeg = head100.leadfield[:, :5] @ np.random.default_rng(0).normal(size=(5, 20))
-    low = solver.fit(head100).apply(eeg).data
-    high = solver.set_params(snr=30.0).fit(head100).apply(eeg).data  # less regularisation: another estimate
+    low = solver.fit(head100).apply_regions(eeg).data
+    high = solver.set_params(snr=30.0).fit(head100).apply_regions(eeg).data  # less regularisation: another estimate
     assert solver.snr == 30.0 and not np.allclose(low, high)
     assert np.allclose(
-        solver.set_params(method="eloreta", snr=3.0).fit(head100).apply(eeg).data, solvers["eloreta"].apply(eeg).data
+        solver.set_params(method="eloreta", snr=3.0).fit(head100).apply_regions(eeg).data,
+        solvers["eloreta"].apply_regions(eeg).data,
     )
     with pytest.raises(BrainForgeError, match="no parameter 'lambda2'"):
         solver.set_params(lambda2=0.1)
@@ -173,9 +174,15 @@ def test_solver_params_follow_scikit_learn_and_set_params_is_honoured(tmp_path, 
         solver.set_params(method="loreta").fit(head100)
     folder = save_model(build_model("gru", head100.n_regions, Montage.from_head_model(head100)), tmp_path / "net")
     network = LearnedSolver(folder, batch_size=8)
-    assert network.get_params() == {"model_dir": folder, "batch_size": 8, "overlap": 0.1, "window_samples": None}
+    assert network.get_params() == {
+        "model_dir": folder,
+        "batch_size": 8,
+        "overlap": 0.1,
+        "window_samples": None,
+        "verbose": None,
+    }
     with pytest.raises(BrainForgeError, match="fit"):
-        network.apply(np.zeros((head100.n_channels, 10)))
+        network.apply_regions(np.zeros((head100.n_channels, 10)))
 
 
 def test_make_solver_is_the_one_lookup_and_passes_every_option(tmp_path, head100):

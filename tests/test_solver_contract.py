@@ -1,7 +1,8 @@
 """One contract for every solver, classical or learned: the same battery runs over all of them.
 
 ``__init__`` stores parameters; ``fit(head)`` sets underscore-suffixed state; ``apply`` before
-``fit`` is one line; linearity holds where the method is linear (MNE's minimum-norm family) and
+``fit`` is one line; ``apply`` returns an MNE source estimate whose region means are
+``apply_regions``'s time courses; linearity holds where the method is linear (MNE's minimum-norm family) and
 positive homogeneity everywhere; options are honoured, through the constructor and set_params
 alike; a classical solver's forward is the head model's leadfield and a network's montage is
 the head model's channels.
@@ -79,7 +80,7 @@ def test_init_stores_parameters_only_and_apply_before_fit_is_one_line(name, fold
     params = solver.get_params()
     assert type(solver)(**params).get_params() == params  # an unfitted copy, as sklearn.clone makes
     with pytest.raises(BrainForgeError, match=r"Call fit\(head\) before apply"):
-        solver.apply(np.zeros((64, 10)))
+        solver.apply_regions(np.zeros((64, 10)))
 
 
 @pytest.mark.parametrize("name", SOLVERS)
@@ -87,23 +88,47 @@ def test_fit_sets_underscored_state_and_apply_gives_region_time_courses(name, fi
     solver = fitted[name]
     assert "n_channels_" in _fitted_state(solver) and solver.n_channels_ == head100.n_channels
     eeg = _eeg(head100)
-    activity = solver.apply(eeg)
+    activity = solver.apply_regions(eeg)
     assert activity.data.shape == (head100.n_regions, N_TIMES) and np.isfinite(activity.data).all()
     assert np.abs(activity.data).max() > 0
     with pytest.raises(BrainForgeError, match="Transpose"):
-        solver.apply(eeg.T)
+        solver.apply_regions(eeg.T)
+
+
+@pytest.mark.parametrize("name", SOLVERS)
+def test_apply_returns_an_mne_source_estimate_that_holds_the_region_time_courses(name, fitted, head100):
+    import mne
+
+    from brainforge.inverse import region_mean_matrix
+
+    solver = fitted[name]
+    eeg = _eeg(head100)
+    stc = solver.apply(eeg, tmin=-0.5)
+    regions = solver.apply_regions(eeg).data
+    deep = head100.n_deep_regions > 0
+    assert isinstance(stc, mne.MixedSourceEstimate if deep else mne.SourceEstimate)
+    assert stc.subject == "fsaverage" and stc.data.shape == (head100.n_sources, N_TIMES)
+    assert stc.tmin == -0.5 and np.isclose(stc.tstep, 1 / 500)
+    assert [len(v) for v in stc.vertices][:2] == [
+        head100.n_left_sources,
+        head100.n_cortical_sources - head100.n_left_sources,
+    ]
+    means = region_mean_matrix(head100.source_region, head100.n_regions) @ stc.data
+    np.testing.assert_allclose(means, regions, rtol=0, atol=1e-6 * np.abs(regions).max())
+    if name in LINEAR:  # a dipole-level estimate of its own, not the region means spread over dipoles
+        assert not np.allclose(stc.data, regions[head100.source_region])
 
 
 @pytest.mark.parametrize("name", SOLVERS)
 def test_linear_where_the_method_is_and_homogeneous_everywhere(name, fitted, head100):
     solver = fitted[name]
     x, y = _eeg(head100, seed=1), _eeg(head100, seed=2)
-    at_x, at_y = solver.apply(x).data, solver.apply(y).data
+    at_x, at_y = solver.apply_regions(x).data, solver.apply_regions(y).data
     scale = np.abs(at_x).max()
     # Positive homogeneity: twice the EEG, twice the estimate (networks normalise and scale back,
     # LCMV's filter does not change when its data covariance is scaled).
-    np.testing.assert_allclose(solver.apply(3.7 * x).data, 3.7 * at_x, rtol=0, atol=1e-4 * 3.7 * scale)
-    combined = solver.apply(x + 2.0 * y).data
+    np.testing.assert_allclose(solver.apply_regions(3.7 * x).data, 3.7 * at_x, rtol=0, atol=1e-4 * 3.7 * scale)
+    combined = solver.apply_regions(x + 2.0 * y).data
     if name in LINEAR:
         np.testing.assert_allclose(combined, at_x + 2.0 * at_y, rtol=0, atol=1e-9 * scale)
     else:  # LCMV's covariance and a network's per-window normalisation depend on the data
@@ -114,13 +139,13 @@ def test_linear_where_the_method_is_and_homogeneous_everywhere(name, fitted, hea
 def test_options_are_honoured_through_init_and_set_params(name, fitted, folders, head100):
     option = OPTIONS[name]
     eeg = _eeg(head100)
-    default = fitted[name].apply(eeg).data
-    built = _make(name, folders, **option).fit(head100).apply(eeg).data
-    reset = _make(name, folders).set_params(**option).fit(head100).apply(eeg).data
+    default = fitted[name].apply_regions(eeg).data
+    built = _make(name, folders, **option).fit(head100).apply_regions(eeg).data
+    reset = _make(name, folders).set_params(**option).fit(head100).apply_regions(eeg).data
     np.testing.assert_array_equal(built, reset)
     assert not np.allclose(built, default, rtol=1e-3, atol=0)
     if name in NETWORKS:  # batching is arithmetic only: one window per pass gives the same estimate
-        one = _make(name, folders, batch_size=1).fit(head100).apply(eeg).data
+        one = _make(name, folders, batch_size=1).fit(head100).apply_regions(eeg).data
         np.testing.assert_allclose(one, default, rtol=1e-5, atol=1e-6 * np.abs(default).max())
 
 

@@ -15,6 +15,23 @@ from ._errors import BrainForgeError
 app = typer.Typer(
     help="BrainForge: EEG source imaging with deep learning.", no_args_is_help=True, pretty_exceptions_enable=False
 )
+
+
+@app.callback()
+def _log_level(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show MNE's and BrainForge's progress messages (info level).")
+    ] = False,
+) -> None:
+    """BrainForge: EEG source imaging with deep learning.
+
+    MNE's and BrainForge's warnings are always shown; --verbose adds their progress messages.
+    """
+    from ._logging import set_log_level
+
+    set_log_level("info" if verbose else "warning")
+
+
 head_app = typer.Typer(help="Build, inspect and export head models.", no_args_is_help=True)
 app.add_typer(head_app, name="head")
 
@@ -524,12 +541,9 @@ def localize_command(
 
     Recordings of any length are processed in 20-s blocks in bounded memory.
     """
-    import logging
-
     from .localization import localize_file
     from .localization.core import default_uncertainty
 
-    logging.getLogger("brainforge").setLevel(logging.WARNING)
     if resamples < 2:  # checked with or without --uncertainty, before any work
         raise BrainForgeError(f"--resamples must be at least 2, got {resamples}.")
     bootstrap = default_uncertainty(solver, resamples, seed) if uncertainty else None

@@ -118,8 +118,8 @@ def make_template_bem_surfaces(skull_mm: float = 7.0) -> BemSurfaces:
     if not skull_mm > 0:
         raise BrainForgeError(f"skull_mm must be positive, got {skull_mm}.")
     folder = mne_fsaverage_dir()
-    inner = mne.read_bem_surfaces(folder / "fsaverage-inner_skull-bem.fif", verbose="error")[0]
-    head = mne.read_bem_surfaces(folder / "fsaverage-head.fif", verbose="error")[0]
+    inner = mne.read_bem_surfaces(folder / "fsaverage-inner_skull-bem.fif")[0]
+    head = mne.read_bem_surfaces(folder / "fsaverage-head.fif")[0]
     inner_rr, inner_tris = _ico4_from_ico5(inner["rr"] * 1e3)
     centre = inner_rr.mean(axis=0)
     radial = inner_rr - centre
@@ -172,10 +172,8 @@ def _solve_bem(surfaces: BemSurfaces, conductivity: tuple[float, float, float]):
         bem_dir.mkdir(parents=True)
         for layer, tris in zip(_BEM_LAYERS, surfaces.triangles, strict=True):
             mne.write_surface(bem_dir / f"{layer}.surf", getattr(surfaces, layer), tris, overwrite=True)
-        model = mne.make_bem_model(
-            "template", ico=None, conductivity=conductivity, subjects_dir=subjects_dir, verbose="error"
-        )
-    return mne.make_bem_solution(model, verbose="error")
+        model = mne.make_bem_model("template", ico=None, conductivity=conductivity, subjects_dir=subjects_dir)
+    return mne.make_bem_solution(model)
 
 
 def make_template_bem(
@@ -209,8 +207,8 @@ def make_template_bem(
     return cached(
         path,
         build=lambda: _solve_bem(surfaces, conductivity),
-        save=lambda bem, tmp: mne.write_bem_solution(tmp, bem, overwrite=True, verbose="error"),
-        load=lambda p: mne.read_bem_solution(p, verbose="error"),
+        save=lambda bem, tmp: mne.write_bem_solution(tmp, bem, overwrite=True),
+        load=lambda p: mne.read_bem_solution(p),
     )
 
 
@@ -264,7 +262,6 @@ def make_template_sphere(
         head_radius=radii_mm[-1] * 1e-3,
         relative_radii=tuple(r / radii_mm[-1] for r in radii_mm),
         sigmas=conductivity,
-        verbose="error",
     )
 
 

@@ -39,12 +39,10 @@ def _forward_free(source_pos_mm: np.ndarray, electrodes: Electrodes, conductor, 
         dict(zip(electrodes.names, electrodes.pos * 1e-3, strict=True)), coord_frame="head"
     )
     info = mne.create_info(electrodes.names, 1000.0, "eeg")
-    info.set_montage(montage, verbose="error")
+    info.set_montage(montage)
     dummy_nn = np.tile([0.0, 0.0, 1.0], (len(source_pos_mm), 1))
-    src = mne.setup_volume_source_space(pos=dict(rr=source_pos_mm * 1e-3, nn=dummy_nn), verbose="error")
-    fwd = mne.make_forward_solution(
-        info, identity, src, conductor, meg=False, eeg=True, mindist=0.0, n_jobs=n_jobs, verbose="error"
-    )
+    src = mne.setup_volume_source_space(pos=dict(rr=source_pos_mm * 1e-3, nn=dummy_nn))
+    fwd = mne.make_forward_solution(info, identity, src, conductor, meg=False, eeg=True, mindist=0.0, n_jobs=n_jobs)
     if fwd["nsource"] != len(source_pos_mm):
         kept = fwd["src"][0]["vertno"]
         dropped = np.setdiff1d(np.arange(len(source_pos_mm)), kept)

@@ -31,6 +31,7 @@ import numpy as np
 
 from .._cache import cached, get_cache_dir, hash_inputs
 from .._errors import BrainForgeError
+from .._logging import verbose
 
 logger = logging.getLogger("brainforge")
 
@@ -357,7 +358,14 @@ def _dense_scalp_leadfield(head, surfaces, keep: np.ndarray, skull: float, n_job
     return region_sum(leadfield, head.source_region, head.n_regions)
 
 
-def make_forward_bank(head, config: ForwardBankConfig | None = None, *, n_jobs: int = 1) -> ForwardBank:
+@verbose
+def make_forward_bank(
+    head,
+    config: ForwardBankConfig | None = None,
+    *,
+    n_jobs: int = 1,
+    verbose: bool | str | int | None = None,
+) -> ForwardBank:
     """Build (or read from the cache) a bank of forward models around a template head model.
 
     Parameters
@@ -370,6 +378,9 @@ def make_forward_bank(head, config: ForwardBankConfig | None = None, *, n_jobs: 
         The ranges of the variation.
     n_jobs : int
         Parallel jobs for MNE's forward computation.
+    verbose : bool | str | int | None
+        Log level of MNE and BrainForge during the call (``"info"``, ``"warning"``, ...);
+        None keeps the current one.
 
     Returns
     -------

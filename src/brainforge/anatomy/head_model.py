@@ -15,6 +15,7 @@ from scipy.spatial.distance import cdist
 
 from .._cache import cached, get_cache_dir, hash_inputs
 from .._errors import BrainForgeError
+from .._logging import verbose
 from .connectivity import Connectivity
 
 logger = logging.getLogger("brainforge")
@@ -452,6 +453,7 @@ def _n_left_regions(cortical_region: np.ndarray, n_left: int) -> int:
     return int(cortical_region[:n_left].max()) + 1
 
 
+@verbose
 def make_head_model(
     montage="1010-64",
     *,
@@ -467,6 +469,7 @@ def make_head_model(
     deep_spacing_mm: float = 4.0,
     skull_mm: float = 7.0,
     n_jobs: int = 1,
+    verbose: bool | str | int | None = None,
 ) -> HeadModel:
     """Build (or load from the cache) the offline fsaverage template head model.
 
@@ -508,6 +511,9 @@ def make_head_model(
         Radial skull thickness of the template BEM, mm.
     n_jobs : int
         Parallel jobs for MNE's forward computation.
+    verbose : bool | str | int | None
+        Log level of MNE and BrainForge during the call (``"info"``, ``"warning"``, ...);
+        None keeps the current one.
 
     Returns
     -------

@@ -114,7 +114,7 @@ def _montage_positions_mri_mm(montage) -> Electrodes:
     if not names:
         raise BrainForgeError("The montage has no channels.")
     info = mne.create_info(names, 1000.0, "eeg")
-    info.set_montage(montage, on_missing="raise", verbose="error")
+    info.set_montage(montage, on_missing="raise")
     head_m = np.array([ch["loc"][:3] for ch in info["chs"]])
     trans = mne.read_trans(template_trans_path())
     return Electrodes(names, mne.transforms.apply_trans(trans, head_m) * 1e3)
@@ -149,7 +149,7 @@ def _montage_positions_mri_mm_fiducials(montage) -> dict[str, np.ndarray]:
     from .bem import template_trans_path
 
     info = mne.create_info(["Cz"], 1000.0, "eeg")
-    info.set_montage(montage, on_missing="ignore", verbose="error")
+    info.set_montage(montage, on_missing="ignore")
     trans = mne.read_trans(template_trans_path())
     out = {}
     for dig in info["dig"]:

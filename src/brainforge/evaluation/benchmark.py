@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .._errors import BrainForgeError
+from .._logging import verbose
 from ..anatomy.forward_mismatch import forward_mismatch_label
 from .benchmark_config import BenchmarkConfig, BenchmarkResult
 from .metrics import evaluate, spike_window
@@ -203,7 +204,7 @@ def _rows_for_test_set(
                     if solver is None:
                         continue
                     tic = time.perf_counter()
-                    activity = solver.apply(eeg, test.sfreq)
+                    activity = solver.apply_regions(eeg, test.sfreq)
                     elapsed_ms = (time.perf_counter() - tic) * 1e3
                     estimate = activity.data
                     finite = bool(np.isfinite(estimate).all())
@@ -246,7 +247,7 @@ def _first_fit(name, head, channels, cache, eeg, sfreq, skipped):
     """Fit (or fetch) a solver and try it once; a solver that cannot handle the channel set is skipped."""
     try:
         solver = cache.get(name, head, channels)
-        solver.apply(eeg, sfreq)
+        solver.apply_regions(eeg, sfreq)
     except BrainForgeError as err:
         message = f"{solver_label(name)} on {len(channels)} channels: {err}"
         if message not in skipped:
@@ -256,6 +257,7 @@ def _first_fit(name, head, channels, cache, eeg, sfreq, skipped):
     return solver
 
 
+@verbose
 def run_benchmark(
     solvers: Sequence[str],
     test_sets: Sequence[str | Path],
@@ -264,6 +266,7 @@ def run_benchmark(
     *,
     head=None,
     progress: bool = True,
+    verbose: bool | str | int | None = None,
 ) -> BenchmarkResult:
     """Run every solver on every test set and write the tables and plots.
 
@@ -284,6 +287,9 @@ def run_benchmark(
         solved with the matched model, as in practice).
     progress : bool
         Show progress bars.
+    verbose : bool | str | int | None
+        Log level of MNE and BrainForge during the call (``"info"``, ``"warning"``, ...);
+        None keeps the current one.
 
     Returns
     -------

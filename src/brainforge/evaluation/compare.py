@@ -36,6 +36,7 @@ import numpy as np
 
 from .._cache import atomic_path
 from .._errors import BrainForgeError
+from .._logging import verbose
 from ..anatomy import ForwardBankConfig
 from ..synthesis import SynthesisConfig
 from ..training import TrainingConfig
@@ -454,9 +455,11 @@ def write_comparison(
     return ComparisonResult(table, budgets, files)
 
 
+@verbose
 def run_comparison(
     config: ComparisonConfig | None = None, out_dir: str | Path = "comparison", *, train_only: bool = False,
     progress: bool = False,
+    verbose: bool | str | int | None = None,
 ) -> ComparisonResult | None:  # fmt: skip
     """Train every candidate for the same CPU budget, then score all beside the classical solvers.
 
@@ -471,6 +474,9 @@ def run_comparison(
         Stop after training (score later with another call).
     progress : bool
         Show progress bars.
+    verbose : bool | str | int | None
+        Log level of MNE and BrainForge during the call (``"info"``, ``"warning"``, ...);
+        None keeps the current one.
 
     Returns
     -------

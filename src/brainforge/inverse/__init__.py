@@ -9,6 +9,7 @@ from .solvers import (
     SourceActivity,
     make_solver,
     region_mean_matrix,
+    source_estimate,
 )
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "make_info",
     "make_solver",
     "region_mean_matrix",
+    "source_estimate",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._errors import BrainForgeError
+from .._logging import verbose
 
 
 def make_info(head, sfreq: float = 500.0):
@@ -15,7 +16,7 @@ def make_info(head, sfreq: float = 500.0):
         dict(zip(head.ch_names, np.asarray(head.ch_pos) * 1e-3, strict=True)), coord_frame="head"
     )
     info = mne.create_info(list(head.ch_names), sfreq, "eeg")
-    info.set_montage(montage, verbose="error")
+    info.set_montage(montage)
     return info
 
 
@@ -23,7 +24,8 @@ def make_info(head, sfreq: float = 500.0):
 PLACEHOLDER_SPHERE_RADIUS_M = 0.5
 
 
-def make_forward(head, sfreq: float = 500.0):
+@verbose
+def make_forward(head, sfreq: float = 500.0, *, verbose: bool | str | int | None = None):
     """Build a fixed-orientation ``mne.Forward`` whose gain is exactly the head model's leadfield.
 
     MNE's public ``make_forward_solution`` builds the object (source space,
@@ -42,6 +44,9 @@ def make_forward(head, sfreq: float = 500.0):
         Head model.
     sfreq : float
         Sampling rate stored in the info, Hz.
+    verbose : bool | str | int | None
+        Log level of MNE and BrainForge during the call (``"info"``, ``"warning"``, ...);
+        None keeps the current one.
 
     Returns
     -------
@@ -59,8 +64,10 @@ def make_forward(head, sfreq: float = 500.0):
         raise BrainForgeError("The head model's leadfield has NaN or infinite values; rebuild it.")
     free = (gain[:, :, None] * normals[None, :, :]).reshape(len(gain), -1)  # (C, 3S), head frame
     info = make_info(head, sfreq)
-    src = mne.setup_volume_source_space(pos=dict(rr=positions * 1e-3, nn=normals), verbose="error")
+    src = mne.setup_volume_source_space(pos=dict(rr=positions * 1e-3, nn=normals))
     identity = mne.transforms.Transform("head", "mri")
+    # The only silenced MNE calls: a placeholder computation whose gain is discarded below; its
+    # messages (sphere fits, sources computed) would describe a model the user never gets.
     sphere = mne.make_sphere_model(r0=(0.0, 0.0, 0.0), head_radius=PLACEHOLDER_SPHERE_RADIUS_M, verbose="error")
     forward = mne.make_forward_solution(info, identity, src, sphere, meg=False, eeg=True, mindist=0.0, verbose="error")
     if forward["nsource"] != gain.shape[1]:
@@ -69,4 +76,4 @@ def make_forward(head, sfreq: float = 500.0):
     # entries: the current solution and the original one that conversions start from).
     forward["sol"]["data"] = free.copy()
     forward["_orig_sol"] = free.copy()
-    return mne.convert_forward_solution(forward, surf_ori=True, verbose="error")
+    return mne.convert_forward_solution(forward, surf_ori=True)

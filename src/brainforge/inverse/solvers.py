@@ -1,4 +1,9 @@
-"""One solver interface: ``fit(head)`` then ``apply(eeg) -> SourceActivity``, classical (MNE-Python) or learned."""
+"""One solver interface, classical (MNE-Python) or learned.
+
+``fit(head)`` prepares a solver for a head model; ``apply(eeg)`` returns an
+MNE source estimate on fsaverage, ``apply_regions(eeg)`` the region time
+courses (:class:`SourceActivity`) that the benchmark and long recordings use.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._errors import BrainForgeError
+from .._logging import verbose as _verbose
 from .forward import make_forward, make_info
 
 #: Classical solvers, all computed by MNE-Python's own code.
@@ -56,9 +62,55 @@ class SourceActivity:
         """Number of time samples."""
         return self.data.shape[1]
 
+    def to_source_estimate(self, head, tmin: float = 0.0):
+        """Return the activity as an MNE source estimate on fsaverage.
+
+        Parameters
+        ----------
+        head : HeadModel
+            The head model the solver was fitted on (a template head model with dipoles).
+        tmin : float
+            Time of the first sample, s.
+
+        Returns
+        -------
+        stc : mne.SourceEstimate | mne.MixedSourceEstimate
+            Dipole-level activity: ``vertex_data`` where the solver has it,
+            else each region's time course on all its dipoles.
+        """
+        if head.leadfield is None:
+            raise BrainForgeError(
+                "This head model has regions but no dipoles, so there is no source estimate to build; "
+                "use apply_regions() for region time courses."
+            )
+        vertex_data = self.vertex_data if self.vertex_data is not None else self.data[head.source_region]
+        return source_estimate(vertex_data, head, tmin, self.sfreq)
+
+
+def source_estimate(vertex_data: np.ndarray, head, tmin: float, sfreq: float):
+    """Wrap dipole-level activity (n_sources, n_times) as an MNE estimate on fsaverage.
+
+    Cortical sources are fsaverage5 vertices, which are the first 10242
+    vertices of each fsaverage hemisphere; deep sources form a discrete
+    volume part (``MixedSourceEstimate``).
+    """
+    import mne
+
+    n_left, n_cortical = head.n_left_sources, head.n_cortical_sources
+    vertices = [np.arange(n_left), np.arange(n_cortical - n_left)]
+    tstep = 1.0 / sfreq
+    if head.n_deep_regions:
+        vertices.append(np.arange(head.n_sources - n_cortical))
+        return mne.MixedSourceEstimate(vertex_data, vertices, tmin, tstep, subject="fsaverage")
+    return mne.SourceEstimate(vertex_data[:n_cortical], vertices, tmin, tstep, subject="fsaverage")
+
 
 class InverseSolver:
-    """Base class. Subclasses implement :meth:`fit` and :meth:`apply`."""
+    """Base class of every solver.
+
+    Subclasses implement :meth:`fit` (which sets ``head_`` and ``n_channels_``)
+    and :meth:`apply_regions`; :meth:`apply` builds on them.
+    """
 
     name = ""
 
@@ -66,9 +118,38 @@ class InverseSolver:
         """Prepare for a head model."""
         raise NotImplementedError
 
-    def apply(self, eeg: np.ndarray, sfreq: float = 500.0) -> SourceActivity:  # pragma: no cover
-        """Estimate sources of EEG (n_channels, n_times)."""
+    def apply_regions(
+        self, eeg: np.ndarray, sfreq: float | None = None, *, with_dipoles: bool = False
+    ) -> SourceActivity:  # pragma: no cover - interface
+        """Estimate region time courses of EEG (n_channels, n_times).
+
+        ``with_dipoles`` also fills ``vertex_data`` where the solver has a
+        dipole-level estimate of its own (classical solvers).
+        """
         raise NotImplementedError
+
+    def apply(self, eeg: np.ndarray, sfreq: float | None = None, tmin: float = 0.0):
+        """Estimate the sources of EEG as an MNE source estimate on fsaverage.
+
+        Parameters
+        ----------
+        eeg : array, shape (n_channels, n_times)
+            Average-referenced EEG in the head model's channel order, V.
+        sfreq : float | None
+            Sampling rate, Hz (None: the solver's own, 500 Hz for classical solvers).
+        tmin : float
+            Time of the first sample, s.
+
+        Returns
+        -------
+        stc : mne.SourceEstimate | mne.MixedSourceEstimate
+            Dipole-level activity (``MixedSourceEstimate`` when the head model
+            has deep sources). The region time courses are
+            :meth:`apply_regions`'s (for a network, each region's value is on
+            all its dipoles).
+        """
+        activity = self.apply_regions(eeg, sfreq, with_dipoles=True)
+        return activity.to_source_estimate(self.head_, tmin)
 
     def get_params(self, deep: bool = True) -> dict:
         """Return the constructor's parameters (scikit-learn's convention: attributes of the same names).
@@ -137,13 +218,13 @@ def _noise_covariance(info, baseline: np.ndarray | None):
     import mne
 
     if baseline is None:
-        return mne.make_ad_hoc_cov(info, verbose="error")
+        return mne.make_ad_hoc_cov(info)
     baseline = np.asarray(baseline, float)
     if baseline.ndim != 2 or baseline.shape[0] != len(info["ch_names"]) or baseline.shape[1] < 2:
         raise BrainForgeError(f"The baseline must be (n_channels={len(info['ch_names'])}, n_times >= 2).")
     centred = baseline - baseline.mean(axis=1, keepdims=True)
     data = centred @ centred.T / (baseline.shape[1] - 1)
-    return mne.Covariance(data, list(info["ch_names"]), [], [], baseline.shape[1] - 1, verbose="error")
+    return mne.Covariance(data, list(info["ch_names"]), [], [], baseline.shape[1] - 1)
 
 
 class ClassicalSolver(InverseSolver):
@@ -161,8 +242,9 @@ class ClassicalSolver(InverseSolver):
         diagonal covariance (equal variance on every channel).
     reg : float
         LCMV: regularisation of the data covariance (fraction of its trace, MNE's 0.05).
-    vertex_output : bool
-        Also return dipole-level estimates (costs memory: n_sources x n_times).
+    verbose : bool | str | int | None
+        Log level of MNE and BrainForge in :meth:`fit` and :meth:`apply`
+        (``"info"`` shows MNE's inverse-operator messages); None keeps the current one.
 
     Attributes
     ----------
@@ -195,13 +277,13 @@ class ClassicalSolver(InverseSolver):
         snr: float = 3.0,
         baseline: np.ndarray | None = None,
         reg: float = 0.05,
-        vertex_output: bool = False,
+        verbose: bool | str | int | None = None,
     ):
         self.method = method
         self.snr = snr
         self.baseline = baseline
         self.reg = reg
-        self.vertex_output = vertex_output
+        self.verbose = verbose
         self._check_params()
 
     def _check_params(self) -> None:
@@ -216,6 +298,7 @@ class ClassicalSolver(InverseSolver):
         """The method's name (``method``)."""
         return self.method
 
+    @_verbose
     def fit(self, head) -> ClassicalSolver:
         """Build the MNE forward (and, for linear methods, the inverse kernel) of ``head``."""
         import mne
@@ -225,8 +308,8 @@ class ClassicalSolver(InverseSolver):
         self.n_channels_ = head.n_channels
         self.forward_ = make_forward(head)
         # The average reference as a projector: MNE's EEG inverses require it.
-        blank = mne.EvokedArray(np.zeros((head.n_channels, 1)), make_info(head), verbose="error")
-        self.info_ = blank.set_eeg_reference("average", projection=True, verbose="error").info
+        blank = mne.EvokedArray(np.zeros((head.n_channels, 1)), make_info(head))
+        self.info_ = blank.set_eeg_reference("average", projection=True).info
         self.noise_cov_ = _noise_covariance(self.info_, self.baseline)
         if head.leadfield is not None:
             self.to_regions_ = region_mean_matrix(head.source_region, head.n_regions)
@@ -235,31 +318,36 @@ class ClassicalSolver(InverseSolver):
         if self.name in _LINEAR:
             method, depth = _LINEAR[self.name]
             inverse = mne.minimum_norm.make_inverse_operator(
-                self.info_, self.forward_, self.noise_cov_, loose=0.0, depth=depth, fixed=True, verbose="error"
+                self.info_, self.forward_, self.noise_cov_, loose=0.0, depth=depth, fixed=True
             )
-            identity = mne.EvokedArray(np.eye(self.n_channels_), self.info_, verbose="error")
+            identity = mne.EvokedArray(np.eye(self.n_channels_), self.info_)
             stc = mne.minimum_norm.apply_inverse(
-                identity, inverse, 1.0 / self.snr**2, method, verbose="error"
+                identity, inverse, 1.0 / self.snr**2, method
             )  # fmt: skip
             self.kernel_ = stc.data  # (n_sources, n_channels), average reference included
             self.region_kernel_ = np.asarray(self.to_regions_ @ self.kernel_)
         else:
             # The beamformer takes the normal component directly: a fixed-orientation forward.
-            self.fixed_forward_ = mne.convert_forward_solution(
-                self.forward_, surf_ori=True, force_fixed=True, verbose="error"
-            )
+            self.fixed_forward_ = mne.convert_forward_solution(self.forward_, surf_ori=True, force_fixed=True)
         return self
 
-    def apply(self, eeg: np.ndarray, sfreq: float = 500.0) -> SourceActivity:
-        """Estimate sources of EEG (n_channels, n_times)."""
+    @_verbose
+    def apply_regions(
+        self, eeg: np.ndarray, sfreq: float | None = None, *, with_dipoles: bool = False
+    ) -> SourceActivity:
+        """Estimate region time courses (each region's dipole mean) of EEG (n_channels, n_times).
+
+        ``sfreq`` (Hz, default 500) only labels the result: the estimate does
+        not depend on it. ``with_dipoles`` also returns the dipole-level
+        estimate as ``vertex_data`` (memory: n_sources x n_times).
+        """
         eeg = self._check_eeg(eeg)
+        sfreq = 500.0 if sfreq is None else sfreq
         if self.name in _LINEAR:
-            vertex = self.kernel_ @ eeg if self.vertex_output else None
+            vertex = self.kernel_ @ eeg if with_dipoles else None
             return SourceActivity(self.region_kernel_ @ eeg, sfreq, self.name, vertex)
         vertex = self._lcmv(eeg, sfreq)
-        return SourceActivity(
-            np.asarray(self.to_regions_ @ vertex), sfreq, self.name, vertex if self.vertex_output else None
-        )
+        return SourceActivity(np.asarray(self.to_regions_ @ vertex), sfreq, self.name, vertex if with_dipoles else None)
 
     @property
     def samplewise(self) -> bool:
@@ -274,17 +362,17 @@ class ClassicalSolver(InverseSolver):
         import mne
         from mne.beamformer import apply_lcmv, make_lcmv
 
-        evoked = mne.EvokedArray(eeg, self.info_, verbose="error").apply_proj(verbose="error")
+        evoked = mne.EvokedArray(eeg, self.info_).apply_proj()
         centred = evoked.data - evoked.data.mean(axis=1, keepdims=True)
         data_cov = mne.Covariance(
             centred @ centred.T / (eeg.shape[1] - 1), list(self.info_["ch_names"]), [], self.info_["projs"],
-            eeg.shape[1] - 1, verbose="error",
+            eeg.shape[1] - 1,
         )  # fmt: skip
         filters = make_lcmv(
             self.info_, self.fixed_forward_, data_cov, reg=self.reg, noise_cov=self.noise_cov_,
-            weight_norm="unit-noise-gain-invariant", rank="info", verbose="error",
+            weight_norm="unit-noise-gain-invariant", rank="info",
         )  # fmt: skip
-        return apply_lcmv(evoked, filters, verbose="error").data
+        return apply_lcmv(evoked, filters).data
 
 
 class LearnedSolver(InverseSolver):
@@ -307,11 +395,15 @@ class LearnedSolver(InverseSolver):
     window_samples : int | None
         Samples per window; None (default) uses the length the network was
         trained on (its ``--crop``, else its segment).
+    verbose : bool | str | int | None
+        Log level of BrainForge in :meth:`fit` and :meth:`apply`; None keeps the current one.
 
     Attributes
     ----------
     model_ : SourceModel
         The network in inference form (set by :meth:`fit`, which loads the weights).
+    head_ : HeadModel
+        The head model of the last :meth:`fit`.
     montage_ : Montage
         The head model's channels and positions.
     n_channels_ : int
@@ -327,12 +419,18 @@ class LearnedSolver(InverseSolver):
     """
 
     def __init__(
-        self, model_dir: str | Path, batch_size: int = 16, overlap: float = 0.1, window_samples: int | None = None
+        self,
+        model_dir: str | Path,
+        batch_size: int = 16,
+        overlap: float = 0.1,
+        window_samples: int | None = None,
+        verbose: bool | str | int | None = None,
     ):
         self.model_dir = Path(model_dir)
         self.batch_size = batch_size
         self.overlap = overlap
         self.window_samples = window_samples
+        self.verbose = verbose
         self._check_params()
 
     def _check_params(self) -> None:
@@ -379,11 +477,12 @@ class LearnedSolver(InverseSolver):
         training, data = self.config.get("training") or {}, self.config.get("data") or {}
         return int(training.get("crop_samples") or data.get("segment_samples") or round(self.sfreq))
 
+    @_verbose
     def fit(self, head) -> LearnedSolver:
         """Load the weights (BatchNorm folded in), check the head model's regions and take its montage.
 
-        Sets ``model_`` (the network, ready for inference), ``montage_`` and
-        ``n_channels_``.
+        Sets ``model_`` (the network, ready for inference), ``head_``,
+        ``montage_`` and ``n_channels_``.
         """
         from ..models import load_model
         from ..models.base import inference_copy
@@ -397,6 +496,7 @@ class LearnedSolver(InverseSolver):
             )
         model, _ = load_model(self.model_dir)
         self.model_ = inference_copy(model)
+        self.head_ = head
         self.montage_ = Montage.from_head_model(head)
         self.n_channels_ = head.n_channels
         return self
@@ -418,8 +518,14 @@ class LearnedSolver(InverseSolver):
         step = max(1, round(length * (1.0 - self.overlap)))
         return -(-length // step) * step, step
 
-    def apply(self, eeg: np.ndarray, sfreq: float | None = None) -> SourceActivity:
-        """Estimate sources of EEG (n_channels, n_times) sampled at the network's rate."""
+    @_verbose
+    def apply_regions(
+        self, eeg: np.ndarray, sfreq: float | None = None, *, with_dipoles: bool = False
+    ) -> SourceActivity:
+        """Estimate region time courses of EEG (n_channels, n_times) sampled at the network's rate.
+
+        A network estimates regions only: ``with_dipoles`` leaves ``vertex_data`` None.
+        """
         import torch
 
         from ..synthesis.normalise import normalise_eeg

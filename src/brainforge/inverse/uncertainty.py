@@ -161,7 +161,7 @@ def region_confidence(
     config = config or UncertaintyConfig()
     start = time.perf_counter()
     eeg = np.asarray(eeg, float)
-    estimate = solver.apply(eeg, sfreq).data
+    estimate = solver.apply_regions(eeg, sfreq).data
     magnitude = np.abs(estimate)
     peak_time = int(magnitude.max(axis=0).argmax())
     scale = float(magnitude[:, peak_time].max()) or 1.0
@@ -176,7 +176,7 @@ def region_confidence(
     for b in range(config.n_resamples):
         offset, sign = int(rng.integers(n_pool)), float(rng.choice((-1.0, 1.0)))
         noise = pool[:, (offset + np.arange(n_times)) % n_pool]
-        replicate = solver.apply(eeg + sign * noise, sfreq).data / scale
+        replicate = solver.apply_regions(eeg + sign * noise, sfreq).data / scale
         peaks[b] = int(np.abs(replicate[:, window]).max(axis=1).argmax())
         total += replicate
         total_sq += replicate**2

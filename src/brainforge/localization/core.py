@@ -12,6 +12,8 @@ import numpy as np
 
 from .._data import package_data
 from .._errors import BrainForgeError
+from .._logging import verbose
+from ..inverse.solvers import source_estimate
 from .output import TimecourseWriter, check_out_dir, commit_tmp_dir, open_tmp_dir
 from .recording import (
     FilterPlan,
@@ -107,24 +109,6 @@ def _solver_regions(solver) -> int:
     config = getattr(solver, "config", None) or {}
     head = (config.get("head_model") or {}).get("config") or {}
     return int(head.get("n_regions", 1000))
-
-
-def source_estimate(vertex_data: np.ndarray, head, tmin: float, sfreq: float):
-    """Wrap dipole-level activity (n_sources, n_times) as an MNE estimate on fsaverage.
-
-    Cortical sources are fsaverage5 vertices, which are the first 10242
-    vertices of each fsaverage hemisphere; deep sources form a discrete
-    volume part (``MixedSourceEstimate``).
-    """
-    import mne
-
-    n_left, n_cortical = head.n_left_sources, head.n_cortical_sources
-    vertices = [np.arange(n_left), np.arange(n_cortical - n_left)]
-    tstep = 1.0 / sfreq
-    if head.n_deep_regions:
-        vertices.append(np.arange(head.n_sources - n_cortical))
-        return mne.MixedSourceEstimate(vertex_data, vertices, tmin, tstep, subject="fsaverage", verbose="error")
-    return mne.SourceEstimate(vertex_data[:n_cortical], vertices, tmin, tstep, subject="fsaverage", verbose="error")
 
 
 def find_peaks(region_data: np.ndarray, head, times: np.ndarray, n_peaks: int = 5) -> list[dict]:
@@ -231,14 +215,7 @@ def _add_confidence(result: Localization, model, eeg: np.ndarray, config) -> Non
     """Bootstrap the solver on ``eeg`` (the result's span) and attach the confidence to the result and its peaks."""
     from ..inverse.uncertainty import region_confidence
 
-    vertex_output = getattr(model, "vertex_output", None)
-    if vertex_output is not None:
-        model.vertex_output = False  # region time courses are enough for the replicates
-    try:
-        confidence = region_confidence(model, eeg, result.head.region_distance, result.prepared.sfreq, config)
-    finally:
-        if vertex_output is not None:
-            model.vertex_output = vertex_output
+    confidence = region_confidence(model, eeg, result.head.region_distance, result.prepared.sfreq, config)
     result.confidence = confidence
     for peak in result.peaks:
         peak["confidence"] = round(float(confidence.confidence[peak["region"]]), 4)
@@ -258,12 +235,9 @@ def localize_prepared(prepared: PreparedEEG, solver="default", uncertainty=None)
     model, name = _as_solver(solver)
     head = head_model_for(prepared, _solver_regions(model))
     model.fit(head)
-    if hasattr(model, "vertex_output"):
-        model.vertex_output = True
-    activity = model.apply(prepared.data, prepared.sfreq)
+    activity = model.apply_regions(prepared.data, prepared.sfreq, with_dipoles=True)
     region_data = activity.data
-    vertex_data = activity.vertex_data if activity.vertex_data is not None else region_data[head.source_region]
-    stc = source_estimate(vertex_data, head, prepared.tmin, prepared.sfreq)
+    stc = activity.to_source_estimate(head, prepared.tmin)
     result = Localization(stc, region_data, head, prepared, name, notes=list(prepared.notes))
     result.peaks = find_peaks(region_data, head, result.times)
     if _is_network(model):
@@ -274,6 +248,7 @@ def localize_prepared(prepared: PreparedEEG, solver="default", uncertainty=None)
     return result
 
 
+@verbose
 def localize(
     inst,
     solver="default",
@@ -287,6 +262,7 @@ def localize(
     exclude: list[str] | None = None,
     return_confidence: bool = False,
     uncertainty=None,
+    verbose: bool | str | int | None = None,
 ):
     """Localise the sources of an MNE recording (in memory; for long files use :func:`localize_file`).
 
@@ -311,6 +287,9 @@ def localize(
         :mod:`brainforge.inverse.uncertainty`), with the solver's calibrated margin.
     uncertainty : UncertaintyConfig | None
         Bootstrap settings (implies ``return_confidence``).
+    verbose : bool | str | int | None
+        Log level of MNE and BrainForge during the call (``"info"``, ``"warning"``, ...);
+        None keeps the current one.
 
     Returns
     -------
@@ -339,6 +318,7 @@ def _solver_sfreq(model) -> float:
     return model.sfreq if _is_network(model) else 500.0
 
 
+@verbose
 def localize_file(
     path: str | Path,
     out_dir: str | Path,
@@ -349,6 +329,7 @@ def localize_file(
     progress: bool = False,
     report: bool = True,
     uncertainty=None,
+    verbose: bool | str | int | None = None,
     **options,
 ) -> Localization:
     """Localise a recording file and write the output folder.
@@ -382,6 +363,9 @@ def localize_file(
     **options
         :class:`PreprocessingConfig` fields (``l_freq``, ``h_freq``, ``tmin``,
         ``tmax``, ``events``, ``channels``, ``exclude``).
+    verbose : bool | str | int | None
+        Log level of MNE and BrainForge during the call (``"info"``, ``"warning"``, ...);
+        None keeps the current one.
 
     Returns
     -------
@@ -423,18 +407,21 @@ def localize_file(
     return result
 
 
-def _block_solver(model, stream: RecordingStream, span: tuple[int, int], first: int, last: int):
+def _block_solver(
+    model, stream: RecordingStream, span: tuple[int, int], first: int, last: int, with_dipoles: bool = False
+):
     """Prepare and solve output samples [first, last) of ``span`` with the solver's margins.
 
-    Returns the EEG block with margins, the activity and the offset of
-    ``first`` in them.
+    Returns the EEG block with margins, the activity (with the solver's
+    dipole-level estimate if ``with_dipoles``) and the offset of ``first`` in them.
     """
     margin, step = model.block_grid()
     start, stop = span
     begin = max(start, start + (first - margin - start) // step * step)
     end = min(stop, last + margin)
     eeg = stream.block(begin, end)
-    return eeg, model.apply(eeg, stream.filters.sfreq_out), first - begin
+    activity = model.apply_regions(eeg, stream.filters.sfreq_out, with_dipoles=with_dipoles)
+    return eeg, activity, first - begin
 
 
 def _localize_stream(raw, model, name, config, tmp: Path, timecourses: str, chunk_s: float, progress: bool):
@@ -449,9 +436,7 @@ def _localize_stream(raw, model, name, config, tmp: Path, timecourses: str, chun
     last_in = min(raw.n_times, -(-span[1] * filters.down // filters.up))
     plan = select_channels(raw, config, (first_in, last_in))
     head = head_model_for(plan, _solver_regions(model))
-    model.fit(head)
-    if hasattr(model, "vertex_output"):
-        model.vertex_output = False  # dipoles only for the saved window (see _view)
+    model.fit(head)  # dipoles only for the saved window (see _view)
     stream = RecordingStream(raw, plan, filters)
     _, step = model.block_grid()
     chunk = max(step, round(chunk_s * sfreq) // step * step)
@@ -500,20 +485,16 @@ def _view(model, name, stream, span, chunk, peak_sample, head, plan, config) -> 
     samplewise = getattr(model, "samplewise", False)
     if samplewise:  # only the view is needed, and its dipoles come from the same kernel
         first, last = lo, hi
-    elif hasattr(model, "vertex_output"):
-        model.vertex_output = True  # LCMV: dipoles from the block's own covariance, as in the pass
-    eeg, activity, offset = _block_solver(model, stream, span, first, last)
+    # LCMV: dipoles from the block's own covariance, as in the pass (a network has none).
+    eeg, activity, offset = _block_solver(model, stream, span, first, last, with_dipoles=not samplewise)
     view = slice(offset + lo - first, offset + hi - first)
     region, view_eeg = activity.data[:, view], eeg[:, view]
     if samplewise:
-        model.vertex_output = True
-        vertex = model.apply(view_eeg[:, stc_lo - lo : stc_hi - lo], sfreq).vertex_data
+        vertex = model.apply_regions(view_eeg[:, stc_lo - lo : stc_hi - lo], sfreq, with_dipoles=True).vertex_data
     elif activity.vertex_data is not None:
         vertex = activity.vertex_data[:, offset + stc_lo - first : offset + stc_hi - first]
     else:
         vertex = region[head.source_region, stc_lo - lo : stc_hi - lo]
-    if hasattr(model, "vertex_output"):
-        model.vertex_output = False
     prepared = prepared_eeg(view_eeg, lo / sfreq, plan, stream.filters, config, "a continuous recording", None,
                          stream.n_in)  # fmt: skip
     stc = source_estimate(vertex.astype(np.float32), head, stc_lo / sfreq, sfreq)
@@ -564,7 +545,7 @@ def _write_confidence(result: Localization, saved, folder: Path) -> dict:
     first = round((saved.tmin - result.times[0]) * result.prepared.sfreq)
     spread = confidence.spread[:, first : first + saved.data.shape[1]]
     stc = source_estimate(spread[head.source_region].astype(np.float32), head, saved.tmin, result.prepared.sfreq)
-    stc.save(folder / "source_spread", ftype="h5", verbose="error")
+    stc.save(folder / "source_spread", ftype="h5")
     labels = region_labels(head)
     in_set = np.zeros(head.n_regions, bool)
     in_set[confidence.confidence_set] = True
@@ -596,7 +577,7 @@ def _write_results(result: Localization, folder: Path, report: bool = True) -> N
     import pandas as pd
 
     saved = saved_source_estimate(result)
-    saved.save(folder / "source_estimate", ftype="h5", verbose="error")
+    saved.save(folder / "source_estimate", ftype="h5")
     pd.DataFrame(result.peaks).to_csv(folder / "peaks.csv", index=False)
     prepared = result.prepared
     summary = {
@@ -624,7 +605,7 @@ def _write_results(result: Localization, folder: Path, report: bool = True) -> N
     if report:
         from .report import make_report
 
-        make_report(result).save(folder / "report.html", open_browser=False, overwrite=True, verbose="error")
+        make_report(result).save(folder / "report.html", open_browser=False, overwrite=True)
 
 
 def write_outputs(result: Localization, out_dir: str | Path, report: bool = True, timecourses: str = "parquet") -> Path:

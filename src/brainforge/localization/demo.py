@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .._errors import BrainForgeError
+from .._logging import verbose
 
 logger = logging.getLogger("brainforge")
 
@@ -77,8 +78,8 @@ def simulate_recording(head, library, kinds=("cortical", "deep"), *, snr_db: flo
     data = np.concatenate(segments).T
     data *= TARGET_STD_V / np.median(data.std(axis=1))
     info = mne.create_info(list(head.ch_names), sfreq, "eeg")
-    raw = mne.io.RawArray(data, info, verbose="error")
-    raw.set_montage("standard_1005", on_missing="ignore", verbose="error")
+    raw = mne.io.RawArray(data, info)
+    raw.set_montage("colin27_1005", on_missing="ignore")
     raw.set_annotations(
         mne.Annotations([s.time_s for s in truth], [0.0] * len(truth), [f"spike_{s.kind}" for s in truth])
     )
@@ -135,11 +136,11 @@ def write_long_recording(
             if onset < n_times / sfreq:
                 onsets.append(onset)
                 names.append(annotation["description"])
-    raw = mne.io.RawArray(data, tile.info, verbose="error")
+    raw = mne.io.RawArray(data, tile.info)
     del data
     raw.set_annotations(mne.Annotations(onsets, [0.0] * len(onsets), names))
     path = Path(path)
-    raw.save(path, fmt="single", overwrite=True, verbose="error")
+    raw.save(path, fmt="single", overwrite=True)
     return path
 
 
@@ -162,13 +163,37 @@ def source_errors_mm(result, truth: list[TrueSource], half_window_s: float = 0.0
     return errors
 
 
-def run_demo(out_dir: str | Path, *, seed: int = 0, snr_db: float = 10.0) -> dict:
+@verbose
+def run_demo(
+    out_dir: str | Path,
+    *,
+    seed: int = 0,
+    snr_db: float = 10.0,
+    verbose: bool | str | int | None = None,
+) -> dict:
     """Simulate a recording (one cortical and one deep source), localise it with the default model and sLORETA.
 
     Writes ``recording_raw.fif``, ``truth.json``, ``default/`` and
     ``sloreta/`` (each a full localisation folder with ``report.html``) and
     ``errors.json`` into ``out_dir``; returns the errors. The recording is
     localised without a high-pass filter (it is 2 s long and has no drift).
+
+    Parameters
+    ----------
+    out_dir : path
+        The demo folder (new, empty, or an earlier demo's, which is replaced).
+    seed : int
+        Seed of the simulated recording.
+    snr_db : float
+        Sensor SNR of the recording, dB (power).
+    verbose : bool | str | int | None
+        Log level of MNE and BrainForge during the call (``"info"``, ``"warning"``, ...);
+        None keeps the current one.
+
+    Returns
+    -------
+    errors : dict
+        Per source: ``sources`` (kinds), ``default`` and ``sloreta`` (errors, mm); ``seconds``.
     """
     from ..anatomy import make_head_model
     from ..nmm import default_spike_library, read_spike_library
@@ -186,7 +211,7 @@ def run_demo(out_dir: str | Path, *, seed: int = 0, snr_db: float = 10.0) -> dic
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / DEMO_MARKER).write_text("Written by `brainforge demo`; a new demo replaces this folder.\n")
     recording = out_dir / "recording_raw.fif"
-    raw.save(recording, overwrite=True, verbose="error")
+    raw.save(recording, overwrite=True)
     (out_dir / "truth.json").write_text(json.dumps([s.as_dict() for s in truth], indent=1))
     errors: dict = {"sources": [s.kind for s in truth]}
     for solver in ("default", "sloreta"):

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .._errors import BrainForgeError
+from .._logging import verbose
 
 logger = logging.getLogger("brainforge")
 
@@ -195,7 +196,8 @@ class ChannelPlan:
         return list(dict.fromkeys(name for names in self.dropped.values() for name in names))
 
 
-def read_recording(path: str | Path, preload: bool = True):
+@verbose
+def read_recording(path: str | Path, preload: bool = True, *, verbose: bool | str | int | None = None):
     """Read any EEG file that MNE reads (raw FIF, EDF, BDF, BrainVision, EEGLAB, EGI, ...; -epo/-ave.fif).
 
     Parameters
@@ -205,6 +207,9 @@ def read_recording(path: str | Path, preload: bool = True):
     preload : bool
         Load a raw recording's data into memory (False: read it on demand, as
         chunked localisation does).
+    verbose : bool | str | int | None
+        Log level of MNE and BrainForge during the call (``"info"``, ``"warning"``, ...);
+        None keeps the current one.
     """
     import mne
 
@@ -214,10 +219,10 @@ def read_recording(path: str | Path, preload: bool = True):
     name = path.name.lower()
     try:
         if name.endswith(("-epo.fif", "_epo.fif", "-epo.fif.gz")):
-            return mne.read_epochs(path, preload=True, verbose="error")
+            return mne.read_epochs(path, preload=True)
         if name.endswith(("-ave.fif", "_ave.fif", "-ave.fif.gz")):
-            return mne.read_evokeds(path, verbose="error")[0]
-        return mne.io.read_raw(path, preload=preload, verbose="error")
+            return mne.read_evokeds(path)[0]
+        return mne.io.read_raw(path, preload=preload)
     except Exception as err:  # MNE raises many types for unreadable files
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise BrainForgeError(
@@ -252,7 +257,7 @@ def _standard_positions_m(names: list[str]) -> np.ndarray:
     import mne
 
     info = mne.create_info(names, 1000.0, "eeg")
-    info.set_montage("standard_1005", on_missing="ignore", verbose="error")
+    info.set_montage("colin27_1005", on_missing="ignore")
     return _file_positions_m(info)
 
 
@@ -386,7 +391,7 @@ def _place_channels(inst, chosen: list[str], known: dict[str, str], dropped: dic
     """Name and position the chosen channels: individual positions from the file, else standard 10-05 ones."""
     import mne
 
-    info = mne.pick_info(inst.info, [inst.ch_names.index(name) for name in chosen], verbose="error")
+    info = mne.pick_info(inst.info, [inst.ch_names.index(name) for name in chosen])
     standard = [standard_name(n, known) for n in chosen]
     file_pos = _file_positions_m(info)
     unknown = [n for n, s, p in zip(chosen, standard, file_pos, strict=True) if s is None and not np.isfinite(p).all()]
@@ -476,7 +481,7 @@ class FilterPlan:
         up, down = ratio.numerator, ratio.denominator
         taps = 0
         if l_freq is not None or h_freq is not None:
-            taps = len(mne.filter.create_filter(None, sfreq_in, l_freq, h_freq, verbose="error"))
+            taps = len(mne.filter.create_filter(None, sfreq_in, l_freq, h_freq))  # logs the design, once
         resample_taps = 0 if up == down == 1 else 20 * max(up, down) // up + 2
         return cls(float(sfreq_in), float(sfreq_out), l_freq, h_freq, up, down, taps + resample_taps + 8)
 
@@ -492,9 +497,8 @@ class FilterPlan:
             return 0.0
         import mne
 
-        return len(mne.filter.create_filter(None, self.sfreq_in, self.l_freq, self.h_freq, verbose="error")) / (
-            self.sfreq_in
-        )
+        design = mne.filter.create_filter(None, self.sfreq_in, self.l_freq, self.h_freq, verbose="warning")  # as above
+        return len(design) / self.sfreq_in
 
     def n_out(self, n_in: int) -> int:
         """Output samples of ``n_in`` input samples."""
@@ -508,7 +512,8 @@ class FilterPlan:
         data = np.asarray(data, float)
         data = data - data.mean(axis=0)
         if self.l_freq is not None or self.h_freq is not None:
-            data = mne.filter.filter_data(data, self.sfreq_in, self.l_freq, self.h_freq, verbose="error")
+            # Warnings pass; the filter's description is logged once, by FilterPlan.make, not per block.
+            data = mne.filter.filter_data(data, self.sfreq_in, self.l_freq, self.h_freq, verbose="warning")
         if self.resampling:
             data = resample_poly(data, self.up, self.down, axis=1)
         return data - data.mean(axis=0)

@@ -137,7 +137,7 @@ def make_report(result):
     import mne
 
     plt = _matplotlib()
-    report = mne.Report(title=f"BrainForge localisation ({result.solver})", verbose="error")
+    report = mne.Report(title=f"BrainForge localisation ({result.solver})")
     report.add_html(_caveats_html(result), title="Run and caveats")
     report.add_html(_peaks_html(result), title="Peak regions")
     peak_time = int(np.abs(result.region_data).max(axis=0).argmax())

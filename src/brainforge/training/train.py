@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping, Tim
 from .. import __version__
 from .._cache import atomic_path
 from .._errors import BrainForgeError
+from .._logging import verbose
 from ..models import build_model, load_weights, save_model
 from ..synthesis import SampleGenerator
 from ..topomap import Montage
@@ -338,6 +339,7 @@ def _run_info(generator: SampleGenerator, config: TrainingConfig, loss: str, pro
     }
 
 
+@verbose
 def train(
     model_name: str,
     generator: SampleGenerator,
@@ -354,6 +356,7 @@ def train(
     accelerator: str = "auto",
     devices: int | str = "auto",
     progress: bool = True,
+    verbose: bool | str | int | None = None,
 ) -> TrainingResult:
     """Train ``model_name`` on on-the-fly samples of ``generator``.
 
@@ -390,6 +393,9 @@ def train(
         Lightning's; several GPUs train with DDP.
     progress : bool
         Show a progress bar.
+    verbose : bool | str | int | None
+        Log level of MNE and BrainForge during the call (``"info"``, ``"warning"``, ...);
+        None keeps the current one.
 
     Returns
     -------
