@@ -43,7 +43,7 @@ def deepsif_correlation(folder: Path) -> np.ndarray:
     surfaces = make_template_bem_surfaces()
     pos = project_to_scalp(get_electrodes(names).pos, surfaces.centre, surfaces.outer_skin, surfaces.outer_skin_tris)
     leadfield = compute_leadfield(
-        deepsif.source_pos, deepsif.source_nn, Electrodes(names, pos), make_template_bem(surfaces=surfaces)
+        deepsif.source_pos_mm, deepsif.source_nn, Electrodes(names, pos), make_template_bem(surfaces=surfaces)
     )
     ours = region_sum(leadfield, deepsif.source_region, deepsif.n_regions)
     return correlation(ours, deepsif.pick_channels(names).region_leadfield)

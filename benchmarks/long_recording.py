@@ -4,7 +4,7 @@ Run: ``.venv/bin/python benchmarks/long_recording.py [--minutes 1 10 60] [--solv
 
 For each length, a synthetic 64-channel 500 Hz recording (one spike per
 second over neural-mass background, fresh sensor noise every 10 s; written by
-``brainforge.localization.write_long_recording``) is localised end to end the
+``brainforge.localization.write_long_recording``) is localized end to end the
 way ``brainforge localize`` does it (``localize_file``: read in 20-s blocks,
 1-70 Hz band-pass, solver, Parquet region time courses, the source estimate
 and report around the largest activity), each run in its own process. The

@@ -18,7 +18,7 @@ a GPU.
 
 A last row times the bundled default model the way ``brainforge localize``
 runs it (``LearnedSolver``: windows of its training length overlapping by a
-tenth of a window, each normalised, blended back), on the same segment.
+tenth of a window, each normalized, blended back), on the same segment.
 """
 
 from __future__ import annotations
@@ -76,11 +76,11 @@ def _sloreta_ms(head, segment: np.ndarray, repeats: int) -> tuple[float, int]:
 
     identity = mne.transforms.Transform("head", "mri")
     montage = mne.channels.make_dig_montage(
-        dict(zip(head.ch_names, head.ch_pos * 1e-3, strict=True)), coord_frame="head"
+        dict(zip(head.ch_names, head.ch_pos_mm * 1e-3, strict=True)), coord_frame="head"
     )
     info = mne.create_info(head.ch_names, 500.0, "eeg")
     info.set_montage(montage, verbose="error")
-    src = mne.setup_volume_source_space(pos=dict(rr=head.source_pos * 1e-3, nn=head.source_nn), verbose="error")
+    src = mne.setup_volume_source_space(pos=dict(rr=head.source_pos_mm * 1e-3, nn=head.source_nn), verbose="error")
     fwd = mne.make_forward_solution(
         info, identity, src, make_template_bem(), meg=False, eeg=True, mindist=0.0, verbose="error"
     )

@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python benchmarks/nmm_spike_yield.py [--nodes 12] [--duration 20] [--only tvb192]``
 
 For each connectome (tvb-data's 76 and 192 nodes, as published and with the
-coupling normalised to the 998 connectome's mean in-degree, and with
+coupling normalized to the 998 connectome's mean in-degree, and with
 their largest in-degree matched to the 998's; DeepSIF's 998 when its
 folder exists) a campaign on ``--nodes`` evenly spaced nodes x 3 settings
 measures the fraction of nodes with at least one isolated spike and the
@@ -43,22 +43,22 @@ def main() -> None:
         wanted = set(args.only.split(","))
         cases = [c for c in cases if c[0] in wanted or ("998" in wanted and c[0] == str(DEFAULT_998))]
     rows = []
-    for connectome, normalise in cases:
+    for connectome, normalize in cases:
         n_nodes = read_connectivity(connectome).n_nodes
         nodes = np.linspace(0, n_nodes - 1, args.nodes).round().astype(int).tolist()
         config = CampaignConfig(
-            connectome=connectome, duration_ms=args.duration * 1000, normalise_coupling=normalise, n_background=0
+            connectome=connectome, duration_ms=args.duration * 1000, normalize_coupling=normalize, n_background=0
         )
         with tempfile.TemporaryDirectory() as folder:
             summary = run_campaign(config, Path(folder) / "lib.zarr", nodes=nodes, scheduler="sync", progress=False)
         counts = summary.spikes_per_node[nodes]
         name = Path(connectome).stem if connectome.endswith(".zip") else connectome
-        rows.append((name, normalise, summary.spike_yield, counts.mean() / (3 * args.duration) * 50))
+        rows.append((name, normalize, summary.spike_yield, counts.mean() / (3 * args.duration) * 50))
     print(f"{'connectome':22} {'coupling':>10} {'nodes with spikes':>18} {'spikes per node, setting, 50 s':>31}")
-    for name, normalise, fraction, per_node in rows:
-        print(f"{name:22} {normalise or 'published':>10} {fraction:18.2f} {per_node:31.1f}")
+    for name, normalize, fraction, per_node in rows:
+        print(f"{name:22} {normalize or 'published':>10} {fraction:18.2f} {per_node:31.1f}")
     print(json.dumps({"benchmark": "nmm_spike_yield", "nodes": args.nodes, "duration_s": args.duration,
-                      "rows": [{"connectome": n, "normalised": z, "nodes_with_spikes": round(f, 3),
+                      "rows": [{"connectome": n, "normalized": z, "nodes_with_spikes": round(f, 3),
                                 "spikes_per_node_per_50s_setting": round(p, 2)} for n, z, f, p in rows]}))  # fmt: skip
 
 

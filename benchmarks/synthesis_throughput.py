@@ -1,4 +1,4 @@
-"""On-the-fly synthesis throughput, and the disk a materialised training set would need.
+"""On-the-fly synthesis throughput, and the disk a materialized training set would need.
 
 Run: ``.venv/bin/python benchmarks/synthesis_throughput.py [--samples 6400] [--workers 2]``
 
@@ -28,7 +28,7 @@ background included) from the default spike library:
 Each DataLoader figure is given as samples per second of wall time and as
 samples per CPU-second of all processes (this one and the workers), which
 other load on the machine hardly changes; the load average is printed too.
-Then prints the storage of a materialised set the size of DeepSIF's
+Then prints the storage of a materialized set the size of DeepSIF's
 190,848-sample training set (float32 EEG and sources) beside the zero bytes of
 the on-the-fly mode. The last line is one JSON object; ``samples_per_second``
 is figure 2.
@@ -143,7 +143,7 @@ def main() -> None:
 
     n_times, n_channels, n_regions = 500, head.n_channels, head.n_regions
     published = 190_848
-    bytes_materialised = published * n_times * (75 + 994) * 4
+    bytes_materialized = published * n_times * (75 + 994) * 4
     bytes_ours = published * n_times * (n_channels + n_regions) * 4
     w, b = args.workers, args.batch_size
     rows = [
@@ -164,8 +164,8 @@ def main() -> None:
     print(f"{'forward bank: time it adds per sample (generator alone), us':72} {added_us:8.0f}")
     print(f"{'forward bank: memory of its dense leadfields, MB':72} {bank.scalp_leadfield.nbytes / 1e6:8.0f}")
     print(f"{'load average (1 min) before / after':72} {load_before:8.1f} {load_after:10.1f}")
-    print(f"{'materialised DeepSIF training set (75 ch, 994 regions), GB':72} {bytes_materialised / 1e9:8.0f}")
-    print(f"{'materialised at our size (64 ch, 1014 regions), GB':72} {bytes_ours / 1e9:8.0f}")
+    print(f"{'materialized DeepSIF training set (75 ch, 994 regions), GB':72} {bytes_materialized / 1e9:8.0f}")
+    print(f"{'materialized at our size (64 ch, 1014 regions), GB':72} {bytes_ours / 1e9:8.0f}")
     print(f"{'on-the-fly training set, GB':72} {0:8d}")
     print(json.dumps({
         "samples_per_second": round(whole[0], 1), "samples_per_cpu_second": round(whole[1], 1),
@@ -183,8 +183,8 @@ def main() -> None:
         "per_sample_items_samples_per_second": round(items[0], 1),
         "dense_targets_samples_per_second": round(dense[0], 1),
         "dense_targets_samples_per_cpu_second": round(dense[1], 1),
-        "materialised_deepsif_gb": round(bytes_materialised / 1e9, 1),
-        "materialised_ours_gb": round(bytes_ours / 1e9, 1), "on_the_fly_gb": 0,
+        "materialized_deepsif_gb": round(bytes_materialized / 1e9, 1),
+        "materialized_ours_gb": round(bytes_ours / 1e9, 1), "on_the_fly_gb": 0,
     }))  # fmt: skip
 
 

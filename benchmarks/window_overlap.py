@@ -2,13 +2,13 @@
 
 Run: ``.venv/bin/python benchmarks/window_overlap.py [--spikes 60] [--snr-db 5 10] [--seeds 7 8]``
 
-A network trained on 1-s segments localises a long recording window by
+A network trained on 1-s segments localizes a long recording window by
 window (``LearnedSolver``): windows overlap by a fraction and are blended with
 a Hann taper. More overlap means more forward passes per recorded minute.
 This benchmark simulates continuous recordings (``simulate_recording``: one
 spike per second, every fourth one deep, at ``--snr-db``), shifts them by
 0.32 s so that spikes straddle window boundaries instead of sitting where the
-simulation joined its 1-s pieces, and localises each with the default network
+simulation joined its 1-s pieces, and localizes each with the default network
 at several overlaps, sLORETA beside it. Per overlap: the share of spikes whose
 strongest region (within 10 ms of the true peak) lies in the true patch, the
 mean distance to the patch (mm), and the solver's seconds per recorded minute

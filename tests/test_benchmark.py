@@ -94,7 +94,7 @@ def test_benchmark_writes_every_table_and_plot(test_sets, model_dirs, tmp_path):
 
 
 def test_sloreta_beats_plain_mne_on_peak_error(test_sets, tmp_path):
-    """MNE's depth bias drags its peak away from the sources; sLORETA's standardisation removes it."""
+    """MNE's depth bias drags its peak away from the sources; sLORETA's standardization removes it."""
     result = run_benchmark(
         ["sloreta", "mne"], test_sets[:1], tmp_path / "r", BenchmarkConfig(n_bootstrap=50), progress=False
     )
@@ -148,7 +148,7 @@ def test_cli_benchmark(test_sets, tmp_path):
     result = run("--solvers", "eloreta", "--test", str(test_sets[0]), "--out", str(out), "--max-samples", "3",
                  "--bootstrap", "20", "--no-progress")  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "eloreta: localisation error" in result.stdout and (out / "report.md").is_file()
+    assert "eloreta: localization error" in result.stdout and (out / "report.md").is_file()
     assert len(pd.read_csv(out / "samples.csv")) == 3
     for args, message in [
         (["--solvers", "sloreta,nope"], "Unknown solver"),
@@ -161,7 +161,7 @@ def test_cli_benchmark(test_sets, tmp_path):
 
 def test_learned_solver_runs_in_overlapping_windows(model_dirs, head64):
     from brainforge.inverse import LearnedSolver
-    from brainforge.synthesis import normalise_eeg
+    from brainforge.synthesis import normalize_eeg
 
     solver = LearnedSolver(model_dirs[0]).fit(head64)
     assert solver.window_samples is None and solver.window_length == 64  # the training crop
@@ -172,12 +172,12 @@ def test_learned_solver_runs_in_overlapping_windows(model_dirs, head64):
     eeg = np.random.default_rng(0).normal(size=(head64.n_channels, 200)) * 1e-5
     activity = solver.apply_regions(eeg, 500.0)
     assert activity.data.shape == (head64.n_regions, 200) and np.isfinite(activity.data).all()
-    # One window: the network on the normalised window, scaled back by the normalisation factor.
+    # One window: the network on the normalized window, scaled back by the normalization factor.
     window = torch.as_tensor(eeg[:, :64].T[None], dtype=torch.float32)
     centred = window - window.mean(dim=1, keepdim=True)
     centred = centred - centred.mean(dim=2, keepdim=True)
     with torch.inference_mode():
-        expected = solver.model_(normalise_eeg(window), solver.montage_)[0].numpy().T * centred.abs().max().item()
+        expected = solver.model_(normalize_eeg(window), solver.montage_)[0].numpy().T * centred.abs().max().item()
     np.testing.assert_allclose(solver.apply_regions(eeg[:, :64], 500.0).data, expected, rtol=1e-4, atol=1e-9)
     with pytest.raises(BrainForgeError, match="resample"):
         solver.apply_regions(eeg, 250.0)

@@ -13,9 +13,9 @@ from brainforge.nmm.campaign import CampaignConfig, parse_nodes, run_campaign
 from brainforge.nmm.library import read_spike_library
 
 # On tvb76 every region idles above the published 8 mV threshold and no
-# isolated spike survives; with the coupling normalised to the 998 connectome's
+# isolated spike survives; with the coupling normalized to the 998 connectome's
 # strength the published rules yield spikes.
-CONFIG = CampaignConfig(connectome="tvb76", duration_ms=6000.0, normalise_coupling=True, batch_size=4, n_background=3)
+CONFIG = CampaignConfig(connectome="tvb76", duration_ms=6000.0, normalize_coupling=True, batch_size=4, n_background=3)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_resume_with_other_parameters_is_refused(library, tmp_path):
     out, _ = library
     copy = tmp_path / "lib.zarr"
     shutil.copytree(out, copy)
-    other = CampaignConfig(connectome="tvb76", duration_ms=6000.0, threshold=10.0, normalise_coupling=True)
+    other = CampaignConfig(connectome="tvb76", duration_ms=6000.0, threshold=10.0, normalize_coupling=True)
     with pytest.raises(BrainForgeError, match="other parameters"):
         run_campaign(other, copy, nodes=[0], scheduler="sync", progress=False)
 
@@ -84,14 +84,14 @@ def test_bad_campaign_parameters():
         CampaignConfig(duration_ms=900.0)
     with pytest.raises(BrainForgeError, match="engine"):
         CampaignConfig(engine="gpu")
-    with pytest.raises(BrainForgeError, match="normalise_coupling"):
-        CampaignConfig(normalise_coupling="median")
+    with pytest.raises(BrainForgeError, match="normalize_coupling"):
+        CampaignConfig(normalize_coupling="median")
     with pytest.raises(BrainForgeError, match="outside"):
         parse_nodes("0-80", 76)
     assert parse_nodes("0-2,7", 76) == [0, 1, 2, 7]
 
 
-def test_tvb192_yields_spikes_only_with_its_largest_in_degree_normalised(tmp_path):
+def test_tvb192_yields_spikes_only_with_its_largest_in_degree_normalized(tmp_path):
     # tvb192's in-degrees run from 0 to 133: with the mean matched to the 998
     # connectome's, its strongest-driven nodes still idle near 8 mV and cross it
     # all the time, so no stimulated peak survives; with the largest in-degree
@@ -100,14 +100,14 @@ def test_tvb192_yields_spikes_only_with_its_largest_in_degree_normalised(tmp_pat
     from brainforge.nmm.campaign import DEEPSIF_998_MAX_IN_STRENGTH
 
     conn = read_connectivity("tvb192")
-    scaled = CampaignConfig(normalise_coupling="max").params(conn).coupling_a * conn.weights.sum(axis=1).max()
+    scaled = CampaignConfig(normalize_coupling="max").params(conn).coupling_a * conn.weights.sum(axis=1).max()
     assert np.isclose(scaled, DEEPSIF_998_MAX_IN_STRENGTH)
-    mean = CampaignConfig(normalise_coupling="mean").params(conn)
-    assert CampaignConfig(normalise_coupling=True).params(conn) == mean
+    mean = CampaignConfig(normalize_coupling="mean").params(conn)
+    assert CampaignConfig(normalize_coupling=True).params(conn) == mean
     counts = {}
     for mode in ("mean", "max"):
         config = CampaignConfig(
-            connectome="tvb192", duration_ms=8000.0, normalise_coupling=mode, settings=((0.087, 1.0),), n_background=0
+            connectome="tvb192", duration_ms=8000.0, normalize_coupling=mode, settings=((0.087, 1.0),), n_background=0
         )
         summary = run_campaign(config, tmp_path / f"{mode}.zarr", nodes=[69, 174], scheduler="sync", progress=False)
         counts[mode] = int(summary.spikes_per_node.sum())
@@ -127,7 +127,7 @@ def test_cli_simulate_errors(tmp_path):
         (["--connectome", str(bad_zip), "--out", str(tmp_path / "b.zarr")], "not a valid zip"),
         (["--dt", "0", "--out", str(tmp_path / "c.zarr")], "dt must be > 0"),
         (["--duration", "0.5", "--out", str(tmp_path / "d.zarr")], "transient"),
-        (["--normalise-coupling-to", "median", "--out", str(tmp_path / "e.zarr")], "normalise_coupling"),
+        (["--normalize-coupling-to", "median", "--out", str(tmp_path / "e.zarr")], "normalize_coupling"),
     ]:
         result = run(*args)
         lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
@@ -138,7 +138,7 @@ def test_cli_simulate_json(tmp_path):
     out = tmp_path / "cli.zarr"
     result = subprocess.run(
         [sys.executable, "-m", "brainforge.cli", "simulate", "--regions", "3", "--duration", "4",
-         "--normalise-coupling", "--scheduler", "sync", "--out", str(out), "--json"],
+         "--normalize-coupling", "--scheduler", "sync", "--out", str(out), "--json"],
         capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -158,7 +158,7 @@ def test_default_library_builds_once_and_has_spikes_for_most_nodes():
 
 
 def test_tvb_engine_campaign(tmp_path):
-    config = CampaignConfig(connectome="tvb76", engine="tvb", duration_ms=4000.0, normalise_coupling=True)
+    config = CampaignConfig(connectome="tvb76", engine="tvb", duration_ms=4000.0, normalize_coupling=True)
     summary = run_campaign(config, tmp_path / "tvb.zarr", nodes=[7], scheduler="sync", progress=False)
     lib = read_spike_library(tmp_path / "tvb.zarr")
     assert summary.jobs_run == 3 and lib.n_jobs == 3 and lib.metadata["engine"] == "tvb"

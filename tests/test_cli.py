@@ -32,17 +32,17 @@ def test_head_export(tmp_path):
         for key in (
             "leadfield",
             "region_leadfield",
-            "source_pos",
+            "source_pos_mm",
             "source_nn",
             "source_region",
             "region_names",
-            "region_centres",
+            "region_centres_mm",
             "ch_names",
-            "ch_pos",
+            "ch_pos_mm",
         ):
             assert key in data.files
         assert list(data["ch_names"]) == ["Fp1", "Fp2", "C3", "C4", "O1", "O2", "Cz", "Pz", "Fz"]
-        assert data["leadfield"].shape == (9, len(data["source_pos"]))
+        assert data["leadfield"].shape == (9, len(data["source_pos_mm"]))
 
 
 @pytest.mark.parametrize(

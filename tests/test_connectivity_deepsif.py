@@ -68,7 +68,7 @@ def test_our_bem_matches_the_published_leadfield(deepsif, surfaces):
     electrodes = get_electrodes(names)
     on_scalp = project_to_scalp(electrodes.pos, surfaces.centre, surfaces.outer_skin, surfaces.outer_skin_tris)
     leadfield = compute_leadfield(
-        deepsif.source_pos, deepsif.source_nn, Electrodes(names, on_scalp), make_template_bem(surfaces=surfaces)
+        deepsif.source_pos_mm, deepsif.source_nn, Electrodes(names, on_scalp), make_template_bem(surfaces=surfaces)
     )
     ours = region_sum(leadfield, deepsif.source_region, deepsif.n_regions)
     published = deepsif.pick_channels(names).region_leadfield
@@ -116,7 +116,7 @@ def test_tvb_data_centres_are_ras():
 def test_nearest_centre_mapping_reproduces_the_published_one(deepsif):
     from brainforge.anatomy.connectivity import map_regions_to_nodes
 
-    node = map_regions_to_nodes(deepsif.connectivity, deepsif.region_centres)
+    node = map_regions_to_nodes(deepsif.connectivity, deepsif.region_centres_mm)
     agree = np.mean(node == deepsif.region_node)
     print(f"nearest-centre mapping agrees with DeepSIF's region -> node rule for {agree:.1%} of regions")
     assert agree > 0.8
@@ -126,8 +126,8 @@ def test_template_regions_map_to_tvb76_by_hemisphere(head64):
     from brainforge.anatomy.connectivity import map_regions_to_nodes
 
     conn = read_connectivity("tvb76")
-    node = map_regions_to_nodes(conn, head64.region_centres)
-    region_side = np.sign(head64.region_centres[:, 0])
+    node = map_regions_to_nodes(conn, head64.region_centres_mm)
+    region_side = np.sign(head64.region_centres_mm[:, 0])
     node_side = np.array([1 if conn.labels[n].startswith("r") else -1 for n in node])
     assert np.mean(region_side == node_side) > 0.9
     assert len(np.unique(node)) > 60  # most nodes drive some region

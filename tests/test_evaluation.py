@@ -99,8 +99,8 @@ def _dipole_errors(head, solver, sources, noise=0.0):
         eeg = eeg + noise * np.abs(eeg).max() * rng.standard_normal(eeg.shape)
         estimate = solver.apply_regions(eeg, with_dipoles=True).vertex_data
         found = int(np.abs(estimate).max(axis=1).argmax())
-        errors.append(np.linalg.norm(head.source_pos[found] - head.source_pos[source]))
-        depths.append(np.linalg.norm(head.source_pos[found]) - np.linalg.norm(head.source_pos[source]))
+        errors.append(np.linalg.norm(head.source_pos_mm[found] - head.source_pos_mm[source]))
+        depths.append(np.linalg.norm(head.source_pos_mm[found]) - np.linalg.norm(head.source_pos_mm[source]))
     return np.array(errors), np.array(depths)
 
 
@@ -113,15 +113,15 @@ def test_sloreta_and_eloreta_find_noiseless_dipoles_exactly(head100, solvers):
 
 def test_minimum_norm_depth_bias(head100, solvers):
     # Plain MNE pulls deep sources outwards: the maximum lies farther from the centre.
-    centre = head100.source_pos[: head100.n_cortical_sources].mean(axis=0)
-    radius = np.linalg.norm(head100.source_pos[: head100.n_cortical_sources] - centre, axis=1)
+    centre = head100.source_pos_mm[: head100.n_cortical_sources].mean(axis=0)
+    radius = np.linalg.norm(head100.source_pos_mm[: head100.n_cortical_sources] - centre, axis=1)
     deep = np.flatnonzero(radius < np.percentile(radius, 20))[::40][:15]
     errors, _ = _dipole_errors(head100, solvers["mne"], deep)
     found_radius = []
     for source in deep:
         eeg = head100.leadfield[:, [source]] * np.hanning(50)
         estimate = solvers["mne"].apply_regions(eeg, with_dipoles=True).vertex_data
-        found_radius.append(np.linalg.norm(head100.source_pos[np.abs(estimate).max(axis=1).argmax()] - centre))
+        found_radius.append(np.linalg.norm(head100.source_pos_mm[np.abs(estimate).max(axis=1).argmax()] - centre))
     assert np.median(errors) > 10
     assert np.median(np.array(found_radius) - radius[deep]) > 5
     # Depth weighting (wMNE) reduces the bias.
@@ -156,20 +156,20 @@ def test_solver_params_follow_scikit_learn_and_set_params_is_honoured(tmp_path, 
     from brainforge.models import build_model, save_model
     from brainforge.topomap import Montage
 
-    solver = ClassicalSolver("sloreta", snr=3.0)
+    solver = ClassicalSolver("sloreta", lambda2=1.0 / 9.0)
     params = solver.get_params()
-    assert params == {"method": "sloreta", "snr": 3.0, "baseline": None, "reg": 0.05, "verbose": None}
+    assert params == {"method": "sloreta", "lambda2": 1.0 / 9.0, "baseline": None, "reg": 0.05, "verbose": None}
     assert ClassicalSolver(**params).get_params() == params  # an unfitted copy, as sklearn.clone makes
     eeg = head100.leadfield[:, :5] @ np.random.default_rng(0).normal(size=(5, 20))
-    low = solver.fit(head100).apply_regions(eeg).data
-    high = solver.set_params(snr=30.0).fit(head100).apply_regions(eeg).data  # less regularisation: another estimate
-    assert solver.snr == 30.0 and not np.allclose(low, high)
+    low = solver.fit(head100).apply_regions(eeg).data  # lambda2 below: less regularization, another estimate
+    high = solver.set_params(lambda2=1.0 / 900.0).fit(head100).apply_regions(eeg).data
+    assert solver.lambda2 == 1.0 / 900.0 and not np.allclose(low, high)
     assert np.allclose(
-        solver.set_params(method="eloreta", snr=3.0).fit(head100).apply_regions(eeg).data,
+        solver.set_params(method="eloreta", lambda2=1.0 / 9.0).fit(head100).apply_regions(eeg).data,
         solvers["eloreta"].apply_regions(eeg).data,
     )
-    with pytest.raises(BrainForgeError, match="no parameter 'lambda2'"):
-        solver.set_params(lambda2=0.1)
+    with pytest.raises(BrainForgeError, match="no parameter 'snr'"):
+        solver.set_params(snr=3.0)  # an amplitude SNR is lambda2 = 1 / snr**2
     with pytest.raises(BrainForgeError, match="Unknown solver 'loreta'"):  # set_params values are checked by fit
         solver.set_params(method="loreta").fit(head100)
     folder = save_model(build_model("gru", head100.n_regions, Montage.from_head_model(head100)), tmp_path / "net")
@@ -194,14 +194,14 @@ def test_make_solver_is_the_one_lookup_and_passes_every_option(tmp_path, head100
     default = make_solver("default", overlap=0.5, batch_size=4)
     assert isinstance(default, LearnedSolver) and default.model_dir == default_model_dir()
     assert (default.overlap, default.batch_size) == (0.5, 4)
-    sloreta = make_solver("sLORETA", snr=5.0)
-    assert isinstance(sloreta, ClassicalSolver) and (sloreta.method, sloreta.snr) == ("sloreta", 5.0)
+    sloreta = make_solver("sLORETA", lambda2=0.04)
+    assert isinstance(sloreta, ClassicalSolver) and (sloreta.method, sloreta.lambda2) == ("sloreta", 0.04)
     folder = save_model(build_model("gru", head100.n_regions, Montage.from_head_model(head100)), tmp_path / "net")
     assert make_solver(str(folder), overlap=0.25).overlap == 0.25
-    with pytest.raises(BrainForgeError, match="takes no option overlap; it takes snr"):
+    with pytest.raises(BrainForgeError, match="takes no option overlap; it takes lambda2"):
         make_solver("sloreta", overlap=0.5)
-    with pytest.raises(BrainForgeError, match="takes no option snr; it takes batch_size, overlap"):
-        make_solver(str(folder), snr=3.0)
+    with pytest.raises(BrainForgeError, match="takes no option lambda2; it takes batch_size, overlap"):
+        make_solver(str(folder), lambda2=0.1)
 
 
 def test_model_folder_without_weights(tmp_path, head100):

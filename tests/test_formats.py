@@ -71,7 +71,7 @@ def spikes_500(head64, spike_library):
 
 
 def test_ant_cnt_reads_like_fif(spikes_500, tmp_path):
-    """The same recording as ANT .cnt and as FIF localises alike; the .cnt triggers serve as --events."""
+    """The same recording as ANT .cnt and as FIF localizes alike; the .cnt triggers serve as --events."""
     pytest.importorskip("antio")
     raw, truth = spikes_500
     fif = tmp_path / "spikes_raw.fif"
@@ -107,5 +107,5 @@ def test_egi_mff_uses_the_file_positions_and_finds_the_source(spike_library, tmp
     summary = (tmp_path / "out" / "summary.json").read_text()
     assert "VREF" in summary  # reported as dropped
     peak = result.peaks[0]
-    centres = result.head.region_centres[[t.centre for t in truth]]
-    assert np.linalg.norm(centres - result.head.region_centres[peak["region"]], axis=1).min() < 25.0
+    centres = result.head.region_centres_mm[[t.centre for t in truth]]
+    assert np.linalg.norm(centres - result.head.region_centres_mm[peak["region"]], axis=1).min() < 25.0

@@ -24,19 +24,19 @@ def bank(head64):
 def nominal_bank(head64, bank):
     """The same dense leadfield with every forward model at the unmoved cap."""
     surfaces = make_template_bem_surfaces()
-    pos, index, weights = project_on_scalp(head64.ch_pos, surfaces, bank.scalp_vertex)
+    pos, index, weights = project_on_scalp(head64.ch_pos_mm, surfaces, bank.scalp_vertex)
     n = bank.n_placements
     return dataclasses.replace(
         bank,
         vertex_index=np.repeat(index[None], n, 0),
         vertex_weight=np.repeat(weights[None], n, 0),
-        ch_pos=np.repeat(pos[None], n, 0),
+        ch_pos_mm=np.repeat(pos[None], n, 0),
     )
 
 
 def test_unmoved_cap_reproduces_the_head_models_leadfield(head64, bank):
     """MNE interpolates BEM potentials on the scalp triangle; the bank does the same, so they agree to rounding."""
-    leadfield = placement_leadfield(head64, bank, head64.ch_pos, 0)
+    leadfield = placement_leadfield(head64, bank, head64.ch_pos_mm, 0)
     scale = np.abs(head64.region_leadfield).max()
     assert np.abs(leadfield - head64.region_leadfield).max() < 1e-9 * scale
 
@@ -46,10 +46,10 @@ def test_placements_move_the_cap_within_the_configured_ranges(head64, bank):
     assert moved.shape == (64, head64.n_channels)
     # Shift up to 20 mm, twist 10 deg (about 15 mm at the rim), stretch 10 %, jitter 5 mm.
     assert 5.0 < np.median(moved) < 25.0 and moved.max() < 60.0
-    assert np.ptp(bank.ch_pos.mean(axis=1), axis=0).max() > 10.0  # whole-cap shifts differ between models
+    assert np.ptp(bank.ch_pos_mm.mean(axis=1), axis=0).max() > 10.0  # whole-cap shifts differ between models
     # Every forward model's leadfield is the interpolation at its own electrode positions.
     for index in (0, 17):
-        expected = placement_leadfield(head64, bank, bank.ch_pos[index], 0)
+        expected = placement_leadfield(head64, bank, bank.ch_pos_mm[index], 0)
         np.testing.assert_allclose(bank.region_leadfield(index), expected, rtol=1e-9, atol=0)
     # A moved cap changes the topographies; correlation with the nominal stays high but below 1.
     nominal = head64.region_leadfield - head64.region_leadfield.mean(axis=0)
@@ -111,9 +111,9 @@ def test_shifted_cap_head_model_matches_the_bank_interpolation(head64, bank):
 
     shifted = make_head_model("1010-16", cap_shift_mm=(0.0, 15.0))
     nominal = make_head_model("1010-16")
-    moved = np.linalg.norm(shifted.ch_pos - nominal.ch_pos, axis=1)
+    moved = np.linalg.norm(shifted.ch_pos_mm - nominal.ch_pos_mm, axis=1)
     assert 10.0 < np.median(moved) < 20.0 and "cap shifted" in shifted.description
-    assert (shifted.ch_pos[:, 1] - nominal.ch_pos[:, 1]).mean() > 5.0  # towards the nose
-    interpolated = placement_leadfield(head64, bank, shifted.ch_pos, 0)
+    assert (shifted.ch_pos_mm[:, 1] - nominal.ch_pos_mm[:, 1]).mean() > 5.0  # towards the nose
+    interpolated = placement_leadfield(head64, bank, shifted.ch_pos_mm, 0)
     scale = np.abs(shifted.region_leadfield).max()
     assert np.abs(interpolated - shifted.region_leadfield).max() < 1e-9 * scale

@@ -43,11 +43,11 @@ def test_region_adjacency_matches_the_mesh(head64, cortex):
 
 def _superficial_radial_sources(h, n=200):
     """Cortical sources near the top of the head whose normal is nearly radial."""
-    centre = h.ch_pos.mean(axis=0) - [0, 0, 40]
-    radial = h.source_pos - centre
+    centre = h.ch_pos_mm.mean(axis=0) - [0, 0, 40]
+    radial = h.source_pos_mm - centre
     radial /= np.linalg.norm(radial, axis=1, keepdims=True)
     cosine = np.einsum("ij,ij->i", radial, h.source_nn)
-    nearest_electrode = np.min(np.linalg.norm(h.source_pos[:, None] - h.ch_pos[None], axis=2), axis=1)
+    nearest_electrode = np.min(np.linalg.norm(h.source_pos_mm[:, None] - h.ch_pos_mm[None], axis=2), axis=1)
     cortical = np.arange(h.n_sources) < h.n_cortical_sources
     candidates = np.flatnonzero(cortical & (cosine > 0.95) & (nearest_electrode < 25))
     return candidates[:: max(1, len(candidates) // n)]
@@ -60,7 +60,7 @@ def test_superficial_radial_dipole_peaks_under_itself(head64):
     hits = 0
     for s in sources:
         peak = np.argmax(h.leadfield[:, s])  # outward dipole: positive peak
-        nearest = np.argsort(np.linalg.norm(h.ch_pos - h.source_pos[s], axis=1))[:3]
+        nearest = np.argsort(np.linalg.norm(h.ch_pos_mm - h.source_pos_mm[s], axis=1))[:3]
         hits += peak in nearest
     assert hits / len(sources) > 0.9
 
@@ -119,7 +119,7 @@ def test_bem_agrees_with_the_sphere_model(head64):
 
 def test_alternative_forward_models_differ_but_agree(head64):
     jittered = make_head_model("1010-64", electrode_jitter_mm=10.0, jitter_seed=1)
-    moved = np.linalg.norm(jittered.ch_pos - head64.ch_pos, axis=1)
+    moved = np.linalg.norm(jittered.ch_pos_mm - head64.ch_pos_mm, axis=1)
     assert 5 < np.median(moved) < 15
     skull = make_head_model("1010-64", conductivity=(0.3, 0.003, 0.3))
     for other in (jittered, skull):
@@ -154,13 +154,21 @@ def test_save_and_read_round_trip(head64, tmp_path):
     path = tmp_path / "head.npz"
     head64.save(path)
     back = read_head_model(path)
-    for name in ("leadfield", "region_leadfield", "source_pos", "source_nn", "source_region", "ch_pos"):
+    for name in ("leadfield", "region_leadfield", "source_pos_mm", "source_nn", "source_region", "ch_pos_mm"):
         np.testing.assert_array_equal(getattr(back, name), getattr(head64, name))
     assert back.ch_names == head64.ch_names and back.region_names == head64.region_names
     assert (back.region_adjacency != head64.region_adjacency).nnz == 0
     assert back.config == head64.config
     with np.load(path, allow_pickle=False) as data:  # no pickles inside
         assert "leadfield" in data.files
+        arrays = {key: data[key] for key in data.files}
+    # A file written before the position names carried their unit (source_pos, ch_pos, region_centres) still reads.
+    legacy = tmp_path / "legacy.npz"
+    np.savez(legacy, **{key.removesuffix("_mm") if key.endswith("pos_mm") or key == "region_centres_mm" else key: value
+                        for key, value in arrays.items()})  # fmt: skip
+    old = read_head_model(legacy)
+    np.testing.assert_array_equal(old.ch_pos_mm, head64.ch_pos_mm)
+    np.testing.assert_array_equal(old.region_centres_mm, head64.region_centres_mm)
 
 
 def test_bad_files_and_options_give_clear_errors(tmp_path):

@@ -21,7 +21,7 @@ def test_default_model_and_sloreta_localize_on_a_shifted_cap(spike_library, tmp_
 
     shifted = make_head_model("1010-64", cap_shift_mm=(0.0, 25.0))
     template = make_head_model("1010-64")
-    assert not np.allclose(shifted.ch_pos, template.ch_pos)
+    assert not np.allclose(shifted.ch_pos_mm, template.ch_pos_mm)
     config = SynthesisConfig(n_sources=(1, 1), sensor_snr_db=(10.0, 20.0))
     path = tmp_path / "shift25.zarr"
     write_test_set(SampleGenerator(shifted, spike_library, config), 30, path, seed=77, progress=False)

@@ -35,7 +35,7 @@ def test_every_region_has_a_name_lobe_and_side(head64):
             assert label.name.startswith("right ") and label.label.startswith("r")
         else:
             assert label.lobe == "subcortical"
-    centres = head64.region_centres
+    centres = head64.region_centres_mm
     lobe = np.array([label.lobe for label in labels])
     assert (lobe[centres[:, 1] < -80] == "occipital").mean() > 0.9  # the occipital pole
     assert (lobe[centres[:, 1] > 50] == "frontal").mean() > 0.9  # the frontal pole

@@ -1,4 +1,4 @@
-"""Localising recordings: the default model on saved FIF and EDF files, MNE outputs, the report, bad input."""
+"""Localizing recordings: the default model on saved FIF and EDF files, MNE outputs, the report, bad input."""
 
 import json
 import subprocess
@@ -116,7 +116,7 @@ def test_preparation_cleans_channels_and_refuses_bad_input():
         with pytest.raises(BrainForgeError, match=message):
             prepare_recording(raw, 500.0)
     few = prepare_recording(_raw(CHANNEL_SUBSETS["1010-16"]), 500.0)
-    assert any("lower localisation accuracy" in n for n in few.notes)
+    assert any("lower localization accuracy" in n for n in few.notes)
     resampled = prepare_recording(_raw(names, sfreq=1000.0, n_times=2000), 500.0)
     assert resampled.data.shape[1] == 1000 and resampled.sfreq == 500.0
     with pytest.raises(BrainForgeError, match="tmax"):

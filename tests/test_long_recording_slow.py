@@ -1,4 +1,4 @@
-"""Slow tier: an hour of 64-channel 500 Hz EEG localises end to end in bounded memory (``pytest -m slow``)."""
+"""Slow tier: an hour of 64-channel 500 Hz EEG localizes end to end in bounded memory (``pytest -m slow``)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def _peak_rss_gb(*args: str) -> float:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("solver", ["default", "sloreta"])
-def test_an_hour_localises_in_bounded_memory(head64, spike_library, tmp_path, solver):
+def test_an_hour_localizes_in_bounded_memory(head64, spike_library, tmp_path, solver):
     """60 min x 64 channels x 500 Hz: complete outputs, the peak at a spike, and peak RSS < 3 GB."""
     rss_gb = {}
     for minutes in (1.0, 60.0):

@@ -7,7 +7,7 @@ import torch
 from brainforge import BrainForgeError
 from brainforge.anatomy import CHANNEL_SUBSETS, get_electrodes
 from brainforge.models import MODELS, build_model, load_model, load_weights, save_model
-from brainforge.synthesis import normalise_eeg
+from brainforge.synthesis import normalize_eeg
 from brainforge.topomap import Montage
 
 SMALL = {
@@ -28,7 +28,7 @@ def montage():
 def test_one_interface_for_all(name, montage):
     torch.manual_seed(0)
     model = build_model(name, 30, montage, **SMALL[name]).eval()
-    eeg = normalise_eeg(torch.randn(2, 25, 64))
+    eeg = normalize_eeg(torch.randn(2, 25, 64))
     out = model(eeg, montage)
     assert out.shape == (2, 25, 30) and torch.isfinite(out).all()
     assert model.n_parameters == sum(p.numel() for p in model.parameters()) > 0
@@ -45,7 +45,7 @@ def test_folding_batch_norm_keeps_the_output(name, montage):
 
     torch.manual_seed(1)
     model = build_model(name, 30, montage, **SMALL[name])
-    # Give the normalisations statistics of their own, as training does.
+    # Give the normalizations statistics of their own, as training does.
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
@@ -55,7 +55,7 @@ def test_folding_batch_norm_keeps_the_output(name, montage):
                 module.bias.uniform_(-0.2, 0.2)
     model.eval()
     folded = inference_copy(model)
-    eeg = normalise_eeg(torch.randn(3, 20, 64))
+    eeg = normalize_eeg(torch.randn(3, 20, 64))
     with torch.inference_mode():
         torch.testing.assert_close(folded(eeg, montage), model(eeg, montage), atol=1e-5, rtol=1e-4)
 
@@ -104,8 +104,8 @@ def test_fixed_model_picks_its_channels_from_a_larger_montage():
     montage75 = Montage(tuple(electrodes.names), electrodes.pos)
     index = [electrodes.names.index(n) for n in CHANNEL_SUBSETS["1010-64"]]
     model = build_model("gru", 20, montage75.pick(index), **SMALL["gru"]).eval()
-    eeg75 = normalise_eeg(torch.randn(1, 12, 75))
-    expected = model(normalise_eeg(eeg75[..., index]))
+    eeg75 = normalize_eeg(torch.randn(1, 12, 75))
+    expected = model(normalize_eeg(eeg75[..., index]))
     torch.testing.assert_close(model(eeg75, montage75), expected)
 
 
@@ -115,7 +115,7 @@ def test_checkpoint_round_trip(name, montage, tmp_path):
     model = build_model(name, 30, montage, **SMALL[name]).eval()
     save_model(model, tmp_path / "m", {"metrics": {"val_peak_patch_error_mm": 12.5}})
     loaded, config = load_model(tmp_path / "m")
-    eeg = normalise_eeg(torch.randn(2, 9, 64))
+    eeg = normalize_eeg(torch.randn(2, 9, 64))
     torch.testing.assert_close(loaded(eeg), model(eeg))
     assert config["model"]["name"] == name and config["metrics"]["val_peak_patch_error_mm"] == 12.5
     assert config["montage"]["ch_names"] == list(montage.ch_names)
@@ -170,7 +170,7 @@ def test_cnn_transformer_mixes_time(samples_per_token, montage):
     torch.manual_seed(0)
     params = {**SMALL["cnn_transformer"], "samples_per_token": samples_per_token}
     model = build_model("cnn_transformer", 30, montage, **params).eval()
-    eeg = normalise_eeg(torch.randn(1, 255, 64))  # not a multiple of 10: padded, then cut
+    eeg = normalize_eeg(torch.randn(1, 255, 64))  # not a multiple of 10: padded, then cut
     changed = eeg.clone()
     changed[0, 3, 10] += 0.5  # one channel: a constant over channels is referenced away
     with torch.no_grad():
@@ -200,7 +200,7 @@ def test_mask_channel_response_is_added_not_stacked(montage):
 
     torch.manual_seed(3)
     model = build_model("cnn_transformer", 30, montage, **SMALL["cnn_transformer"], samples_per_token=5).eval()
-    eeg = normalise_eeg(torch.randn(2, 20, 64))
+    eeg = normalize_eeg(torch.randn(2, 20, 64))
     size, k = model.config.grid_size, 5
     with torch.inference_mode():
         maps = make_topomap(montage, model.config.interpolation, size)(eeg).reshape(-1, k, size, size)
@@ -209,16 +209,16 @@ def test_mask_channel_response_is_added_not_stacked(montage):
         torch.testing.assert_close(model.features(eeg, montage), model.cnn(stacked).flatten(1), atol=1e-6, rtol=1e-5)
 
 
-def test_normalise_eeg_is_one_definition_for_arrays_and_tensors():
-    """NumPy and PyTorch give the same normalisation; each segment of a batch gets its own scale."""
+def test_normalize_eeg_is_one_definition_for_arrays_and_tensors():
+    """NumPy and PyTorch give the same normalization; each segment of a batch gets its own scale."""
     rng = np.random.default_rng(0)
     eeg = rng.normal(size=(3, 40, 8)) * np.array([1.0, 10.0, 100.0])[:, None, None] + 5.0
-    array, scale = normalise_eeg(eeg, return_scale=True)
-    tensor, tensor_scale = normalise_eeg(torch.from_numpy(eeg), return_scale=True)
+    array, scale = normalize_eeg(eeg, return_scale=True)
+    tensor, tensor_scale = normalize_eeg(torch.from_numpy(eeg), return_scale=True)
     assert array.dtype == np.float32 and scale.shape == (3,)
     np.testing.assert_allclose(array, tensor.numpy(), atol=1e-6)
     np.testing.assert_allclose(scale, tensor_scale.numpy())
     np.testing.assert_allclose(np.abs(array).max(axis=(1, 2)), 1.0, rtol=1e-6)
     np.testing.assert_allclose(array.mean(axis=2), 0.0, atol=1e-6)  # average reference
-    np.testing.assert_allclose(normalise_eeg(eeg[1]), array[1], atol=1e-6)  # one segment as in a batch
-    assert np.all(normalise_eeg(np.ones((10, 4))) == 0.0)  # a flat segment: zeros, not NaN
+    np.testing.assert_allclose(normalize_eeg(eeg[1]), array[1], atol=1e-6)  # one segment as in a batch
+    assert np.all(normalize_eeg(np.ones((10, 4))) == 0.0)  # a flat segment: zeros, not NaN

@@ -53,7 +53,7 @@ def _save(raw, folder, name="rec_raw.fif"):
 
 @pytest.mark.parametrize("solver", ["sloreta", "network"])
 def test_blocks_give_the_same_result_as_the_whole_recording(recording_1k, tmp_path, solver):
-    """Localising in 1.3-s blocks (filter, resampling and network windows across block edges) equals one block."""
+    """Localizing in 1.3-s blocks (filter, resampling and network windows across block edges) equals one block."""
     from brainforge.inverse import LearnedSolver
 
     path, _ = recording_1k

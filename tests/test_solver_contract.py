@@ -24,7 +24,7 @@ NETWORKS = {
 SOLVERS = [*CLASSICAL_SOLVERS, *NETWORKS]
 LINEAR = ("mne", "wmne", "dspm", "sloreta", "eloreta")
 #: An option per solver that must change its estimate.
-OPTIONS = {name: {"snr": 30.0} for name in LINEAR} | {"lcmv": {"reg": 0.5}}
+OPTIONS = {name: {"lambda2": 1.0 / 900.0} for name in LINEAR} | {"lcmv": {"reg": 0.5}}
 OPTIONS |= {name: {"overlap": 0.5} for name in NETWORKS}
 N_TIMES = 1200  # more than two 500-sample network windows at either overlap
 
@@ -125,13 +125,13 @@ def test_linear_where_the_method_is_and_homogeneous_everywhere(name, fitted, hea
     x, y = _eeg(head100, seed=1), _eeg(head100, seed=2)
     at_x, at_y = solver.apply_regions(x).data, solver.apply_regions(y).data
     scale = np.abs(at_x).max()
-    # Positive homogeneity: twice the EEG, twice the estimate (networks normalise and scale back,
+    # Positive homogeneity: twice the EEG, twice the estimate (networks normalize and scale back,
     # LCMV's filter does not change when its data covariance is scaled).
     np.testing.assert_allclose(solver.apply_regions(3.7 * x).data, 3.7 * at_x, rtol=0, atol=1e-4 * 3.7 * scale)
     combined = solver.apply_regions(x + 2.0 * y).data
     if name in LINEAR:
         np.testing.assert_allclose(combined, at_x + 2.0 * at_y, rtol=0, atol=1e-9 * scale)
-    else:  # LCMV's covariance and a network's per-window normalisation depend on the data
+    else:  # LCMV's covariance and a network's per-window normalization depend on the data
         assert not np.allclose(combined, at_x + 2.0 * at_y, rtol=0, atol=1e-3 * scale)
 
 
@@ -157,7 +157,7 @@ def test_forward_is_the_head_models_leadfield(name, fitted, head100):
     solver = fitted[name]
     if name in NETWORKS:
         assert solver.montage_.ch_names == tuple(head100.ch_names)
-        np.testing.assert_array_equal(solver.montage_.ch_pos_mm, head100.ch_pos)
+        np.testing.assert_array_equal(solver.montage_.ch_pos_mm, head100.ch_pos_mm)
         return
     fixed = mne.convert_forward_solution(solver.forward_, surf_ori=True, force_fixed=True, verbose="error")
     scale = np.abs(head100.leadfield).max()

@@ -5,7 +5,7 @@ from torch.utils.data import DataLoader
 
 from brainforge import BrainForgeError
 from brainforge.anatomy import make_head_model
-from brainforge.synthesis import SampleGenerator, SynthesisConfig, SyntheticEEGDataset, normalise_eeg
+from brainforge.synthesis import SampleGenerator, SynthesisConfig, SyntheticEEGDataset, normalize_eeg
 from brainforge.synthesis._kernels import _windowed_snr
 from brainforge.synthesis.dataset import collate_compact, collate_samples, densify_sources, sample_seed
 from brainforge.synthesis.generator import SOURCE_SNR_HALF_WINDOW
@@ -18,7 +18,7 @@ def generator(head64, spike_library):
     return SampleGenerator(head64, spike_library, SynthesisConfig(n_sources=(1, 3), deep_share=0.2))
 
 
-def test_sample_shapes_and_normalisation(generator, head64):
+def test_sample_shapes_and_normalization(generator, head64):
     sample = generator.sample(1)
     assert sample.eeg.shape == (500, 64) and sample.eeg.dtype == np.float32
     assert sample.sources.shape == (500, head64.n_regions) and sample.sources.dtype == np.float32
@@ -39,7 +39,7 @@ def test_recorded_peak_time_is_the_targets_peak(generator, head64, spike_library
 
 
 @pytest.mark.parametrize("convention,offset", [("power", 0.0), ("deepsif", 10 * np.log10(2))])
-def test_realised_snrs_match_the_request(head64, spike_library, convention, offset):
+def test_realized_snrs_match_the_request(head64, spike_library, convention, offset):
     config = SynthesisConfig(sensor_snr_db=(12.0, 12.0), source_snr_db=(15.0, 15.0), snr_convention=convention)
     gen = SampleGenerator(head64, spike_library, config)
     for seed in range(5):
@@ -100,7 +100,7 @@ def test_montage_subsets(head64, spike_library):
         sizes.add(sample.eeg.shape[1])
         assert 16 <= sample.eeg.shape[1] <= 32 and len(sample.ch_names) == sample.eeg.shape[1]
         index = [head64.ch_names.index(n) for n in sample.ch_names]
-        np.testing.assert_array_equal(sample.ch_pos, head64.ch_pos[index])
+        np.testing.assert_array_equal(sample.ch_pos_mm, head64.ch_pos_mm[index])
     assert len(sizes) > 1
 
 
@@ -215,14 +215,14 @@ def test_noise_bank_gives_independent_white_and_pink_channels(head64, spike_libr
 
 
 def test_fresh_noise_option_matches_the_bank_statistics(head64, spike_library):
-    """noise_bank_segments=0 draws fresh noise per sample; SNRs and normalisation are the same either way."""
+    """noise_bank_segments=0 draws fresh noise per sample; SNRs and normalization are the same either way."""
     config = dict(sensor_snr_db=(8.0, 8.0), noise_types=("pink",))
     for segments in (0, 8192):
         gen = SampleGenerator(head64, spike_library, SynthesisConfig(noise_bank_segments=segments, **config))
         sample = gen.sample(4, keep_parts=True)
         assert abs(snr_db(sample.parts["clean"], sample.parts["noise"]) - 8.0) < 1e-6
-        # The compiled assembly equals the definition: normalise_eeg(clean + noise).
-        expected = normalise_eeg(sample.parts["clean"] + sample.parts["noise"])
+        # The compiled assembly equals the definition: normalize_eeg(clean + noise).
+        expected = normalize_eeg(sample.parts["clean"] + sample.parts["noise"])
         np.testing.assert_allclose(sample.eeg, expected, rtol=0, atol=1e-6)
         assert np.abs(sample.eeg).max() == pytest.approx(1.0)
 
@@ -288,7 +288,7 @@ def test_compiled_patch_growth_matches_the_numpy_recipe(head64):
     weighted = adjacency.copy()
     weighted.data = np.random.default_rng(0).uniform(0.5, 2.0, weighted.nnz)
     weighted = ((weighted + weighted.T) / 2).tocsr()
-    centres = head64.region_centres
+    centres = head64.region_centres_mm
     for graph in (adjacency, weighted):
         for seed in range(300):
             excluded = np.random.default_rng(seed + 1000).random(graph.shape[0]) < 0.2 * (seed % 2)
@@ -400,7 +400,7 @@ def test_background_only_samples(head64, spike_library):
     for s in background:
         assert s.source_waves.shape == (500, 0) and s.source_weights.shape == (0, 0)
         assert not s.sources.any() and not s.active.any() and s.peak_time == 0
-        # Still a normalised EEG segment: background activity plus sensor noise.
+        # Still a normalized EEG segment: background activity plus sensor noise.
         assert np.abs(s.eeg).max() == pytest.approx(1.0) and np.isfinite(s.eeg).all()
         np.testing.assert_allclose(s.eeg.mean(axis=1), 0, atol=1e-6)
     for s in spiking:

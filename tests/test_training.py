@@ -47,7 +47,7 @@ def held_out(generator):
     return {"eeg": eeg, "sources": arrays["sources"][rows, window], "active": arrays["active"]}
 
 
-def _renormalise(eeg):
+def _renormalize(eeg):
     eeg = eeg - eeg.mean(axis=2, keepdims=True)
     return (eeg / np.abs(eeg).max(axis=(1, 2), keepdims=True)).astype(np.float32)
 
@@ -71,7 +71,7 @@ def _check_learns(name, params, config, generator, head, held_out, tmp_path):
     untrained = build_model(name, head.n_regions, Montage.from_head_model(head), **params)
     result = train(name, generator, tmp_path / name, config, model_params=params, progress=False)
     distance = head.region_distance
-    arrays = dict(held_out, eeg=_renormalise(held_out["eeg"]))
+    arrays = dict(held_out, eeg=_renormalize(held_out["eeg"]))
     with torch.inference_mode():
         trained_error = _peak_error(result.model, arrays, distance, None)
         untrained_error = _peak_error(untrained, arrays, distance, None)
@@ -93,7 +93,7 @@ def test_cnn_transformer_on_montage_subsets_works_on_unseen_montages(generator, 
     montage = Montage.from_head_model(head100)
     result, full = _check_learns("cnn_transformer", CNN, config, generator, head100, held_out, tmp_path)
     picks = [head100.ch_names.index(n) for n in CHANNEL_SUBSETS["1010-16"]]
-    arrays = dict(held_out, eeg=_renormalise(held_out["eeg"][..., picks]))
+    arrays = dict(held_out, eeg=_renormalize(held_out["eeg"][..., picks]))
     with torch.inference_mode():
         sixteen = _peak_error(result.model, arrays, head100.region_distance, montage.pick(picks))
     chance = _chance(held_out, head100)

@@ -7,7 +7,7 @@ from ._logging import set_log_level
 
 
 def localize(inst, solver: str = "default", **options):
-    """Localise the sources of an MNE Raw, Epochs or Evoked; see :func:`brainforge.localization.localize`.
+    """Localize the sources of an MNE Raw, Epochs or Evoked; see :func:`brainforge.localization.localize`.
 
     Returns an ``mne.SourceEstimate`` on fsaverage (``MixedSourceEstimate``
     with deep sources). ``verbose=`` sets MNE's and BrainForge's log level for the call.

@@ -161,14 +161,14 @@ def simulate(
     alignment: Annotated[str, typer.Option("--alignment", help="Clip alignment: block (published) or peak.")] = "block",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Simulations per fast-engine task.")] = 8,
     seed: Annotated[int, typer.Option("--seed", help="Campaign seed.")] = 0,
-    normalise_coupling: Annotated[
-        bool, typer.Option("--normalise-coupling", help="Match the 998 connectome's mean coupling strength.")
+    normalize_coupling: Annotated[
+        bool, typer.Option("--normalize-coupling", help="Match the 998 connectome's mean coupling strength.")
     ] = False,
-    normalise_coupling_to: Annotated[
+    normalize_coupling_to: Annotated[
         str | None,
         typer.Option(
-            "--normalise-coupling-to",
-            help="Normalise to the 998 connectome's mean or max in-degree (tvb192 needs max); implies the above.",
+            "--normalize-coupling-to",
+            help="Normalize to the 998 connectome's mean or max in-degree (tvb192 needs max); implies the above.",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
@@ -180,7 +180,7 @@ def simulate(
     config = CampaignConfig(
         connectome=connectome, engine=engine, duration_ms=duration * 1000.0, dt_ms=dt, seed=seed,
         threshold=threshold, alignment=alignment, batch_size=batch_size,
-        normalise_coupling=normalise_coupling_to or normalise_coupling,
+        normalize_coupling=normalize_coupling_to or normalize_coupling,
     )  # fmt: skip
     nodes = parse_nodes(regions, read_connectivity(connectome).n_nodes)
     summary = run_campaign(config, out, nodes=nodes, scheduler=scheduler, progress=not as_json)
@@ -435,7 +435,9 @@ def benchmark_command(
     ] = None,
     max_samples: Annotated[int | None, typer.Option("--max-samples", help="First N samples of each test set.")] = None,
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples per interval.")] = 1000,
-    solver_snr: Annotated[float, typer.Option("--solver-snr", help="Minimum-norm SNR (lambda2 = 1/SNR^2).")] = 3.0,
+    lambda2: Annotated[
+        float, typer.Option("--lambda2", help="Minimum-norm regularization, MNE's lambda2 (1/SNR^2 of amplitudes).")
+    ] = 1.0 / 9.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
 ) -> None:
@@ -448,14 +450,14 @@ def benchmark_command(
         raise BrainForgeError(f"--channels takes channel counts such as 16,21,32, got {channels!r}.")
     config = BenchmarkConfig(
         channel_counts=tuple(int(c) for c in counts) if counts else None,
-        max_samples=max_samples, n_bootstrap=bootstrap, solver_snr=solver_snr, seed=seed,
+        max_samples=max_samples, n_bootstrap=bootstrap, solver_lambda2=lambda2, seed=seed,
     )  # fmt: skip
     head_model = _synthesis_head(head, None, None)[0] if head else None
     start = time.perf_counter()
     result = run_benchmark(names, _split_list(test), out, config, head=head_model, progress=progress)
     overall = result.summary[(result.summary.condition == "all") & (result.summary.metric == "loc_error_mm")]
     for _, row in overall.iterrows():
-        typer.echo(f"{row.solver:>16}: localisation error {row['mean']:.1f} mm [{row.ci_low:.1f}, {row.ci_high:.1f}]")
+        typer.echo(f"{row.solver:>16}: localization error {row['mean']:.1f} mm [{row.ci_low:.1f}, {row.ci_high:.1f}]")
     typer.echo(f"Benchmarked {len(names)} solver(s) in {time.perf_counter() - start:.0f} s; report: {out}/report.md")
 
 
@@ -537,7 +539,7 @@ def localize_command(
     resamples: Annotated[int, typer.Option("--resamples", help="Bootstrap replicates with --uncertainty.")] = 30,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap replicates.")] = 0,
 ) -> None:
-    """Localise the sources of an EEG recording; writes an MNE source estimate, tables and an HTML report.
+    """Localize the sources of an EEG recording; writes an MNE source estimate, tables and an HTML report.
 
     Recordings of any length are processed in 20-s blocks in bounded memory.
     """
@@ -581,7 +583,7 @@ def demo_command(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated recording.")] = 0,
     snr: Annotated[float, typer.Option("--snr", help="Sensor SNR of the recording, dB.")] = 10.0,
 ) -> None:
-    """Simulate a recording with a cortical and a deep source, localise it (default model, sLORETA), report."""
+    """Simulate a recording with a cortical and a deep source, localize it (default model, sLORETA), report."""
     from .localization import run_demo
 
     typer.echo("Building or loading the template head model and the spike library (minutes on first use) ...")
@@ -589,7 +591,7 @@ def demo_command(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Localisation error (mm), recording at {snr:g} dB")
+    table = Table(title=f"Localization error (mm), recording at {snr:g} dB")
     table.add_column("source")
     table.add_column("default model")
     table.add_column("sLORETA")

@@ -154,7 +154,7 @@ def read_connectivity(source: str | Path) -> Connectivity:
     return conn
 
 
-def map_regions_to_nodes(conn: Connectivity, region_centres: np.ndarray) -> np.ndarray:
+def map_regions_to_nodes(conn: Connectivity, region_centres_mm: np.ndarray) -> np.ndarray:
     """Connectome node that drives each head-model region: the nearest centre.
 
     Both point sets are centred on their means and scaled to the same RMS
@@ -165,7 +165,7 @@ def map_regions_to_nodes(conn: Connectivity, region_centres: np.ndarray) -> np.n
     ----------
     conn : Connectivity
         The connectome.
-    region_centres : array, shape (n_regions, 3)
+    region_centres_mm : array, shape (n_regions, 3)
         Head-model region centres, mm (RAS).
 
     Returns
@@ -174,8 +174,8 @@ def map_regions_to_nodes(conn: Connectivity, region_centres: np.ndarray) -> np.n
     """
     from scipy.spatial import cKDTree
 
-    def normalise(points: np.ndarray) -> np.ndarray:
+    def normalize(points: np.ndarray) -> np.ndarray:
         centred = points - points.mean(axis=0)
         return centred / np.sqrt((centred**2).sum(axis=1).mean())
 
-    return cKDTree(normalise(np.asarray(conn.centres, float))).query(normalise(region_centres))[1]
+    return cKDTree(normalize(np.asarray(conn.centres, float))).query(normalize(region_centres_mm))[1]

@@ -138,7 +138,7 @@ def make_parcellation(cortex: Cortex, n_regions: int = 1000, *, seed: int = 0) -
     n_regions : int
         Total number of cortical regions (both hemispheres).
     seed : int
-        Seed of the k-means initialisation.
+        Seed of the k-means initialization.
 
     Returns
     -------

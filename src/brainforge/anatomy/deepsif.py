@@ -133,14 +133,14 @@ def load_deepsif_anatomy(folder: str | Path) -> HeadModel:
     connectivity = read_connectivity(folder / "connectivity_998.zip")
     centres = np.array([pos[region == r].mean(axis=0) for r in range(n_regions)])
     return HeadModel(
-        source_pos=pos,
+        source_pos_mm=pos,
         source_nn=vertex_normals(pos, tris),
         source_region=region,
         region_names=[f"nmm.{r:03d}" for r in range(n_regions)],
-        region_centres=centres,
+        region_centres_mm=centres,
         region_adjacency=_symmetric_neighbours(mapping["nbs"], n_regions),
         ch_names=ch_names,
-        ch_pos=get_electrodes("1010-75").pick(ch_names).pos,
+        ch_pos_mm=get_electrodes("1010-75").pick(ch_names).pos,
         leadfield=None,
         region_leadfield=leadfield,
         n_cortical_sources=len(pos),

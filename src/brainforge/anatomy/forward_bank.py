@@ -72,7 +72,7 @@ class ForwardBankConfig:
     -----
     Scaling a whole head (cortex, skull, scalp and electrodes) by ``s``
     multiplies its leadfield by ``1 / s**2`` and changes nothing else, which
-    per-segment normalisation removes. What a different head size changes for
+    per-segment normalization removes. What a different head size changes for
     a template user is where the electrodes sit relative to the template
     cortex; the per-axis stretch of the cap models that.
     """
@@ -203,7 +203,7 @@ class ForwardBank:
         Scalp vertices each electrode of each forward model interpolates.
     vertex_weight : array, shape (n_placements, n_channels, 3)
         Their barycentric weights.
-    ch_pos : array, shape (n_placements, n_channels, 3)
+    ch_pos_mm : array, shape (n_placements, n_channels, 3)
         Where each forward model puts the electrodes, mm.
     nominal_pos : array, shape (n_channels, 3)
         The head model's electrode positions, mm.
@@ -219,7 +219,7 @@ class ForwardBank:
     conductivity_index: np.ndarray
     vertex_index: np.ndarray
     vertex_weight: np.ndarray
-    ch_pos: np.ndarray
+    ch_pos_mm: np.ndarray
     nominal_pos: np.ndarray
     build_seconds: float = 0.0
 
@@ -235,7 +235,7 @@ class ForwardBank:
 
     def displacement_mm(self) -> np.ndarray:
         """Distance of every electrode of every forward model from its nominal position, mm."""
-        return np.linalg.norm(self.ch_pos - self.nominal_pos, axis=2)
+        return np.linalg.norm(self.ch_pos_mm - self.nominal_pos, axis=2)
 
     def region_leadfield(self, index: int, channels: np.ndarray | None = None) -> np.ndarray:
         """Region leadfield (n_channels, n_regions) of forward model ``index``, reference-free."""
@@ -264,6 +264,8 @@ def read_forward_bank(fname: str | Path) -> ForwardBank:
         values = json.loads(str(data["config"]))
         values["skull_conductivity"] = tuple(values["skull_conductivity"])
         arrays = {k: data[k] for k in data.files if k != "config"}
+    if "ch_pos" in arrays:  # a file written before the name carried its unit
+        arrays["ch_pos_mm"] = arrays.pop("ch_pos")
     return ForwardBank(config=ForwardBankConfig(**values), **arrays)
 
 
@@ -354,7 +356,7 @@ def _dense_scalp_leadfield(head, surfaces, keep: np.ndarray, skull: float, n_job
     brain, _, scalp = head.config.conductivity
     conductor = make_template_bem((brain, skull, scalp), skull_mm=head.config.skull_mm, surfaces=surfaces)
     vertices = Electrodes([f"scalp{v}" for v in keep], surfaces.outer_skin[keep])
-    leadfield = compute_leadfield(head.source_pos, head.source_nn, vertices, conductor, n_jobs=n_jobs, cache=False)
+    leadfield = compute_leadfield(head.source_pos_mm, head.source_nn, vertices, conductor, n_jobs=n_jobs, cache=False)
     return region_sum(leadfield, head.source_region, head.n_regions)
 
 
@@ -397,7 +399,7 @@ def make_forward_bank(
     if head.config is None or head.config.conductor != "bem" or head.leadfield is None:
         raise BrainForgeError("A forward bank needs a template head model with a BEM (make_head_model(...)).")
     key = hash_inputs(
-        _BANK_VERSION, mne.__version__, _config_json(config), head.config.to_json(), head.ch_pos, head.source_pos
+        _BANK_VERSION, mne.__version__, _config_json(config), head.config.to_json(), head.ch_pos_mm, head.source_pos_mm
     )
     path = get_cache_dir() / "forward_bank" / f"{key}.npz"
 
@@ -405,7 +407,7 @@ def make_forward_bank(
         start = time.perf_counter()
         surfaces = make_template_bem_surfaces(head.config.skull_mm)
         centre, radius = _scalp_frame(surfaces)
-        lowest = float((head.ch_pos - centre)[:, 2].min())
+        lowest = float((head.ch_pos_mm - centre)[:, 2].min())
         keep = np.flatnonzero((surfaces.outer_skin - centre)[:, 2] > lowest - config.margin_mm)
         dense = []
         for skull in config.skull_conductivity:
@@ -415,10 +417,10 @@ def make_forward_bank(
         n_ch = head.n_channels
         conductivity_index = rng.integers(len(config.skull_conductivity), size=config.n_placements)
         moved = np.stack([
-            place_cap(head.ch_pos, centre, radius, draw_placement(config, n_ch, rng))
+            place_cap(head.ch_pos_mm, centre, radius, draw_placement(config, n_ch, rng))
             for _ in range(config.n_placements)
         ])  # fmt: skip
-        ch_pos, vertex_index, vertex_weight = (
+        ch_pos_mm, vertex_index, vertex_weight = (
             a.reshape(config.n_placements, n_ch, 3) for a in project_on_scalp(moved.reshape(-1, 3), surfaces, keep)
         )
         seconds = time.perf_counter() - start
@@ -432,8 +434,8 @@ def make_forward_bank(
             conductivity_index=conductivity_index,
             vertex_index=vertex_index,
             vertex_weight=vertex_weight,
-            ch_pos=ch_pos,
-            nominal_pos=np.asarray(head.ch_pos, float),
+            ch_pos_mm=ch_pos_mm,
+            nominal_pos=np.asarray(head.ch_pos_mm, float),
             build_seconds=seconds,
         )
 

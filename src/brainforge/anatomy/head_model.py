@@ -71,7 +71,7 @@ class HeadModelConfig:
     cap_shift_mm: tuple[float, float] = (0.0, 0.0)
 
     def to_json(self) -> str:
-        """Serialise to a JSON string.
+        """Serialize to a JSON string.
 
         ``cap_shift_mm`` is left out when it is (0, 0), the value of head
         models made before it existed, so their cache entries stay valid.
@@ -101,7 +101,7 @@ class HeadModel:
 
     Attributes
     ----------
-    source_pos : array, shape (n_sources, 3)
+    source_pos_mm : array, shape (n_sources, 3)
         Dipole positions, mm.
     source_nn : array, shape (n_sources, 3)
         Unit dipole orientations (cortex: surface normals).
@@ -109,13 +109,13 @@ class HeadModel:
         Region index of every source.
     region_names : list of str
         One name per region.
-    region_centres : array, shape (n_regions, 3)
+    region_centres_mm : array, shape (n_regions, 3)
         Mean position of each region's sources, mm.
     region_adjacency : scipy.sparse.csr_matrix, shape (n_regions, n_regions)
         Symmetric boolean graph of neighbouring regions.
     ch_names : list of str
         Electrode names.
-    ch_pos : array, shape (n_channels, 3)
+    ch_pos_mm : array, shape (n_channels, 3)
         Electrode positions on the scalp, mm.
     leadfield : array, shape (n_channels, n_sources) | None
         Source leadfield in V/(A*m), reference-free unless
@@ -141,14 +141,14 @@ class HeadModel:
         Connectome node that drives each region.
     """
 
-    source_pos: np.ndarray
+    source_pos_mm: np.ndarray
     source_nn: np.ndarray
     source_region: np.ndarray
     region_names: list[str]
-    region_centres: np.ndarray
+    region_centres_mm: np.ndarray
     region_adjacency: sp.csr_matrix
     ch_names: list[str]
-    ch_pos: np.ndarray
+    ch_pos_mm: np.ndarray
     leadfield: np.ndarray | None
     region_leadfield: np.ndarray
     n_cortical_sources: int
@@ -171,7 +171,7 @@ class HeadModel:
     @property
     def n_sources(self) -> int:
         """Number of dipoles."""
-        return len(self.source_pos)
+        return len(self.source_pos_mm)
 
     @property
     def n_regions(self) -> int:
@@ -188,7 +188,7 @@ class HeadModel:
     @property
     def region_distance(self) -> np.ndarray:
         """Euclidean distance between region centres, mm, shape (n_regions, n_regions)."""
-        return cdist(self.region_centres, self.region_centres)
+        return cdist(self.region_centres_mm, self.region_centres_mm)
 
     def __repr__(self) -> str:
         return (
@@ -223,7 +223,7 @@ class HeadModel:
         return replace(
             self,
             ch_names=names,
-            ch_pos=self.ch_pos[index],
+            ch_pos_mm=self.ch_pos_mm[index],
             leadfield=None if self.leadfield is None else self.leadfield[index],
             region_leadfield=self.region_leadfield[index],
         )
@@ -233,14 +233,14 @@ class HeadModel:
         """All fields as arrays (positions in mm), the content of :meth:`save`."""
         adjacency = sp.coo_matrix(self.region_adjacency)
         arrays: dict[str, np.ndarray] = {
-            "source_pos": self.source_pos,
+            "source_pos_mm": self.source_pos_mm,
             "source_nn": self.source_nn,
             "source_region": self.source_region,
             "region_names": np.array(self.region_names),
-            "region_centres": self.region_centres,
+            "region_centres_mm": self.region_centres_mm,
             "region_adjacency_ij": np.vstack([adjacency.row, adjacency.col]),
             "ch_names": np.array(self.ch_names),
-            "ch_pos": self.ch_pos,
+            "ch_pos_mm": self.ch_pos_mm,
             "region_leadfield": self.region_leadfield,
             "meta": np.array(
                 json.dumps(
@@ -297,20 +297,23 @@ def read_head_model(fname: str | Path) -> HeadModel:
         raise BrainForgeError(
             f"Cannot read head model {fname}: {err}. Rebuild it with `brainforge head export`."
         ) from err
+    for legacy in ("source_pos", "region_centres", "ch_pos"):  # files written before the names carried units
+        if legacy in arrays:
+            arrays[f"{legacy}_mm"] = arrays.pop(legacy)
     n_regions = len(arrays["region_names"])
     ij = arrays["region_adjacency_ij"]
     adjacency = sp.csr_matrix((np.ones(ij.shape[1], bool), (ij[0], ij[1])), shape=(n_regions, n_regions))
     conn = {k[len("connectivity_") :]: v for k, v in arrays.items() if k.startswith("connectivity_")}
     config = meta.pop("config")
     return HeadModel(
-        source_pos=arrays["source_pos"],
+        source_pos_mm=arrays["source_pos_mm"],
         source_nn=arrays["source_nn"],
         source_region=arrays["source_region"],
         region_names=[str(n) for n in arrays["region_names"]],
-        region_centres=arrays["region_centres"],
+        region_centres_mm=arrays["region_centres_mm"],
         region_adjacency=adjacency,
         ch_names=[str(n) for n in arrays["ch_names"]],
-        ch_pos=arrays["ch_pos"],
+        ch_pos_mm=arrays["ch_pos_mm"],
         leadfield=arrays.get("leadfield"),
         region_leadfield=arrays["region_leadfield"],
         cortex_tris=arrays.get("cortex_tris"),
@@ -365,12 +368,12 @@ def _deep_adjacency(deep, spacing_mm: float) -> sp.csr_matrix:
     return adj
 
 
-def _conductor_for(config: HeadModelConfig, surfaces, source_pos: np.ndarray):
+def _conductor_for(config: HeadModelConfig, surfaces, source_pos_mm: np.ndarray):
     from .bem import make_template_bem, make_template_sphere
 
     if config.conductor == "bem":
         return make_template_bem(config.conductivity, surfaces=surfaces)
-    return make_template_sphere(config.conductivity, surfaces=surfaces, enclose_mm=source_pos)
+    return make_template_sphere(config.conductivity, surfaces=surfaces, enclose_mm=source_pos_mm)
 
 
 def _build_template(config: HeadModelConfig, electrodes, n_jobs: int) -> HeadModel:
@@ -403,24 +406,24 @@ def _build_template(config: HeadModelConfig, electrodes, n_jobs: int) -> HeadMod
         region.append(deep.region + config.n_regions)
         names += deep.names
         blocks.append(_deep_adjacency(deep, config.deep_spacing_mm))
-    source_pos, source_nn, source_region = np.vstack(pos), np.vstack(nn), np.concatenate(region)
+    source_pos_mm, source_nn, source_region = np.vstack(pos), np.vstack(nn), np.concatenate(region)
 
-    ch_pos = electrodes.pos
+    ch_pos_mm = electrodes.pos
     if any(config.cap_shift_mm):
         from .forward_bank import CapPlacement, _scalp_frame, place_cap
 
         centre, radius = _scalp_frame(surfaces)
-        start_pos = project_to_scalp(ch_pos, surfaces.centre, surfaces.outer_skin, surfaces.outer_skin_tris)
-        ch_pos = place_cap(start_pos, centre, radius, CapPlacement(shift_mm=tuple(config.cap_shift_mm)))
+        start_pos = project_to_scalp(ch_pos_mm, surfaces.centre, surfaces.outer_skin, surfaces.outer_skin_tris)
+        ch_pos_mm = place_cap(start_pos, centre, radius, CapPlacement(shift_mm=tuple(config.cap_shift_mm)))
     if config.electrode_jitter_mm:
-        ch_pos = jitter_electrodes(ch_pos, surfaces.centre, config.electrode_jitter_mm, config.jitter_seed)
-    ch_pos = project_to_scalp(ch_pos, surfaces.centre, surfaces.outer_skin, surfaces.outer_skin_tris)
+        ch_pos_mm = jitter_electrodes(ch_pos_mm, surfaces.centre, config.electrode_jitter_mm, config.jitter_seed)
+    ch_pos_mm = project_to_scalp(ch_pos_mm, surfaces.centre, surfaces.outer_skin, surfaces.outer_skin_tris)
     from .montage import Electrodes
 
-    on_scalp = Electrodes(electrodes.names, ch_pos)
-    leadfield = compute_leadfield(source_pos, source_nn, on_scalp, conductor, n_jobs=n_jobs)
+    on_scalp = Electrodes(electrodes.names, ch_pos_mm)
+    leadfield = compute_leadfield(source_pos_mm, source_nn, on_scalp, conductor, n_jobs=n_jobs)
     n_regions = len(names)
-    centres = np.array([source_pos[source_region == r].mean(axis=0) for r in range(n_regions)])
+    centres = np.array([source_pos_mm[source_region == r].mean(axis=0) for r in range(n_regions)])
     conductor_text = (
         f"{'3-layer BEM' if config.conductor == 'bem' else '3-shell sphere'} "
         f"{'/'.join(f'{c:g}' for c in config.conductivity)} S/m"
@@ -429,14 +432,14 @@ def _build_template(config: HeadModelConfig, electrodes, n_jobs: int) -> HeadMod
     if any(config.cap_shift_mm):
         jitter_text += ", cap shifted ({:g}, {:g}) mm".format(*config.cap_shift_mm)
     return HeadModel(
-        source_pos=source_pos,
+        source_pos_mm=source_pos_mm,
         source_nn=source_nn,
         source_region=source_region,
         region_names=names,
-        region_centres=centres,
+        region_centres_mm=centres,
         region_adjacency=sp.block_diag(blocks, format="csr").astype(bool),
         ch_names=list(electrodes.names),
-        ch_pos=ch_pos,
+        ch_pos_mm=ch_pos_mm,
         leadfield=leadfield,
         region_leadfield=region_sum(leadfield, source_region, n_regions),
         n_cortical_sources=n_cortical,

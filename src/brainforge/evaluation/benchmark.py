@@ -36,7 +36,7 @@ from ..anatomy.forward_mismatch import forward_mismatch_label
 from .benchmark_config import BenchmarkConfig, BenchmarkResult
 from .metrics import evaluate, spike_window
 from .report import markdown_report, plot_against, write_text
-from .summary import summarise, timing_table
+from .summary import summarize, timing_table
 
 logger = logging.getLogger("brainforge")
 
@@ -98,7 +98,7 @@ def matched_head_model(metadata: dict):
 def check_test_set_head(metadata: dict, head, name: str) -> None:
     """Refuse a test set whose regions or channels are not the head model's."""
     centres = np.asarray(metadata["region_centres_mm"], float)
-    if centres.shape != head.region_centres.shape or np.abs(centres - head.region_centres).max() > 0.01:
+    if centres.shape != head.region_centres_mm.shape or np.abs(centres - head.region_centres_mm).max() > 0.01:
         raise BrainForgeError(
             f"Test set {name} comes from another head model ({len(centres)} regions) than the solvers' "
             f"({head.description}, {head.n_regions} regions); benchmark it against its own head model (--head)."
@@ -147,7 +147,7 @@ class _SolverCache:
 
         key = (name, head.description, tuple(channels))
         if key not in self.fitted:
-            options = {"snr": self.config.solver_snr} if name in CLASSICAL_SOLVERS else {}
+            options = {"lambda2": self.config.solver_lambda2} if name in CLASSICAL_SOLVERS else {}
             sub_head = head.pick_channels(channels) if list(channels) != list(head.ch_names) else head
             start = time.perf_counter()
             self.fitted[key] = make_solver(name, **options).fit(sub_head)
@@ -325,7 +325,7 @@ def run_benchmark(
     if not rows:
         raise BrainForgeError("No solver could run on these test sets: " + "; ".join(skipped))
     samples = pd.DataFrame(rows)
-    summary = summarise(samples, config)
+    summary = summarize(samples, config)
     timing = timing_table(samples, cache.fit_seconds)
     files = []
     for name, table in (("samples.csv", samples), ("summary.csv", summary), ("timing.csv", timing)):

@@ -59,8 +59,8 @@ class BenchmarkConfig:
         Confidence level of the interval.
     max_samples : int | None
         Use only the first samples of each test set.
-    solver_snr : float
-        Amplitude SNR assumed by the minimum-norm solvers (``lambda2 = 1 / snr**2``).
+    solver_lambda2 : float
+        Regularization of the minimum-norm solvers, MNE's ``lambda2`` (default 1/9).
     seed : int
         Seed of the bootstrap and of the AUC_far draws.
     ghost_mm : float
@@ -75,7 +75,7 @@ class BenchmarkConfig:
     n_bootstrap: int = 1000
     confidence: float = 0.95
     max_samples: int | None = None
-    solver_snr: float = 3.0
+    solver_lambda2: float = 1.0 / 9.0
     seed: int = 0
     ghost_mm: float = 40.0
 

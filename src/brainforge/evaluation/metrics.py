@@ -1,4 +1,4 @@
-"""Localisation metrics as the references define them (PIPELINE.md §6).
+"""Localization metrics as the references define them (PIPELINE.md §6).
 
 All functions take region-level activity, ``estimate`` and ``truth`` of shape
 (n_regions, n_times), already cut to the window being scored (see
@@ -58,10 +58,10 @@ def deepsif_metrics(
     centres: Sequence[int],
     distance_mm: np.ndarray,
 ) -> dict[str, float]:
-    """DeepSIF's metrics: Otsu regions, precision, recall, localisation error (mm), temporal correlation.
+    """DeepSIF's metrics: Otsu regions, precision, recall, localization error (mm), temporal correlation.
 
     Each reconstructed region is assigned to the nearest true patch. The
-    localisation error is the mean over reconstructed regions of the distance
+    localization error is the mean over reconstructed regions of the distance
     to the nearest true region; the correlation is Pearson's between the mean
     time course of the regions assigned to a patch and the patch centre's
     true waveform, averaged over patches that received regions.
@@ -130,14 +130,14 @@ def esinet_metrics(
 ) -> dict[str, float]:
     """ConvDip/esinet's metrics at the spike peak: maxima-based error, AUC_close, AUC_far, nMSE.
 
-    - Localisation error: local maxima (above 10% of the max, merged within
+    - Localization error: local maxima (above 10% of the max, merged within
       30 mm) of the true and estimated maps at the time of the largest true
       activity; each true maximum is paired with the nearest estimated one;
       pairs farther than 40 mm are ghosts and dropped; the mean of the rest.
     - AUC: true-active regions (> 0.25 of the max) against as many inactive
       regions closest to them (AUC_close) or drawn from the others
-      (AUC_far, mean over 25 draws), scored by the normalised |estimate|.
-    - nMSE: mean squared difference after max-normalising both maps.
+      (AUC_far, mean over 25 draws), scored by the normalized |estimate|.
+    - nMSE: mean squared difference after max-normalizing both maps.
     """
     from sklearn.metrics import roc_auc_score
 

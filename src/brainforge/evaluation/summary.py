@@ -32,7 +32,7 @@ def metric_columns(samples) -> list[str]:
     return [c for c in samples.columns if c not in fixed]
 
 
-def summarise(samples, config: BenchmarkConfig):
+def summarize(samples, config: BenchmarkConfig):
     """Mean, median and bootstrap interval per solver, condition (``all`` included) and metric."""
     import pandas as pd
 

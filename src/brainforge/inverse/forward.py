@@ -13,7 +13,7 @@ def make_info(head, sfreq: float = 500.0):
     import mne
 
     montage = mne.channels.make_dig_montage(
-        dict(zip(head.ch_names, np.asarray(head.ch_pos) * 1e-3, strict=True)), coord_frame="head"
+        dict(zip(head.ch_names, np.asarray(head.ch_pos_mm) * 1e-3, strict=True)), coord_frame="head"
     )
     info = mne.create_info(list(head.ch_names), sfreq, "eeg")
     info.set_montage(montage)
@@ -56,9 +56,9 @@ def make_forward(head, sfreq: float = 500.0, *, verbose: bool | str | int | None
     import mne
 
     if head.leadfield is not None:
-        positions, normals, gain = head.source_pos, head.source_nn, head.leadfield
+        positions, normals, gain = head.source_pos_mm, head.source_nn, head.leadfield
     else:
-        positions, gain = head.region_centres, head.region_leadfield
+        positions, gain = head.region_centres_mm, head.region_leadfield
         normals = np.tile([0.0, 0.0, 1.0], (head.n_regions, 1))
     if not np.isfinite(gain).all():
         raise BrainForgeError("The head model's leadfield has NaN or infinite values; rebuild it.")

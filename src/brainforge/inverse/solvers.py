@@ -24,7 +24,7 @@ CLASSICAL_SOLVERS = ("mne", "wmne", "dspm", "sloreta", "eloreta", "lcmv")
 # name -> (MNE method, depth weighting exponent). MNE is the plain minimum
 # norm, wMNE adds MNE's default depth weighting (0.8); dSPM keeps MNE's
 # default depth; sLORETA and eLORETA run without it (sLORETA's zero
-# localisation error for single dipoles holds without depth weighting;
+# localization error for single dipoles holds without depth weighting;
 # eLORETA's weights already compensate depth).
 _LINEAR = {
     "mne": ("MNE", None),
@@ -234,14 +234,15 @@ class ClassicalSolver(InverseSolver):
     ----------
     method : str
         One of :data:`CLASSICAL_SOLVERS`.
-    snr : float
-        Amplitude SNR assumed by the minimum-norm family: ``lambda2 = 1 / snr**2``
-        (MNE's default 3).
+    lambda2 : float
+        Regularization of the minimum-norm family, MNE's ``lambda2`` (its
+        default 1/9: ``1 / snr**2`` for an amplitude SNR of 3; an SNR in dB,
+        a power ratio, is ``lambda2 = 10 ** (-snr_db / 10)``).
     baseline : array, shape (n_channels, n_times) | None
         Noise-only EEG for the noise covariance; None uses MNE's ad hoc
         diagonal covariance (equal variance on every channel).
     reg : float
-        LCMV: regularisation of the data covariance (fraction of its trace, MNE's 0.05).
+        LCMV: regularization of the data covariance (fraction of its trace, MNE's 0.05).
     verbose : bool | str | int | None
         Log level of MNE and BrainForge in :meth:`fit` and :meth:`apply`
         (``"info"`` shows MNE's inverse-operator messages); None keeps the current one.
@@ -274,24 +275,24 @@ class ClassicalSolver(InverseSolver):
     def __init__(
         self,
         method: str,
-        snr: float = 3.0,
+        lambda2: float = 1.0 / 9.0,
         baseline: np.ndarray | None = None,
         reg: float = 0.05,
         verbose: bool | str | int | None = None,
     ):
         self.method = method
-        self.snr = snr
+        self.lambda2 = lambda2
         self.baseline = baseline
         self.reg = reg
         self.verbose = verbose
         self._check_params()
 
     def _check_params(self) -> None:
-        """Refuse an unknown method or a non-positive SNR (at construction, and in fit after set_params)."""
+        """Refuse an unknown method or a non-positive lambda2 (at construction, and in fit after set_params)."""
         if self.method not in CLASSICAL_SOLVERS:
             raise BrainForgeError(f"Unknown solver {self.method!r}; choose from {', '.join(CLASSICAL_SOLVERS)}.")
-        if self.snr <= 0:
-            raise BrainForgeError(f"snr must be positive, got {self.snr}.")
+        if not self.lambda2 > 0:
+            raise BrainForgeError(f"lambda2 must be positive, got {self.lambda2}.")
 
     @property
     def name(self) -> str:
@@ -322,7 +323,7 @@ class ClassicalSolver(InverseSolver):
             )
             identity = mne.EvokedArray(np.eye(self.n_channels_), self.info_)
             stc = mne.minimum_norm.apply_inverse(
-                identity, inverse, 1.0 / self.snr**2, method
+                identity, inverse, self.lambda2, method
             )  # fmt: skip
             self.kernel_ = stc.data  # (n_sources, n_channels), average reference included
             self.region_kernel_ = np.asarray(self.to_regions_ @ self.kernel_)
@@ -389,7 +390,7 @@ class LearnedSolver(InverseSolver):
         Fraction of a window shared with the next, in [0, 1). The default 0.1
         joins a whole-segment network's 1-s windows with a 0.1-s Hann
         crossfade: 1.8x fewer forward passes than half overlap, for 2 % fewer
-        spikes localised inside their patch on continuous recordings
+        spikes localized inside their patch on continuous recordings
         (``benchmarks/window_overlap.py``, docs/localize.md); 0.5 is the
         more careful choice when time does not matter.
     window_samples : int | None
@@ -412,7 +413,7 @@ class LearnedSolver(InverseSolver):
     Notes
     -----
     A network trained on windows (``--crop``) runs on windows of that length,
-    overlapping by ``overlap``. Each window is normalised as in training (time
+    overlapping by ``overlap``. Each window is normalized as in training (time
     and channel means removed, divided by its max |value|); its estimate is
     scaled back by that factor, so windows keep their relative amplitude, and
     overlapping windows are blended with a Hann taper.
@@ -528,7 +529,7 @@ class LearnedSolver(InverseSolver):
         """
         import torch
 
-        from ..synthesis.normalise import normalise_eeg
+        from ..synthesis.normalize import normalize_eeg
 
         eeg = self._check_eeg(eeg)
         if sfreq is not None and abs(sfreq - self.sfreq) > 1e-6:
@@ -544,7 +545,7 @@ class LearnedSolver(InverseSolver):
         for first in range(0, len(starts), self.batch_size):
             chunk = starts[first : first + self.batch_size]
             windows = np.stack([eeg[:, s : s + length].T for s in chunk])  # (B, L, C)
-            windows, scale = normalise_eeg(windows, return_scale=True)
+            windows, scale = normalize_eeg(windows, return_scale=True)
             with torch.inference_mode():
                 estimate = self.model_(torch.from_numpy(windows), self.montage_).numpy()  # (B, L, R)
             estimate *= (scale[:, None] * taper[None, :]).astype(np.float32)[:, :, None]
@@ -591,7 +592,7 @@ def make_solver(name: str, **options) -> InverseSolver:
         ``"default"`` (the bundled network), a classical method (one of
         :data:`CLASSICAL_SOLVERS`, any case) or a trained-model folder.
     **options
-        Parameters of the solver: ``snr`` for a classical method,
+        Parameters of the solver: ``lambda2`` for a classical method,
         ``batch_size`` and ``overlap`` for a network. A parameter the solver
         does not take is a one-line error, never dropped.
 

@@ -119,7 +119,7 @@ def noise_pool(eeg: np.ndarray, peak_time: int, exclude: int) -> np.ndarray:
     if pool.shape[1] < MIN_NOISE_SAMPLES:
         raise BrainForgeError(
             f"The segment has {pool.shape[1]} samples away from its peak (> {exclude} samples), too few to "
-            f"estimate its noise (at least {MIN_NOISE_SAMPLES}); localise a longer span (--tmin/--tmax)."
+            f"estimate its noise (at least {MIN_NOISE_SAMPLES}); localize a longer span (--tmin/--tmax)."
         )
     return pool - pool.mean(axis=1, keepdims=True)
 

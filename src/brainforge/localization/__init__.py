@@ -1,4 +1,4 @@
-"""Localise real recordings: read, prepare, solve, and write MNE objects, tables and an HTML report."""
+"""Localize real recordings: read, prepare, solve, and write MNE objects, tables and an HTML report."""
 
 from .._data import default_model_dir
 from .core import Localization, localize, localize_file, localize_prepared, write_outputs

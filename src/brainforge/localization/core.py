@@ -1,4 +1,4 @@
-"""Localise a recording: solver, head model for its channels, MNE source estimate, peaks, output folder."""
+"""Localize a recording: solver, head model for its channels, MNE source estimate, peaks, output folder."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ MAX_STC_MB = 100.0
 SAVED_STC_HALF_SPAN_S = 0.1
 #: The report's time courses and the in-memory result span this much around the largest activity, +- s.
 VIEW_HALF_SPAN_S = 1.0
-#: Recordings are localised in blocks of this length, s (memory is bounded by the block, not the recording).
+#: Recordings are localized in blocks of this length, s (memory is bounded by the block, not the recording).
 CHUNK_S = 20.0
 #: Head models whose channels are picked for recordings with standard names (no new leadfield needed).
 PICKABLE_HEADS = ("1010-64", "1010-75")
@@ -44,7 +44,7 @@ PICKABLE_HEADS = ("1010-64", "1010-75")
 
 @dataclass
 class Localization:
-    """Everything a localisation produced.
+    """Everything a localization produced.
 
     Attributes
     ----------
@@ -137,9 +137,9 @@ def find_peaks(region_data: np.ndarray, head, times: np.ndarray, n_peaks: int = 
             "label_share": labels[region].share,
             "time_s": round(float(times[peak_time]), 4),
             "relative_amplitude": round(float(magnitude[region, peak_time] / top), 4) if top > 0 else 0.0,
-            "x_mm": round(float(head.region_centres[region, 0]), 1),
-            "y_mm": round(float(head.region_centres[region, 1]), 1),
-            "z_mm": round(float(head.region_centres[region, 2]), 1),
+            "x_mm": round(float(head.region_centres_mm[region, 0]), 1),
+            "y_mm": round(float(head.region_centres_mm[region, 1]), 1),
+            "z_mm": round(float(head.region_centres_mm[region, 2]), 1),
             "deep": bool(deep[region]),
         }
         for rank, region in enumerate(maxima)
@@ -147,7 +147,7 @@ def find_peaks(region_data: np.ndarray, head, times: np.ndarray, n_peaks: int = 
 
 
 NETWORK_NOTE = (
-    "A network trained on synthetic spikes on the template head: it localises focal, spike-like "
+    "A network trained on synthetic spikes on the template head: it localizes focal, spike-like "
     "activity; slow or widespread activity and individual anatomy are outside its training."
 )
 
@@ -264,7 +264,7 @@ def localize(
     uncertainty=None,
     verbose: bool | str | int | None = None,
 ):
-    """Localise the sources of an MNE recording (in memory; for long files use :func:`localize_file`).
+    """Localize the sources of an MNE recording (in memory; for long files use :func:`localize_file`).
 
     Parameters
     ----------
@@ -277,7 +277,7 @@ def localize(
     tmin, tmax : float | None
         Time span, s (with ``events``: the epoch around each event).
     events : list of str | None
-        Annotation descriptions whose epochs are averaged and localised.
+        Annotation descriptions whose epochs are averaged and localized.
     l_freq, h_freq : float | None
         Band-pass, Hz (None or 0: off).
     channels, exclude : list of str | None
@@ -332,9 +332,9 @@ def localize_file(
     verbose: bool | str | int | None = None,
     **options,
 ) -> Localization:
-    """Localise a recording file and write the output folder.
+    """Localize a recording file and write the output folder.
 
-    A continuous recording is read, prepared and localised in blocks of
+    A continuous recording is read, prepared and localized in blocks of
     ``chunk_s`` (with margins, so the result does not depend on the blocks),
     so memory does not grow with its length. Every option is checked, and
     the output folder created, before any work starts.
@@ -425,7 +425,7 @@ def _block_solver(
 
 
 def _localize_stream(raw, model, name, config, tmp: Path, timecourses: str, chunk_s: float, progress: bool):
-    """Localise a continuous recording block by block, writing the time courses as it goes."""
+    """Localize a continuous recording block by block, writing the time courses as it goes."""
     from tqdm.auto import tqdm
 
     sfreq = _solver_sfreq(model)
@@ -442,7 +442,7 @@ def _localize_stream(raw, model, name, config, tmp: Path, timecourses: str, chun
     chunk = max(step, round(chunk_s * sfreq) // step * step)
     writer = TimecourseWriter(tmp, head.region_names, timecourses, background=True)
     best_value, best_sample = -1.0, span[0]
-    bar = tqdm(total=round((span[1] - span[0]) / sfreq, 3), unit="s", desc="Localising", disable=not progress)
+    bar = tqdm(total=round((span[1] - span[0]) / sfreq, 3), unit="s", desc="Localizing", disable=not progress)
     try:
         for first in range(span[0], span[1], chunk):
             last = min(span[1], first + chunk)

@@ -1,4 +1,4 @@
-"""Simulated recordings with known sources, and the demo that localises one end to end."""
+"""Simulated recordings with known sources, and the demo that localizes one end to end."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def simulate_recording(head, library, kinds=("cortical", "deep"), *, snr_db: flo
             n_sources=(1, 1), sensor_snr_db=(snr_db, snr_db), deep_share=1.0 if kind == "deep" else 0.0
         )
         sample = SampleGenerator(head, library, config).sample(seed * 1000 + index, keep_parts=True)
-        eeg = sample.parts["clean"] + sample.parts["noise"]  # (T, C), un-normalised
+        eeg = sample.parts["clean"] + sample.parts["noise"]  # (T, C), un-normalized
         n_times = len(eeg)
         ramp = round(RAMP_S * sfreq)
         taper = np.ones(n_times)
@@ -155,7 +155,7 @@ def source_errors_mm(result, truth: list[TrueSource], half_window_s: float = 0.0
     for source in truth:
         near = np.flatnonzero(np.abs(result.times - source.time_s) <= half_window_s)
         if not len(near):
-            raise BrainForgeError(f"The localised span does not contain t = {source.time_s:.3f} s.")
+            raise BrainForgeError(f"The localized span does not contain t = {source.time_s:.3f} s.")
         window = np.abs(result.region_data[:, near])
         moment = near[int(window.sum(axis=0).argmax())]
         region = int(np.abs(result.region_data[:, moment]).argmax())
@@ -171,12 +171,12 @@ def run_demo(
     snr_db: float = 10.0,
     verbose: bool | str | int | None = None,
 ) -> dict:
-    """Simulate a recording (one cortical and one deep source), localise it with the default model and sLORETA.
+    """Simulate a recording (one cortical and one deep source), localize it with the default model and sLORETA.
 
     Writes ``recording_raw.fif``, ``truth.json``, ``default/`` and
-    ``sloreta/`` (each a full localisation folder with ``report.html``) and
+    ``sloreta/`` (each a full localization folder with ``report.html``) and
     ``errors.json`` into ``out_dir``; returns the errors. The recording is
-    localised without a high-pass filter (it is 2 s long and has no drift).
+    localized without a high-pass filter (it is 2 s long and has no drift).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""The output folder of a localisation: checked first, written in a hidden temporary folder, renamed when whole.
+"""The output folder of a localization: checked first, written in a hidden temporary folder, renamed when whole.
 
 A run writes into ``.NAME.tmp-XXXX`` beside ``--out`` and renames it to
 ``--out`` only when every file is complete, so the folder is either whole or

@@ -1,4 +1,4 @@
-"""Reading and preparing real EEG recordings for localisation: channels, positions, reference, filter, rate.
+"""Reading and preparing real EEG recordings for localization: channels, positions, reference, filter, rate.
 
 A recording is prepared in two steps. :func:`select_channels` decides which
 channels are used and where they sit (from the channel types and names, the
@@ -63,8 +63,8 @@ class PreprocessingConfig:
         Analyse this span of the recording, s from its start (with events:
         the epoch around each event, s relative to it).
     events : tuple of str | None
-        Annotation descriptions to localise: epochs around every matching
-        annotation are averaged (an evoked spike), then localised. Every name
+        Annotation descriptions to localize: epochs around every matching
+        annotation are averaged (an evoked spike), then localized. Every name
         must occur in the recording.
     channels : tuple of str | None
         Use only these channels (file or 10-05 names); None: every scalp
@@ -206,7 +206,7 @@ def read_recording(path: str | Path, preload: bool = True, *, verbose: bool | st
         The file.
     preload : bool
         Load a raw recording's data into memory (False: read it on demand, as
-        chunked localisation does).
+        chunked localization does).
     verbose : bool | str | int | None
         Log level of MNE and BrainForge during the call (``"info"``, ``"warning"``, ...);
         None keeps the current one.
@@ -423,9 +423,9 @@ def _place_channels(inst, chosen: list[str], known: dict[str, str], dropped: dic
             f"Two channels map to the same standard name ({', '.join(twice)}); drop one with --exclude."
         )
     if len(names) < MIN_CHANNELS:
-        raise BrainForgeError(f"Only {len(names)} usable EEG channel(s); localisation needs at least {MIN_CHANNELS}.")
+        raise BrainForgeError(f"Only {len(names)} usable EEG channel(s); localization needs at least {MIN_CHANNELS}.")
     if len(names) <= FEW_CHANNELS:
-        message = f"Only {len(names)} channels: expect lower localisation accuracy than with 32 or more."
+        message = f"Only {len(names)} channels: expect lower localization accuracy than with 32 or more."
         logger.warning(message)
         notes.append(message)
     return ChannelPlan(chosen, names, montage, dropped, notes)
@@ -464,7 +464,7 @@ class FilterPlan:
 
         if sfreq_in < MIN_SFREQ_HZ:
             raise BrainForgeError(
-                f"The sampling rate is {sfreq_in:g} Hz; localisation needs at least {MIN_SFREQ_HZ:g} Hz."
+                f"The sampling rate is {sfreq_in:g} Hz; localization needs at least {MIN_SFREQ_HZ:g} Hz."
             )
         h_freq = config.low_pass_hz
         nyquist = min(sfreq_in, sfreq_out) / 2.0

@@ -1,4 +1,4 @@
-"""The HTML report of a localisation (``mne.Report``): brains at the peaks, time courses, topomap, caveats."""
+"""The HTML report of a localization (``mne.Report``): brains at the peaks, time courses, topomap, caveats."""
 
 from __future__ import annotations
 
@@ -133,11 +133,11 @@ def _peaks_html(result) -> str:
 
 
 def make_report(result):
-    """Build the ``mne.Report`` of a localisation."""
+    """Build the ``mne.Report`` of a localization."""
     import mne
 
     plt = _matplotlib()
-    report = mne.Report(title=f"BrainForge localisation ({result.solver})")
+    report = mne.Report(title=f"BrainForge localization ({result.solver})")
     report.add_html(_caveats_html(result), title="Run and caveats")
     report.add_html(_peaks_html(result), title="Peak regions")
     peak_time = int(np.abs(result.region_data).max(axis=0).argmax())

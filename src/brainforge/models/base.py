@@ -13,7 +13,7 @@ from torch import nn
 
 from .._config import config_from_dict
 from .._errors import BrainForgeError
-from ..synthesis.normalise import normalise_eeg
+from ..synthesis.normalize import normalize_eeg
 from ..topomap import Montage
 
 logger = logging.getLogger("brainforge")
@@ -98,7 +98,7 @@ class SourceModel(nn.Module):
                 "use a map-based model (cnn_transformer, convdip) or fine-tune on this montage."
             )
         index = torch.as_tensor([montage.ch_names.index(n) for n in self.montage.ch_names], device=eeg.device)
-        return normalise_eeg(eeg.index_select(-1, index)), self.montage
+        return normalize_eeg(eeg.index_select(-1, index)), self.montage
 
     def forward(self, eeg: torch.Tensor, montage: Montage | None = None) -> torch.Tensor:  # pragma: no cover
         """Source activity (B, T, R) of EEG (B, T, C) recorded with ``montage``."""
@@ -148,7 +148,7 @@ def inference_copy(model: nn.Module) -> nn.Module:
     channel, so it can live in the convolution's weights and bias: the same
     output (to float rounding) in one pass instead of two, and PyTorch's CPU
     convolutions run faster with a bias than followed by a separate
-    normalisation. Activations after them compute in place. Use the copy
+    normalization. Activations after them compute in place. Use the copy
     under ``torch.inference_mode()`` only; it is not meant for training.
 
     Parameters

@@ -46,7 +46,7 @@ class ConvDipConfig:
 class ConvDip(SourceModel):
     """Single time point: map -> Conv2D(64, 3x3, ReLU) -> flatten -> dense 200 (ReLU) -> linear output.
 
-    Each time step is localised on its own (no temporal context). Because it
+    Each time step is localized on its own (no temporal context). Because it
     reads a scalp map, any montage is accepted.
     """
 

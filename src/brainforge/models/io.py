@@ -154,7 +154,7 @@ def load_model(directory: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def load_weights(model: SourceModel, directory: str | Path) -> list[str]:
-    """Initialise ``model`` from a checkpoint for fine-tuning; tensors whose shape differs are kept fresh.
+    """Initialize ``model`` from a checkpoint for fine-tuning; tensors whose shape differs are kept fresh.
 
     Returns
     -------
@@ -176,5 +176,5 @@ def load_weights(model: SourceModel, directory: str | Path) -> list[str]:
         raise BrainForgeError(f"No weight of {directory} fits this {model.name}; check the hyper-parameters.")
     model.load_state_dict(take, strict=False)
     if skipped:
-        logger.warning("Fine-tuning: %d tensor(s) re-initialised (shape changed): %s", len(skipped), ", ".join(skipped))
+        logger.warning("Fine-tuning: %d tensor(s) re-initialized (shape changed): %s", len(skipped), ", ".join(skipped))
     return skipped

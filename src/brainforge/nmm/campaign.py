@@ -56,13 +56,13 @@ class CampaignConfig:
         Background windows kept in the whole library (one per chosen job).
     chunk_ms : float
         Simulated time integrated before feeding the extractor, ms.
-    normalise_coupling : bool | ``"mean"`` | ``"max"``
+    normalize_coupling : bool | ``"mean"`` | ``"max"``
         Scale the global coupling so that the connectome's mean weighted
         in-degree (True or ``"mean"``), or its largest one (``"max"``), equals
         that of the published 998-node connectome (17.9 and 46.9). The
         published settings were tuned there; on tvb-data's 76-node connectome
         (mean in-degree 39.3) every node then idles above the 8 mV threshold
-        and no isolated spike survives, while normalised it yields spikes.
+        and no isolated spike survives, while normalized it yields spikes.
         tvb-data's 192-node connectome needs ``"max"``: its in-degrees are far
         more uneven (0 to 133, mean 35.5), so with the mean matched its
         strongest-driven nodes (in-degree 57-67 after scaling) still idle near
@@ -82,12 +82,12 @@ class CampaignConfig:
     batch_size: int = 8
     n_background: int = 64
     chunk_ms: float = 5000.0
-    normalise_coupling: bool | str = False
+    normalize_coupling: bool | str = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.normalise_coupling, bool) and self.normalise_coupling not in ("mean", "max"):
+        if not isinstance(self.normalize_coupling, bool) and self.normalize_coupling not in ("mean", "max"):
             raise BrainForgeError(
-                f"normalise_coupling must be False, True, 'mean' or 'max', got {self.normalise_coupling!r}."
+                f"normalize_coupling must be False, True, 'mean' or 'max', got {self.normalize_coupling!r}."
             )
         if self.engine not in ENGINES:
             raise BrainForgeError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}.")
@@ -124,11 +124,11 @@ class CampaignConfig:
         )
 
     def params(self, conn: Connectivity) -> JansenRitParams:
-        """Model constants, with the coupling normalised when asked for."""
-        if not self.normalise_coupling:
+        """Model constants, with the coupling normalized when asked for."""
+        if not self.normalize_coupling:
             return JansenRitParams()
         in_strength = np.asarray(conn.weights).sum(axis=1)
-        if self.normalise_coupling == "max":
+        if self.normalize_coupling == "max":
             return JansenRitParams(coupling_a=DEEPSIF_998_MAX_IN_STRENGTH / float(in_strength.max()))
         return JansenRitParams(coupling_a=DEEPSIF_998_MEAN_IN_STRENGTH / float(in_strength.mean()))
 
@@ -383,10 +383,10 @@ def _run_with_dask(config: dict, batches, out: str, scheduler: str | None, bar) 
             cluster.close()
 
 
-#: The template library: tvb-data's 76-node connectome (coupling normalised to
+#: The template library: tvb-data's 76-node connectome (coupling normalized to
 #: the 998 connectome's strength), every node x DeepSIF's 3 settings x 20 s.
 DEFAULT_LIBRARY_CONFIG = CampaignConfig(
-    connectome="tvb76", duration_ms=20_000.0, normalise_coupling=True, n_background=16
+    connectome="tvb76", duration_ms=20_000.0, normalize_coupling=True, n_background=16
 )
 
 

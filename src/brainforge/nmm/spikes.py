@@ -251,7 +251,7 @@ def clip_starts(times: np.ndarray, n_times: int, rules: SpikeRules = SpikeRules(
     return times[fits], starts[fits]
 
 
-def summarise_run(run: np.ndarray, stimulated: int, rules: SpikeRules = SpikeRules()) -> RunSummary:
+def summarize_run(run: np.ndarray, stimulated: int, rules: SpikeRules = SpikeRules()) -> RunSummary:
     """Reduce a whole preprocessed run to what the selection rules need."""
     run = np.asarray(run)
     if run.ndim != 2 or not np.isfinite(run).all():
@@ -295,7 +295,7 @@ def extract_spikes(run: np.ndarray, stimulated: int, rules: SpikeRules = SpikeRu
     -------
     spikes : SpikeClips
     """
-    return spikes_from_summary(summarise_run(run, stimulated, rules), stimulated, rules)
+    return spikes_from_summary(summarize_run(run, stimulated, rules), stimulated, rules)
 
 
 class StreamingSpikeExtractor:

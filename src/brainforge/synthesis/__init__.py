@@ -4,7 +4,7 @@ from .config import SynthesisConfig
 from .dataset import SyntheticEEGDataset
 from .generator import SampleGenerator
 from .noise import NoiseBank, load_deepsif_noise
-from .normalise import normalise_eeg
+from .normalize import normalize_eeg
 from .sample import Sample
 
 __all__ = [
@@ -14,5 +14,5 @@ __all__ = [
     "SynthesisConfig",
     "SyntheticEEGDataset",
     "load_deepsif_noise",
-    "normalise_eeg",
+    "normalize_eeg",
 ]

@@ -1,4 +1,4 @@
-"""The generator's array kernels: sensor-noise gathering, compiled mixing and normalisation, SNR windows."""
+"""The generator's array kernels: sensor-noise gathering, compiled mixing and normalization, SNR windows."""
 
 from __future__ import annotations
 
@@ -88,10 +88,10 @@ def _clean_eeg(background, waves, topographies):  # pragma: no cover - compiled
 
 
 @njit(cache=True, fastmath=True)
-def _mix_and_normalise(
+def _mix_and_normalize(
     clean, clean_means, source, segments, shifts, signs, noise_means, scale, out
 ):  # pragma: no cover
-    """:func:`normalise_eeg` of ``clean + scale * noise`` into float32 ``out``, shape (n_times, n_channels).
+    """:func:`normalize_eeg` of ``clean + scale * noise`` into float32 ``out``, shape (n_times, n_channels).
 
     ``clean`` (channels first, see :func:`_clean_eeg`) is overwritten; the
     noise is read from its rows as :class:`_SensorNoise` describes.

@@ -71,7 +71,7 @@ class SyntheticEEGDataset(IterableDataset):
     item : dict
         ``eeg`` (n_times, n_channels) and ``sources`` (n_times, n_regions)
         float32 tensors (or the compact targets), ``active`` (n_regions,)
-        bool, ``ch_pos`` (n_channels, 3) mm, ``n_sources``, ``peak_time``
+        bool, ``ch_pos_mm`` (n_channels, 3) mm, ``n_sources``, ``peak_time``
         (the time sample of the largest |target|), ``seed`` and
         ``index``. With a fixed montage items collate into batches with
         PyTorch's default collate. With ``batch_size``, batches instead.
@@ -197,7 +197,7 @@ class SyntheticEEGDataset(IterableDataset):
         Rank ``r`` takes batches ``r, r + world, ...``; under DDP every rank
         takes the same number (the last ``n_batches % world`` are left out),
         since a rank with one batch more would wait forever for the others
-        at its gradient synchronisation.
+        at its gradient synchronization.
         """
         if self.n_samples is None:
             return itertools.count(rank, world)
@@ -243,7 +243,7 @@ class SyntheticEEGDataset(IterableDataset):
             "eeg": torch.from_numpy(sample.eeg),
             **targets,
             "active": torch.from_numpy(sample.active),
-            "ch_pos": torch.from_numpy(sample.ch_pos.astype(np.float32)),
+            "ch_pos_mm": torch.from_numpy(sample.ch_pos_mm.astype(np.float32)),
             "n_sources": len(sample.centres),
             "peak_time": sample.peak_time,
             "seed": seed,
@@ -299,7 +299,7 @@ class SyntheticEEGDataset(IterableDataset):
             sizes = {
                 "eeg": (n * n_times * n_channels, torch.float32),
                 "active": (n * n_regions, torch.bool),
-                "ch_pos": (n * n_channels * 3, torch.float32),
+                "ch_pos_mm": (n * n_channels * 3, torch.float32),
                 "source_waves": (n * n_times * k, torch.float32),
                 "source_weights": (k * max_columns, torch.float32),
                 "source_regions": (max_columns, torch.int64),
@@ -352,7 +352,7 @@ def _distributed_rank() -> tuple[int, int]:
 
 
 def _batch_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """Return an uninitialised batch tensor, made in shared memory inside a DataLoader worker.
+    """Return an uninitialized batch tensor, made in shared memory inside a DataLoader worker.
 
     PyTorch's default collate does the same: a batch sent from a worker must
     live in shared memory, and allocating it there at once spares a second copy
@@ -387,7 +387,7 @@ def collate_compact(items: list[dict]) -> dict:
         number of patches K; the patch regions of all items side by side:
         ``source_weights`` (K, N) float32 (each patch's weight on each
         region), ``source_regions`` (N,) and ``source_item`` (N,) int64 (the
-        region and batch row of each); ``active`` (B, R), ``ch_pos``
+        region and batch row of each); ``active`` (B, R), ``ch_pos_mm``
         (B, C, 3), ``n_sources``, ``peak_time``, ``seed`` and ``index`` (B,).
     """
     return _collate_compact(items)
@@ -423,7 +423,7 @@ def _collate_compact(
     n_times, n_columns = items[0]["source_waves"].shape[0], sum(widths)
     n_patches = max([n_patches or 0] + [item["source_waves"].shape[1] for item in items])
     batch = {}
-    keys = ("active", "ch_pos") if eeg is not None else ("eeg", "active", "ch_pos")
+    keys = ("active", "ch_pos_mm") if eeg is not None else ("eeg", "active", "ch_pos_mm")
     for key in keys:
         first = items[0][key]
         out = _batch_view(buffers, key, (len(items), *first.shape), first.dtype)
@@ -495,7 +495,7 @@ def collate_samples(items: list[dict]) -> dict:
     Returns
     -------
     batch : dict
-        ``eeg`` (B, T, C), ``sources`` (B, T, R), ``active`` (B, R), ``ch_pos``
+        ``eeg`` (B, T, C), ``sources`` (B, T, R), ``active`` (B, R), ``ch_pos_mm``
         (B, C, 3), ``n_sources``, ``peak_time``, ``seed`` and ``index`` (B,).
     """
     n_channels = {item["eeg"].shape[-1] for item in items}
@@ -507,6 +507,6 @@ def collate_samples(items: list[dict]) -> dict:
         "eeg": torch.stack([item["eeg"] for item in items]),
         "sources": torch.stack([item["sources"] for item in items]),
         "active": torch.stack([item["active"] for item in items]),
-        "ch_pos": torch.stack([item["ch_pos"] for item in items]),
+        "ch_pos_mm": torch.stack([item["ch_pos_mm"] for item in items]),
         **{key: torch.as_tensor([item[key] for item in items]) for key in _PER_ITEM_SCALARS},
     }

@@ -20,7 +20,7 @@ from ._kernels import (
     _interpolate_background,
     _interpolate_topography,
     _largest_product,
-    _mix_and_normalise,
+    _mix_and_normalize,
     _peak_time,
     _reference_background,
     _SensorNoise,
@@ -162,7 +162,7 @@ class SampleGenerator:
                 conn = read_connectivity(self.library.metadata["connectome"])
                 if conn.n_nodes != n_nodes:
                     raise BrainForgeError("The spike library's connectome file no longer matches the library.")
-                region_node = map_regions_to_nodes(conn, self.head.region_centres)
+                region_node = map_regions_to_nodes(conn, self.head.region_centres_mm)
         region_node = np.asarray(region_node, np.int64)
         if region_node.shape != (self.head.n_regions,) or region_node.min() < 0 or region_node.max() >= n_nodes:
             raise BrainForgeError(
@@ -339,7 +339,7 @@ class SampleGenerator:
         for i, centre in enumerate(centres):
             taken[centre] = False
             patch = grow_patch(
-                self._adjacency, head.region_centres, int(centre), rng,
+                self._adjacency, head.region_centres_mm, int(centre), rng,
                 max_regions=cfg.max_patch_regions, excluded=None if cfg.overlap else taken,
             )  # fmt: skip
             taken[patch] = True
@@ -368,7 +368,7 @@ class SampleGenerator:
         names = [head.ch_names[c] for c in channels]
         noise = self._draw_noise(noise_type, names, n_times, rng)
         # The EEG is assembled channels first, in two compiled passes: the clean EEG with its
-        # channel means and power, then clean + scale * noise normalised as normalise_eeg() (synthesis.normalise)
+        # channel means and power, then clean + scale * noise normalized as normalize_eeg() (synthesis.normalize)
         # does (each channel's time mean removed, then each time's channel mean, then / max).
         touch_rows(noise.source, noise.segments)
         clean, clean_means, clean_power = _clean_eeg(background_eeg, waves, topographies)
@@ -377,7 +377,7 @@ class SampleGenerator:
             out = np.empty((n_times, len(channels)), np.float32)
         elif out.shape != (n_times, len(channels)) or out.dtype != np.float32:
             raise BrainForgeError(f"out must be a float32 array of shape {(n_times, len(channels))}, got {out.shape}.")
-        eeg = _mix_and_normalise(
+        eeg = _mix_and_normalize(
             clean, clean_means, noise.source, noise.segments, noise.shifts, noise.signs, noise.means, scale, out
         )
         # Targets: only patch regions are non-zero, and their activity is the rank-k product
@@ -411,7 +411,7 @@ class SampleGenerator:
             noise_type=noise_type,
             onsets=onsets,
             ch_names=names,
-            ch_pos=head.ch_pos[channels],
+            ch_pos_mm=head.ch_pos_mm[channels],
             seed=int(seed),
             peak_time=_peak_time(source_waves, source_weights),
             forward_index=forward,

@@ -251,5 +251,5 @@ def noise_gain(signal_power: float, noise_power: float, snr_db: float, conventio
 
 
 def snr_db(signal: np.ndarray, noise: np.ndarray) -> float:
-    """Realised SNR in dB (module definition)."""
+    """Realized SNR in dB (module definition)."""
     return 10.0 * np.log10(power(signal) / power(noise))

@@ -44,7 +44,7 @@ class Sample:
     Attributes
     ----------
     eeg : array, shape (n_times, n_channels)
-        Normalised EEG (time mean, then channel mean removed; divided by the max |value|), float32.
+        Normalized EEG (time mean, then channel mean removed; divided by the max |value|), float32.
     source_regions : array of int, shape (n_active,)
         The regions of the patches, sorted.
     source_waves : array, shape (n_times, n_sources)
@@ -66,16 +66,16 @@ class Sample:
     patches : list of arrays of int
         Regions of each patch.
     source_snr_db : array, shape (n_sources,)
-        Realised SNR of each patch over the background (module definition).
+        Realized SNR of each patch over the background (module definition).
     sensor_snr_db : float
-        Realised sensor SNR.
+        Realized sensor SNR.
     noise_type : str
         Sensor noise used.
     onsets : array of int, shape (n_sources,)
         Onset delay of each patch, samples.
     ch_names : list of str
         Channels.
-    ch_pos : array, shape (n_channels, 3)
+    ch_pos_mm : array, shape (n_channels, 3)
         Channel positions, mm.
     seed : int
         Seed that reproduces this sample.
@@ -88,7 +88,7 @@ class Sample:
         Forward model of the generator's forward bank that made the EEG
         (-1: the head model's own leadfield).
     parts : dict | None
-        With ``keep_parts=True``: the un-normalised ``clean`` EEG, ``noise``,
+        With ``keep_parts=True``: the un-normalized ``clean`` EEG, ``noise``,
         ``background_eeg`` and each patch's ``patch_eeg``, to check SNRs.
     """
 
@@ -104,7 +104,7 @@ class Sample:
     noise_type: str
     onsets: np.ndarray
     ch_names: list[str]
-    ch_pos: np.ndarray
+    ch_pos_mm: np.ndarray
     seed: int = field(default=0)
     peak_time: int = field(default=0)
     forward_index: int = field(default=-1)

@@ -66,7 +66,7 @@ class Montage:
     @classmethod
     def from_head_model(cls, head) -> Montage:
         """Return the montage of a :class:`~brainforge.anatomy.HeadModel`."""
-        return cls(tuple(head.ch_names), head.ch_pos)
+        return cls(tuple(head.ch_names), head.ch_pos_mm)
 
     @property
     def n_channels(self) -> int:

@@ -24,7 +24,7 @@ class TrainingConfig:
         the model's published loss (DeepSIF: summed MSE, ConvDip: cosine,
         dual-path GRU: cosine + re-projection RMS, CNN-Transformer: MSE).
     optimizer : ``"adam"`` | ``"adamw"``
-        Optimiser.
+        Optimizer.
     learning_rate : float
         Initial learning rate (DeepSIF: 3e-4).
     weight_decay : float
@@ -41,12 +41,12 @@ class TrainingConfig:
     max_epochs : int
         Most epochs.
     patience : int
-        Early stopping: epochs without a better validation localisation error.
+        Early stopping: epochs without a better validation localization error.
     seed : int
         Seeds weights, data, validation set and montage subsets.
     montage_subsets : (int, int) | None
         Train map-based models on a random subset of this many channels per
-        batch (re-referenced and re-normalised), so they work on any montage.
+        batch (re-referenced and re-normalized), so they work on any montage.
     crop_samples : int | None
         Train and validate on windows of this many samples that contain the
         spike peak, instead of whole segments (faster; for tests and probes).

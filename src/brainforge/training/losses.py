@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._errors import BrainForgeError
-from ..synthesis.normalise import normalise_eeg
+from ..synthesis.normalize import normalize_eeg
 
 #: Loss names accepted by :class:`~brainforge.training.TrainingConfig`.
 LOSSES = ("mse", "mse_sum", "cosine", "cosine_reprojection", "relative_mse_cosine")
@@ -41,11 +41,11 @@ def relative_mse(estimate: torch.Tensor, target: torch.Tensor, eps: float = 1e-1
 def reprojection_rms(estimate: torch.Tensor, eeg: torch.Tensor, leadfield: torch.Tensor) -> torch.Tensor:
     """RMS error between the EEG and the estimate projected back through the leadfield.
 
-    Both are normalised as the network input is (time mean, channel mean,
+    Both are normalized as the network input is (time mean, channel mean,
     divided by the max |value| of each sample), since targets and EEG carry
     no common physical scale.
     """
-    reprojected = normalise_eeg(estimate @ leadfield.T)
+    reprojected = normalize_eeg(estimate @ leadfield.T)
     return torch.sqrt(torch.mean((reprojected - eeg) ** 2))
 
 
@@ -58,7 +58,7 @@ def compute_loss(
 ) -> torch.Tensor:
     """Compute the loss ``name`` of sources (B, T, R) against targets (B, T, R).
 
-    ``cosine_reprojection`` (the dual-path GRU's) also needs the normalised
+    ``cosine_reprojection`` (the dual-path GRU's) also needs the normalized
     input ``eeg`` (B, T, C) and the average-referenced ``leadfield`` (C, R).
     """
     if name == "mse":

@@ -1,4 +1,4 @@
-"""Fast localisation metrics used during training (the full published metrics live in evaluation)."""
+"""Fast localization metrics used during training (the full published metrics live in evaluation)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def peak_times(target: torch.Tensor) -> torch.Tensor:
 def peak_patch_error_mm(
     estimate: torch.Tensor, target: torch.Tensor, active: torch.Tensor, distance_mm: torch.Tensor
 ) -> torch.Tensor:
-    """Peak-patch localisation error per sample, mm (the benchmark's ``peak_patch_error_mm``, batched).
+    """Peak-patch localization error per sample, mm (the benchmark's ``peak_patch_error_mm``, batched).
 
     At the time of the largest true activity, the region with the largest
     |estimate| is compared with the true patches: the error is its distance

@@ -8,7 +8,7 @@ import torch
 
 from ..models.base import SourceModel
 from ..synthesis.dataset import densify_sources
-from ..synthesis.normalise import normalise_eeg
+from ..synthesis.normalize import normalize_eeg
 from ..topomap import Montage
 from .config import TrainingConfig
 from .losses import PUBLISHED_LOSS, compute_loss
@@ -19,7 +19,7 @@ MONITOR = "val_peak_patch_error_mm"
 
 
 class SourceLocalizer(pl.LightningModule):
-    """Loss, optimiser, montage subsets and validation metrics around a network.
+    """Loss, optimizer, montage subsets and validation metrics around a network.
 
     Parameters
     ----------
@@ -45,7 +45,7 @@ class SourceLocalizer(pl.LightningModule):
 
     # ------------------------------------------------------------------ helpers
     def _subset(self, eeg: torch.Tensor) -> tuple[torch.Tensor, Montage, torch.Tensor]:
-        """Pick a random channel subset for this step (seeded by seed and step), re-referenced and re-normalised."""
+        """Pick a random channel subset for this step (seeded by seed and step), re-referenced and re-normalized."""
         montage = self.model.montage
         subsets = self.config.montage_subsets
         if subsets is None or not self.model.any_montage:
@@ -54,7 +54,7 @@ class SourceLocalizer(pl.LightningModule):
         n = int(rng.integers(subsets[0], min(subsets[1], montage.n_channels) + 1))
         index = np.sort(rng.choice(montage.n_channels, n, replace=False))
         picks = torch.as_tensor(index, device=eeg.device)
-        return normalise_eeg(eeg.index_select(2, picks)), montage.pick(index), self.leadfield.index_select(0, picks)
+        return normalize_eeg(eeg.index_select(2, picks)), montage.pick(index), self.leadfield.index_select(0, picks)
 
     def _crop(self, batch: dict, random: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """EEG and dense targets in windows of ``crop_samples`` that contain each sample's spike peak.
@@ -81,7 +81,7 @@ class SourceLocalizer(pl.LightningModule):
             sources = densify_sources({**batch, "source_waves": batch["source_waves"][rows, window]})["sources"]
         else:
             sources = batch["sources"][rows, window]
-        return normalise_eeg(eeg[rows, window]), sources
+        return normalize_eeg(eeg[rows, window]), sources
 
     def _loss(self, estimate, sources, eeg, leadfield) -> torch.Tensor:
         leadfield = leadfield - leadfield.mean(dim=0)
@@ -93,7 +93,7 @@ class SourceLocalizer(pl.LightningModule):
         return self.model(eeg, montage)
 
     def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
-        """One optimisation step on a batch of on-the-fly samples."""
+        """One optimization step on a batch of on-the-fly samples."""
         eeg, sources = self._crop(batch, random=True)
         eeg, montage, leadfield = self._subset(eeg)
         estimate = self.model(eeg, montage)
@@ -102,7 +102,7 @@ class SourceLocalizer(pl.LightningModule):
         return loss
 
     def validation_step(self, batch: dict, batch_index: int) -> None:
-        """Loss and peak-region localisation error on the fixed validation set (full montage)."""
+        """Loss and peak-region localization error on the fixed validation set (full montage)."""
         eeg, sources = self._crop(batch, random=False)
         estimate = self.model(eeg)
         loss = self._loss(estimate, sources, eeg, self.leadfield)

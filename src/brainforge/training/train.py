@@ -60,7 +60,7 @@ class TrainingResult:
     model : SourceModel
         The trained network (best weights, eval mode).
     global_step : int
-        Optimiser steps taken over all sessions of the run.
+        Optimizer steps taken over all sessions of the run.
     cpu_seconds : float | None
         CPU time spent over all sessions (main process and its data workers),
         when ``max_cpu_time`` measured it.
@@ -183,7 +183,7 @@ class CpuTimeBudget(Callback):
     max_seconds : float
         CPU-time budget of the whole run, s.
     check_every : int
-        Check the clock every this many optimiser steps.
+        Check the clock every this many optimizer steps.
     """
 
     def __init__(self, max_seconds: float, check_every: int = 1):

@@ -1,12 +1,12 @@
-"""DeepSIF's input normalisation: the one definition used by synthesis, training and every solver."""
+"""DeepSIF's input normalization: the one definition used by synthesis, training and every solver."""
 
 from __future__ import annotations
 
 import numpy as np
 
 
-def normalise_eeg(eeg, *, return_scale: bool = False):
-    """Normalise EEG shaped (..., n_times, n_channels) as DeepSIF does.
+def normalize_eeg(eeg, *, return_scale: bool = False):
+    """Normalize EEG shaped (..., n_times, n_channels) as DeepSIF does.
 
     Remove each channel's mean over time, then each sample's mean over the
     channels (the average reference), and divide each segment by its largest
@@ -21,7 +21,7 @@ def normalise_eeg(eeg, *, return_scale: bool = False):
 
     Returns
     -------
-    normalised : numpy.ndarray of float32 | torch.Tensor
+    normalized : numpy.ndarray of float32 | torch.Tensor
         NumPy input gives float32 (computed in the input's precision); a
         tensor keeps its dtype and device.
     scale : numpy.ndarray | torch.Tensor, shape (...)
@@ -33,12 +33,12 @@ def normalise_eeg(eeg, *, return_scale: bool = False):
         eeg = eeg - eeg.mean(axis=-2, keepdims=True)
         eeg -= eeg.mean(axis=-1, keepdims=True)
         scale = np.maximum(np.abs(eeg).max(axis=(-2, -1)), np.finfo(np.float32).tiny)
-        normalised = (eeg / scale[..., None, None]).astype(np.float32)
+        normalized = (eeg / scale[..., None, None]).astype(np.float32)
     else:
         import torch
 
         eeg = eeg - eeg.mean(dim=-2, keepdim=True)
         eeg = eeg - eeg.mean(dim=-1, keepdim=True)
         scale = eeg.abs().amax(dim=(-2, -1)).clamp_min(torch.finfo(eeg.dtype).tiny)
-        normalised = eeg / scale[..., None, None]
-    return (normalised, scale) if return_scale else normalised
+        normalized = eeg / scale[..., None, None]
+    return (normalized, scale) if return_scale else normalized
