@@ -83,7 +83,7 @@ def test_ant_cnt_reads_like_fif(spikes_500, tmp_path):
         localize_file(path, tmp_path / name, "sloreta", report=False)
         tables.append(pd.read_parquet(tmp_path / name / "region_timecourses.parquet").to_numpy()[:, 1:])
     from_fif, from_cnt = tables
-    # .cnt stores integers of 1/128 uV: a tiny quantisation against 20-uV EEG.
+    # .cnt stores integers of 1/128 uV: a tiny quantization against 20-uV EEG.
     np.testing.assert_allclose(from_cnt, from_fif, rtol=0, atol=2e-3 * np.abs(from_fif).max())
     events = localize_file(cnt, tmp_path / "events", "sloreta", events=("spike_co",), tmin=-0.1, tmax=0.1)
     inside = [t for t in truth if t.kind == "cortical" and 0.1 <= t.time_s <= raw.times[-1] - 0.1]

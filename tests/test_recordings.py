@@ -247,7 +247,7 @@ def test_kill_during_writing_leaves_nothing_behind(recording_1k, tmp_path):
 
 
 @pytest.mark.parametrize(("n_times", "length", "step"), [(100, 16, 8), (103, 16, 8), (50, 10, 3), (40, 12, 12)])
-def test_vectorised_overlap_add_equals_window_by_window(n_times, length, step):
+def test_vectorized_overlap_add_equals_window_by_window(n_times, length, step):
     from brainforge.inverse.solvers import _overlap_add
 
     rng = np.random.default_rng(n_times)

@@ -51,7 +51,7 @@ def ray_mesh_distance(
 ) -> np.ndarray:
     """Distance along each ray to its farthest hit of a closed mesh.
 
-    Vectorised Moller-Trumbore intersection. Taking the farthest hit gives
+    Vectorized Moller-Trumbore intersection. Taking the farthest hit gives
     the outer envelope of the surface as seen from ``origin``, which is
     star-shaped around it.
 
@@ -107,7 +107,7 @@ def ray_mesh_hits(
 def farthest_hits(
     directions: np.ndarray, v0: np.ndarray, edge1: np.ndarray, edge2: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Vectorised Moller-Trumbore: each ray's farthest hit among its candidate triangles.
+    """Vectorized Moller-Trumbore: each ray's farthest hit among its candidate triangles.
 
     Parameters
     ----------

@@ -84,7 +84,7 @@ def _structure_of(kind: str, xyz: np.ndarray) -> str:
 
 
 def subcortical_roi_centres() -> dict[str, np.ndarray]:
-    """ROI centres (mm) of each lateralised subcortical structure.
+    """ROI centres (mm) of each lateralized subcortical structure.
 
     Returns
     -------

@@ -558,7 +558,7 @@ def _overlap_add(total: np.ndarray, weight: np.ndarray, estimate: np.ndarray, st
     """Add windows ``estimate`` (B, L, R) starting at ``starts`` into ``total`` (T, R), and ``taper`` into ``weight``.
 
     Windows on a regular grid whose step divides their length are added in
-    ``L / step`` vectorised slices; any other window (the last one, aligned to
+    ``L / step`` vectorized slices; any other window (the last one, aligned to
     the end) is added on its own.
     """
     length = estimate.shape[1]

@@ -113,7 +113,7 @@ def _mix_and_normalize(
             row[t] = value
             time_means[t] += value
     time_means /= n_channels
-    largest = np.zeros(n_times)  # per time sample: a max over channels vectorises, one over all does not
+    largest = np.zeros(n_times)  # per time sample: a max over channels vectorizes, one over all does not
     for c in range(n_channels):
         row = clean[c]
         for t in range(n_times):

@@ -84,7 +84,7 @@ def write_test_set(
         sensor_snr = np.zeros(n_samples)
         noise = np.zeros(n_samples, np.int8)
         seeds = np.zeros(n_samples, np.int64)
-        for i in tqdm(range(n_samples), desc="synthesising", unit="sample", disable=not progress):
+        for i in tqdm(range(n_samples), desc="synthesizing", unit="sample", disable=not progress):
             sample = first if i == 0 else generator.sample(sample_seed(seed, i))
             eeg[i] = sample.eeg
             sources[i] = sample.sources
