@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._logging import verbose
 from ..inverse.uncertainty import UncertaintyConfig, region_confidence
 
 
@@ -99,6 +100,7 @@ def distance_to_set(centres: np.ndarray, regions: np.ndarray, region_distance: n
     return float(region_distance[np.ix_(centres, regions)].min())
 
 
+@verbose
 def calibrate_confidence(
     solver,
     head,
@@ -108,6 +110,7 @@ def calibrate_confidence(
     max_samples: int | None = None,
     label: str | None = None,
     progress: bool = False,
+    verbose: bool | str | int | None = None,
 ) -> CalibrationResult:
     """Measure the coverage of the bootstrap confidence set on stored test sets and calibrate its margin.
 
@@ -127,6 +130,9 @@ def calibrate_confidence(
         Name of the solver in the result.
     progress : bool
         Show a progress bar.
+    verbose : bool | str | int | None
+        Log level of MNE and BrainForge during the call (``"info"``, ``"warning"``, ...);
+        None keeps the current one.
 
     Returns
     -------

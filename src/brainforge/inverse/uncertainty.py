@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._errors import BrainForgeError
+from .._logging import verbose
 
 #: Fewest noise-pool samples (outside the peak's neighbourhood) a segment must have.
 MIN_NOISE_SAMPLES = 50
@@ -136,8 +137,15 @@ def confidence_set(resample_peaks: np.ndarray, region_distance: np.ndarray, leve
     return np.flatnonzero((region_distance[:, core] <= margin_mm).any(axis=1))
 
 
+@verbose
 def region_confidence(
-    solver, eeg: np.ndarray, region_distance: np.ndarray, sfreq: float, config: UncertaintyConfig | None = None
+    solver,
+    eeg: np.ndarray,
+    region_distance: np.ndarray,
+    sfreq: float,
+    config: UncertaintyConfig | None = None,
+    *,
+    verbose: bool | str | int | None = None,
 ) -> RegionConfidence:
     """Bootstrap a fitted solver's estimate of ``eeg`` (n_channels, n_times) into a confidence per region.
 
@@ -153,6 +161,9 @@ def region_confidence(
         Sampling rate, Hz.
     config : UncertaintyConfig | None
         Bootstrap settings (defaults when None).
+    verbose : bool | str | int | None
+        Log level of MNE and BrainForge during the call (``"info"``, ``"warning"``, ...);
+        None keeps the current one.
 
     Returns
     -------

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .._errors import BrainForgeError
+from .._logging import verbose
 from ..anatomy.connectivity import Connectivity, read_connectivity
 from .library import finished_jobs, init_library, job_name, write_job
 from .model import PUBLISHED_SETTINGS, JansenRitParams, check_run
@@ -290,6 +291,7 @@ def _batches(todo: list[tuple[int, int, bool]], size: int) -> list[list[tuple[in
     return [todo[i : i + size] for i in range(0, len(todo), size)]
 
 
+@verbose
 def run_campaign(
     config: CampaignConfig,
     out: str | Path,
@@ -297,6 +299,7 @@ def run_campaign(
     nodes: Sequence[int] | None = None,
     scheduler: str | None = None,
     progress: bool = True,
+    verbose: bool | str | int | None = None,
 ) -> CampaignSummary:
     """Simulate every requested node under every setting and build a spike library.
 
@@ -317,6 +320,9 @@ def run_campaign(
         ``out``.
     progress : bool
         Show a progress bar.
+    verbose : bool | str | int | None
+        Log level of MNE and BrainForge during the call (``"info"``, ``"warning"``, ...);
+        None keeps the current one.
 
     Returns
     -------
@@ -390,7 +396,13 @@ DEFAULT_LIBRARY_CONFIG = CampaignConfig(
 )
 
 
-def default_spike_library(*, scheduler: str | None = "sync", progress: bool = False) -> Path:
+@verbose
+def default_spike_library(
+    *,
+    scheduler: str | None = "sync",
+    progress: bool = False,
+    verbose: bool | str | int | None = None,
+) -> Path:
     """Return the default spike library, building it in the cache on first use (about a minute).
 
     Parameters
@@ -399,6 +411,9 @@ def default_spike_library(*, scheduler: str | None = "sync", progress: bool = Fa
         As in :func:`run_campaign` (in-process by default).
     progress : bool
         Show a progress bar while building.
+    verbose : bool | str | int | None
+        Log level of MNE and BrainForge during the call (``"info"``, ``"warning"``, ...);
+        None keeps the current one.
 
     Returns
     -------

@@ -13,12 +13,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .._errors import BrainForgeError
+from .._logging import verbose
 from .dataset import sample_seed
 from .generator import SampleGenerator
 
 NOISE_CODES = {"white": 0, "pink": 1, "realistic": 2}
 
 
+@verbose
 def write_test_set(
     generator: SampleGenerator,
     n_samples: int,
@@ -27,6 +29,7 @@ def write_test_set(
     seed: int = 0,
     description: dict | None = None,
     progress: bool = True,
+    verbose: bool | str | int | None = None,
 ) -> Path:
     """Draw ``n_samples`` samples and store them, with their metadata, in a Zarr folder.
 
@@ -48,6 +51,9 @@ def write_test_set(
         Extra metadata (for example the forward-model mismatch).
     progress : bool
         Show a progress bar.
+    verbose : bool | str | int | None
+        Log level of MNE and BrainForge during the call (``"info"``, ``"warning"``, ...);
+        None keeps the current one.
 
     Returns
     -------
