@@ -127,6 +127,8 @@ def test_bad_input_is_refused(test_sets, head64, tmp_path):
         run_benchmark(["sloreta"], [tmp_path / "none.zarr"], tmp_path / "out", progress=False)
     with pytest.raises(BrainForgeError, match="No 10-10 subset"):
         BenchmarkConfig(channel_counts=(17,))
+    with pytest.raises(BrainForgeError, match="--lambda2 must be positive"):
+        BenchmarkConfig(solver_lambda2=0.0)
     assert forward_mismatch_label(None) == "matched"
     assert forward_mismatch_label({"conductivity": [0.3, 0.003, 0.3]}) == "skull:0.003"
     # One grammar: the label of the parsed text is the text (a shift is named by its distance).

@@ -57,7 +57,7 @@ def test_load_deepsif_anatomy(deepsif):
     assert adjacency.sum(axis=1).min() > 0
     assert deepsif.connectivity.n_nodes == 998
     # Region centres ~7.4 mm from the nearest other centre (shared/data README).
-    distance = deepsif.region_distance + np.eye(994) * 1e9
+    distance = deepsif.region_distance_mm + np.eye(994) * 1e9
     assert 6 < np.median(distance.min(axis=1)) < 9
 
 

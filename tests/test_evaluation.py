@@ -36,7 +36,7 @@ def test_otsu_threshold_splits_two_groups():
 
 def test_perfect_estimate(head100):
     truth, patches, centres, _ = _case(head100)
-    metrics = evaluate(truth, truth, patches, centres, head100.region_distance, head100.region_adjacency)
+    metrics = evaluate(truth, truth, patches, centres, head100.region_distance_mm, head100.region_adjacency)
     assert metrics["loc_error_mm"] == 0 and metrics["precision"] == 1 and metrics["recall"] == 1
     assert metrics["correlation"] == pytest.approx(1.0)
     assert metrics["peak_centre_error_mm"] == 0 and metrics["mle_mm"] == 0 and metrics["dice"] == 1
@@ -50,8 +50,8 @@ def test_estimate_shifted_by_one_region(head100):
     neighbour = int(head100.region_adjacency[10].indices[0])
     estimate = np.zeros_like(truth)
     estimate[neighbour] = wave
-    distance = head100.region_distance[10, neighbour]
-    metrics = evaluate(estimate, truth, patches, centres, head100.region_distance, head100.region_adjacency)
+    distance = head100.region_distance_mm[10, neighbour]
+    metrics = evaluate(estimate, truth, patches, centres, head100.region_distance_mm, head100.region_adjacency)
     assert metrics["loc_error_mm"] == pytest.approx(distance)
     assert metrics["peak_centre_error_mm"] == pytest.approx(distance)
     assert 0 <= metrics["peak_patch_error_mm"] <= metrics["peak_centre_error_mm"]
@@ -63,10 +63,10 @@ def test_blurring_raises_dispersion(head100):
     truth, patches, _, _ = _case(head100)
     adjacency = head100.region_adjacency.astype(float)
     blurred = truth.copy()
-    dispersions = [spatial_dispersion_mm(blurred, patches, head100.region_distance)]
+    dispersions = [spatial_dispersion_mm(blurred, patches, head100.region_distance_mm)]
     for _ in range(3):
         blurred = blurred + adjacency @ blurred
-        dispersions.append(spatial_dispersion_mm(blurred, patches, head100.region_distance))
+        dispersions.append(spatial_dispersion_mm(blurred, patches, head100.region_distance_mm))
     assert dispersions[0] == 0 and np.all(np.diff(dispersions) > 0)
 
 
@@ -77,10 +77,10 @@ def test_whole_window_versus_spike_window(head100):
     estimate = truth + 0.05 * rng.standard_normal(truth.shape)
     window = spike_window(truth, 500.0)
     assert window.stop - window.start == 25
-    full = deepsif_metrics(estimate, truth, patches, centres, head100.region_distance)
-    spike = deepsif_metrics(estimate[:, window], truth[:, window], patches, centres, head100.region_distance)
+    full = deepsif_metrics(estimate, truth, patches, centres, head100.region_distance_mm)
+    spike = deepsif_metrics(estimate[:, window], truth[:, window], patches, centres, head100.region_distance_mm)
     assert spike["loc_error_mm"] < full["loc_error_mm"]
-    assert esinet_metrics(estimate, truth, head100.region_distance, head100.region_adjacency)["mle_mm"] == 0
+    assert esinet_metrics(estimate, truth, head100.region_distance_mm, head100.region_adjacency)["mle_mm"] == 0
 
 
 @pytest.fixture(scope="module")
@@ -249,7 +249,7 @@ def test_training_peak_patch_error_is_the_benchmarks(head100):
         estimates.append(target * 0.3 + rng.normal(size=target.shape) * 0.2)
         patches.append(patch)
     expected = [
-        peak_patch_error_mm(e, t, [p], head100.region_distance)
+        peak_patch_error_mm(e, t, [p], head100.region_distance_mm)
         for e, t, p in zip(estimates, targets, patches, strict=True)
     ]
     active = torch.zeros(len(patches), n_regions, dtype=torch.bool)
@@ -257,7 +257,7 @@ def test_training_peak_patch_error_is_the_benchmarks(head100):
         active[row, patch] = True
     got = batched(
         torch.as_tensor(np.stack(estimates)).transpose(1, 2), torch.as_tensor(np.stack(targets)).transpose(1, 2),
-        active, torch.as_tensor(head100.region_distance),
+        active, torch.as_tensor(head100.region_distance_mm),
     )  # fmt: skip
     np.testing.assert_allclose(got.numpy(), expected)
     assert 0 < np.count_nonzero(expected) < len(expected)  # some peaks inside a patch, some outside

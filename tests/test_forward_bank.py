@@ -117,3 +117,18 @@ def test_shifted_cap_head_model_matches_the_bank_interpolation(head64, bank):
     interpolated = placement_leadfield(head64, bank, shifted.ch_pos_mm, 0)
     scale = np.abs(shifted.region_leadfield).max()
     assert np.abs(interpolated - shifted.region_leadfield).max() < 1e-9 * scale
+
+
+def test_save_and_read_round_trip_including_files_written_before_the_unit_names(bank, tmp_path):
+    from brainforge.anatomy.forward_bank import read_forward_bank
+
+    bank.save(tmp_path / "bank.npz")
+    back = read_forward_bank(tmp_path / "bank.npz")
+    np.testing.assert_array_equal(back.ch_pos_mm, bank.ch_pos_mm)
+    np.testing.assert_array_equal(back.nominal_pos_mm, bank.nominal_pos_mm)
+    with np.load(tmp_path / "bank.npz") as data:
+        arrays = {key.replace("pos_mm", "pos"): data[key] for key in data.files}  # ch_pos, nominal_pos
+    np.savez(tmp_path / "legacy.npz", **arrays)
+    old = read_forward_bank(tmp_path / "legacy.npz")
+    np.testing.assert_array_equal(old.ch_pos_mm, bank.ch_pos_mm)
+    np.testing.assert_array_equal(old.nominal_pos_mm, bank.nominal_pos_mm)

@@ -22,7 +22,7 @@ def test_shapes_and_layout(head64):
     np.testing.assert_array_equal(adjacency, adjacency.T)
     assert not adjacency.diagonal().any()
     assert not adjacency[:1000, 1000:].any()  # no cortical-deep edges
-    distance = h.region_distance
+    distance = h.region_distance_mm
     np.testing.assert_allclose(distance, distance.T)
     # Neighbouring cortical regions are ~1 cm apart, as in the published setup.
     assert 5 < np.median(distance[:1000, :1000][adjacency[:1000, :1000]]) < 15

@@ -30,7 +30,7 @@ def test_default_model_and_sloreta_localize_on_a_shifted_cap(spike_library, tmp_
         BenchmarkConfig(n_bootstrap=50, seed=0), head=template, progress=False,
     )  # fmt: skip
     samples = result.samples
-    chance = float(np.median(template.region_distance))
+    chance = float(np.median(template.region_distance_mm))
     for solver in dict.fromkeys(samples.solver):
         mine = samples[samples.solver == solver]
         print(f"{solver}: median peak-centre error {np.median(mine.peak_centre_error_mm):.1f} mm, chance {chance:.1f}")

@@ -53,6 +53,31 @@ def test_verbose_holds_for_the_call_only_and_none_keeps_the_current_level():
     with pytest.raises(TypeError, match="keyword-only"):
         verbose(lambda verbose=None: None)
 
+    def chunks(*, verbose=None):
+        yield 1
+
+    with pytest.raises(TypeError, match="generator"):
+        verbose(chunks)
+
+
+def test_brainforge_messages_reach_the_console_at_the_set_level(capsys):
+    set_log_level("info")
+    BRAINFORGE.info("epoch 3 done")
+    set_log_level("warning")
+    BRAINFORGE.info("not shown")
+    err = capsys.readouterr().err
+    assert "epoch 3 done" in err and "not shown" not in err
+
+
+def test_quiet_level_keeps_warnings_and_follows_a_stricter_level():
+    """Per-block filtering and LCMV run at quiet_level: warnings pass, verbose="error" silences them."""
+    from brainforge._logging import quiet_level
+
+    set_log_level("info")
+    assert quiet_level() == logging.WARNING
+    with use_log_level("error"):
+        assert quiet_level() == logging.ERROR
+
 
 class _Collect(logging.Handler):
     def __init__(self):
@@ -73,9 +98,14 @@ def test_solver_messages_follow_verbose(head64):
         ClassicalSolver("sloreta").fit(head64)
         assert not any("inverse operator" in message for message in collect.messages)
         ClassicalSolver("sloreta", verbose="info").fit(head64)
+        assert any("Preparing the inverse operator" in message for message in collect.messages)
+        # LCMV runs MNE per segment: at info level its per-call progress messages stay out of the log.
+        lcmv = ClassicalSolver("lcmv", verbose="info").fit(head64)
+        collect.messages.clear()
+        lcmv.apply_regions(np.random.default_rng(0).normal(size=(head64.n_channels, 200)))
+        assert collect.messages == []
     finally:
         mne.utils.logger.removeHandler(collect)
-    assert any("Preparing the inverse operator" in message for message in collect.messages)
     assert mne.utils.logger.level == logging.WARNING  # back after the call
 
 

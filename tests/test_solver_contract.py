@@ -96,7 +96,7 @@ def test_fit_sets_underscored_state_and_apply_gives_region_time_courses(name, fi
 
 
 @pytest.mark.parametrize("name", SOLVERS)
-def test_apply_returns_an_mne_source_estimate_that_holds_the_region_time_courses(name, fitted, head100):
+def test_apply_returns_an_mne_source_estimate_that_holds_the_region_time_courses(name, fitted, head100, head64):
     import mne
 
     from brainforge.inverse import region_mean_matrix
@@ -117,6 +117,8 @@ def test_apply_returns_an_mne_source_estimate_that_holds_the_region_time_courses
     np.testing.assert_allclose(means, regions, rtol=0, atol=1e-6 * np.abs(regions).max())
     if name in LINEAR:  # a dipole-level estimate of its own, not the region means spread over dipoles
         assert not np.allclose(stc.data, regions[head100.source_region])
+    with pytest.raises(BrainForgeError, match="pass the head model the solver was fitted on"):
+        solver.apply_regions(eeg).to_source_estimate(head64)  # 1014 regions, not the fitted head's 114
 
 
 @pytest.mark.parametrize("name", SOLVERS)

@@ -53,7 +53,7 @@ def _renormalize(eeg):
 
 
 def _chance(held_out, head):
-    distance = torch.as_tensor(head.region_distance, dtype=torch.float32)
+    distance = torch.as_tensor(head.region_distance_mm, dtype=torch.float32)
     return float(random_region_error_mm(torch.as_tensor(held_out["active"]), distance).mean())
 
 
@@ -70,7 +70,7 @@ def _check_learns(name, params, config, generator, head, held_out, tmp_path):
     torch.manual_seed(config.seed)
     untrained = build_model(name, head.n_regions, Montage.from_head_model(head), **params)
     result = train(name, generator, tmp_path / name, config, model_params=params, progress=False)
-    distance = head.region_distance
+    distance = head.region_distance_mm
     arrays = dict(held_out, eeg=_renormalize(held_out["eeg"]))
     with torch.inference_mode():
         trained_error = _peak_error(result.model, arrays, distance, None)
@@ -95,7 +95,7 @@ def test_cnn_transformer_on_montage_subsets_works_on_unseen_montages(generator, 
     picks = [head100.ch_names.index(n) for n in CHANNEL_SUBSETS["1010-16"]]
     arrays = dict(held_out, eeg=_renormalize(held_out["eeg"][..., picks]))
     with torch.inference_mode():
-        sixteen = _peak_error(result.model, arrays, head100.region_distance, montage.pick(picks))
+        sixteen = _peak_error(result.model, arrays, head100.region_distance_mm, montage.pick(picks))
     chance = _chance(held_out, head100)
     print(f"16 channels: {sixteen:.1f} mm, 64 channels: {full:.1f} mm, chance {chance:.1f} mm")
     assert sixteen < 0.6 * chance
@@ -119,7 +119,7 @@ def test_compact_batches_crop_as_dense_ones(generator, head100):
         generator.head, generator.library, SynthesisConfig(n_sources=(1, 3), overlap=True, max_onset_delay_ms=100)
     )
     model = build_model("cnn_transformer", head100.n_regions, Montage.from_head_model(head100), **CNN)
-    module = SourceLocalizer(model, TINY, head100.region_distance, head100.region_leadfield)
+    module = SourceLocalizer(model, TINY, head100.region_distance_mm, head100.region_leadfield)
     for gen in (generator, overlapping):
         compact = next(iter(SyntheticEEGDataset(gen, n_samples=16, seed=2, batch_size=16).loader()))
         dense = densify_sources(compact)

@@ -31,9 +31,9 @@ def _segments(head, library, snr_db: float, n: int, seed: int = 0):
 
 def test_same_seed_same_confidence_and_other_seed_other_replicates(head64, spike_library, sloreta):
     eeg, _ = next(_segments(head64, spike_library, 5.0, 1))
-    first = region_confidence(sloreta, eeg, head64.region_distance, 500.0, UncertaintyConfig(seed=3))
-    again = region_confidence(sloreta, eeg, head64.region_distance, 500.0, UncertaintyConfig(seed=3))
-    other = region_confidence(sloreta, eeg, head64.region_distance, 500.0, UncertaintyConfig(seed=4))
+    first = region_confidence(sloreta, eeg, head64.region_distance_mm, 500.0, UncertaintyConfig(seed=3))
+    again = region_confidence(sloreta, eeg, head64.region_distance_mm, 500.0, UncertaintyConfig(seed=3))
+    other = region_confidence(sloreta, eeg, head64.region_distance_mm, 500.0, UncertaintyConfig(seed=4))
     np.testing.assert_array_equal(first.confidence, again.confidence)
     np.testing.assert_array_equal(first.spread, again.spread)
     np.testing.assert_array_equal(first.confidence_set, again.confidence_set)
@@ -48,7 +48,7 @@ def test_confidence_is_wider_at_5_db_than_at_20_db(head64, spike_library, sloret
     for snr in (5.0, 20.0):
         sizes, spreads = [], []
         for eeg, _ in _segments(head64, spike_library, snr, 12):
-            confidence = region_confidence(sloreta, eeg, head64.region_distance, 500.0, UncertaintyConfig())
+            confidence = region_confidence(sloreta, eeg, head64.region_distance_mm, 500.0, UncertaintyConfig())
             sizes.append(confidence.set_size())
             spreads.append(confidence.spread[:, confidence.peak_time].mean())
         widths[snr] = (np.mean(sizes), np.mean(spreads))
@@ -57,7 +57,7 @@ def test_confidence_is_wider_at_5_db_than_at_20_db(head64, spike_library, sloret
 
 
 def test_confidence_set_holds_the_level_and_the_margin_widens_it(head64):
-    distance = head64.region_distance
+    distance = head64.region_distance_mm
     peaks = np.array([5] * 6 + [7] * 3 + [9])
     core = confidence_set(peaks, distance, 0.9, 0.0)
     assert set(core) == {5, 7}  # 9 of 10 replicate peaks
@@ -70,7 +70,7 @@ def test_confidence_set_holds_the_level_and_the_margin_widens_it(head64):
 def test_too_short_a_segment_for_a_noise_estimate_says_so(head64, sloreta):
     eeg = np.random.default_rng(0).standard_normal((head64.n_channels, 60))
     with pytest.raises(BrainForgeError, match="too few to estimate its noise"):
-        region_confidence(sloreta, eeg, head64.region_distance, 500.0)
+        region_confidence(sloreta, eeg, head64.region_distance_mm, 500.0)
 
 
 def test_conformal_margin_and_wilson_interval():

@@ -14,10 +14,29 @@ import contextlib
 import functools
 import inspect
 import logging
+import sys
 
 from ._errors import BrainForgeError
 
 logger = logging.getLogger("brainforge")
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Write to whatever ``sys.stderr`` is at the time (notebooks and test capture replace it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+if not logger.handlers:  # as MNE does for its own logger: messages at the set level reach the console
+    _handler = _StderrHandler()
+    _handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(_handler)
 
 
 def _level(verbose: bool | str | int) -> int:
@@ -50,6 +69,17 @@ def set_log_level(verbose: bool | str | int) -> None:
     logger.setLevel(level)
 
 
+def quiet_level() -> int:
+    """Return MNE's current log level, but at least WARNING: for MNE calls repeated per block or sample.
+
+    Their warnings pass (and ``verbose="error"`` still silences them); their
+    progress messages, the same at every repetition, do not flood the log.
+    """
+    import mne
+
+    return max(logging.WARNING, mne.utils.logger.getEffectiveLevel())
+
+
 @contextlib.contextmanager
 def use_log_level(verbose: bool | str | int | None):
     """Hold MNE's and BrainForge's log level at ``verbose`` inside a ``with`` block (None: unchanged)."""
@@ -75,6 +105,8 @@ def verbose(function):
     object's ``verbose`` attribute (an estimator's constructor parameter);
     None leaves the current levels.
     """
+    if inspect.isgeneratorfunction(function):
+        raise TypeError(f"{function.__qualname__} is a generator: a call-scoped level would end before its body runs")
     parameters = inspect.signature(function).parameters
     if "verbose" in parameters:
         if parameters["verbose"].kind is not inspect.Parameter.KEYWORD_ONLY:

@@ -205,7 +205,7 @@ class ForwardBank:
         Their barycentric weights.
     ch_pos_mm : array, shape (n_placements, n_channels, 3)
         Where each forward model puts the electrodes, mm.
-    nominal_pos : array, shape (n_channels, 3)
+    nominal_pos_mm : array, shape (n_channels, 3)
         The head model's electrode positions, mm.
     build_seconds : float
         Time to build (0 when read from the cache).
@@ -220,7 +220,7 @@ class ForwardBank:
     vertex_index: np.ndarray
     vertex_weight: np.ndarray
     ch_pos_mm: np.ndarray
-    nominal_pos: np.ndarray
+    nominal_pos_mm: np.ndarray
     build_seconds: float = 0.0
 
     @property
@@ -235,7 +235,7 @@ class ForwardBank:
 
     def displacement_mm(self) -> np.ndarray:
         """Distance of every electrode of every forward model from its nominal position, mm."""
-        return np.linalg.norm(self.ch_pos_mm - self.nominal_pos, axis=2)
+        return np.linalg.norm(self.ch_pos_mm - self.nominal_pos_mm, axis=2)
 
     def region_leadfield(self, index: int, channels: np.ndarray | None = None) -> np.ndarray:
         """Region leadfield (n_channels, n_regions) of forward model ``index``, reference-free."""
@@ -264,8 +264,9 @@ def read_forward_bank(fname: str | Path) -> ForwardBank:
         values = json.loads(str(data["config"]))
         values["skull_conductivity"] = tuple(values["skull_conductivity"])
         arrays = {k: data[k] for k in data.files if k != "config"}
-    if "ch_pos" in arrays:  # a file written before the name carried its unit
-        arrays["ch_pos_mm"] = arrays.pop("ch_pos")
+    for legacy in ("ch_pos", "nominal_pos"):  # files written before the names carried their unit
+        if legacy in arrays:
+            arrays[f"{legacy}_mm"] = arrays.pop(legacy)
     return ForwardBank(config=ForwardBankConfig(**values), **arrays)
 
 
@@ -435,7 +436,7 @@ def make_forward_bank(
             vertex_index=vertex_index,
             vertex_weight=vertex_weight,
             ch_pos_mm=ch_pos_mm,
-            nominal_pos=np.asarray(head.ch_pos_mm, float),
+            nominal_pos_mm=np.asarray(head.ch_pos_mm, float),
             build_seconds=seconds,
         )
 

@@ -186,7 +186,7 @@ class HeadModel:
         return mask
 
     @property
-    def region_distance(self) -> np.ndarray:
+    def region_distance_mm(self) -> np.ndarray:
         """Euclidean distance between region centres, mm, shape (n_regions, n_regions)."""
         return cdist(self.region_centres_mm, self.region_centres_mm)
 

@@ -168,7 +168,7 @@ def _rows_for_test_set(
     test_channels = list(meta["ch_names"])
     n_samples = len(test) if config.max_samples is None else min(len(test), config.max_samples)
     forward = forward_mismatch_label(meta.get("forward_mismatch"))
-    distance, adjacency, deep = head.region_distance, head.region_adjacency, head.region_is_deep
+    distance, adjacency, deep = head.region_distance_mm, head.region_adjacency, head.region_is_deep
     sets = _channel_sets(test_channels, config.channel_counts)
     runnable = {}  # (solver, set index) -> fitted solver, or None when it cannot run
     rows: list[dict] = []

@@ -86,6 +86,8 @@ class BenchmarkConfig:
             raise BrainForgeError(f"confidence must lie in (0, 1), got {self.confidence}.")
         if self.max_samples is not None and self.max_samples < 1:
             raise BrainForgeError(f"max_samples must be >= 1, got {self.max_samples}.")
+        if not self.solver_lambda2 > 0:
+            raise BrainForgeError(f"--lambda2 must be positive, got {self.solver_lambda2} (MNE's default is 1/9).")
         if self.channel_counts is not None:
             from ..anatomy import CHANNEL_SUBSETS
 

@@ -95,9 +95,9 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     return float(centre - half), float(centre + half)
 
 
-def distance_to_set(centres: np.ndarray, regions: np.ndarray, region_distance: np.ndarray) -> float:
+def distance_to_set(centres: np.ndarray, regions: np.ndarray, region_distance_mm: np.ndarray) -> float:
     """Distance from the nearest true centre to the nearest region of a set, mm."""
-    return float(region_distance[np.ix_(centres, regions)].min())
+    return float(region_distance_mm[np.ix_(centres, regions)].min())
 
 
 @verbose
@@ -145,7 +145,7 @@ def calibrate_confidence(
     from .benchmark import check_test_set_head
 
     config = replace(config or UncertaintyConfig(), margin_mm=0.0)
-    distance = head.region_distance
+    distance = head.region_distance_mm
     rows = []
     for path in map(Path, test_sets):
         test = read_test_set(path)

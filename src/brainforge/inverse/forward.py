@@ -64,10 +64,10 @@ def make_forward(head, sfreq: float = 500.0, *, verbose: bool | str | int | None
         raise BrainForgeError("The head model's leadfield has NaN or infinite values; rebuild it.")
     free = (gain[:, :, None] * normals[None, :, :]).reshape(len(gain), -1)  # (C, 3S), head frame
     info = make_info(head, sfreq)
-    src = mne.setup_volume_source_space(pos=dict(rr=positions * 1e-3, nn=normals))
+    # Silenced: a placeholder computation (source space, sphere, forward) whose gain is discarded
+    # below; its messages (sphere radius, sources computed) would describe a model the user never gets.
+    src = mne.setup_volume_source_space(pos=dict(rr=positions * 1e-3, nn=normals), verbose="error")
     identity = mne.transforms.Transform("head", "mri")
-    # The only silenced MNE calls: a placeholder computation whose gain is discarded below; its
-    # messages (sphere fits, sources computed) would describe a model the user never gets.
     sphere = mne.make_sphere_model(r0=(0.0, 0.0, 0.0), head_radius=PLACEHOLDER_SPHERE_RADIUS_M, verbose="error")
     forward = mne.make_forward_solution(info, identity, src, sphere, meg=False, eeg=True, mindist=0.0, verbose="error")
     if forward["nsource"] != gain.shape[1]:

@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._errors import BrainForgeError
+from .._logging import quiet_level
 from .._logging import verbose as _verbose
 from .forward import make_forward, make_info
 
@@ -82,6 +83,11 @@ class SourceActivity:
             raise BrainForgeError(
                 "This head model has regions but no dipoles, so there is no source estimate to build; "
                 "use apply_regions() for region time courses."
+            )
+        if self.data.shape[0] != head.n_regions:
+            raise BrainForgeError(
+                f"The activity has {self.data.shape[0]} regions but the head model {head.n_regions}; "
+                "pass the head model the solver was fitted on."
             )
         vertex_data = self.vertex_data if self.vertex_data is not None else self.data[head.source_region]
         return source_estimate(vertex_data, head, tmin, self.sfreq)
@@ -363,17 +369,19 @@ class ClassicalSolver(InverseSolver):
         import mne
         from mne.beamformer import apply_lcmv, make_lcmv
 
-        evoked = mne.EvokedArray(eeg, self.info_).apply_proj()
+        # Run per segment or block: MNE's warnings pass, its per-call progress messages do not.
+        level = quiet_level()
+        evoked = mne.EvokedArray(eeg, self.info_, verbose=level).apply_proj(verbose=level)
         centred = evoked.data - evoked.data.mean(axis=1, keepdims=True)
         data_cov = mne.Covariance(
             centred @ centred.T / (eeg.shape[1] - 1), list(self.info_["ch_names"]), [], self.info_["projs"],
-            eeg.shape[1] - 1,
+            eeg.shape[1] - 1, verbose=level,
         )  # fmt: skip
         filters = make_lcmv(
             self.info_, self.fixed_forward_, data_cov, reg=self.reg, noise_cov=self.noise_cov_,
-            weight_norm="unit-noise-gain-invariant", rank="info",
+            weight_norm="unit-noise-gain-invariant", rank="info", verbose=level,
         )  # fmt: skip
-        return apply_lcmv(evoked, filters).data
+        return apply_lcmv(evoked, filters, verbose=level).data
 
 
 class LearnedSolver(InverseSolver):
@@ -593,7 +601,7 @@ def make_solver(name: str, **options) -> InverseSolver:
         :data:`CLASSICAL_SOLVERS`, any case) or a trained-model folder.
     **options
         Parameters of the solver: ``lambda2`` for a classical method,
-        ``batch_size`` and ``overlap`` for a network. A parameter the solver
+        ``batch_size`` and ``overlap`` for a network, ``verbose`` for both. A parameter the solver
         does not take is a one-line error, never dropped.
 
     Returns

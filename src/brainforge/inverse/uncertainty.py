@@ -125,23 +125,23 @@ def noise_pool(eeg: np.ndarray, peak_time: int, exclude: int) -> np.ndarray:
     return pool - pool.mean(axis=1, keepdims=True)
 
 
-def confidence_set(resample_peaks: np.ndarray, region_distance: np.ndarray, level: float, margin_mm: float):
+def confidence_set(resample_peaks: np.ndarray, region_distance_mm: np.ndarray, level: float, margin_mm: float):
     """Return the fewest regions holding ``level`` of the replicate peaks, widened by ``margin_mm``."""
-    counts = np.bincount(resample_peaks, minlength=region_distance.shape[0])
+    counts = np.bincount(resample_peaks, minlength=region_distance_mm.shape[0])
     order = np.argsort(-counts, kind="stable")
     needed = int(np.ceil(level * len(resample_peaks) - 1e-9))
     n_core = int(np.searchsorted(np.cumsum(counts[order]), needed) + 1)
     core = order[:n_core]
     if margin_mm <= 0:
         return np.sort(core)
-    return np.flatnonzero((region_distance[:, core] <= margin_mm).any(axis=1))
+    return np.flatnonzero((region_distance_mm[:, core] <= margin_mm).any(axis=1))
 
 
 @verbose
 def region_confidence(
     solver,
     eeg: np.ndarray,
-    region_distance: np.ndarray,
+    region_distance_mm: np.ndarray,
     sfreq: float,
     config: UncertaintyConfig | None = None,
     *,
@@ -155,8 +155,8 @@ def region_confidence(
         A fitted solver (classical or network).
     eeg : array, shape (n_channels, n_times)
         The segment, as the solver takes it.
-    region_distance : array, shape (n_regions, n_regions)
-        Region-centre distances, mm (``head.region_distance``).
+    region_distance_mm : array, shape (n_regions, n_regions)
+        Region-centre distances, mm (``head.region_distance_mm``).
     sfreq : float
         Sampling rate, Hz.
     config : UncertaintyConfig | None
@@ -194,9 +194,9 @@ def region_confidence(
     mean = total / config.n_resamples
     spread = np.sqrt(np.maximum(total_sq / config.n_resamples - mean**2, 0.0) * config.n_resamples
                      / (config.n_resamples - 1))  # fmt: skip
-    near = region_distance[:, peaks] <= config.margin_mm if config.margin_mm > 0 else None
+    near = region_distance_mm[:, peaks] <= config.margin_mm if config.margin_mm > 0 else None
     if near is None:
-        confidence = np.bincount(peaks, minlength=region_distance.shape[0]) / config.n_resamples
+        confidence = np.bincount(peaks, minlength=region_distance_mm.shape[0]) / config.n_resamples
     else:
         confidence = near.mean(axis=1)
     return RegionConfidence(
@@ -204,7 +204,7 @@ def region_confidence(
         spread=spread,
         peak_time=peak_time,
         resample_peaks=peaks,
-        confidence_set=confidence_set(peaks, region_distance, config.level, config.margin_mm),
+        confidence_set=confidence_set(peaks, region_distance_mm, config.level, config.margin_mm),
         level=config.level,
         margin_mm=config.margin_mm,
         seconds=time.perf_counter() - start,

@@ -215,7 +215,7 @@ def _add_confidence(result: Localization, model, eeg: np.ndarray, config) -> Non
     """Bootstrap the solver on ``eeg`` (the result's span) and attach the confidence to the result and its peaks."""
     from ..inverse.uncertainty import region_confidence
 
-    confidence = region_confidence(model, eeg, result.head.region_distance, result.prepared.sfreq, config)
+    confidence = region_confidence(model, eeg, result.head.region_distance_mm, result.prepared.sfreq, config)
     result.confidence = confidence
     for peak in result.peaks:
         peak["confidence"] = round(float(confidence.confidence[peak["region"]]), 4)

@@ -150,7 +150,7 @@ def source_errors_mm(result, truth: list[TrueSource], half_window_s: float = 0.0
     The strongest region is taken at the sample of largest total |activity|
     within ``half_window_s`` of the true peak (0 mm inside the patch).
     """
-    distance = result.head.region_distance
+    distance = result.head.region_distance_mm
     errors = []
     for source in truth:
         near = np.flatnonzero(np.abs(result.times - source.time_s) <= half_window_s)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .._errors import BrainForgeError
-from .._logging import verbose
+from .._logging import quiet_level, verbose
 
 logger = logging.getLogger("brainforge")
 
@@ -497,7 +497,7 @@ class FilterPlan:
             return 0.0
         import mne
 
-        design = mne.filter.create_filter(None, self.sfreq_in, self.l_freq, self.h_freq, verbose="warning")  # as above
+        design = mne.filter.create_filter(None, self.sfreq_in, self.l_freq, self.h_freq, verbose=quiet_level())
         return len(design) / self.sfreq_in
 
     def n_out(self, n_in: int) -> int:
@@ -513,7 +513,7 @@ class FilterPlan:
         data = data - data.mean(axis=0)
         if self.l_freq is not None or self.h_freq is not None:
             # Warnings pass; the filter's description is logged once, by FilterPlan.make, not per block.
-            data = mne.filter.filter_data(data, self.sfreq_in, self.l_freq, self.h_freq, verbose="warning")
+            data = mne.filter.filter_data(data, self.sfreq_in, self.l_freq, self.h_freq, verbose=quiet_level())
         if self.resampling:
             data = resample_poly(data, self.up, self.down, axis=1)
         return data - data.mean(axis=0)

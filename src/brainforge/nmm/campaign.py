@@ -422,7 +422,10 @@ def default_spike_library(
     """
     from .._cache import get_cache_dir, hash_inputs
 
-    key = hash_inputs("spike-library-2", asdict(DEFAULT_LIBRARY_CONFIG))
+    settings = asdict(DEFAULT_LIBRARY_CONFIG)
+    # Hashed under the field's earlier name, so libraries cached before the rename are found.
+    settings["normalise_coupling"] = settings.pop("normalize_coupling")
+    key = hash_inputs("spike-library-2", settings)
     out = get_cache_dir() / "spikes" / f"tvb76-{key}.zarr"
     run_campaign(DEFAULT_LIBRARY_CONFIG, out, scheduler=scheduler, progress=progress)
     return out

@@ -121,7 +121,7 @@ class SampleGenerator:
         self._projected: dict[int, np.ndarray] = {}
         self._full_montage: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._spike_median = np.median(np.asarray(library.waveforms, float), axis=1)
-        self._distance = head.region_distance
+        self._distance = head.region_distance_mm
         self._adjacency = head.region_adjacency.astype(np.float64).tocsr()
         candidates = np.arange(head.n_regions)
         self._cortical = candidates[~head.region_is_deep]

@@ -417,7 +417,7 @@ def train(
     model = build_model(model_name, head.n_regions, montage, **(model_params or {}))
     if init is not None and not resume:
         load_weights(model, init)
-    module = SourceLocalizer(model, config, head.region_distance, head.region_leadfield)
+    module = SourceLocalizer(model, config, head.region_distance_mm, head.region_leadfield)
     data = SyntheticDataModule(generator, config)
     info = _run_info(generator, config, module.loss_name, provenance)
     if init is not None:
