@@ -108,19 +108,17 @@ def verbose(function):
     if inspect.isgeneratorfunction(function):
         raise TypeError(f"{function.__qualname__} is a generator: a call-scoped level would end before its body runs")
     parameters = inspect.signature(function).parameters
+    is_method = next(iter(parameters), None) == "self"
     if "verbose" in parameters:
         if parameters["verbose"].kind is not inspect.Parameter.KEYWORD_ONLY:
             raise TypeError(f"{function.__qualname__}: verbose must be keyword-only")
-        from_self = False
-    elif next(iter(parameters), None) == "self":
-        from_self = True
-    else:
+    elif not is_method:
         raise TypeError(f"{function.__qualname__} takes no verbose and is not a method")
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
-        level = getattr(args[0], "verbose", None) if from_self else kwargs.get("verbose")
-        if level is None and not from_self and args and "self" in parameters:
+        level = kwargs.get("verbose")
+        if level is None and is_method:
             level = getattr(args[0], "verbose", None)
         if level is None:
             return function(*args, **kwargs)

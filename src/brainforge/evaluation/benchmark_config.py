@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._errors import BrainForgeError
+from ..inverse.solvers import DEFAULT_LAMBDA2
 from .metrics import SPIKE_HALF_WINDOW_MS
 
 #: Metrics in the Markdown condition tables and plots (all metrics go to the CSVs).
@@ -75,7 +76,7 @@ class BenchmarkConfig:
     n_bootstrap: int = 1000
     confidence: float = 0.95
     max_samples: int | None = None
-    solver_lambda2: float = 1.0 / 9.0
+    solver_lambda2: float = DEFAULT_LAMBDA2
     seed: int = 0
     ghost_mm: float = 40.0
 

@@ -19,6 +19,9 @@ from .._logging import quiet_level
 from .._logging import verbose as _verbose
 from .forward import make_forward, make_info
 
+#: MNE's default regularization of the minimum-norm family: 1 / snr**2 for an amplitude SNR of 3.
+DEFAULT_LAMBDA2 = 1.0 / 9.0
+
 #: Classical solvers, all computed by MNE-Python's own code.
 CLASSICAL_SOLVERS = ("mne", "wmne", "dspm", "sloreta", "eloreta", "lcmv")
 
@@ -281,7 +284,7 @@ class ClassicalSolver(InverseSolver):
     def __init__(
         self,
         method: str,
-        lambda2: float = 1.0 / 9.0,
+        lambda2: float = DEFAULT_LAMBDA2,
         baseline: np.ndarray | None = None,
         reg: float = 0.05,
         verbose: bool | str | int | None = None,
