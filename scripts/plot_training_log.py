@@ -1,4 +1,4 @@
-"""Plot a training run's validation curve (peak-patch error and loss per epoch) from its CSV log.
+"""Plot a training run's validation curve (peak-patch and peak-centre error, loss per epoch) from its CSV log.
 
 Usage: python scripts/plot_training_log.py RUN_DIR OUT.png
 """
@@ -24,9 +24,12 @@ def main(run_dir: str, out: str) -> None:
     val = table.dropna(subset=["val_peak_patch_error_mm"]).drop_duplicates("epoch", keep="last").sort_values("epoch")
     train = table.dropna(subset=["train_loss"]).groupby("epoch").train_loss.mean()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
-    left.plot(val.epoch + 1, val.val_peak_patch_error_mm, marker="o", ms=3)
+    left.plot(val.epoch + 1, val.val_peak_patch_error_mm, marker="o", ms=3, label="peak-patch error")
+    if "val_peak_centre_error_mm" in val:  # logged since 2026-12-05
+        left.plot(val.epoch + 1, val.val_peak_centre_error_mm, marker="s", ms=3, label="peak-centre error")
+        left.legend()
     left.set_xlabel("epoch")
-    left.set_ylabel("validation peak-patch error (mm)")
+    left.set_ylabel("validation error (mm)")
     left.grid(alpha=0.3)
     right.plot(train.index + 1, train.values, label="training (epoch mean)")
     right.plot(val.epoch + 1, val.val_loss, label="validation")
@@ -39,6 +42,10 @@ def main(run_dir: str, out: str) -> None:
     best = val.loc[val.val_peak_patch_error_mm.idxmin()]
     epoch = int(best.epoch) + 1
     print(f"{len(val)} epochs; best validation peak-patch error {best.val_peak_patch_error_mm:.2f} mm at epoch {epoch}")
+    if "val_peak_centre_error_mm" in val:
+        centre = val.loc[val.val_peak_centre_error_mm.idxmin()]
+        value, at = centre.val_peak_centre_error_mm, int(centre.epoch) + 1
+        print(f"best validation peak-centre error {value:.2f} mm at epoch {at}")
 
 
 if __name__ == "__main__":

@@ -312,5 +312,32 @@ def test_training_with_background_segments_logs_their_false_activity(head100, sp
     result = train("cnn_transformer", gen, tmp_path / "bg", tiny, model_params=CNN, progress=False)
     metrics = (tmp_path / "bg" / "logs").rglob("metrics.csv")
     header = next(metrics).read_text().splitlines()[0]
-    assert "val_background_amplitude" in header
+    assert "val_background_amplitude" in header and "val_peak_centre_error_mm" in header
     assert np.isfinite(result.best_metrics["val_peak_patch_error_mm"])
+
+
+def test_validation_centre_masks_and_peak_centre_error_match_the_benchmark(head100, spike_library):
+    from brainforge.evaluation.metrics import peak_centre_error_mm as benchmark_peak_centre_error
+    from brainforge.synthesis.dataset import sample_seed
+    from brainforge.training import validation_seed
+    from brainforge.training.metrics import peak_centre_error_mm
+
+    gen = SampleGenerator(head100, spike_library, SynthesisConfig(n_sources=(1, 3), deep_share=0.3))
+    arrays = SyntheticDataModule(gen, TrainingConfig(val_samples=24, seed=5)).validation_arrays()
+    for i in range(24):
+        sample = gen.sample(sample_seed(validation_seed(5), i))
+        assert np.flatnonzero(arrays["centre"][i]).tolist() == sorted(sample.centres.tolist())
+    assert arrays["centre"].sum(axis=1).tolist() != [1] * 24  # several patches occur
+    estimate = torch.as_tensor(np.random.default_rng(0).normal(size=arrays["sources"].shape), dtype=torch.float32)
+    distance = torch.as_tensor(head100.region_distance_mm, dtype=torch.float32)
+    sources, centre = torch.as_tensor(arrays["sources"]), torch.as_tensor(arrays["centre"])
+    batched = peak_centre_error_mm(estimate, sources, centre, distance).numpy()
+    one_by_one = [
+        benchmark_peak_centre_error(
+            estimate[i].numpy().T, arrays["sources"][i].T, np.flatnonzero(arrays["centre"][i]), distance.numpy()
+        )
+        for i in range(24)
+    ]
+    np.testing.assert_allclose(batched, one_by_one, atol=1e-4)
+    assert batched.mean() > 20  # a random estimate is far from the centres
+    assert peak_centre_error_mm(sources, sources, centre, distance).max().item() == 0.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import lightning.pytorch as pl
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
 from ..synthesis import SampleGenerator, SyntheticEEGDataset
@@ -24,6 +25,25 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return sample_seed(seed, epoch)
 
 
+def patch_centre_mask(item: dict, n_regions: int) -> torch.Tensor:
+    """Which regions are patch centres in a compact-target item, shape (n_regions,) bool.
+
+    A patch's amplitude is a Gaussian of the distance from its centre
+    (:func:`~brainforge.synthesis.patches.patch_weights`), so its centre is
+    the one region whose weight is exactly 1.
+    """
+    centre = torch.zeros(n_regions, dtype=torch.bool)
+    centre[item["source_regions"][(item["source_weights"] == 1.0).any(dim=0)]] = True
+    return centre
+
+
+def collate_validation(items: list[dict]) -> dict:
+    """Batch validation items as :func:`collate_samples` does, plus their ``centre`` masks (B, R)."""
+    batch = collate_samples(items)
+    batch["centre"] = torch.stack([item["centre"] for item in items])
+    return batch
+
+
 class SyntheticDataModule(pl.LightningDataModule):
     """Training data drawn on the fly (new samples each epoch, deterministic given the seed).
 
@@ -42,12 +62,13 @@ class SyntheticDataModule(pl.LightningDataModule):
         self._validation: list[dict] | None = None
 
     def setup(self, stage: str | None = None) -> None:
-        """Draw the validation set once (kept in memory with compact targets)."""
+        """Draw the validation set once (kept in memory with compact targets and patch-centre masks)."""
         if self._validation is None:
             dataset = SyntheticEEGDataset(
                 self.generator, self.config.val_samples, validation_seed(self.config.seed), compact_targets=True
             )
-            self._validation = list(dataset)
+            n_regions = self.generator.head.n_regions
+            self._validation = [{**item, "centre": patch_centre_mask(item, n_regions)} for item in dataset]
 
     def train_dataloader(self) -> SyntheticBatchLoader:
         """Return this epoch's samples; Lightning reloads it every epoch.
@@ -67,10 +88,10 @@ class SyntheticDataModule(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         """Return the fixed validation set."""
         self.setup()
-        return DataLoader(self._validation, batch_size=self.config.batch_size, collate_fn=collate_samples)
+        return DataLoader(self._validation, batch_size=self.config.batch_size, collate_fn=collate_validation)
 
     def validation_arrays(self) -> dict[str, np.ndarray]:
-        """Return the validation set as dense arrays (for tests and reports)."""
+        """Return the validation set as dense arrays (for tests and reports), with the ``centre`` masks."""
         self.setup()
-        batch = collate_samples(self._validation)
+        batch = collate_validation(self._validation)
         return {key: value.numpy() for key, value in batch.items()}
