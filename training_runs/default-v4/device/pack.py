@@ -1,12 +1,17 @@
 """Pack the three cache entries training reads into a compact archive for the device.
 
-Run here: ``python pack.py CACHE_DIR data.tar.xz``. Leadfields (the only large
-float arrays) travel as float16 scaled by their max (relative error < 3e-4,
-far below the 5-20 dB sensor noise); every other array travels exactly.
-``unpack.py`` restores float64 arrays under the same names.
+Run here: ``BRAINFORGE_CACHE=... python pack.py data.tar.xz``. The entries are
+the ones this checkout's code reads (the template ``1010-64`` head, its default
+forward bank and the default spike library), found by running that code with
+the cache's lookup recorded, so no cache key is hard-coded. Leadfields (the only
+large float arrays) travel as float16 scaled by their max (relative error
+< 3e-4, far below the 5-20 dB sensor noise); every other array travels exactly.
+``unpack.py`` restores float64 arrays under the same names; ``manifest.json``
+in the archive names the head file that ``run.sh`` passes to ``--head``.
 """
 
 import io
+import json
 import sys
 import tarfile
 from pathlib import Path
@@ -14,8 +19,33 @@ from pathlib import Path
 import numpy as np
 
 HALF = {"scalp_leadfield", "leadfield"}
-ENTRIES = ["forward_bank/98d1d7088b859a08ae82c81a.npz", "head/331dd76f9b24538e784cf777.npz"]
-SPIKES = "spikes/tvb76-ec97e50eabc37a8441896b5c.zarr"
+
+
+def cache_entries() -> tuple[Path, dict[str, Path]]:
+    """Return the cache folder and the head, forward-bank and spike-library entries training reads."""
+    import brainforge.anatomy.forward_bank as forward_bank
+    import brainforge.anatomy.head_model as head_model
+    from brainforge._cache import get_cache_dir
+    from brainforge.anatomy import make_forward_bank, make_head_model
+    from brainforge.nmm import default_spike_library
+
+    used: dict[str, Path] = {}
+
+    def recording(module, name):
+        original = module.cached
+
+        def cached(path, build, save, load):
+            used[name] = Path(path)
+            return original(path, build, save, load)
+
+        module.cached = cached
+
+    recording(head_model, "head")
+    recording(forward_bank, "forward_bank")
+    head = make_head_model("1010-64")
+    make_forward_bank(head)
+    used["spikes"] = Path(default_spike_library())
+    return get_cache_dir(), used
 
 
 def compact(src: Path) -> bytes:
@@ -35,16 +65,23 @@ def compact(src: Path) -> bytes:
     return buffer.getvalue()
 
 
-def main(cache: Path, out: Path) -> None:
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def main(out: Path) -> None:
     """Write the archive."""
+    cache, used = cache_entries()
+    relative = {name: str(path.relative_to(cache)) for name, path in used.items()}
     with tarfile.open(out, "w:xz") as tar:
-        for rel in ENTRIES:
-            data = compact(cache / rel)
-            info = tarfile.TarInfo(rel)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        tar.add(cache / SPIKES, SPIKES)
+        for name in ("head", "forward_bank"):
+            _add_bytes(tar, relative[name], compact(used[name]))
+        tar.add(used["spikes"], relative["spikes"])
+        _add_bytes(tar, "manifest.json", json.dumps(relative, indent=1).encode())
+    print(json.dumps(relative, indent=1))
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    main(Path(sys.argv[1]))

@@ -11,7 +11,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --tar
 export PYTHONPATH=/tmp/site:$PWD/.gpu/site:$PWD/src BRAINFORGE_CACHE=/tmp/bfcache PYTHONUNBUFFERED=1
 python3 .gpu/unpack.py .gpu/data.tar.xz || exit 4
 nproc; free -g | head -2; nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-HEAD=/tmp/bfcache/head/331dd76f9b24538e784cf777.npz
+HEAD=/tmp/bfcache/$(python3 -c "import json; print(json.load(open('/tmp/bfcache/manifest.json'))['head'])")
 python3 .gpu/train_gpu.py $START $BUDGET /tmp/run $HEAD > $OUT/train.log 2>&1
 tail -25 $OUT/train.log
 NOW=$(date +%s); EL=$(python3 -c "print(int($NOW-$START))")
