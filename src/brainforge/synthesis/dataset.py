@@ -71,7 +71,8 @@ class SyntheticEEGDataset(IterableDataset):
     item : dict
         ``eeg`` (n_times, n_channels) and ``sources`` (n_times, n_regions)
         float32 tensors (or the compact targets), ``active`` (n_regions,)
-        bool, ``ch_pos_mm`` (n_channels, 3) mm, ``n_sources``, ``peak_time``
+        bool, ``ch_pos_mm`` (n_channels, 3) mm, ``n_sources``, ``centres``
+        (the patch-centre regions, -1 padded to the most patches), ``peak_time``
         (the time sample of the largest |target|), ``seed`` and
         ``index``. With a fixed montage items collate into batches with
         PyTorch's default collate. With ``batch_size``, batches instead.
@@ -245,10 +246,17 @@ class SyntheticEEGDataset(IterableDataset):
             "active": torch.from_numpy(sample.active),
             "ch_pos_mm": torch.from_numpy(sample.ch_pos_mm.astype(np.float32)),
             "n_sources": len(sample.centres),
+            "centres": self._padded_centres(sample.centres),
             "peak_time": sample.peak_time,
             "seed": seed,
             "index": index,
         }
+
+    def _padded_centres(self, centres: np.ndarray) -> torch.Tensor:
+        """Patch-centre regions, -1 padded to the most patches a sample can have (so items stack)."""
+        padded = np.full(self.generator.config.n_sources[1], -1, dtype=np.int64)
+        padded[: len(centres)] = centres
+        return torch.from_numpy(padded)
 
     def _items(self, worker: int, n_workers: int) -> Iterator[dict]:
         index = worker

@@ -26,14 +26,10 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def patch_centre_mask(item: dict, n_regions: int) -> torch.Tensor:
-    """Which regions are patch centres in a compact-target item, shape (n_regions,) bool.
-
-    A patch's amplitude is a Gaussian of the distance from its centre
-    (:func:`~brainforge.synthesis.patches.patch_weights`), so its centre is
-    the one region whose weight is exactly 1.
-    """
+    """Which regions are patch centres in a dataset item (its -1 padded ``centres``), shape (n_regions,) bool."""
     centre = torch.zeros(n_regions, dtype=torch.bool)
-    centre[item["source_regions"][(item["source_weights"] == 1.0).any(dim=0)]] = True
+    centres = item["centres"]
+    centre[centres[centres >= 0]] = True
     return centre
 
 

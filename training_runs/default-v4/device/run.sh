@@ -12,6 +12,7 @@ export PYTHONPATH=/tmp/site:$PWD/.gpu/site:$PWD/src BRAINFORGE_CACHE=/tmp/bfcach
 python3 .gpu/unpack.py .gpu/data.tar.xz || exit 4
 nproc; free -g | head -2; nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 HEAD=/tmp/bfcache/$(python3 -c "import json; print(json.load(open('/tmp/bfcache/manifest.json'))['head'])")
+[ -f "$HEAD" ] || { echo "no head file from manifest.json: $HEAD"; exit 5; }
 python3 .gpu/train_gpu.py $START $BUDGET /tmp/run $HEAD > $OUT/train.log 2>&1
 tail -25 $OUT/train.log
 NOW=$(date +%s); EL=$(python3 -c "print(int($NOW-$START))")
