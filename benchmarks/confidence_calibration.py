@@ -69,6 +69,10 @@ def main() -> None:
     parser.add_argument("--update-package", action="store_true")
     args = parser.parse_args()
 
+    from brainforge import set_log_level
+
+    set_log_level("warning")  # keep MNE's progress messages out of the printed results
+
     from brainforge.anatomy import make_head_model
     from brainforge.evaluation.calibration import calibrate_confidence
     from brainforge.evaluation.heldout import write_heldout_test_sets
