@@ -130,7 +130,8 @@ class EpochCheckpoint(Checkpoint):
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         """Save the state of the epoch that just ended."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        trainer.save_checkpoint(self.path)
+        # Optimizer state included; said explicitly, so Lightning does not log its default every epoch.
+        trainer.save_checkpoint(self.path, weights_only=False)
 
 
 class SessionTimer(Timer):
