@@ -2,10 +2,10 @@
 
 Usage: BRAINFORGE_CACHE=... python scripts/score_validation.py RUN_DIR MODEL_DIR [MODEL_DIR ...]
 
-Rebuilds the run's validation set from its ``run.json`` (synthesis settings,
-forward bank, seed, size), exactly as training drew it, and prints both
-metrics for each model: for example a fine-tuned run's starting model, which
-its log never scored. Runs made with ``--head 1010-64`` (the template) only.
+Rebuilds the run's validation set from its ``run.json`` (head, spike library,
+forward bank, synthesis settings, seed, size) with the code ``brainforge train``
+uses, so exactly as training drew it, and prints both metrics for each model:
+for example a fine-tuned run's starting model, which its log never scored.
 """
 
 from __future__ import annotations
@@ -20,23 +20,16 @@ def main(run_dir: str, model_dirs: list[str]) -> None:
     import torch
 
     from brainforge._config import config_from_dict
-    from brainforge.anatomy import ForwardBankConfig, make_forward_bank, make_head_model
+    from brainforge.cli import training_generator
     from brainforge.models import load_model
-    from brainforge.nmm import default_spike_library, read_spike_library
-    from brainforge.synthesis import SampleGenerator, SynthesisConfig
+    from brainforge.synthesis import SynthesisConfig
     from brainforge.training import SyntheticDataModule, TrainingConfig
     from brainforge.training.metrics import has_sources, peak_centre_error_mm, peak_patch_error_mm
 
     run = json.loads(Path(run_dir, "run.json").read_text())
-    if run["cli"]["head"] != "1010-64":
-        raise SystemExit(f"{run_dir} was trained on --head {run['cli']['head']}; this script rebuilds 1010-64 only.")
-    head = make_head_model("1010-64")
-    bank_config = run["cli"].get("forward_bank")
-    bank = make_forward_bank(head, config_from_dict(ForwardBankConfig, bank_config)) if bank_config else None
-    synthesis = config_from_dict(SynthesisConfig, run["data"]["synthesis"])
-    generator = SampleGenerator(head, read_spike_library(default_spike_library()), synthesis, forward_bank=bank)
+    generator = training_generator(run["cli"], config_from_dict(SynthesisConfig, run["data"]["synthesis"]))
     data = SyntheticDataModule(generator, TrainingConfig.from_dict(run["training"]))
-    distance = torch.as_tensor(head.region_distance_mm, dtype=torch.float32)
+    distance = torch.as_tensor(generator.head.region_distance_mm, dtype=torch.float32)
     models = {name: load_model(name)[0].eval() for name in model_dirs}
     errors: dict[str, tuple[list, list]] = {name: ([], []) for name in models}
     with torch.inference_mode():

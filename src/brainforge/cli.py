@@ -230,6 +230,37 @@ def _synthesis_head(head: str, channels: str | None, mismatch: str | None, n_reg
     return model, options
 
 
+def training_generator(cli: dict, synthesis, progress: bool = False):
+    """Return the :class:`~brainforge.synthesis.SampleGenerator` a training run draws from.
+
+    Parameters
+    ----------
+    cli : dict
+        The run's head, channels, n_regions, spikes and forward_bank settings
+        (``run.json``'s ``"cli"``).
+    synthesis : SynthesisConfig
+        The run's synthesis settings (``run.json``'s ``"data"`` ``"synthesis"``).
+    progress : bool
+        Show a progress bar if the default spike library must be simulated.
+
+    Returns
+    -------
+    generator : SampleGenerator
+    """
+    from ._config import config_from_dict
+    from .anatomy import ForwardBankConfig, make_forward_bank
+    from .nmm import default_spike_library, read_spike_library
+    from .synthesis import SampleGenerator
+
+    head_model, _ = _synthesis_head(cli["head"], cli["channels"], None, cli["n_regions"])
+    spikes = cli["spikes"]
+    library = read_spike_library(default_spike_library(progress=progress) if spikes == "default" else spikes)
+    bank = None
+    if cli.get("forward_bank") is not None:
+        bank = make_forward_bank(head_model, config_from_dict(ForwardBankConfig, cli["forward_bank"]))
+    return SampleGenerator(head_model, library, synthesis, forward_bank=bank)
+
+
 @app.command("synth")
 def synth(
     out: Annotated[Path, typer.Option("--out", "-o", help="Destination test set (.zarr).")],
@@ -354,9 +385,8 @@ def train_command(
     from dataclasses import asdict
 
     from ._config import config_from_dict
-    from .anatomy import ForwardBankConfig, make_forward_bank
-    from .nmm import default_spike_library, read_spike_library
-    from .synthesis import SampleGenerator, SynthesisConfig
+    from .anatomy import ForwardBankConfig
+    from .synthesis import SynthesisConfig
     from .training import TrainingConfig, train
     from .training.train import RUN_FILE, parse_cpu_time, prepare_run_folder
 
@@ -392,16 +422,11 @@ def train_command(
             n_sources=_range(sources, "sources", int), sensor_snr_db=_range(snr, "snr"), deep_share=deep_share,
             background_share=background_share,
         )  # fmt: skip
-    head_model, _ = _synthesis_head(head, channels, None, n_regions)
-    library = read_spike_library(default_spike_library(progress=progress) if spikes == "default" else spikes)
-    bank = None
-    if bank_config is not None:
-        bank = make_forward_bank(head_model, config_from_dict(ForwardBankConfig, bank_config))
-    generator = SampleGenerator(head_model, library, synthesis, forward_bank=bank)
     cli = {
         "model": model, "head": head, "channels": channels, "n_regions": n_regions, "spikes": spikes,
         "forward_bank": bank_config,
     }  # fmt: skip
+    generator = training_generator(cli, synthesis, progress=progress)
     device_count = int(devices) if devices.isdigit() else devices
     start = time.perf_counter()
     result = train(

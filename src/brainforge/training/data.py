@@ -25,18 +25,13 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return sample_seed(seed, epoch)
 
 
-def patch_centre_mask(item: dict, n_regions: int) -> torch.Tensor:
-    """Which regions are patch centres in a dataset item (its -1 padded ``centres``), shape (n_regions,) bool."""
-    centre = torch.zeros(n_regions, dtype=torch.bool)
-    centres = item["centres"]
-    centre[centres[centres >= 0]] = True
-    return centre
-
-
 def collate_validation(items: list[dict]) -> dict:
-    """Batch validation items as :func:`collate_samples` does, plus their ``centre`` masks (B, R)."""
+    """Batch validation items as :func:`collate_samples` does, plus their patch centres as a (B, R) bool ``centre``."""
     batch = collate_samples(items)
-    batch["centre"] = torch.stack([item["centre"] for item in items])
+    centres = torch.stack([item["centres"] for item in items])  # (B, most patches), -1 padded
+    rows, slots = torch.nonzero(centres >= 0, as_tuple=True)
+    batch["centre"] = torch.zeros_like(batch["active"])
+    batch["centre"][rows, centres[rows, slots]] = True
     return batch
 
 
@@ -58,13 +53,12 @@ class SyntheticDataModule(pl.LightningDataModule):
         self._validation: list[dict] | None = None
 
     def setup(self, stage: str | None = None) -> None:
-        """Draw the validation set once (kept in memory with compact targets and patch-centre masks)."""
+        """Draw the validation set once (kept in memory with compact targets)."""
         if self._validation is None:
             dataset = SyntheticEEGDataset(
                 self.generator, self.config.val_samples, validation_seed(self.config.seed), compact_targets=True
             )
-            n_regions = self.generator.head.n_regions
-            self._validation = [{**item, "centre": patch_centre_mask(item, n_regions)} for item in dataset]
+            self._validation = list(dataset)
 
     def train_dataloader(self) -> SyntheticBatchLoader:
         """Return this epoch's samples; Lightning reloads it every epoch.
