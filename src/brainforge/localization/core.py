@@ -436,7 +436,7 @@ def _localize_stream(raw, model, name, config, tmp: Path, timecourses: str, chun
     last_in = min(raw.n_times, -(-span[1] * filters.down // filters.up))
     plan = select_channels(raw, config, (first_in, last_in))
     head = head_model_for(plan, _solver_regions(model))
-    model.fit(head)  # dipoles only for the saved window (see _view)
+    model.fit(head)
     stream = RecordingStream(raw, plan, filters)
     _, step = model.block_grid()
     chunk = max(step, round(chunk_s * sfreq) // step * step)

@@ -447,6 +447,8 @@ class FilterPlan:
     margin_in : int
         Input samples on each side of a block that its filtered and
         resampled values depend on.
+    filter_taps : int
+        Length of MNE's FIR band-pass at ``sfreq_in`` (0 without one).
     """
 
     sfreq_in: float
@@ -456,6 +458,7 @@ class FilterPlan:
     up: int
     down: int
     margin_in: int
+    filter_taps: int = 0
 
     @classmethod
     def make(cls, sfreq_in: float, sfreq_out: float, config: PreprocessingConfig) -> FilterPlan:
@@ -483,7 +486,7 @@ class FilterPlan:
         if l_freq is not None or h_freq is not None:
             taps = len(mne.filter.create_filter(None, sfreq_in, l_freq, h_freq))  # logs the design, once
         resample_taps = 0 if up == down == 1 else 20 * max(up, down) // up + 2
-        return cls(float(sfreq_in), float(sfreq_out), l_freq, h_freq, up, down, taps + resample_taps + 8)
+        return cls(float(sfreq_in), float(sfreq_out), l_freq, h_freq, up, down, taps + resample_taps + 8, taps)
 
     @property
     def resampling(self) -> bool:
@@ -493,12 +496,7 @@ class FilterPlan:
     @property
     def filter_length_s(self) -> float:
         """Length of the FIR band-pass, s (0 without one)."""
-        if self.l_freq is None and self.h_freq is None:
-            return 0.0
-        import mne
-
-        design = mne.filter.create_filter(None, self.sfreq_in, self.l_freq, self.h_freq, verbose=quiet_level())
-        return len(design) / self.sfreq_in
+        return self.filter_taps / self.sfreq_in
 
     def n_out(self, n_in: int) -> int:
         """Output samples of ``n_in`` input samples."""
