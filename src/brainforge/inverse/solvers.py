@@ -22,6 +22,10 @@ from .forward import make_forward, make_info
 #: MNE's default regularization of the minimum-norm family: 1 / snr**2 for an amplitude SNR of 3.
 DEFAULT_LAMBDA2 = 1.0 / 9.0
 
+#: Rate classical solvers work at, and label their results with, when none is given, Hz: the
+#: synthetic data's (spike library and networks alike). Their estimates do not depend on it.
+DEFAULT_SFREQ_HZ = 500.0
+
 #: Classical solvers, all computed by MNE-Python's own code.
 CLASSICAL_SOLVERS = ("mne", "wmne", "dspm", "sloreta", "eloreta", "lcmv")
 
@@ -145,7 +149,7 @@ class InverseSolver:
         eeg : array, shape (n_channels, n_times)
             Average-referenced EEG in the head model's channel order, V.
         sfreq : float | None
-            Sampling rate, Hz (None: the solver's own, 500 Hz for classical solvers).
+            Sampling rate, Hz (None: the solver's own, :data:`DEFAULT_SFREQ_HZ` for classical solvers).
         tmin : float
             Time of the first sample, s.
 
@@ -347,12 +351,12 @@ class ClassicalSolver(InverseSolver):
     ) -> SourceActivity:
         """Estimate region time courses (each region's dipole mean) of EEG (n_channels, n_times).
 
-        ``sfreq`` (Hz, default 500) only labels the result: the estimate does
+        ``sfreq`` (Hz, default :data:`DEFAULT_SFREQ_HZ`) only labels the result: the estimate does
         not depend on it. ``with_dipoles`` also returns the dipole-level
         estimate as ``vertex_data`` (memory: n_sources x n_times).
         """
         eeg = self._check_eeg(eeg)
-        sfreq = 500.0 if sfreq is None else sfreq
+        sfreq = DEFAULT_SFREQ_HZ if sfreq is None else sfreq
         if self.name in _LINEAR:
             vertex = self.kernel_ @ eeg if with_dipoles else None
             return SourceActivity(self.region_kernel_ @ eeg, sfreq, self.name, vertex)
@@ -472,7 +476,7 @@ class LearnedSolver(InverseSolver):
     @property
     def sfreq(self) -> float:
         """Sampling rate the network was trained at, Hz."""
-        return float((self.config.get("data") or {}).get("sfreq_hz", 500.0))
+        return float((self.config.get("data") or {}).get("sfreq_hz", DEFAULT_SFREQ_HZ))
 
     @property
     def n_regions(self) -> int:

@@ -13,7 +13,7 @@ import numpy as np
 from .._data import package_data
 from .._errors import BrainForgeError
 from .._logging import verbose
-from ..inverse.solvers import source_estimate
+from ..inverse.solvers import DEFAULT_SFREQ_HZ, source_estimate
 from .output import TimecourseWriter, check_out_dir, commit_tmp_dir, open_tmp_dir
 from .recording import (
     FilterPlan,
@@ -314,8 +314,8 @@ def localize(
 
 
 def _solver_sfreq(model) -> float:
-    """Return the rate the solver works at: a network's training rate, 500 Hz for classical solvers."""
-    return model.sfreq if _is_network(model) else 500.0
+    """Return the rate the solver works at: a network's training rate, :data:`DEFAULT_SFREQ_HZ` for classical ones."""
+    return model.sfreq if _is_network(model) else DEFAULT_SFREQ_HZ
 
 
 @verbose
