@@ -1,5 +1,7 @@
 """Tiny training runs: the networks learn, runs resume, the CLI trains."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -265,10 +267,10 @@ def test_cli_train_and_fine_tune(tmp_path):
     assert "parameters" in result.output and (tmp_path / "a" / "config.json").is_file()
     result = runner.invoke(app, ["train", "--model", "gru", "--out", str(tmp_path / "a"), "--resume", *common])
     assert result.exit_code == 0, result.output
-    result = runner.invoke(
-        app, ["train", "--model", "gru", "--out", str(tmp_path / "b"), "--init", str(tmp_path / "a"), *common]
-    )
+    fine_tune = ["train", "--model", "gru", "--out", str(tmp_path / "b"), "--init", str(tmp_path / "a")]
+    result = runner.invoke(app, [*fine_tune, *common, "--target-centre-half-mm", "12"])
     assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["training"]["target_centre_half_mm"] == 12.0
     result = runner.invoke(app, ["train", "--model", "lstm", "--out", str(tmp_path / "c"), *common])
     assert result.exit_code != 0 and "Unknown model" in str(result.output) + str(result.exception)
 
@@ -341,3 +343,33 @@ def test_validation_centre_masks_and_peak_centre_error_match_the_benchmark(head1
     np.testing.assert_allclose(batched, one_by_one, atol=1e-4)
     assert batched.mean() > 20  # a random estimate is far from the centres
     assert peak_centre_error_mm(sources, sources, centre, distance).max().item() == 0.0
+
+
+def test_centre_weighted_target_halves_at_its_distance_and_matches_between_compact_and_dense(generator, head100):
+    from brainforge.synthesis import SyntheticEEGDataset
+    from brainforge.synthesis.dataset import densify_sources
+    from brainforge.training.module import SourceLocalizer
+
+    several = SampleGenerator(generator.head, generator.library, SynthesisConfig(n_sources=(1, 3), deep_share=0.3))
+    config = TrainingConfig(target_centre_half_mm=12.0, crop_samples=CROP, seed=1)
+    model = build_model("cnn_transformer", head100.n_regions, Montage.from_head_model(head100), **CNN)
+    module = SourceLocalizer(model, config, head100.region_distance_mm, head100.region_leadfield)
+    compact = next(iter(SyntheticEEGDataset(several, n_samples=16, seed=4, batch_size=16).loader()))
+    dense = densify_sources(compact)
+    for i in range(16):  # every batch form carries the samples' centres
+        assert sorted(c for c in compact["centres"][i].tolist() if c >= 0) == sorted(
+            several.sample(int(compact["seed"][i])).centres.tolist()
+        )
+    _, sources = module._crop(compact, random=False)
+    target = module._target(sources, compact)
+    torch.testing.assert_close(target, module._target(module._crop(dense, random=False)[1], dense), rtol=0, atol=0)
+    distance = torch.as_tensor(head100.region_distance_mm, dtype=torch.float32)
+    for i in range(16):
+        centres = compact["centres"][i][compact["centres"][i] >= 0]
+        to_centre = distance[centres].amin(dim=0)
+        ratio = target[i].abs().amax(dim=0) / sources[i].abs().amax(dim=0)
+        active = sources[i].abs().amax(dim=0) > 0
+        torch.testing.assert_close(ratio[active], torch.exp2(-((to_centre[active] / 12.0) ** 2)))
+        assert torch.equal(ratio[centres], torch.ones(len(centres)))
+    with pytest.raises(BrainForgeError, match="target_centre_half_mm"):
+        TrainingConfig(target_centre_half_mm=0.0)

@@ -359,6 +359,14 @@ def train_command(
         str | None, typer.Option("--montage-subsets", help="Train on random channel subsets, 'low,high'.")
     ] = None,
     crop: Annotated[int | None, typer.Option("--crop", help="Train on windows of this many samples.")] = None,
+    target_centre_half_mm: Annotated[
+        float | None,
+        typer.Option(
+            "--target-centre-half-mm",
+            help="Fit a centre-weighted target: activity times a Gaussian of the distance to the patch centre, "
+            "halving at this distance (mm).",
+        ),
+    ] = None,
     sources: Annotated[str, typer.Option("--sources", help="Patches per sample, a value or 'low,high'.")] = "1,3",
     snr: Annotated[str, typer.Option("--snr", help="Sensor SNR in dB, a value or 'low,high'.")] = "5,20",
     deep_share: Annotated[float, typer.Option("--deep-share", help="Share of patches centred on deep regions.")] = 0.0,
@@ -416,7 +424,8 @@ def train_command(
             loss=loss, optimizer=optimizer, learning_rate=learning_rate, schedule=schedule, batch_size=batch_size,
             samples_per_epoch=samples_per_epoch, val_samples=val_samples, patience=patience, seed=seed,
             montage_subsets=_range(montage_subsets, "montage-subsets", int) if montage_subsets else None,
-            crop_samples=crop, num_workers=workers, **({"max_epochs": max_epochs} if max_epochs else {}),
+            crop_samples=crop, num_workers=workers, target_centre_half_mm=target_centre_half_mm,
+            **({"max_epochs": max_epochs} if max_epochs else {}),
         )  # fmt: skip
         synthesis = SynthesisConfig(
             n_sources=_range(sources, "sources", int), sensor_snr_db=_range(snr, "snr"), deep_share=deep_share,

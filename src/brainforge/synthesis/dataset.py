@@ -308,6 +308,7 @@ class SyntheticEEGDataset(IterableDataset):
                 "eeg": (n * n_times * n_channels, torch.float32),
                 "active": (n * n_regions, torch.bool),
                 "ch_pos_mm": (n * n_channels * 3, torch.float32),
+                "centres": (n * k, torch.int64),
                 "source_waves": (n * n_times * k, torch.float32),
                 "source_weights": (k * max_columns, torch.float32),
                 "source_regions": (max_columns, torch.int64),
@@ -396,7 +397,8 @@ def collate_compact(items: list[dict]) -> dict:
         ``source_weights`` (K, N) float32 (each patch's weight on each
         region), ``source_regions`` (N,) and ``source_item`` (N,) int64 (the
         region and batch row of each); ``active`` (B, R), ``ch_pos_mm``
-        (B, C, 3), ``n_sources``, ``peak_time``, ``seed`` and ``index`` (B,).
+        (B, C, 3), ``centres`` (B, most patches; -1 padded), ``n_sources``, ``peak_time``, ``seed``
+        and ``index`` (B,).
     """
     return _collate_compact(items)
 
@@ -431,7 +433,7 @@ def _collate_compact(
     n_times, n_columns = items[0]["source_waves"].shape[0], sum(widths)
     n_patches = max([n_patches or 0] + [item["source_waves"].shape[1] for item in items])
     batch = {}
-    keys = ("active", "ch_pos_mm") if eeg is not None else ("eeg", "active", "ch_pos_mm")
+    keys = ("active", "ch_pos_mm", "centres") if eeg is not None else ("eeg", "active", "ch_pos_mm", "centres")
     for key in keys:
         first = items[0][key]
         out = _batch_view(buffers, key, (len(items), *first.shape), first.dtype)
@@ -504,7 +506,8 @@ def collate_samples(items: list[dict]) -> dict:
     -------
     batch : dict
         ``eeg`` (B, T, C), ``sources`` (B, T, R), ``active`` (B, R), ``ch_pos_mm``
-        (B, C, 3), ``n_sources``, ``peak_time``, ``seed`` and ``index`` (B,).
+        (B, C, 3), ``centres`` (B, most patches; -1 padded), ``n_sources``, ``peak_time``, ``seed``
+        and ``index`` (B,).
     """
     n_channels = {item["eeg"].shape[-1] for item in items}
     if len(n_channels) > 1:
@@ -516,5 +519,6 @@ def collate_samples(items: list[dict]) -> dict:
         "sources": torch.stack([item["sources"] for item in items]),
         "active": torch.stack([item["active"] for item in items]),
         "ch_pos_mm": torch.stack([item["ch_pos_mm"] for item in items]),
+        "centres": torch.stack([item["centres"] for item in items]),
         **{key: torch.as_tensor([item[key] for item in items]) for key in _PER_ITEM_SCALARS},
     }

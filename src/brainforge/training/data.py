@@ -28,7 +28,7 @@ def epoch_seed(seed: int, epoch: int) -> int:
 def collate_validation(items: list[dict]) -> dict:
     """Batch validation items as :func:`collate_samples` does, plus their patch centres as a (B, R) bool ``centre``."""
     batch = collate_samples(items)
-    centres = torch.stack([item["centres"] for item in items])  # (B, most patches), -1 padded
+    centres = batch["centres"]  # (B, most patches), -1 padded
     rows, slots = torch.nonzero(centres >= 0, as_tuple=True)
     batch["centre"] = torch.zeros_like(batch["active"])
     batch["centre"][rows, centres[rows, slots]] = True

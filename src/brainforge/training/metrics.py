@@ -53,6 +53,28 @@ def peak_centre_error_mm(
     return peak_patch_error_mm(estimate, target, centre, distance_mm)
 
 
+def centre_weights(centres: torch.Tensor, distance_mm: torch.Tensor, half_mm: float) -> torch.Tensor:
+    """Gaussian weight of each region's distance to the nearest patch centre, 0.5 at ``half_mm`` (B, R).
+
+    Parameters
+    ----------
+    centres : tensor of int, shape (B, K)
+        Patch-centre regions of each sample, -1 padded.
+    distance_mm : tensor, shape (R, R)
+        Distances between region centres, mm.
+    half_mm : float
+        Distance at which the weight halves, mm.
+
+    Returns
+    -------
+    weights : tensor, shape (B, R)
+        1 at a centre; 0 everywhere for a sample without patches.
+    """
+    to_centre = distance_mm[centres.clamp_min(0)]  # (B, K, R)
+    to_centre = to_centre.masked_fill((centres < 0)[:, :, None], float("inf"))
+    return torch.exp2(-((to_centre.amin(dim=1) / half_mm) ** 2))
+
+
 def has_sources(active: torch.Tensor) -> torch.Tensor:
     """Which samples hold a source (any active region), shape (B,); background-only samples do not."""
     return active.any(dim=1)

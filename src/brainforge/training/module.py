@@ -12,7 +12,14 @@ from ..synthesis.normalize import normalize_eeg
 from ..topomap import Montage
 from .config import TrainingConfig
 from .losses import PUBLISHED_LOSS, compute_loss
-from .metrics import background_amplitude, has_sources, peak_centre_error_mm, peak_patch_error_mm, peak_times
+from .metrics import (
+    background_amplitude,
+    centre_weights,
+    has_sources,
+    peak_centre_error_mm,
+    peak_patch_error_mm,
+    peak_times,
+)
 
 #: Metric that early stopping and model export follow.
 MONITOR = "val_peak_patch_error_mm"
@@ -83,6 +90,13 @@ class SourceLocalizer(pl.LightningModule):
             sources = batch["sources"][rows, window]
         return normalize_eeg(eeg[rows, window]), sources
 
+    def _target(self, sources: torch.Tensor, batch: dict) -> torch.Tensor:
+        """Return what the loss fits: the sources, or their centre-weighted version (``target_centre_half_mm``)."""
+        half_mm = self.config.target_centre_half_mm
+        if half_mm is None:
+            return sources
+        return sources * centre_weights(batch["centres"], self.distance_mm, half_mm)[:, None, :]
+
     def _loss(self, estimate, sources, eeg, leadfield) -> torch.Tensor:
         leadfield = leadfield - leadfield.mean(dim=0)
         return compute_loss(self.loss_name, estimate, sources, eeg, leadfield)
@@ -97,7 +111,7 @@ class SourceLocalizer(pl.LightningModule):
         eeg, sources = self._crop(batch, random=True)
         eeg, montage, leadfield = self._subset(eeg)
         estimate = self.model(eeg, montage)
-        loss = self._loss(estimate, sources, eeg, leadfield)
+        loss = self._loss(estimate, self._target(sources, batch), eeg, leadfield)
         self.log("train_loss", loss, prog_bar=True, batch_size=len(eeg))
         return loss
 
@@ -105,7 +119,7 @@ class SourceLocalizer(pl.LightningModule):
         """Loss and peak-region localization error on the fixed validation set (full montage)."""
         eeg, sources = self._crop(batch, random=False)
         estimate = self.model(eeg)
-        loss = self._loss(estimate, sources, eeg, self.leadfield)
+        loss = self._loss(estimate, self._target(sources, batch), eeg, self.leadfield)
         active = batch["active"]
         with_sources = has_sources(active)
         error = peak_patch_error_mm(
