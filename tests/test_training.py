@@ -345,31 +345,47 @@ def test_validation_centre_masks_and_peak_centre_error_match_the_benchmark(head1
     assert peak_centre_error_mm(sources, sources, centre, distance).max().item() == 0.0
 
 
-def test_centre_weighted_target_halves_at_its_distance_and_matches_between_compact_and_dense(generator, head100):
+def test_centre_weighted_target_halves_at_its_distance_and_is_what_both_steps_fit(generator, head100):
     from brainforge.synthesis import SyntheticEEGDataset
-    from brainforge.synthesis.dataset import densify_sources
+    from brainforge.training.data import collate_validation
     from brainforge.training.module import SourceLocalizer
 
-    several = SampleGenerator(generator.head, generator.library, SynthesisConfig(n_sources=(1, 3), deep_share=0.3))
+    several = SampleGenerator(
+        generator.head, generator.library, SynthesisConfig(n_sources=(1, 3), deep_share=0.3, background_share=0.3)
+    )
     config = TrainingConfig(target_centre_half_mm=12.0, crop_samples=CROP, seed=1)
     model = build_model("cnn_transformer", head100.n_regions, Montage.from_head_model(head100), **CNN)
     module = SourceLocalizer(model, config, head100.region_distance_mm, head100.region_leadfield)
     compact = next(iter(SyntheticEEGDataset(several, n_samples=16, seed=4, batch_size=16).loader()))
-    dense = densify_sources(compact)
-    for i in range(16):  # every batch form carries the samples' centres
-        assert sorted(c for c in compact["centres"][i].tolist() if c >= 0) == sorted(
-            several.sample(int(compact["seed"][i])).centres.tolist()
-        )
+    items = list(SyntheticEEGDataset(several, n_samples=16, seed=4, compact_targets=True))
+    dense = collate_validation(items)  # the validation batches: dense, built from the items
+    for batch in (compact, dense):  # both batch forms carry the samples' centres
+        for i in range(16):
+            expected = several.sample(int(batch["seed"][i])).centres.tolist()
+            assert sorted(c for c in batch["centres"][i].tolist() if c >= 0) == sorted(expected)
     _, sources = module._crop(compact, random=False)
     target = module._target(sources, compact)
-    torch.testing.assert_close(target, module._target(module._crop(dense, random=False)[1], dense), rtol=0, atol=0)
     distance = torch.as_tensor(head100.region_distance_mm, dtype=torch.float32)
-    for i in range(16):
+    background = (compact["centres"] < 0).all(dim=1)
+    assert 0 < int(background.sum()) < 16
+    assert torch.equal(target[background], torch.zeros_like(target[background]))
+    smallest = []
+    for i in torch.nonzero(~background).flatten().tolist():
         centres = compact["centres"][i][compact["centres"][i] >= 0]
         to_centre = distance[centres].amin(dim=0)
         ratio = target[i].abs().amax(dim=0) / sources[i].abs().amax(dim=0)
         active = sources[i].abs().amax(dim=0) > 0
         torch.testing.assert_close(ratio[active], torch.exp2(-((to_centre[active] / 12.0) ** 2)))
         assert torch.equal(ratio[centres], torch.ones(len(centres)))
-    with pytest.raises(BrainForgeError, match="target_centre_half_mm"):
-        TrainingConfig(target_centre_half_mm=0.0)
+        smallest.append(ratio[active].min())
+    assert min(smallest) < 0.5  # the weighting reaches beyond the first ring
+    fitted = []
+    module._loss = lambda estimate, target, eeg, leadfield: fitted.append(target) or estimate.sum()
+    module.training_step(compact, 0)
+    module.validation_step(dense, 0)
+    torch.testing.assert_close(fitted[0], module._target(module._crop(compact, random=True)[1], compact))
+    torch.testing.assert_close(fitted[1], module._target(module._crop(dense, random=False)[1], dense))
+    assert not torch.equal(fitted[1], module._crop(dense, random=False)[1])
+    for bad in (0.0, float("inf")):
+        with pytest.raises(BrainForgeError, match="target_centre_half_mm"):
+            TrainingConfig(target_centre_half_mm=bad)

@@ -363,8 +363,8 @@ def train_command(
         float | None,
         typer.Option(
             "--target-centre-half-mm",
-            help="Fit a centre-weighted target: activity times a Gaussian of the distance to the patch centre, "
-            "halving at this distance (mm).",
+            help="Fit a centre-weighted target: activity times a Gaussian of the distance to the nearest patch "
+            "centre, halving at this distance (mm).",
         ),
     ] = None,
     sources: Annotated[str, typer.Option("--sources", help="Patches per sample, a value or 'low,high'.")] = "1,3",

@@ -95,8 +95,9 @@ class TrainingConfig:
             low, high = self.montage_subsets
             if not 4 <= low <= high:
                 raise BrainForgeError(f"montage_subsets must be (low, high) with 4 <= low <= high, got {(low, high)}.")
-        if self.target_centre_half_mm is not None and not self.target_centre_half_mm > 0:
-            raise BrainForgeError(f"target_centre_half_mm must be > 0 mm, got {self.target_centre_half_mm}.")
+        half_mm = self.target_centre_half_mm
+        if half_mm is not None and not 0 < half_mm < float("inf"):
+            raise BrainForgeError(f"target_centre_half_mm must be a finite distance > 0 mm, got {half_mm}.")
         if self.crop_samples is not None and self.crop_samples < 2:
             raise BrainForgeError(f"crop_samples must be at least 2, got {self.crop_samples}.")
 
