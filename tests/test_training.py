@@ -268,9 +268,12 @@ def test_cli_train_and_fine_tune(tmp_path):
     result = runner.invoke(app, ["train", "--model", "gru", "--out", str(tmp_path / "a"), "--resume", *common])
     assert result.exit_code == 0, result.output
     fine_tune = ["train", "--model", "gru", "--out", str(tmp_path / "b"), "--init", str(tmp_path / "a")]
-    result = runner.invoke(app, [*fine_tune, *common, "--target-centre-half-mm", "12"])
+    result = runner.invoke(app, [*fine_tune, *common, "--target-centre-half-mm", "12", "--monitor", "centre"])
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "b" / "run.json").read_text())["training"]["target_centre_half_mm"] == 12.0
+    training = json.loads((tmp_path / "b" / "run.json").read_text())["training"]
+    assert training["target_centre_half_mm"] == 12.0 and training["monitor"] == "val_peak_centre_error_mm"
+    result = runner.invoke(app, [*fine_tune, *common, "--overwrite", "--monitor", "middle"])
+    assert result.exit_code != 0 and "Unknown --monitor 'middle'" in str(result.output) + str(result.exception)
     result = runner.invoke(app, ["train", "--model", "lstm", "--out", str(tmp_path / "c"), *common])
     assert result.exit_code != 0 and "Unknown model" in str(result.output) + str(result.exception)
 
@@ -389,3 +392,27 @@ def test_centre_weighted_target_halves_at_its_distance_and_is_what_both_steps_fi
     for bad in (0.0, float("inf")):
         with pytest.raises(BrainForgeError, match="target_centre_half_mm"):
             TrainingConfig(target_centre_half_mm=bad)
+
+
+@pytest.mark.parametrize(
+    ("monitor", "exported"), [("val_peak_patch_error_mm", [10.0]), ("val_peak_centre_error_mm", [10.0, 5.0])]
+)
+def test_export_follows_the_configured_monitor(monitor, exported, tmp_path, monkeypatch):
+    import importlib
+    from types import SimpleNamespace
+
+    train_module = importlib.import_module("brainforge.training.train")  # the module, not the function
+
+    saved = []
+    monkeypatch.setattr(train_module, "save_model", lambda model, out, info: saved.append(info["metrics"]))
+    export = train_module.ExportBestModel(tmp_path, {}, monitor)
+    module = SimpleNamespace(model=None)
+    for patch, centre in ((1.0, 10.0), (2.0, 5.0)):
+        metrics = {"val_peak_patch_error_mm": torch.tensor(patch), "val_peak_centre_error_mm": torch.tensor(centre)}
+        trainer = SimpleNamespace(
+            sanity_checking=False, callback_metrics=metrics, current_epoch=0, global_step=0, is_global_zero=True
+        )
+        export.on_validation_end(trainer, module)
+    assert [m["val_peak_centre_error_mm"] for m in saved] == exported
+    with pytest.raises(BrainForgeError, match="Unknown monitor"):
+        TrainingConfig(monitor="val_loss")

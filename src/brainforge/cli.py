@@ -307,6 +307,13 @@ def synth(
     typer.echo(f"Wrote {path}: {n} samples, {model.n_channels} channels, {model.n_regions} regions.")
 
 
+def _monitor(name: str) -> str:
+    """Return the validation metric that ``--monitor patch`` or ``--monitor centre`` names."""
+    if name not in ("patch", "centre"):
+        raise BrainForgeError(f"Unknown --monitor {name!r}; choose patch or centre.")
+    return f"val_peak_{name}_error_mm"
+
+
 def _model_params(items: list[str] | None) -> dict:
     """``--param key=value`` (value parsed as JSON when it can be) to a dict."""
     params: dict = {}
@@ -359,6 +366,10 @@ def train_command(
         str | None, typer.Option("--montage-subsets", help="Train on random channel subsets, 'low,high'.")
     ] = None,
     crop: Annotated[int | None, typer.Option("--crop", help="Train on windows of this many samples.")] = None,
+    monitor: Annotated[
+        str,
+        typer.Option("--monitor", help="Validation metric that early stopping and export follow: patch or centre."),
+    ] = "patch",
     target_centre_half_mm: Annotated[
         float | None,
         typer.Option(
@@ -425,6 +436,7 @@ def train_command(
             samples_per_epoch=samples_per_epoch, val_samples=val_samples, patience=patience, seed=seed,
             montage_subsets=_range(montage_subsets, "montage-subsets", int) if montage_subsets else None,
             crop_samples=crop, num_workers=workers, target_centre_half_mm=target_centre_half_mm,
+            monitor=_monitor(monitor),
             **({"max_epochs": max_epochs} if max_epochs else {}),
         )  # fmt: skip
         synthesis = SynthesisConfig(

@@ -10,6 +10,8 @@ from .._errors import BrainForgeError
 from .losses import LOSSES
 
 OPTIMIZERS = ("adam", "adamw")
+#: Validation metrics that early stopping, the plateau schedule and model export can follow.
+MONITORS = ("val_peak_patch_error_mm", "val_peak_centre_error_mm")
 SCHEDULES = ("plateau", "cosine", "none")
 
 
@@ -62,6 +64,13 @@ class TrainingConfig:
         them has no reason to peak at the centre, which the headline
         ``peak_centre_error_mm`` measures to; this teaches it to. The EEG and
         the test sets are unchanged. None trains on the source activity.
+    monitor : str
+        Validation metric (mm, lower is better) that early stopping, the
+        plateau schedule and the exported best model follow:
+        ``val_peak_patch_error_mm`` (peak to the nearest patch region) or
+        ``val_peak_centre_error_mm`` (peak to the nearest patch centre, the
+        held-out benchmark's headline; the natural choice with
+        ``target_centre_half_mm``). Both are logged either way.
     """
 
     loss: str | None = None
@@ -80,6 +89,7 @@ class TrainingConfig:
     num_workers: int = 1
     gradient_clip: float = 1.0
     target_centre_half_mm: float | None = None
+    monitor: str = MONITORS[0]
 
     def __post_init__(self) -> None:
         if self.loss is not None and self.loss not in LOSSES:
@@ -95,6 +105,8 @@ class TrainingConfig:
             low, high = self.montage_subsets
             if not 4 <= low <= high:
                 raise BrainForgeError(f"montage_subsets must be (low, high) with 4 <= low <= high, got {(low, high)}.")
+        if self.monitor not in MONITORS:
+            raise BrainForgeError(f"Unknown monitor {self.monitor!r}; choose from {', '.join(MONITORS)}.")
         half_mm = self.target_centre_half_mm
         if half_mm is not None and not 0 < half_mm < float("inf"):
             raise BrainForgeError(f"target_centre_half_mm must be a finite distance > 0 mm, got {half_mm}.")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import lightning.pytorch as pl
 import numpy as np
-import torch
 from torch.utils.data import DataLoader
 
 from ..synthesis import SampleGenerator, SyntheticEEGDataset
 from ..synthesis.dataset import SyntheticBatchLoader, collate_samples, sample_seed
 from .config import TrainingConfig
+from .metrics import centre_mask
 
 #: Index that derives the validation seed from the run seed (training epochs use 0, 1, 2, ...).
 _VALIDATION_INDEX = 2**32 - 1
@@ -28,10 +28,7 @@ def epoch_seed(seed: int, epoch: int) -> int:
 def collate_validation(items: list[dict]) -> dict:
     """Batch validation items as :func:`collate_samples` does, plus their patch centres as a (B, R) bool ``centre``."""
     batch = collate_samples(items)
-    centres = batch["centres"]  # (B, most patches), -1 padded
-    rows, slots = torch.nonzero(centres >= 0, as_tuple=True)
-    batch["centre"] = torch.zeros_like(batch["active"])
-    batch["centre"][rows, centres[rows, slots]] = True
+    batch["centre"] = centre_mask(batch["centres"], batch["active"].shape[1])
     return batch
 
 

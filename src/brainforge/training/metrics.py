@@ -53,6 +53,14 @@ def peak_centre_error_mm(
     return peak_patch_error_mm(estimate, target, centre, distance_mm)
 
 
+def centre_mask(centres: torch.Tensor, n_regions: int) -> torch.Tensor:
+    """Patch-centre regions (B, K; -1 padded) as a (B, R) bool mask."""
+    mask = torch.zeros(len(centres), n_regions, dtype=torch.bool, device=centres.device)
+    rows, slots = torch.nonzero(centres >= 0, as_tuple=True)
+    mask[rows, centres[rows, slots]] = True
+    return mask
+
+
 def centre_weights(centres: torch.Tensor, distance_mm: torch.Tensor, half_mm: float) -> torch.Tensor:
     """Gaussian weight of each region's distance to the nearest patch centre, 0.5 at ``half_mm`` (B, R).
 

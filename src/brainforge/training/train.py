@@ -23,7 +23,7 @@ from ..topomap import Montage
 from .checkpoint_io import SafetensorsCheckpointIO
 from .config import TrainingConfig
 from .data import SyntheticDataModule
-from .module import MONITOR, SourceLocalizer
+from .module import SourceLocalizer
 
 logger = logging.getLogger("brainforge")
 
@@ -80,17 +80,18 @@ class TrainingResult:
 class ExportBestModel(Callback):
     """Write the release checkpoint (safetensors + JSON) whenever validation improves."""
 
-    def __init__(self, out_dir: Path, info: dict):
+    def __init__(self, out_dir: Path, info: dict, monitor: str):
         self.out_dir = Path(out_dir)
         self.info = info
+        self.monitor = monitor
         self.best: float = float("inf")
         self.best_metrics: dict = {}
 
     def on_validation_end(self, trainer: pl.Trainer, module: SourceLocalizer) -> None:
         """Export when the monitored metric improved (rank 0 only)."""
-        if trainer.sanity_checking or MONITOR not in trainer.callback_metrics:
+        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
             return
-        value = float(trainer.callback_metrics[MONITOR])
+        value = float(trainer.callback_metrics[self.monitor])
         if not value < self.best:
             return
         self.best = value
@@ -429,11 +430,11 @@ def train(
             tmp.write_text(
                 json.dumps({"model": model_name, "model_params": model.hyper_parameters(), **info}, indent=1)
             )
-    export = ExportBestModel(out_dir, info)
+    export = ExportBestModel(out_dir, info, config.monitor)
     steps_per_epoch = -(-config.samples_per_epoch // config.batch_size)
     cpu_budget = CpuTimeBudget(max_cpu_time_s) if max_cpu_time_s is not None else None
     timer = SessionTimer(parse_max_time(max_time), interval="step") if max_time else None
-    early_stopping = EarlyStopping(MONITOR, patience=config.patience, mode="min")
+    early_stopping = EarlyStopping(config.monitor, patience=config.patience, mode="min")
     trainer = pl.Trainer(
         accelerator=accelerator,
         devices=devices,
