@@ -1,7 +1,9 @@
 """Run ``brainforge train`` on the device until a wall-clock deadline.
 
 ``python train_gpu.py START_EPOCH_S BUDGET_S OUT_DIR HEAD_NPZ``: trains until
-``START + BUDGET`` (``WORKERS`` and ``ACCEL`` override 14 workers on the GPU).
+``START + BUDGET`` (``WORKERS`` and ``ACCEL`` override 14 workers on the GPU;
+``EXTRA`` appends options, for example ``EXTRA="--target-centre-half-mm 12
+--monitor centre"``).
 """
 
 import os
@@ -27,6 +29,7 @@ def run(start: float, budget: float, out: str, head: str) -> None:
         "--param", "samples_per_token=10", "--samples-per-epoch", "65536", "--val-samples", "1024",
         "--batch-size", "256", "--patience", "9", "--workers", os.environ.get("WORKERS", "14"), "--no-progress",
         "--accelerator", os.environ.get("ACCEL", "gpu"), "--devices", "1", "--max-time", max_time,
+        *os.environ.get("EXTRA", "").split(),
     ]  # fmt: skip
     print(" ".join(sys.argv), flush=True)
     began = time.time()
