@@ -6,6 +6,12 @@ Rebuilds the run's validation set from its ``run.json`` (head, spike library,
 forward bank, synthesis settings, seed, size) with the code ``brainforge train``
 uses, so exactly as training drew it, and prints both metrics for each model:
 for example a fine-tuned run's starting model, which its log never scored.
+
+It also describes the estimate's shape on the single-patch samples, at the
+true peak time (medians): how many regions reach half the estimate's maximum
+(against the patch's size), the estimate at the true centre relative to its
+maximum, and the distance from the centroid of the estimate's above-half
+regions (weighted by |estimate|) to the true amplitude-weighted centroid, mm.
 """
 
 from __future__ import annotations
@@ -13,6 +19,25 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+
+
+def shape_statistics(estimate, sources, centre, positions_mm) -> list[list[float]]:
+    """Per single-patch sample: regions >= half max, estimate at centre / max, centroid distance (mm), patch size."""
+    import torch
+
+    from brainforge.training.metrics import peak_times
+
+    rows = []
+    times = peak_times(sources)
+    for i in torch.nonzero(centre.sum(dim=1) == 1).flatten().tolist():
+        est, true = estimate[i, times[i]].abs(), sources[i, times[i]].abs()
+        above = est >= 0.5 * est.max()
+        est_centroid = (est * above) @ positions_mm / (est * above).sum()
+        true_centroid = true @ positions_mm / true.sum()
+        at_centre = est[centre[i]].item() / est.max().item()
+        distance = (est_centroid - true_centroid).norm().item()
+        rows.append([above.sum().item(), at_centre, distance, (true > 0).sum().item()])
+    return rows
 
 
 def main(run_dir: str, model_dirs: list[str]) -> None:
@@ -30,21 +55,28 @@ def main(run_dir: str, model_dirs: list[str]) -> None:
     generator = training_generator(run["cli"], config_from_dict(SynthesisConfig, run["data"]["synthesis"]))
     data = SyntheticDataModule(generator, TrainingConfig.from_dict(run["training"]))
     distance = torch.as_tensor(generator.head.region_distance_mm, dtype=torch.float32)
+    positions = torch.as_tensor(generator.head.region_centres_mm, dtype=torch.float32)
     models = {name: load_model(name)[0].eval() for name in model_dirs}
-    errors: dict[str, tuple[list, list]] = {name: ([], []) for name in models}
+    errors: dict[str, tuple[list, list, list]] = {name: ([], [], []) for name in models}
     with torch.inference_mode():
         for batch in data.val_dataloader():
             keep = has_sources(batch["active"])
-            sources = batch["sources"][keep]
+            sources, centre = batch["sources"][keep], batch["centre"][keep]
             for name, model in models.items():
                 estimate = model(batch["eeg"])[keep]
                 errors[name][0].append(peak_patch_error_mm(estimate, sources, batch["active"][keep], distance))
-                errors[name][1].append(peak_centre_error_mm(estimate, sources, batch["centre"][keep], distance))
-    for name, (patch, centre) in errors.items():
-        patch, centre = torch.cat(patch), torch.cat(centre)
+                errors[name][1].append(peak_centre_error_mm(estimate, sources, centre, distance))
+                errors[name][2].extend(shape_statistics(estimate, sources, centre, positions))
+    for name, (patch, centre, shape) in errors.items():
+        patch, centre, shape = torch.cat(patch), torch.cat(centre), torch.tensor(shape).median(dim=0).values
         print(
             f"{name}: val_peak_patch_error_mm {patch.mean():.2f}, val_peak_centre_error_mm {centre.mean():.2f} "
             f"(means over {len(centre)} samples with sources)"
+        )
+        print(
+            f"  single-patch samples (medians): {shape[0]:.0f} regions >= half max (patch: {shape[3]:.0f}), "
+            f"estimate at the true centre {shape[1]:.2f} of its max, its centroid {shape[2]:.1f} mm from the "
+            "true centroid"
         )
 
 
