@@ -23,7 +23,6 @@ def main(run_dir: str, out_dir: str) -> None:
     import pandas as pd
 
     from brainforge.models import load_model, save_model
-    from brainforge.models.io import read_model_config
     from brainforge.training import load_training_state
 
     run = Path(run_dir)
@@ -38,8 +37,9 @@ def main(run_dir: str, out_dir: str) -> None:
         raise SystemExit(f"No validation row for epoch {epoch} in {run}/logs.")
     metrics = {k: float(v) for k, v in rows.iloc[-1].items() if k.startswith("val_") and pd.notna(v)}
     metrics.update(epoch=epoch, global_step=int(state["global_step"]), exported="last epoch")
-    written_by_save_model = ("format", "format_version", "brainforge_version", "model", "n_regions", "montage")
-    info = {k: v for k, v in read_model_config(run).items() if k not in written_by_save_model}
+    # run.json is the run's export info plus the two keys train() adds to it; save_model writes the rest.
+    run_info = json.loads((run / "run.json").read_text())
+    info = {k: v for k, v in run_info.items() if k not in ("model", "model_params")}
     save_model(model, out_dir, {**info, "metrics": metrics})
     print(json.dumps(metrics))
 

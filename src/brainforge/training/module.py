@@ -10,7 +10,7 @@ from ..models.base import SourceModel
 from ..synthesis.dataset import densify_sources
 from ..synthesis.normalize import normalize_eeg
 from ..topomap import Montage
-from .config import TrainingConfig
+from .config import MONITORS, TrainingConfig
 from .losses import PUBLISHED_LOSS, compute_loss
 from .metrics import (
     background_amplitude,
@@ -23,7 +23,7 @@ from .metrics import (
 )
 
 #: Metric that early stopping and model export follow unless ``TrainingConfig.monitor`` says otherwise.
-MONITOR = "val_peak_patch_error_mm"
+MONITOR = MONITORS[0]
 
 
 class SourceLocalizer(pl.LightningModule):
