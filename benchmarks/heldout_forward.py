@@ -9,7 +9,7 @@ models outside the training bank (``make_forward_bank``'s defaults):
 - ``shift15`` and ``shift25``: the whole cap moved 15 or 25 mm along the
   scalp towards the nose (MNE's exact forward at the moved electrodes);
 - ``skull0.01``: a skull conductivity that is not on the bank's grid;
-- ``sphere``: a 3-shell sphere instead of the BEM
+- ``sphere``: a 3-shell sphere instead of the BEM.
 
 (``brainforge.evaluation.heldout``, the sets ``brainforge compare`` scores on,
 here with 1-2 patches).
@@ -23,9 +23,11 @@ bootstrap intervals of the median:
 - spike-window time-course correlation;
 - peak-centre error at 16 channels;
 - peak-centre error of samples with a deep source;
-- failures (ghost or non-finite estimates);
-- the share of samples whose peak is the true centre region itself (0 mm),
-  and the share within 8 mm.
+- failures (ghost or non-finite estimates).
+
+It also prints, without intervals, the share of the 64-channel samples whose
+peak is the true centre region itself (0 mm) and the share within 8 mm
+(failures count as misses).
 
 and, as a reference for the first row, the peak-centre error of the region
 nearest the true patch's amplitude-weighted centroid (the patch that holds the

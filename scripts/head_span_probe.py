@@ -10,7 +10,9 @@ its peak time, as is and weighted towards the patch centres as
 ``brainforge train --target-centre-half-mm H`` weights it (H = 12 and 6 mm),
 and prints the peak-centre error of the best fit: median, share on the centre
 region itself, share within 8 mm. If even the best fit misses the centre, the
-head's rank limits the network; if it hits, the features do.
+head's rank limits the network; if it hits, the features do. The time sample
+within its token is the peak time modulo ``samples_per_token``: the network's
+windows start at the segment's first sample (1-s segments, 1-s windows).
 """
 
 from __future__ import annotations
