@@ -39,6 +39,7 @@ def main(model_dir: str, sets_dir: str, n_max: int) -> None:
     """Print the peak-centre error of the argmax and of each refit setting."""
     from brainforge import set_log_level
     from brainforge.anatomy import make_head_model
+    from brainforge.evaluation.metrics import peak_centre_error_mm
     from brainforge.inverse import make_solver
     from brainforge.synthesis.store import read_test_set
 
@@ -60,8 +61,9 @@ def main(model_dir: str, sets_dir: str, n_max: int) -> None:
             eeg = eeg - eeg.mean(axis=0)
             truth = np.asarray(test.sources[i], float).T
             peak_time = int(np.abs(truth).max(axis=0).argmax())
-            estimate = np.abs(solver.apply_regions(eeg, test.sfreq).data[:, peak_time])
-            errors["argmax"].append(distance_mm[estimate.argmax(), centres].min())
+            activity = solver.apply_regions(eeg, test.sfreq).data
+            errors["argmax"].append(peak_centre_error_mm(activity, truth, centres, distance_mm))
+            estimate = np.abs(activity[:, peak_time])
             for f, r in settings:
                 region = refit_peak(estimate, eeg[:, peak_time], topographies, distance_mm, f, r)
                 errors[f"refit f={f} R={r:g} mm"].append(distance_mm[region, centres].min())
