@@ -194,6 +194,28 @@ def test_cnn_transformer_groups_samples_into_tokens(montage):
         build_model("cnn_transformer", 30, montage, samples_per_token=0)
 
 
+def test_output_smoothing_is_a_gaussian_low_pass_without_weights(montage):
+    """output_smoothing_samples is a Gaussian along time (as SciPy's, edges nearest) and adds no weights."""
+    from scipy.ndimage import gaussian_filter1d
+
+    torch.manual_seed(4)
+    params = {**SMALL["cnn_transformer"], "samples_per_token": 10}
+    plain = build_model("cnn_transformer", 30, montage, **params).eval()
+    smooth = build_model("cnn_transformer", 30, montage, **params, output_smoothing_samples=3.0).eval()
+    assert smooth.state_dict().keys() == plain.state_dict().keys()  # trained models load with it set
+    smooth.load_state_dict(plain.state_dict())
+    eeg = normalize_eeg(torch.randn(2, 200, 64))
+    with torch.no_grad():
+        raw, smoothed = plain(eeg, montage).numpy(), smooth(eeg, montage).numpy()
+    expected = gaussian_filter1d(raw.astype(float), 3.0, axis=1, mode="nearest", truncate=3.0)
+    np.testing.assert_allclose(smoothed, expected, atol=1e-5)
+    spectrum = np.abs(np.fft.rfft(raw, axis=1)) ** 2, np.abs(np.fft.rfft(smoothed, axis=1)) ** 2
+    high = np.fft.rfftfreq(200, 1 / 500) > 50  # Hz, at 500 samples/s
+    assert spectrum[1][:, high].sum() < 0.1 * spectrum[0][:, high].sum()
+    with pytest.raises(BrainForgeError, match="output_smoothing_samples"):
+        build_model("cnn_transformer", 30, montage, output_smoothing_samples=-1.0)
+
+
 def test_mask_channel_response_is_added_not_stacked(montage):
     """The CNN-Transformer's first convolution sees the head mask as one broadcast map: same as stacking it."""
     from brainforge.topomap import make_topomap
