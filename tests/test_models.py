@@ -194,26 +194,40 @@ def test_cnn_transformer_groups_samples_into_tokens(montage):
         build_model("cnn_transformer", 30, montage, samples_per_token=0)
 
 
-def test_output_smoothing_is_a_gaussian_low_pass_without_weights(montage):
+@pytest.mark.parametrize("sigma", [3.0, 1.1])
+def test_output_smoothing_is_a_gaussian_low_pass_without_weights(sigma, montage):
     """output_smoothing_samples is a Gaussian along time (as SciPy's, edges nearest) and adds no weights."""
     from scipy.ndimage import gaussian_filter1d
 
     torch.manual_seed(4)
     params = {**SMALL["cnn_transformer"], "samples_per_token": 10}
     plain = build_model("cnn_transformer", 30, montage, **params).eval()
-    smooth = build_model("cnn_transformer", 30, montage, **params, output_smoothing_samples=3.0).eval()
+    smooth = build_model("cnn_transformer", 30, montage, **params, output_smoothing_samples=sigma).eval()
     assert smooth.state_dict().keys() == plain.state_dict().keys()  # trained models load with it set
     smooth.load_state_dict(plain.state_dict())
-    eeg = normalize_eeg(torch.randn(2, 200, 64))
+    eeg = normalize_eeg(torch.randn(2, 203, 64))  # not a multiple of 10: the padding is cut before smoothing
     with torch.no_grad():
         raw, smoothed = plain(eeg, montage).numpy(), smooth(eeg, montage).numpy()
-    expected = gaussian_filter1d(raw.astype(float), 3.0, axis=1, mode="nearest", truncate=3.0)
+    expected = gaussian_filter1d(raw.astype(float), sigma, axis=1, mode="nearest", truncate=3.0)
     np.testing.assert_allclose(smoothed, expected, atol=1e-5)
     spectrum = np.abs(np.fft.rfft(raw, axis=1)) ** 2, np.abs(np.fft.rfft(smoothed, axis=1)) ** 2
-    high = np.fft.rfftfreq(200, 1 / 500) > 50  # Hz, at 500 samples/s
+    high = np.fft.rfftfreq(203, 1 / 500) > 100  # Hz, at 500 samples/s
     assert spectrum[1][:, high].sum() < 0.1 * spectrum[0][:, high].sum()
-    with pytest.raises(BrainForgeError, match="output_smoothing_samples"):
-        build_model("cnn_transformer", 30, montage, output_smoothing_samples=-1.0)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(BrainForgeError, match="output_smoothing_samples"):
+            build_model("cnn_transformer", 30, montage, output_smoothing_samples=bad)
+
+
+def test_bundled_default_smooths_its_output():
+    """The shipped config sets the 2-sample low-pass, and the deployed copy keeps it."""
+    from brainforge._data import default_model_dir
+    from brainforge.models.base import inference_copy
+
+    model, _ = load_model(default_model_dir())
+    assert model.config.output_smoothing_samples == 2.0
+    deployed = inference_copy(model)
+    torch.testing.assert_close(deployed.smoothing, model.smoothing)
+    assert len(model.smoothing) == 13 and abs(float(model.smoothing.sum()) - 1) < 1e-6
 
 
 def test_mask_channel_response_is_added_not_stacked(montage):

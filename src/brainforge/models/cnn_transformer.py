@@ -61,11 +61,13 @@ class CNNTransformerConfig:
         applied to the output along time (kernel cut at 3 standard
         deviations, edges replicated); 0 applies none. With ``k > 1`` the
         head gives each token's ``k`` samples from one Transformer output,
-        so consecutive tokens meet in a step, which a deviation of ``k / 5``
-        to ``k / 3`` samples removes. The amplitude response is
-        ``exp(-2 (pi sigma f) ** 2)``: 2 samples at 500 Hz (4 ms) pass 33 Hz
-        at -3 dB, about a clinical 35 Hz low-pass. It has no weights, so it
-        can be set on a trained model through its config.
+        so consecutive tokens meet in a step. For the bundled default
+        (``k = 10``) 2 samples cut the jump across a token boundary from ten
+        times the jump inside a token to about twice (docs/MODEL_CARD.md).
+        The amplitude response is ``exp(-2 (pi sigma f) ** 2)`` with sigma in
+        seconds and f in Hz: 2 samples at 500 Hz (4 ms) are -3 dB at 33 Hz
+        (-1.1 dB at 20 Hz). It has no weights, so it can be set on a trained
+        model through its config.
     """
 
     grid_size: int = 32
@@ -90,17 +92,22 @@ class CNNTransformerConfig:
             raise BrainForgeError("conv_channels and reduce_channels must be positive.")
         if self.samples_per_token < 1:
             raise BrainForgeError(f"samples_per_token must be 1 or more, got {self.samples_per_token}.")
-        if not self.output_smoothing_samples >= 0:
+        if not (math.isfinite(self.output_smoothing_samples) and 0 <= self.output_smoothing_samples <= self.max_len):
             raise BrainForgeError(
-                f"output_smoothing_samples must be 0 (none) or positive, got {self.output_smoothing_samples}."
+                f"output_smoothing_samples must be 0 (none) or a positive number of samples up to max_len "
+                f"({self.max_len}), got {self.output_smoothing_samples}."
             )
 
 
 def gaussian_kernel(sigma_samples: float) -> torch.Tensor:
-    """Normalised Gaussian of standard deviation ``sigma_samples``, cut at 3 deviations (odd length, >= 1)."""
+    """Normalised Gaussian of standard deviation ``sigma_samples``, cut at 3 deviations (odd length, >= 1).
+
+    The radius is SciPy's (``scipy.ndimage.gaussian_filter1d`` with ``truncate=3``):
+    ``int(3 * sigma + 0.5)`` samples.
+    """
     if sigma_samples == 0:
         return torch.ones(1)
-    half = math.ceil(3 * sigma_samples)
+    half = int(3 * sigma_samples + 0.5)
     offsets = torch.arange(-half, half + 1, dtype=torch.float64)
     kernel = torch.exp(-0.5 * (offsets / sigma_samples) ** 2)
     return (kernel / kernel.sum()).float()
