@@ -61,9 +61,10 @@ def main(solver_name: str, test_dir: str, n: int, sigmas: list[float]) -> None:
                 scores = deepsif_metrics(smoothed[:, window], truth[:, window], test.patches(i), centres, distance)
                 correlation.append(scores["correlation"])
                 error.append(peak_centre_error_mm(smoothed, truth, centres, distance))
-            if not np.abs(estimate[centres[0]]).max() > 0:
+            peak = np.abs(estimate[centres[0]]).max()
+            if not peak > 0:
                 continue
-            course = estimate[centres[0]] / np.abs(estimate[centres[0]]).max()
+            course = estimate[centres[0]] / peak
             jumps = np.abs(np.diff(course))
             straddles = np.arange(len(jumps)) % 10 == 9
             boundary.append(jumps[straddles].mean())

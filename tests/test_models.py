@@ -226,8 +226,8 @@ def test_bundled_default_smooths_its_output():
     model, _ = load_model(default_model_dir())
     assert model.config.output_smoothing_samples == 2.0
     deployed = inference_copy(model)
-    torch.testing.assert_close(deployed.smoothing, model.smoothing)
-    assert len(model.smoothing) == 13 and abs(float(model.smoothing.sum()) - 1) < 1e-6
+    torch.testing.assert_close(deployed.smoothing_weights, model.smoothing_weights)
+    assert len(model.smoothing_weights) == 13 and abs(sum(model.smoothing_weights) - 1) < 1e-6
 
 
 def test_mask_channel_response_is_added_not_stacked(montage):
