@@ -1,11 +1,15 @@
 """Score trained models on a training run's own validation set: peak-patch and peak-centre error (mm).
 
-Usage: BRAINFORGE_CACHE=... python scripts/score_validation.py RUN_DIR MODEL_DIR [MODEL_DIR ...]
+Usage: BRAINFORGE_CACHE=... python scripts/score_validation.py RUN_DIR MODEL_DIR [MODEL_DIR ...] [--val-seed N]
 
 Rebuilds the run's validation set from its ``run.json`` (head, spike library,
 forward bank, synthesis settings, seed, size) with the code ``brainforge train``
 uses, so exactly as training drew it, and prints both metrics for each model:
 for example a fine-tuned run's starting model, which its log never scored.
+
+``--val-seed N`` draws the same recipe with another seed instead: a fresh
+set that no model's checkpoint selection has seen, for choosing between
+models without touching the held-out test sets.
 
 It also describes the estimate's shape on the single-patch samples, at the
 true peak time (medians): how many regions reach half the estimate's maximum
@@ -40,7 +44,7 @@ def shape_statistics(estimate, sources, centre, positions_mm) -> list[list[float
     return rows
 
 
-def main(run_dir: str, model_dirs: list[str]) -> None:
+def main(run_dir: str, model_dirs: list[str], val_seed: int | None = None) -> None:
     """Print the validation metrics of each model."""
     import torch
 
@@ -52,6 +56,8 @@ def main(run_dir: str, model_dirs: list[str]) -> None:
     from brainforge.training.metrics import has_sources, peak_centre_error_mm, peak_patch_error_mm
 
     run = json.loads(Path(run_dir, "run.json").read_text())
+    if val_seed is not None:
+        run["training"]["seed"] = val_seed
     generator = training_generator(run["cli"], config_from_dict(SynthesisConfig, run["data"]["synthesis"]))
     data = SyntheticDataModule(generator, TrainingConfig.from_dict(run["training"]))
     distance = torch.as_tensor(generator.head.region_distance_mm, dtype=torch.float32)
@@ -81,6 +87,12 @@ def main(run_dir: str, model_dirs: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 3:
+    arguments = sys.argv[1:]
+    seed = None
+    if "--val-seed" in arguments:
+        at = arguments.index("--val-seed")
+        seed = int(arguments[at + 1])
+        del arguments[at : at + 2]
+    if len(arguments) < 2:
         raise SystemExit(__doc__.splitlines()[2])
-    main(sys.argv[1], sys.argv[2:])
+    main(arguments[0], arguments[1:], seed)

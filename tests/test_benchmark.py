@@ -17,7 +17,7 @@ from brainforge.evaluation.benchmark import (
     check_test_set_head,
     run_benchmark,
 )
-from brainforge.evaluation.summary import bootstrap_interval
+from brainforge.evaluation.summary import bootstrap_interval, paired_difference
 from brainforge.models import build_model, save_model
 from brainforge.synthesis import SampleGenerator, SynthesisConfig
 from brainforge.synthesis.store import read_test_set, write_test_set
@@ -111,6 +111,47 @@ def test_bootstrap_interval_matches_the_normal_approximation():
         values.mean() + half, abs=0.05
     )
     assert np.isnan(bootstrap_interval(np.array([np.nan]), 10, 0.95, rng)[0])
+
+
+def _samples_table(errors_a, errors_b, n_channels=(64,)) -> pd.DataFrame:
+    """A samples.csv-like table: solvers a and b on the same samples of two test sets."""
+    rows = []
+    for solver, errors in (("a", errors_a), ("b", errors_b)):
+        for i, error in enumerate(errors):
+            for channels in n_channels:
+                test_set = f"set{i % 2}.zarr"
+                rows.append({"test_set": test_set, "sample": i // 2, "n_channels": channels, "solver": solver,
+                             "peak_centre_error_mm": error + (channels == 16)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_paired_difference_matches_samples_not_rows():
+    rng = np.random.default_rng(0)
+    errors_a = rng.uniform(0, 30, 80)
+    errors_b = errors_a - 2.0 + rng.normal(0, 1, 80)
+    table = _samples_table(errors_a, errors_b, n_channels=(64, 16))
+    shuffled = table.sample(frac=1.0, random_state=1)  # pairing must follow the keys, not the row order
+    result = paired_difference(shuffled, "a", "b", n_channels=64, seed=3)
+    expected = errors_b - errors_a
+    assert result["n"] == 80
+    assert result["mean"] == pytest.approx(expected.mean())
+    assert result["low"] < result["mean"] < result["high"] < 0  # 2 mm better, +-1 mm noise: clearly below 0
+    assert result["high"] - result["low"] < 1.0  # far narrower than the 30 mm spread of the errors themselves
+    assert result["share_lower"] == pytest.approx(np.mean(expected < 0))
+    assert paired_difference(shuffled, "a", "b", n_channels=64, seed=3) == result  # seeded
+    assert paired_difference(shuffled, "b", "a", n_channels=64, seed=3)["mean"] == pytest.approx(-result["mean"])
+    assert paired_difference(shuffled, "a", "b", seed=3)["n"] == 160  # both channel counts, each with itself
+
+
+def test_paired_difference_drops_non_finite_pairs_and_names_bad_solvers():
+    errors_a = np.array([10.0, 12.0, np.nan, 8.0])
+    errors_b = np.array([9.0, 11.0, 5.0, 7.0])
+    result = paired_difference(_samples_table(errors_a, errors_b), "a", "b")
+    assert result["n"] == 3
+    assert (result["mean"], result["low"], result["high"]) == (-1.0, -1.0, -1.0)
+    assert (result["share_lower"], result["share_higher"]) == (1.0, 0.0)
+    with pytest.raises(BrainForgeError, match="No 'c' rows to pair"):
+        paired_difference(_samples_table(errors_a, errors_b), "a", "c")
 
 
 def test_bad_input_is_refused(test_sets, head64, tmp_path):
