@@ -40,11 +40,14 @@ prints the median distance between the centres of adjacent regions: the
 metric moves in steps of about that size, so a median of 8 mm or less needs
 the peak on the centre region itself in about half of the samples.
 
-With two or more networks, it prints each later network's paired difference
-to the first on the same samples: the mean per-sample difference of the
-peak-centre error (mm; negative: the later network is better) with a 95 %
-bootstrap interval, at 64 and at 16 channels, and the shares of samples where
-it is better and worse. Failures enter with their error as scored.
+With two or more networks, it prints each later network's paired comparison
+with the first on the same samples, at 64 and at 16 channels
+(``brainforge.evaluation.summary.paired_difference``; mm, negative: the later
+network is better): the mean per-sample difference of the peak-centre error
+and the difference of the two medians, each with a 95 % paired bootstrap
+interval, and the shares of samples where it is better and worse with their
+sign test. Ghost failures enter with their error as scored; a non-finite
+estimate (error NaN) leaves its pair out, and the count is printed.
 
 Then the goals of the default model, for each network given (<= 8 mm and at most half of sLORETA's;
 correlation >= 0.8; <= 12 mm at 16 channels; deep no worse than sLORETA). The
@@ -165,9 +168,11 @@ def main() -> None:
         }
         for n_channels, d in paired[other].items():
             print(
-                f"paired {other} - {networks[0]}, {n_channels}: {d['mean']:+.2f} mm "
-                f"[{d['low']:+.2f}, {d['high']:+.2f}], better in {d['share_lower']:.0%}, "
-                f"worse in {d['share_higher']:.0%} of {d['n']}"
+                f"paired {other} - {networks[0]}, {n_channels}: mean {d['mean']:+.2f} mm "
+                f"[{d['mean_low']:+.2f}, {d['mean_high']:+.2f}], medians {d['median']:+.2f} mm "
+                f"[{d['median_low']:+.2f}, {d['median_high']:+.2f}]; better in {d['share_lower']:.0%}, "
+                f"worse in {d['share_higher']:.0%} (sign test p = {d['sign_test_p']:.3f}) of {d['n']}"
+                + (f", {d['n_dropped']} non-finite left out" if d["n_dropped"] else "")
             )
     goals = {}
     for network in solvers:

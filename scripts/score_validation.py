@@ -21,7 +21,6 @@ regions (weighted by |estimate|) to the true amplitude-weighted centroid, mm.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 
@@ -87,12 +86,11 @@ def main(run_dir: str, model_dirs: list[str], val_seed: int | None = None) -> No
 
 
 if __name__ == "__main__":
-    arguments = sys.argv[1:]
-    seed = None
-    if "--val-seed" in arguments:
-        at = arguments.index("--val-seed")
-        seed = int(arguments[at + 1])
-        del arguments[at : at + 2]
-    if len(arguments) < 2:
-        raise SystemExit(__doc__.splitlines()[2])
-    main(arguments[0], arguments[1:], seed)
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", help="training run folder (its run.json gives the validation recipe)")
+    parser.add_argument("model_dirs", nargs="+", help="model folders to score")
+    parser.add_argument("--val-seed", type=int, default=None, help="draw the recipe with this seed instead")
+    arguments = parser.parse_args()
+    main(arguments.run_dir, arguments.model_dirs, arguments.val_seed)

@@ -131,27 +131,40 @@ def test_paired_difference_matches_samples_not_rows():
     errors_b = errors_a - 2.0 + rng.normal(0, 1, 80)
     table = _samples_table(errors_a, errors_b, n_channels=(64, 16))
     shuffled = table.sample(frac=1.0, random_state=1)  # pairing must follow the keys, not the row order
-    result = paired_difference(shuffled, "a", "b", n_channels=64, seed=3)
+    result = paired_difference(shuffled, "a", "b", 64, seed=3)
     expected = errors_b - errors_a
-    assert result["n"] == 80
+    assert (result["n"], result["n_dropped"]) == (80, 0)
     assert result["mean"] == pytest.approx(expected.mean())
-    assert result["low"] < result["mean"] < result["high"] < 0  # 2 mm better, +-1 mm noise: clearly below 0
-    assert result["high"] - result["low"] < 1.0  # far narrower than the 30 mm spread of the errors themselves
+    assert result["mean_low"] < result["mean"] < result["mean_high"] < 0  # 2 mm better, +-1 mm noise
+    assert result["mean_high"] - result["mean_low"] < 1.0  # far narrower than the 30 mm spread of the errors
+    assert result["median"] == pytest.approx(np.median(errors_b) - np.median(errors_a))
+    assert result["median_low"] <= result["median"] <= result["median_high"] < 0
     assert result["share_lower"] == pytest.approx(np.mean(expected < 0))
-    assert paired_difference(shuffled, "a", "b", n_channels=64, seed=3) == result  # seeded
-    assert paired_difference(shuffled, "b", "a", n_channels=64, seed=3)["mean"] == pytest.approx(-result["mean"])
-    assert paired_difference(shuffled, "a", "b", seed=3)["n"] == 160  # both channel counts, each with itself
+    assert result["sign_test_p"] < 1e-6  # nearly all 80 pairs better
+    assert paired_difference(shuffled, "a", "b", 64, seed=3) == result  # seeded
+    assert paired_difference(shuffled, "b", "a", 64, seed=3)["mean"] == pytest.approx(-result["mean"])
+    # Unpaired, the medians' own 95 % intervals overlap widely: pairing is what resolves 2 mm.
+    low_a, high_a = bootstrap_interval(errors_a, 2000, 0.95, 3, statistic=np.median)
+    low_b, high_b = bootstrap_interval(errors_b, 2000, 0.95, 3, statistic=np.median)
+    assert max(low_a, low_b) < min(high_a, high_b)
 
 
-def test_paired_difference_drops_non_finite_pairs_and_names_bad_solvers():
+def test_paired_difference_drops_non_finite_pairs_and_names_bad_input():
     errors_a = np.array([10.0, 12.0, np.nan, 8.0])
     errors_b = np.array([9.0, 11.0, 5.0, 7.0])
-    result = paired_difference(_samples_table(errors_a, errors_b), "a", "b")
-    assert result["n"] == 3
-    assert (result["mean"], result["low"], result["high"]) == (-1.0, -1.0, -1.0)
+    table = _samples_table(errors_a, errors_b)
+    result = paired_difference(table, "a", "b", 64)
+    assert (result["n"], result["n_dropped"]) == (3, 1)
+    assert (result["mean"], result["mean_low"], result["mean_high"]) == (-1.0, -1.0, -1.0)
+    assert (result["median"], result["median_low"], result["median_high"]) == (-1.0, -1.0, -1.0)
     assert (result["share_lower"], result["share_higher"]) == (1.0, 0.0)
-    with pytest.raises(BrainForgeError, match="No 'c' rows to pair"):
-        paired_difference(_samples_table(errors_a, errors_b), "a", "c")
+    assert result["sign_test_p"] == pytest.approx(0.25)  # 3 of 3 lower: 2 * 0.5 ** 3
+    with pytest.raises(BrainForgeError, match="No 'c' rows at 64 channels"):
+        paired_difference(table, "a", "c", 64)
+    with pytest.raises(BrainForgeError, match="No 'a' rows at 16 channels"):
+        paired_difference(table, "a", "b", 16)
+    with pytest.raises(BrainForgeError, match="repeat"):
+        paired_difference(pd.concat([table, table]), "a", "b", 64)
 
 
 def test_bad_input_is_refused(test_sets, head64, tmp_path):

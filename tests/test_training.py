@@ -268,10 +268,20 @@ def test_cli_train_and_fine_tune(tmp_path):
     result = runner.invoke(app, ["train", "--model", "gru", "--out", str(tmp_path / "a"), "--resume", *common])
     assert result.exit_code == 0, result.output
     fine_tune = ["train", "--model", "gru", "--out", str(tmp_path / "b"), "--init", str(tmp_path / "a")]
-    result = runner.invoke(app, [*fine_tune, *common, "--target-centre-half-mm", "12", "--monitor", "centre"])
+    centred = ["--target-centre-half-mm", "12", "--monitor", "centre", "--loss", "relative_mse_cosine_peak"]
+    result = runner.invoke(app, [*fine_tune, *common, *centred])
     assert result.exit_code == 0, result.output
     training = json.loads((tmp_path / "b" / "run.json").read_text())["training"]
     assert training["target_centre_half_mm"] == 12.0 and training["monitor"] == "val_peak_centre_error_mm"
+    assert training["loss"] == "relative_mse_cosine_peak"
+    metrics = next((tmp_path / "b" / "logs").rglob("metrics.csv")).read_text().splitlines()
+    header = metrics[0].split(",")
+    val_losses = [
+        float(row.split(",")[header.index("val_loss")])
+        for row in metrics[1:]
+        if row.split(",")[header.index("val_loss")]
+    ]
+    assert val_losses and np.isfinite(val_losses).all()
     result = runner.invoke(app, [*fine_tune, *common, "--overwrite", "--monitor", "middle"])
     assert result.exit_code != 0 and "Unknown --monitor 'middle'" in str(result.output) + str(result.exception)
     result = runner.invoke(app, ["train", "--model", "lstm", "--out", str(tmp_path / "c"), *common])
@@ -289,6 +299,51 @@ def test_relative_mse_cosine_loss():
     assert compute_loss("relative_mse_cosine", torch.zeros_like(target), target).item() == pytest.approx(2.0)
     # The right pattern at half the amplitude: only the relative MSE (0.25) remains.
     assert compute_loss("relative_mse_cosine", 0.5 * target, target).item() == pytest.approx(0.25, abs=1e-6)
+
+
+def test_peak_cross_entropy_rewards_the_peak_on_the_centre():
+    from brainforge.training.losses import compute_loss, peak_cross_entropy
+
+    target = torch.zeros(3, 6, 10)
+    target[0, 2, 3], target[0, 2, 4] = 1.0, 0.8  # centre 3, its neighbour 4
+    target[1, 4, 7], target[1, 4, 8] = 0.6, 0.5  # centre 7; sample 2 is background only
+    centre = torch.zeros(3, 10, dtype=torch.bool)
+    centre[0, 3] = centre[1, 7] = True
+    on_centre = target.clone()
+    off_centre = target.clone()
+    off_centre[0, 2, 4] = 1.2  # the largest region is the neighbour, not the centre
+    loss_on, loss_off = peak_cross_entropy(on_centre, target, centre), peak_cross_entropy(off_centre, target, centre)
+    assert loss_on < loss_off
+    # Scale-free: the estimate's units do not matter, only where its maximum is.
+    assert peak_cross_entropy(7.0 * on_centre, target, centre).item() == pytest.approx(loss_on.item(), rel=1e-6)
+    # Sample 0 alone (logits 20 at the centre, 16 at the neighbour, 0 at 8 others): the softmax by hand.
+    expected = -torch.log_softmax(torch.tensor([20.0, 16.0] + [0.0] * 8), dim=0)[0]
+    one = peak_cross_entropy(on_centre[:1], target[:1], centre[:1])
+    assert one.item() == pytest.approx(expected.item(), rel=1e-5)
+    # Two patches: each centre's weight follows its |target| at the peak time (1.0 and 0.5: 2/3 and 1/3).
+    two = torch.zeros(1, 6, 10)
+    two[0, 2, 1], two[0, 2, 6] = 1.0, -0.5
+    two_centres = torch.zeros(1, 10, dtype=torch.bool)
+    two_centres[0, [1, 6]] = True
+    log_p = torch.log_softmax(torch.tensor([0.0, 20.0] + [0.0] * 4 + [10.0] + [0.0] * 3), dim=0)
+    expected = -(2 / 3 * log_p[1] + 1 / 3 * log_p[6])
+    assert peak_cross_entropy(two, two, two_centres).item() == pytest.approx(expected.item(), rel=1e-5)
+    # An all-zero estimate is finite (uniform softmax: log of the region count).
+    zero = peak_cross_entropy(torch.zeros_like(target[:1]), target[:1], centre[:1])
+    assert zero.item() == pytest.approx(np.log(10), rel=1e-6)
+    # Weight and sharpness come from the config.
+    heavier = compute_loss("relative_mse_cosine_peak", off_centre, target, centre=centre, peak_weight=1.0)
+    lighter = compute_loss("relative_mse_cosine_peak", off_centre, target, centre=centre, peak_weight=0.1)
+    assert (heavier - lighter).item() == pytest.approx(0.9 * loss_off.item(), rel=1e-5)
+    with pytest.raises(BrainForgeError, match="peak_loss_weight"):
+        TrainingConfig(peak_loss_weight=float("nan"))
+    # Background-only samples are left out; a batch of them gives 0, not NaN.
+    assert peak_cross_entropy(on_centre[2:], target[2:], centre[2:]).item() == 0.0
+    estimate = on_centre.clone().requires_grad_(True)
+    compute_loss("relative_mse_cosine_peak", estimate, target, centre=centre).backward()
+    assert torch.isfinite(estimate.grad).all()
+    with pytest.raises(BrainForgeError, match="needs the patch centres"):
+        compute_loss("relative_mse_cosine_peak", estimate, target)
 
 
 def test_cosine_term_ignores_background_only_samples():
@@ -383,7 +438,7 @@ def test_centre_weighted_target_halves_at_its_distance_and_is_what_both_steps_fi
         smallest.append(ratio[active].min())
     assert min(smallest) < 0.5  # the weighting reaches beyond the first ring
     fitted = []
-    module._loss = lambda estimate, target, eeg, leadfield: fitted.append(target) or estimate.sum()
+    module._loss = lambda estimate, target, eeg, leadfield, batch: fitted.append(target) or estimate.sum()
     module.training_step(compact, 0)
     module.validation_step(dense, 0)
     torch.testing.assert_close(fitted[0], module._target(module._crop(compact, random=True)[1], compact))

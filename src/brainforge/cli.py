@@ -357,7 +357,11 @@ def train_command(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Samples per step.")] = 32,
     learning_rate: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 3e-4,
     loss: Annotated[
-        str | None, typer.Option("--loss", help="mse, mse_sum, cosine, cosine_reprojection, relative_mse_cosine.")
+        str | None,
+        typer.Option(
+            "--loss",
+            help="mse, mse_sum, cosine, cosine_reprojection, relative_mse_cosine, relative_mse_cosine_peak.",
+        ),
     ] = None,
     optimizer: Annotated[str, typer.Option("--optimizer", help="adam or adamw.")] = "adam",
     schedule: Annotated[str, typer.Option("--schedule", help="plateau, cosine or none.")] = "plateau",

@@ -30,18 +30,17 @@ def paired_difference(
     samples,
     first: str,
     other: str,
+    n_channels: int,
     *,
     metric: str = "peak_centre_error_mm",
-    n_channels: int | None = None,
     n_bootstrap: int = 2000,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Mean per-sample difference ``other - first`` of one metric on the same samples, with a 95 % interval.
+    """Compare two solvers sample by sample on one metric: paired differences with 95 % intervals.
 
     Two solvers scored on one test set are not independent: most of the
     spread of either is the samples'. Matching each sample with itself
-    removes it, so this interval is much narrower than the difference of two
-    medians' intervals.
+    removes it, so these intervals are much narrower than the two medians'.
 
     Parameters
     ----------
@@ -49,48 +48,82 @@ def paired_difference(
         A benchmark's ``samples.csv`` (columns ``test_set``, ``sample``,
         ``n_channels``, ``solver`` and ``metric``).
     first, other : str
-        Solver names; the difference is ``other`` minus ``first`` (for an
+        Solver names; differences are ``other`` minus ``first`` (for an
         error in mm, negative means ``other`` is better).
+    n_channels : int
+        The channel set to compare (each sample is paired with itself at
+        this channel count only).
     metric : str
         Column to compare.
-    n_channels : int | None
-        Only rows with this channel count (None: all, each channel count
-        paired with itself).
     n_bootstrap : int
-        Percentile-bootstrap resamples of the per-sample differences.
+        Percentile-bootstrap resamples (of samples, both solvers together).
     seed : int
         Seed of the bootstrap.
 
     Returns
     -------
     difference : dict
-        ``mean``, ``low`` and ``high`` (95 % interval of the mean), the shares
-        of pairs where ``other`` is lower (``share_lower``) and higher
-        (``share_higher``), and ``n``, the pairs with both values finite.
+        - ``mean``, ``mean_low``, ``mean_high``: the mean per-sample
+          difference and its 95 % interval;
+        - ``median``, ``median_low``, ``median_high``: the difference of
+          the two medians (``other``'s minus ``first``'s, what a headline
+          median table compares) and its 95 % paired interval;
+        - ``share_lower``, ``share_higher``: shares of pairs where
+          ``other`` is lower or higher (the rest are ties), and
+          ``sign_test_p``, the two-sided sign test of those counts;
+        - ``n``: pairs with both values finite; ``n_dropped``: pairs left
+          out because a value is not finite (a solver's non-finite failure).
     """
+    from pandas.errors import MergeError
+    from scipy.stats import binomtest, bootstrap
+
     from .._errors import BrainForgeError
 
     keys = ["test_set", "sample", "n_channels"]
-    rows = samples if n_channels is None else samples[samples.n_channels == n_channels]
+    rows = samples[samples.n_channels == n_channels]
     for solver in (first, other):
         if not (rows.solver == solver).any():
             known = ", ".join(dict.fromkeys(samples.solver))
-            raise BrainForgeError(f"No {solver!r} rows to pair (solvers: {known}); check the solver name.")
-    pairs = rows[rows.solver == first][[*keys, metric]].merge(
-        rows[rows.solver == other][[*keys, metric]], on=keys, suffixes=("_first", "_other"), validate="one_to_one"
-    )
-    difference = (pairs[f"{metric}_other"] - pairs[f"{metric}_first"]).to_numpy(float)
-    difference = difference[np.isfinite(difference)]
-    if not len(difference):
+            raise BrainForgeError(
+                f"No {solver!r} rows at {n_channels} channels to pair (solvers: {known}); check the name and count."
+            )
+    try:
+        pairs = rows[rows.solver == first][[*keys, metric]].merge(
+            rows[rows.solver == other][[*keys, metric]], on=keys, suffixes=("_first", "_other"), validate="one_to_one"
+        )
+    except MergeError as err:
+        raise BrainForgeError(f"Samples of {first!r} or {other!r} repeat ({err}); pair one benchmark run.") from err
+    values_first = pairs[f"{metric}_first"].to_numpy(float)
+    values_other = pairs[f"{metric}_other"].to_numpy(float)
+    finite = np.isfinite(values_first) & np.isfinite(values_other)
+    values_first, values_other = values_first[finite], values_other[finite]
+    if not len(values_first):
         raise BrainForgeError(f"{first!r} and {other!r} share no sample with a finite {metric}; nothing to pair.")
-    low, high = bootstrap_interval(difference, n_bootstrap, 0.95, seed, statistic=np.mean)
+    difference = values_other - values_first
+    mean_low, mean_high = bootstrap_interval(difference, n_bootstrap, 0.95, seed, statistic=np.mean)
+    median = float(np.median(values_other) - np.median(values_first))
+    if len(difference) > 1 and np.ptp(difference) > 0:
+        result = bootstrap(
+            (values_first, values_other), lambda a, b, axis: np.median(b, axis=axis) - np.median(a, axis=axis),
+            paired=True, n_resamples=n_bootstrap, confidence_level=0.95, method="percentile", random_state=seed,
+            vectorized=True,
+        )  # fmt: skip
+        median_low, median_high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    else:  # one pair, or one difference throughout: every resample gives the same value
+        median_low = median_high = median
+    n_lower, n_higher = int(np.sum(difference < 0)), int(np.sum(difference > 0))
     return {
         "mean": float(difference.mean()),
-        "low": low,
-        "high": high,
-        "share_lower": float(np.mean(difference < 0)),
-        "share_higher": float(np.mean(difference > 0)),
+        "mean_low": mean_low,
+        "mean_high": mean_high,
+        "median": median,
+        "median_low": median_low,
+        "median_high": median_high,
+        "share_lower": n_lower / len(difference),
+        "share_higher": n_higher / len(difference),
+        "sign_test_p": float(binomtest(n_lower, n_lower + n_higher).pvalue) if n_lower + n_higher else 1.0,
         "n": len(difference),
+        "n_dropped": int((~finite).sum()),
     }
 
 

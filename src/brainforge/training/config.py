@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 from .._config import config_from_dict
 from .._errors import BrainForgeError
-from .losses import LOSSES
+from .losses import LOSSES, PEAK_LOSS_WEIGHT, PEAK_SHARPNESS
 
 OPTIMIZERS = ("adam", "adamw")
 #: Validation metrics that early stopping, the plateau schedule and model export can follow.
@@ -22,7 +22,8 @@ class TrainingConfig:
     Parameters
     ----------
     loss : str | None
-        ``mse``, ``mse_sum``, ``cosine`` or ``cosine_reprojection``; None uses
+        ``mse``, ``mse_sum``, ``cosine``, ``cosine_reprojection``,
+        ``relative_mse_cosine`` or ``relative_mse_cosine_peak``; None uses
         the model's published loss (DeepSIF: summed MSE, ConvDip: cosine,
         dual-path GRU: cosine + re-projection RMS, CNN-Transformer: MSE).
     optimizer : ``"adam"`` | ``"adamw"``
@@ -71,6 +72,12 @@ class TrainingConfig:
         ``val_peak_centre_error_mm`` (peak to the nearest patch centre, the
         held-out benchmark's headline; the natural choice with
         ``target_centre_half_mm``). Both are logged either way.
+    peak_loss_weight : float
+        Weight of the peak cross-entropy in ``relative_mse_cosine_peak``
+        (:func:`~brainforge.training.losses.peak_cross_entropy`).
+    peak_loss_sharpness : float
+        Its softmax sharpness: the logit of the estimate's maximum over a
+        region at 0.
     """
 
     loss: str | None = None
@@ -90,6 +97,8 @@ class TrainingConfig:
     gradient_clip: float = 1.0
     target_centre_half_mm: float | None = None
     monitor: str = MONITORS[0]
+    peak_loss_weight: float = PEAK_LOSS_WEIGHT
+    peak_loss_sharpness: float = PEAK_SHARPNESS
 
     def __post_init__(self) -> None:
         if self.loss is not None and self.loss not in LOSSES:
@@ -110,6 +119,10 @@ class TrainingConfig:
         half_mm = self.target_centre_half_mm
         if half_mm is not None and not 0 < half_mm < float("inf"):
             raise BrainForgeError(f"target_centre_half_mm must be a finite distance > 0 mm, got {half_mm}.")
+        for name in ("peak_loss_weight", "peak_loss_sharpness"):
+            value = getattr(self, name)
+            if not 0 <= value < float("inf"):
+                raise BrainForgeError(f"{name} must be a finite number >= 0, got {value}.")
         if self.crop_samples is not None and self.crop_samples < 2:
             raise BrainForgeError(f"crop_samples must be at least 2, got {self.crop_samples}.")
 

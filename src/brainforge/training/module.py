@@ -98,9 +98,15 @@ class SourceLocalizer(pl.LightningModule):
             return sources
         return sources * centre_weights(batch["centres"], self.distance_mm, half_mm)[:, None, :]
 
-    def _loss(self, estimate, sources, eeg, leadfield) -> torch.Tensor:
+    def _loss(self, estimate, sources, eeg, leadfield, batch: dict) -> torch.Tensor:
         leadfield = leadfield - leadfield.mean(dim=0)
-        return compute_loss(self.loss_name, estimate, sources, eeg, leadfield)
+        centre = None
+        if self.loss_name == "relative_mse_cosine_peak":  # the only loss that reads the patch centres
+            centre = batch["centre"] if "centre" in batch else centre_mask(batch["centres"], sources.shape[2])
+        return compute_loss(
+            self.loss_name, estimate, sources, eeg, leadfield, centre,
+            peak_weight=self.config.peak_loss_weight, peak_sharpness=self.config.peak_loss_sharpness,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ steps
     def forward(self, eeg: torch.Tensor, montage: Montage | None = None) -> torch.Tensor:
@@ -112,7 +118,7 @@ class SourceLocalizer(pl.LightningModule):
         eeg, sources = self._crop(batch, random=True)
         eeg, montage, leadfield = self._subset(eeg)
         estimate = self.model(eeg, montage)
-        loss = self._loss(estimate, self._target(sources, batch), eeg, leadfield)
+        loss = self._loss(estimate, self._target(sources, batch), eeg, leadfield, batch)
         self.log("train_loss", loss, prog_bar=True, batch_size=len(eeg))
         return loss
 
@@ -120,7 +126,7 @@ class SourceLocalizer(pl.LightningModule):
         """Loss and peak-region localization error on the fixed validation set (full montage)."""
         eeg, sources = self._crop(batch, random=False)
         estimate = self.model(eeg)
-        loss = self._loss(estimate, self._target(sources, batch), eeg, self.leadfield)
+        loss = self._loss(estimate, self._target(sources, batch), eeg, self.leadfield, batch)
         active = batch["active"]
         centre = batch["centre"] if "centre" in batch else centre_mask(batch["centres"], active.shape[1])
         with_sources = has_sources(active)
