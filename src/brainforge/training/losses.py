@@ -6,6 +6,7 @@ import torch
 
 from .._errors import BrainForgeError
 from ..synthesis.normalize import normalize_eeg
+from .metrics import peak_times
 
 #: Loss names accepted by :class:`~brainforge.training.TrainingConfig`.
 LOSSES = ("mse", "mse_sum", "cosine", "cosine_reprojection", "relative_mse_cosine", "relative_mse_cosine_peak")
@@ -77,7 +78,7 @@ def peak_cross_entropy(
         Logit of the estimate's maximum over a region at 0.
     """
     rows = torch.arange(len(target), device=target.device)
-    peak_time = target.abs().amax(dim=2).argmax(dim=1)
+    peak_time = peak_times(target)
     magnitude = estimate[rows, peak_time].abs()
     logits = sharpness * magnitude / magnitude.amax(dim=1, keepdim=True).clamp_min(1e-12)
     weights = target[rows, peak_time].abs() * centre
@@ -126,5 +127,5 @@ def compute_loss(
         if centre is None:
             raise BrainForgeError("The relative_mse_cosine_peak loss needs the patch centres.")
         peak = peak_cross_entropy(estimate, target, centre, peak_sharpness)
-        return relative_mse(estimate, target) + cosine_distance(estimate, target) + peak_weight * peak
+        return compute_loss("relative_mse_cosine", estimate, target) + peak_weight * peak
     raise BrainForgeError(f"Unknown loss {name!r}; choose from {', '.join(LOSSES)}.")

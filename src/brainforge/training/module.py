@@ -98,11 +98,16 @@ class SourceLocalizer(pl.LightningModule):
             return sources
         return sources * centre_weights(batch["centres"], self.distance_mm, half_mm)[:, None, :]
 
+    @staticmethod
+    def _centre(batch: dict) -> torch.Tensor:
+        """Patch-centre regions (B, R) bool: the validation batches carry them, training batches as indices."""
+        return batch["centre"] if "centre" in batch else centre_mask(batch["centres"], batch["active"].shape[1])
+
     def _loss(self, estimate, sources, eeg, leadfield, batch: dict) -> torch.Tensor:
         leadfield = leadfield - leadfield.mean(dim=0)
         centre = None
         if self.loss_name == "relative_mse_cosine_peak":  # the only loss that reads the patch centres
-            centre = batch["centre"] if "centre" in batch else centre_mask(batch["centres"], sources.shape[2])
+            centre = self._centre(batch)
         return compute_loss(
             self.loss_name, estimate, sources, eeg, leadfield, centre,
             peak_weight=self.config.peak_loss_weight, peak_sharpness=self.config.peak_loss_sharpness,
@@ -128,7 +133,7 @@ class SourceLocalizer(pl.LightningModule):
         estimate = self.model(eeg)
         loss = self._loss(estimate, self._target(sources, batch), eeg, self.leadfield, batch)
         active = batch["active"]
-        centre = batch["centre"] if "centre" in batch else centre_mask(batch["centres"], active.shape[1])
+        centre = self._centre(batch)
         with_sources = has_sources(active)
         error = peak_patch_error_mm(
             estimate[with_sources], sources[with_sources], active[with_sources], self.distance_mm
