@@ -268,12 +268,16 @@ def test_cli_train_and_fine_tune(tmp_path):
     result = runner.invoke(app, ["train", "--model", "gru", "--out", str(tmp_path / "a"), "--resume", *common])
     assert result.exit_code == 0, result.output
     fine_tune = ["train", "--model", "gru", "--out", str(tmp_path / "b"), "--init", str(tmp_path / "a")]
-    centred = ["--target-centre-half-mm", "12", "--monitor", "centre", "--loss", "relative_mse_cosine_peak"]
+    centred = [
+        "--target-centre-half-mm", "12", "--monitor", "centre", "--loss", "relative_mse_cosine_peak",
+        "--peak-loss-weight", "0.5", "--peak-loss-sharpness", "30",
+    ]  # fmt: skip
     result = runner.invoke(app, [*fine_tune, *common, *centred])
     assert result.exit_code == 0, result.output
     training = json.loads((tmp_path / "b" / "run.json").read_text())["training"]
     assert training["target_centre_half_mm"] == 12.0 and training["monitor"] == "val_peak_centre_error_mm"
     assert training["loss"] == "relative_mse_cosine_peak"
+    assert training["peak_loss_weight"] == 0.5 and training["peak_loss_sharpness"] == 30.0
     metrics = next((tmp_path / "b" / "logs").rglob("metrics.csv")).read_text().splitlines()
     header = metrics[0].split(",")
     val_losses = [

@@ -382,6 +382,14 @@ def train_command(
             "centre, halving at this distance (mm).",
         ),
     ] = None,
+    peak_loss_weight: Annotated[
+        float | None,
+        typer.Option("--peak-loss-weight", help="Weight of relative_mse_cosine_peak's peak term (default 0.1)."),
+    ] = None,
+    peak_loss_sharpness: Annotated[
+        float | None,
+        typer.Option("--peak-loss-sharpness", help="Softmax sharpness of that peak term (default 20)."),
+    ] = None,
     sources: Annotated[str, typer.Option("--sources", help="Patches per sample, a value or 'low,high'.")] = "1,3",
     snr: Annotated[str, typer.Option("--snr", help="Sensor SNR in dB, a value or 'low,high'.")] = "5,20",
     deep_share: Annotated[float, typer.Option("--deep-share", help="Share of patches centred on deep regions.")] = 0.0,
@@ -442,6 +450,8 @@ def train_command(
             crop_samples=crop, num_workers=workers, target_centre_half_mm=target_centre_half_mm,
             monitor=_monitor(monitor),
             **({"max_epochs": max_epochs} if max_epochs else {}),
+            **({"peak_loss_weight": peak_loss_weight} if peak_loss_weight is not None else {}),
+            **({"peak_loss_sharpness": peak_loss_sharpness} if peak_loss_sharpness is not None else {}),
         )  # fmt: skip
         synthesis = SynthesisConfig(
             n_sources=_range(sources, "sources", int), sensor_snr_db=_range(snr, "snr"), deep_share=deep_share,
