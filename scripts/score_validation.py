@@ -11,6 +11,13 @@ for example a fine-tuned run's starting model, which its log never scored.
 set that no model's checkpoint selection has seen, for choosing between
 models without touching the held-out test sets.
 
+``--ensembles`` also scores the output average of every combination of two
+or more of the models (an ensemble, which costs one network per member at
+inference). ``--spatial-sigmas 3,6`` also scores each model with its output
+smoothed over the regions by a Gaussian of the distance between region
+centres (sigma in mm), a candidate fixed output filter that would move the
+peak towards the middle of the estimated patch.
+
 It also describes the estimate's shape on the single-patch samples, at the
 true peak time (medians): how many regions reach half the estimate's maximum
 (against the patch's size), the estimate at the true centre relative to its
@@ -43,8 +50,16 @@ def shape_statistics(estimate, sources, centre, positions_mm) -> list[list[float
     return rows
 
 
-def main(run_dir: str, model_dirs: list[str], val_seed: int | None = None) -> None:
-    """Print the validation metrics of each model."""
+def main(
+    run_dir: str,
+    model_dirs: list[str],
+    val_seed: int | None = None,
+    ensembles: bool = False,
+    spatial_sigmas_mm: tuple[float, ...] = (),
+) -> None:
+    """Print the validation metrics of each model (and of their ensembles and spatially smoothed outputs)."""
+    import itertools
+
     import torch
 
     from brainforge._config import config_from_dict
@@ -52,7 +67,7 @@ def main(run_dir: str, model_dirs: list[str], val_seed: int | None = None) -> No
     from brainforge.models import load_model
     from brainforge.synthesis import SynthesisConfig
     from brainforge.training import SyntheticDataModule, TrainingConfig
-    from brainforge.training.metrics import has_sources, peak_centre_error_mm, peak_patch_error_mm
+    from brainforge.training.metrics import has_sources, peak_centre_error_mm, peak_patch_error_mm, peak_times
 
     run = json.loads(Path(run_dir, "run.json").read_text())
     if val_seed is not None:
@@ -62,22 +77,45 @@ def main(run_dir: str, model_dirs: list[str], val_seed: int | None = None) -> No
     distance = torch.as_tensor(generator.head.region_distance_mm, dtype=torch.float32)
     positions = torch.as_tensor(generator.head.region_centres_mm, dtype=torch.float32)
     models = {name: load_model(name)[0].eval() for name in model_dirs}
-    errors: dict[str, tuple[list, list, list]] = {name: ([], [], []) for name in models}
+    kernels = {sigma: torch.exp(-0.5 * (distance / sigma) ** 2) for sigma in spatial_sigmas_mm}
+    combinations = [
+        combination
+        for size in (range(2, len(models) + 1) if ensembles else ())
+        for combination in itertools.combinations(models, size)
+    ]
+    errors: dict[str, tuple[list, list, list]] = {}
+
+    def score(label: str, estimate, sources, active, centre, shapes: bool = False) -> None:
+        patch_error, centre_error, shape = errors.setdefault(label, ([], [], []))
+        patch_error.append(peak_patch_error_mm(estimate, sources, active, distance))
+        centre_error.append(peak_centre_error_mm(estimate, sources, centre, distance))
+        if shapes:
+            shape.extend(shape_statistics(estimate, sources, centre, positions))
+
     with torch.inference_mode():
         for batch in data.val_dataloader():
             keep = has_sources(batch["active"])
-            sources, centre = batch["sources"][keep], batch["centre"][keep]
-            for name, model in models.items():
-                estimate = model(batch["eeg"])[keep]
-                errors[name][0].append(peak_patch_error_mm(estimate, sources, batch["active"][keep], distance))
-                errors[name][1].append(peak_centre_error_mm(estimate, sources, centre, distance))
-                errors[name][2].extend(shape_statistics(estimate, sources, centre, positions))
+            sources, active, centre = batch["sources"][keep], batch["active"][keep], batch["centre"][keep]
+            estimates = {name: model(batch["eeg"])[keep] for name, model in models.items()}
+            rows, peak_time = torch.arange(len(sources)), peak_times(sources)
+            for name, estimate in estimates.items():
+                score(name, estimate, sources, active, centre, shapes=True)
+                for sigma, kernel in kernels.items():  # the errors read the true peak time only
+                    at_peak = estimate[rows, peak_time, None] @ kernel.T
+                    label = f"{name} smoothed over regions, sigma {sigma:g} mm"
+                    score(label, at_peak, sources[rows, peak_time, None], active, centre)
+            for combination in combinations:
+                estimate = torch.stack([estimates[name] for name in combination]).mean(dim=0)
+                score(f"ensemble of {' + '.join(combination)}", estimate, sources, active, centre)
     for name, (patch, centre, shape) in errors.items():
-        patch, centre, shape = torch.cat(patch), torch.cat(centre), torch.tensor(shape).median(dim=0).values
+        patch, centre = torch.cat(patch), torch.cat(centre)
         print(
             f"{name}: val_peak_patch_error_mm {patch.mean():.2f}, val_peak_centre_error_mm {centre.mean():.2f} "
-            f"(means over {len(centre)} samples with sources)"
+            f"(median {centre.median():.2f}; means over {len(centre)} samples with sources)"
         )
+        if not shape:
+            continue
+        shape = torch.tensor(shape).median(dim=0).values
         print(
             f"  single-patch samples (medians): {shape[0]:.0f} regions >= half max (patch: {shape[3]:.0f}), "
             f"estimate at the true centre {shape[1]:.2f} of its max, its centroid {shape[2]:.1f} mm from the "
@@ -92,5 +130,12 @@ if __name__ == "__main__":
     parser.add_argument("run_dir", help="training run folder (its run.json gives the validation recipe)")
     parser.add_argument("model_dirs", nargs="+", help="model folders to score")
     parser.add_argument("--val-seed", type=int, default=None, help="draw the recipe with this seed instead")
+    parser.add_argument("--ensembles", action="store_true", help="also score output averages of 2+ models")
+    parser.add_argument(
+        "--spatial-sigmas",
+        default="",
+        help="also score outputs smoothed over regions by these Gaussians, e.g. 3,6 (mm)",
+    )
     arguments = parser.parse_args()
-    main(arguments.run_dir, arguments.model_dirs, arguments.val_seed)
+    sigmas = tuple(float(value) for value in arguments.spatial_sigmas.split(",") if value.strip())
+    main(arguments.run_dir, arguments.model_dirs, arguments.val_seed, arguments.ensembles, sigmas)
