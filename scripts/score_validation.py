@@ -1,6 +1,7 @@
 """Score trained models on a training run's own validation set: peak-patch and peak-centre error (mm).
 
-Usage: BRAINFORGE_CACHE=... python scripts/score_validation.py RUN_DIR MODEL_DIR [MODEL_DIR ...] [--val-seed N]
+Usage: BRAINFORGE_CACHE=... python scripts/score_validation.py RUN_DIR MODEL_DIR [MODEL_DIR ...]
+       [--val-seed N] [--ensembles] [--spatial-sigmas 3,6]
 
 Rebuilds the run's validation set from its ``run.json`` (head, spike library,
 forward bank, synthesis settings, seed, size) with the code ``brainforge train``
@@ -15,8 +16,10 @@ models without touching the held-out test sets.
 or more of the models (an ensemble, which costs one network per member at
 inference). ``--spatial-sigmas 3,6`` also scores each model with its output
 smoothed over the regions by a Gaussian of the distance between region
-centres (sigma in mm), a candidate fixed output filter that would move the
-peak towards the middle of the estimated patch.
+centres (sigma in mm; each region's output becomes the weighted mean of
+its neighbours', the weights normalized to sum to 1 so that dense areas
+such as the deep regions gain nothing), a candidate fixed output filter
+that would move the peak towards the middle of the estimated patch.
 
 It also describes the estimate's shape on the single-patch samples, at the
 true peak time (medians): how many regions reach half the estimate's maximum
@@ -78,6 +81,7 @@ def main(
     positions = torch.as_tensor(generator.head.region_centres_mm, dtype=torch.float32)
     models = {name: load_model(name)[0].eval() for name in model_dirs}
     kernels = {sigma: torch.exp(-0.5 * (distance / sigma) ** 2) for sigma in spatial_sigmas_mm}
+    kernels = {sigma: kernel / kernel.sum(dim=1, keepdim=True) for sigma, kernel in kernels.items()}
     combinations = [
         combination
         for size in (range(2, len(models) + 1) if ensembles else ())
@@ -101,7 +105,7 @@ def main(
             for name, estimate in estimates.items():
                 score(name, estimate, sources, active, centre, shapes=True)
                 for sigma, kernel in kernels.items():  # the errors read the true peak time only
-                    at_peak = estimate[rows, peak_time, None] @ kernel.T
+                    at_peak = estimate[rows, peak_time, None] @ kernel.T  # row r: sum_j kernel[r, j] x_j
                     label = f"{name} smoothed over regions, sigma {sigma:g} mm"
                     score(label, at_peak, sources[rows, peak_time, None], active, centre)
             for combination in combinations:
@@ -138,4 +142,6 @@ if __name__ == "__main__":
     )
     arguments = parser.parse_args()
     sigmas = tuple(float(value) for value in arguments.spatial_sigmas.split(",") if value.strip())
+    if not all(0 < sigma < float("inf") for sigma in sigmas):
+        parser.error(f"--spatial-sigmas takes widths > 0 mm, got {arguments.spatial_sigmas!r}")
     main(arguments.run_dir, arguments.model_dirs, arguments.val_seed, arguments.ensembles, sigmas)
