@@ -270,7 +270,7 @@ def test_cli_train_and_fine_tune(tmp_path):
     fine_tune = ["train", "--model", "gru", "--out", str(tmp_path / "b"), "--init", str(tmp_path / "a")]
     centred = [
         "--target-centre-half-mm", "12", "--monitor", "centre", "--loss", "relative_mse_cosine_peak",
-        "--peak-loss-weight", "0.5", "--peak-loss-sharpness", "30",
+        "--peak-loss-weight", "0.5", "--peak-loss-sharpness", "30", "--montage-sizes", "log-uniform",
     ]  # fmt: skip
     result = runner.invoke(app, [*fine_tune, *common, *centred])
     assert result.exit_code == 0, result.output
@@ -278,6 +278,7 @@ def test_cli_train_and_fine_tune(tmp_path):
     assert training["target_centre_half_mm"] == 12.0 and training["monitor"] == "val_peak_centre_error_mm"
     assert training["loss"] == "relative_mse_cosine_peak"
     assert training["peak_loss_weight"] == 0.5 and training["peak_loss_sharpness"] == 30.0
+    assert training["montage_size_distribution"] == "log-uniform"
     metrics = next((tmp_path / "b" / "logs").rglob("metrics.csv")).read_text().splitlines()
     header = metrics[0].split(",")
     val_losses = [
@@ -290,6 +291,23 @@ def test_cli_train_and_fine_tune(tmp_path):
     assert result.exit_code != 0 and "Unknown --monitor 'middle'" in str(result.output) + str(result.exception)
     result = runner.invoke(app, ["train", "--model", "lstm", "--out", str(tmp_path / "c"), *common])
     assert result.exit_code != 0 and "Unknown model" in str(result.output) + str(result.exception)
+
+
+def test_montage_size_draws():
+    from brainforge.training.module import draw_montage_size
+
+    rng = np.random.default_rng(0)
+    uniform = np.array([draw_montage_size(rng, 16, 64) for _ in range(20000)])
+    log_uniform = np.array([draw_montage_size(rng, 16, 64, "log-uniform") for _ in range(20000)])
+    for sizes in (uniform, log_uniform):
+        assert sizes.min() == 16 and sizes.max() == 64
+    # Uniform: 17 of the 49 counts are <= 32. Log-uniform: P(n <= 32) = log(33/16) / log(65/16), about 0.52.
+    assert abs((uniform <= 32).mean() - 17 / 49) < 0.015
+    assert abs((log_uniform <= 32).mean() - np.log(33 / 16) / np.log(65 / 16)) < 0.015
+    # P(n) ~ 1/n: 16 channels about four times as often as 64.
+    assert 3.0 < (log_uniform == 16).mean() / (log_uniform == 64).mean() < 5.5
+    with pytest.raises(BrainForgeError, match="montage_size_distribution"):
+        TrainingConfig(montage_size_distribution="normal")
 
 
 def test_relative_mse_cosine_loss():

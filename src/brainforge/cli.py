@@ -369,6 +369,14 @@ def train_command(
     montage_subsets: Annotated[
         str | None, typer.Option("--montage-subsets", help="Train on random channel subsets, 'low,high'.")
     ] = None,
+    montage_sizes: Annotated[
+        str,
+        typer.Option(
+            "--montage-sizes",
+            help="How --montage-subsets draws the channel count: uniform, or log-uniform (each octave equally "
+            "likely, so 16-32 channels as often as 32-64).",
+        ),
+    ] = "uniform",
     crop: Annotated[int | None, typer.Option("--crop", help="Train on windows of this many samples.")] = None,
     monitor: Annotated[
         str,
@@ -447,7 +455,8 @@ def train_command(
             loss=loss, optimizer=optimizer, learning_rate=learning_rate, schedule=schedule, batch_size=batch_size,
             samples_per_epoch=samples_per_epoch, val_samples=val_samples, patience=patience, seed=seed,
             montage_subsets=_range(montage_subsets, "montage-subsets", int) if montage_subsets else None,
-            crop_samples=crop, num_workers=workers, target_centre_half_mm=target_centre_half_mm,
+            montage_size_distribution=montage_sizes, crop_samples=crop, num_workers=workers,
+            target_centre_half_mm=target_centre_half_mm,
             monitor=_monitor(monitor),
             **({"max_epochs": max_epochs} if max_epochs else {}),
             **({"peak_loss_weight": peak_loss_weight} if peak_loss_weight is not None else {}),

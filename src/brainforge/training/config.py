@@ -13,6 +13,7 @@ OPTIMIZERS = ("adam", "adamw")
 #: Validation metrics that early stopping, the plateau schedule and model export can follow.
 MONITORS = ("val_peak_patch_error_mm", "val_peak_centre_error_mm")
 SCHEDULES = ("plateau", "cosine", "none")
+MONTAGE_SIZE_DISTRIBUTIONS = ("uniform", "log-uniform")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,12 @@ class TrainingConfig:
     montage_subsets : (int, int) | None
         Train map-based models on a random subset of this many channels per
         batch (re-referenced and re-normalized), so they work on any montage.
+    montage_size_distribution : str
+        How the subset's channel count is drawn from ``montage_subsets``:
+        ``"uniform"`` (every count equally likely) or ``"log-uniform"``
+        (every octave equally likely, P(n) ~ 1/n: 16-32 channels as often as
+        32-64, the clinical 19-25-channel caps more often than under
+        ``"uniform"``).
     crop_samples : int | None
         Train and validate on windows of this many samples that contain the
         spike peak, instead of whole segments (faster; for tests and probes).
@@ -92,6 +99,7 @@ class TrainingConfig:
     patience: int = 10
     seed: int = 0
     montage_subsets: tuple[int, int] | None = None
+    montage_size_distribution: str = "uniform"
     crop_samples: int | None = None
     num_workers: int = 1
     gradient_clip: float = 1.0
@@ -114,6 +122,11 @@ class TrainingConfig:
             low, high = self.montage_subsets
             if not 4 <= low <= high:
                 raise BrainForgeError(f"montage_subsets must be (low, high) with 4 <= low <= high, got {(low, high)}.")
+        if self.montage_size_distribution not in MONTAGE_SIZE_DISTRIBUTIONS:
+            raise BrainForgeError(
+                f"Unknown montage_size_distribution {self.montage_size_distribution!r}; "
+                f"choose from {', '.join(MONTAGE_SIZE_DISTRIBUTIONS)}."
+            )
         if self.monitor not in MONITORS:
             raise BrainForgeError(f"Unknown monitor {self.monitor!r}; choose from {', '.join(MONITORS)}.")
         half_mm = self.target_centre_half_mm

@@ -26,6 +26,33 @@ from .metrics import (
 MONITOR = MONITORS[0]
 
 
+def draw_montage_size(rng: np.random.Generator, low: int, high: int, distribution: str = "uniform") -> int:
+    """Draw a training montage's channel count in ``[low, high]``.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Source of randomness (the step's seeded generator).
+    low, high : int
+        Fewest and most channels, inclusive.
+    distribution : str
+        ``"uniform"``: every count equally likely. ``"log-uniform"``: the
+        count is ``floor(exp(u))`` with ``u`` uniform on
+        ``[log(low), log(high + 1))``, so P(n) = log((n + 1) / n) / log((high
+        + 1) / low), about 1/n: each octave of montage size equally likely.
+
+    Returns
+    -------
+    int
+        The channel count.
+    """
+    if distribution == "uniform":
+        return int(rng.integers(low, high + 1))
+    if distribution == "log-uniform":
+        return int(min(high, np.floor(np.exp(rng.uniform(np.log(low), np.log(high + 1))))))
+    raise ValueError(f"Unknown montage size distribution {distribution!r}.")
+
+
 class SourceLocalizer(pl.LightningModule):
     """Loss, optimizer, montage subsets and validation metrics around a network.
 
@@ -59,7 +86,8 @@ class SourceLocalizer(pl.LightningModule):
         if subsets is None or not self.model.any_montage:
             return eeg, montage, self.leadfield
         rng = np.random.default_rng([self.config.seed, self.global_step, 7])
-        n = int(rng.integers(subsets[0], min(subsets[1], montage.n_channels) + 1))
+        high = min(subsets[1], montage.n_channels)
+        n = draw_montage_size(rng, subsets[0], high, self.config.montage_size_distribution)
         index = np.sort(rng.choice(montage.n_channels, n, replace=False))
         picks = torch.as_tensor(index, device=eeg.device)
         return normalize_eeg(eeg.index_select(2, picks)), montage.pick(index), self.leadfield.index_select(0, picks)
