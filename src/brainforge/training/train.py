@@ -325,7 +325,6 @@ def _run_info(generator: SampleGenerator, config: TrainingConfig, loss: str, pro
         "head_model": head_model_info(generator.head),
         "montage_handling": {
             "training_subsets": config.montage_subsets,
-            "subset_sizes": config.montage_size_distribution,
             "note": "map-based models accept any montage; the others need the training channels",
         },
         "data": {
