@@ -1,7 +1,8 @@
 """Score trained models on a training run's own validation set: peak-patch and peak-centre error (mm).
 
 Usage: BRAINFORGE_CACHE=... python scripts/score_validation.py RUN_DIR MODEL_DIR [MODEL_DIR ...]
-       [--val-seed N] [--ensembles] [--spatial-sigmas 3,6]
+       [--val-seed N] [--ensembles] [--spatial-sigmas 3,6] [--centroid-thresholds 0.5,0.9]
+       [--centroid-radius-mm 15] [--subset-averaging 48,56] [--subset-draws 4]
 
 Rebuilds the run's validation set from its ``run.json`` (head, spike library,
 forward bank, synthesis settings, seed, size) with the code ``brainforge train``
@@ -20,6 +21,14 @@ centres (sigma in mm; each region's output becomes the weighted mean of
 its neighbours', the weights normalized to sum to 1 so that dense areas
 such as the deep regions gain nothing), a candidate fixed output filter
 that would move the peak towards the middle of the estimated patch.
+
+Two more read-outs that need no training: ``--centroid-thresholds 0.5,0.9``
+scores, instead of the largest region, the region nearest the centroid
+(weighted by |estimate|) of the regions within ``--centroid-radius-mm`` of
+the largest that reach that fraction of it; ``--subset-averaging 48,56``
+scores the mean output over ``--subset-draws`` random channel subsets of each
+size (each re-referenced and normalized as in training; the draws are
+seeded), a test-time average over montages the network was trained on.
 
 It also describes the estimate's shape on the single-patch samples, at the
 true peak time (medians): how many regions reach half the estimate's maximum
@@ -53,22 +62,58 @@ def shape_statistics(estimate, sources, centre, positions_mm) -> list[list[float
     return rows
 
 
+def centroid_regions(at_peak, positions_mm, distance_mm, threshold: float, radius_mm: float):
+    """Per sample, the region nearest the |estimate|-weighted centroid of the regions near the peak.
+
+    Parameters
+    ----------
+    at_peak : tensor, shape (n_samples, n_regions)
+        Estimates at one time each.
+    positions_mm, distance_mm : tensor, shapes (n_regions, 3) and (n_regions, n_regions)
+        Region centres and the distances between them, mm.
+    threshold : float
+        Fraction of the largest |estimate| a region must reach.
+    radius_mm : float
+        Only regions this close to the largest one count, mm.
+
+    Returns
+    -------
+    tensor of int, shape (n_samples,)
+        The chosen region of each sample, one of those that counted.
+    """
+    import torch
+
+    magnitude = at_peak.abs()
+    peak = magnitude.argmax(dim=1)
+    rows = torch.arange(len(at_peak))
+    near = (magnitude >= threshold * magnitude[rows, peak, None]) & (distance_mm[peak] <= radius_mm)
+    weights = magnitude * near
+    centroid = weights @ positions_mm / weights.sum(dim=1, keepdim=True)
+    gap = torch.cdist(centroid, positions_mm).masked_fill(~near, float("inf"))
+    return gap.argmin(dim=1)
+
+
 def main(
     run_dir: str,
     model_dirs: list[str],
     val_seed: int | None = None,
     ensembles: bool = False,
     spatial_sigmas_mm: tuple[float, ...] = (),
+    centroid_thresholds: tuple[float, ...] = (),
+    centroid_radius_mm: float = 15.0,
+    subset_sizes: tuple[int, ...] = (),
+    subset_draws: int = 4,
 ) -> None:
-    """Print the validation metrics of each model (and of their ensembles and spatially smoothed outputs)."""
+    """Print the validation metrics of each model (and of their ensembles and other read-outs)."""
     import itertools
 
+    import numpy as np
     import torch
 
     from brainforge._config import config_from_dict
     from brainforge.cli import training_generator
     from brainforge.models import load_model
-    from brainforge.synthesis import SynthesisConfig
+    from brainforge.synthesis import SynthesisConfig, normalize_eeg
     from brainforge.training import SyntheticDataModule, TrainingConfig
     from brainforge.training.metrics import has_sources, peak_centre_error_mm, peak_patch_error_mm, peak_times
 
@@ -80,6 +125,12 @@ def main(
     distance = torch.as_tensor(generator.head.region_distance_mm, dtype=torch.float32)
     positions = torch.as_tensor(generator.head.region_centres_mm, dtype=torch.float32)
     models = {name: load_model(name)[0].eval() for name in model_dirs}
+    for name, model in models.items():
+        if any(size > model.montage.n_channels for size in subset_sizes):
+            raise SystemExit(
+                f"--subset-averaging {max(subset_sizes)} exceeds {name}'s {model.montage.n_channels} channels; "
+                "give smaller subsets."
+            )
     kernels = {sigma: torch.exp(-0.5 * (distance / sigma) ** 2) for sigma in spatial_sigmas_mm}
     kernels = {sigma: kernel / kernel.sum(dim=1, keepdim=True) for sigma, kernel in kernels.items()}
     combinations = [
@@ -88,6 +139,7 @@ def main(
         for combination in itertools.combinations(models, size)
     ]
     errors: dict[str, tuple[list, list, list]] = {}
+    subset_rng = np.random.default_rng(0)
 
     def score(label: str, estimate, sources, active, centre, shapes: bool = False) -> None:
         patch_error, centre_error, shape = errors.setdefault(label, ([], [], []))
@@ -108,6 +160,20 @@ def main(
                     at_peak = estimate[rows, peak_time, None] @ kernel.T  # row r: sum_j kernel[r, j] x_j
                     label = f"{name} smoothed over regions, sigma {sigma:g} mm"
                     score(label, at_peak, sources[rows, peak_time, None], active, centre)
+                at_peak = estimate[rows, peak_time]
+                for threshold in centroid_thresholds:
+                    chosen = torch.zeros_like(at_peak)
+                    chosen[rows, centroid_regions(at_peak, positions, distance, threshold, centroid_radius_mm)] = 1.0
+                    label = f"{name} centroid read-out, >= {threshold:g} of the peak within {centroid_radius_mm:g} mm"
+                    score(label, chosen[:, None], sources[rows, peak_time, None], active, centre)
+                for size in subset_sizes:
+                    montage, outputs = models[name].montage, []
+                    for _ in range(subset_draws):
+                        index = np.sort(subset_rng.choice(montage.n_channels, size, replace=False))
+                        eeg = normalize_eeg(batch["eeg"][keep].index_select(2, torch.as_tensor(index)))
+                        outputs.append(models[name](eeg, montage.pick(index)))
+                    label = f"{name} averaged over {subset_draws} draws of {size} channels"
+                    score(label, torch.stack(outputs).mean(dim=0), sources, active, centre)
             for combination in combinations:
                 estimate = torch.stack([estimates[name] for name in combination]).mean(dim=0)
                 score(f"ensemble of {' + '.join(combination)}", estimate, sources, active, centre)
@@ -140,8 +206,36 @@ if __name__ == "__main__":
         default="",
         help="also score outputs smoothed over regions by these Gaussians, e.g. 3,6 (mm)",
     )
+    parser.add_argument(
+        "--centroid-thresholds",
+        default="",
+        help="also score the region nearest the centroid of the regions reaching these fractions of the peak",
+    )
+    parser.add_argument("--centroid-radius-mm", type=float, default=15.0, help="centroid read-out radius (mm)")
+    parser.add_argument(
+        "--subset-averaging", default="", help="also score outputs averaged over random subsets of these sizes"
+    )
+    parser.add_argument("--subset-draws", type=int, default=4, help="subsets drawn per size (default 4)")
     arguments = parser.parse_args()
     sigmas = tuple(float(value) for value in arguments.spatial_sigmas.split(",") if value.strip())
     if not all(0 < sigma < float("inf") for sigma in sigmas):
         parser.error(f"--spatial-sigmas takes widths > 0 mm, got {arguments.spatial_sigmas!r}")
-    main(arguments.run_dir, arguments.model_dirs, arguments.val_seed, arguments.ensembles, sigmas)
+    thresholds = tuple(float(value) for value in arguments.centroid_thresholds.split(",") if value.strip())
+    if not all(0 < threshold <= 1 for threshold in thresholds):
+        parser.error(f"--centroid-thresholds takes fractions in (0, 1], got {arguments.centroid_thresholds!r}")
+    if not 0 <= arguments.centroid_radius_mm < float("inf"):
+        parser.error(f"--centroid-radius-mm takes a distance >= 0 mm, got {arguments.centroid_radius_mm}")
+    sizes = tuple(int(value) for value in arguments.subset_averaging.split(",") if value.strip())
+    if not all(size >= 1 for size in sizes) or arguments.subset_draws < 1:
+        parser.error("--subset-averaging takes channel counts >= 1 and --subset-draws a count >= 1")
+    main(
+        arguments.run_dir,
+        arguments.model_dirs,
+        arguments.val_seed,
+        arguments.ensembles,
+        sigmas,
+        thresholds,
+        arguments.centroid_radius_mm,
+        sizes,
+        arguments.subset_draws,
+    )
