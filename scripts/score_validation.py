@@ -27,8 +27,10 @@ scores, instead of the largest region, the region nearest the centroid
 (weighted by |estimate|) of the regions within ``--centroid-radius-mm`` of
 the largest that reach that fraction of it; ``--subset-averaging 48,56``
 scores the mean output over ``--subset-draws`` random channel subsets of each
-size (each re-referenced and normalized as in training; the draws are
-seeded), a test-time average over montages the network was trained on.
+size (each subset's EEG re-referenced and normalized as in training, each
+output divided by its largest |value| so that every draw weighs the same; the
+draws are seeded by batch, size and draw, so every model sees the same
+subsets), a test-time average over montages the network was trained on.
 
 It also describes the estimate's shape on the single-patch samples, at the
 true peak time (medians): how many regions reach half the estimate's maximum
@@ -125,11 +127,14 @@ def main(
     distance = torch.as_tensor(generator.head.region_distance_mm, dtype=torch.float32)
     positions = torch.as_tensor(generator.head.region_centres_mm, dtype=torch.float32)
     models = {name: load_model(name)[0].eval() for name in model_dirs}
+    n_channels = generator.head.n_channels
     for name, model in models.items():
-        if any(size > model.montage.n_channels for size in subset_sizes):
+        if subset_sizes and not model.any_montage:
+            raise SystemExit(f"--subset-averaging needs a network that takes any montage; {name} does not.")
+        if subset_sizes and max(subset_sizes) > min(n_channels, model.montage.n_channels):
             raise SystemExit(
-                f"--subset-averaging {max(subset_sizes)} exceeds {name}'s {model.montage.n_channels} channels; "
-                "give smaller subsets."
+                f"--subset-averaging {max(subset_sizes)} exceeds the {min(n_channels, model.montage.n_channels)} "
+                f"channels of the validation set or {name}; give smaller subsets."
             )
     kernels = {sigma: torch.exp(-0.5 * (distance / sigma) ** 2) for sigma in spatial_sigmas_mm}
     kernels = {sigma: kernel / kernel.sum(dim=1, keepdim=True) for sigma, kernel in kernels.items()}
@@ -139,7 +144,6 @@ def main(
         for combination in itertools.combinations(models, size)
     ]
     errors: dict[str, tuple[list, list, list]] = {}
-    subset_rng = np.random.default_rng(0)
 
     def score(label: str, estimate, sources, active, centre, shapes: bool = False) -> None:
         patch_error, centre_error, shape = errors.setdefault(label, ([], [], []))
@@ -149,7 +153,7 @@ def main(
             shape.extend(shape_statistics(estimate, sources, centre, positions))
 
     with torch.inference_mode():
-        for batch in data.val_dataloader():
+        for batch_index, batch in enumerate(data.val_dataloader()):
             keep = has_sources(batch["active"])
             sources, active, centre = batch["sources"][keep], batch["active"][keep], batch["centre"][keep]
             estimates = {name: model(batch["eeg"])[keep] for name, model in models.items()}
@@ -168,10 +172,12 @@ def main(
                     score(label, chosen[:, None], sources[rows, peak_time, None], active, centre)
                 for size in subset_sizes:
                     montage, outputs = models[name].montage, []
-                    for _ in range(subset_draws):
-                        index = np.sort(subset_rng.choice(montage.n_channels, size, replace=False))
+                    for draw in range(subset_draws):
+                        rng = np.random.default_rng([batch_index, size, draw])
+                        index = np.sort(rng.choice(montage.n_channels, size, replace=False))
                         eeg = normalize_eeg(batch["eeg"][keep].index_select(2, torch.as_tensor(index)))
-                        outputs.append(models[name](eeg, montage.pick(index)))
+                        output = models[name](eeg, montage.pick(index))
+                        outputs.append(output / output.abs().amax(dim=(1, 2), keepdim=True).clamp_min(1e-12))
                     label = f"{name} averaged over {subset_draws} draws of {size} channels"
                     score(label, torch.stack(outputs).mean(dim=0), sources, active, centre)
             for combination in combinations:
@@ -220,12 +226,17 @@ if __name__ == "__main__":
     sigmas = tuple(float(value) for value in arguments.spatial_sigmas.split(",") if value.strip())
     if not all(0 < sigma < float("inf") for sigma in sigmas):
         parser.error(f"--spatial-sigmas takes widths > 0 mm, got {arguments.spatial_sigmas!r}")
-    thresholds = tuple(float(value) for value in arguments.centroid_thresholds.split(",") if value.strip())
+    try:
+        thresholds = tuple(
+            sorted({float(value) for value in arguments.centroid_thresholds.split(",") if value.strip()})
+        )
+        sizes = tuple(sorted({int(value) for value in arguments.subset_averaging.split(",") if value.strip()}))
+    except ValueError:
+        parser.error("--centroid-thresholds takes fractions and --subset-averaging whole channel counts, e.g. 48,56")
     if not all(0 < threshold <= 1 for threshold in thresholds):
         parser.error(f"--centroid-thresholds takes fractions in (0, 1], got {arguments.centroid_thresholds!r}")
     if not 0 <= arguments.centroid_radius_mm < float("inf"):
         parser.error(f"--centroid-radius-mm takes a distance >= 0 mm, got {arguments.centroid_radius_mm}")
-    sizes = tuple(int(value) for value in arguments.subset_averaging.split(",") if value.strip())
     if not all(size >= 1 for size in sizes) or arguments.subset_draws < 1:
         parser.error("--subset-averaging takes channel counts >= 1 and --subset-draws a count >= 1")
     main(
