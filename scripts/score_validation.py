@@ -115,8 +115,8 @@ def main(
     from brainforge._config import config_from_dict
     from brainforge.cli import training_generator
     from brainforge.models import load_model
-    from brainforge.synthesis import SynthesisConfig, normalize_eeg
-    from brainforge.training import SyntheticDataModule, TrainingConfig
+    from brainforge.synthesis import SynthesisConfig
+    from brainforge.training import SyntheticDataModule, TrainingConfig, channel_subset
     from brainforge.training.metrics import has_sources, peak_centre_error_mm, peak_patch_error_mm, peak_times
 
     run = json.loads(Path(run_dir, "run.json").read_text())
@@ -175,8 +175,7 @@ def main(
                     for draw in range(subset_draws):
                         rng = np.random.default_rng([batch_index, size, draw])
                         index = np.sort(rng.choice(montage.n_channels, size, replace=False))
-                        eeg = normalize_eeg(batch["eeg"][keep].index_select(2, torch.as_tensor(index)))
-                        output = models[name](eeg, montage.pick(index))
+                        output = models[name](*channel_subset(batch["eeg"][keep], montage, index))
                         outputs.append(output / output.abs().amax(dim=(1, 2), keepdim=True).clamp_min(1e-12))
                     label = f"{name} averaged over {subset_draws} draws of {size} channels"
                     score(label, torch.stack(outputs).mean(dim=0), sources, active, centre)

@@ -218,6 +218,33 @@ def test_output_smoothing_is_a_gaussian_low_pass_without_weights(sigma, montage)
             build_model("cnn_transformer", 30, montage, output_smoothing_samples=bad)
 
 
+def test_head_hidden_starts_as_the_linear_head_and_leaves_its_subspace(montage, tmp_path):
+    """head_hidden adds an output path that starts at zero (fine-tuning keeps the outputs) and is not rank-bound.
+
+    A linear head maps d_model features to regions, so every output map lies
+    in one (d_model + 1)-dimensional affine subspace; the second path's maps do not.
+    """
+    torch.manual_seed(5)
+    params = {**SMALL["cnn_transformer"], "d_model": 8, "n_heads": 2, "samples_per_token": 1}
+    plain = build_model("cnn_transformer", 60, montage, **params).eval()
+    save_model(plain, tmp_path / "plain")
+    wide = build_model("cnn_transformer", 60, montage, **params, head_hidden=32).eval()
+    skipped = load_weights(wide, tmp_path / "plain")
+    assert skipped == ["head_mlp.0.bias", "head_mlp.0.weight", "head_mlp.2.bias", "head_mlp.2.weight"]
+    eeg = normalize_eeg(torch.randn(3, 40, 64))
+    with torch.no_grad():
+        torch.testing.assert_close(wide(eeg, montage), plain(eeg, montage))
+        ranks = {}
+        for name, model in (("plain", plain), ("wide", wide)):
+            if model is wide:
+                torch.nn.init.normal_(wide.head_mlp[-1].weight)  # as training would move it off zero
+            maps = model(eeg, montage).reshape(-1, 60)  # 120 maps of 60 regions
+            ranks[name] = torch.linalg.matrix_rank(maps - maps.mean(dim=0), rtol=1e-5).item()
+    assert ranks["plain"] <= 8 < 20 <= ranks["wide"]
+    with pytest.raises(BrainForgeError, match="head_hidden"):
+        build_model("cnn_transformer", 60, montage, head_hidden=-1)
+
+
 def test_bundled_default_smooths_its_output():
     """The shipped config sets the 2-sample low-pass, and the deployed copy keeps it."""
     from brainforge._data import default_model_dir

@@ -68,6 +68,18 @@ class CNNTransformerConfig:
         seconds and f in Hz: 2 samples at 500 Hz (4 ms) are -3 dB at 33 Hz
         (-1.1 dB at 20 Hz). It has no weights, so it can be set on a trained
         model through its config.
+    head_hidden : int
+        Width of a second output path beside the linear head: Linear
+        (``d_model`` -> ``head_hidden``), GELU, Linear (-> ``k`` x regions),
+        added to the linear head's output; 0 adds none. A linear head from
+        ``d_model`` features can only give maps in a ``d_model``-dimensional
+        subspace of the regions. For the bundled default (128 features) the
+        subspace its head spans keeps a third to a half of the energy of the
+        centre-weighted patch it is trained to give (the best possible 128
+        dimensions 72 %, 256 keep 92 %), so
+        its estimates are blurred (``scripts/head_rank_probe.py``). The
+        path's last layer starts at zero, so a model fine-tuned from one
+        without it (``brainforge train --init``) starts with the same outputs.
     """
 
     grid_size: int = 32
@@ -83,6 +95,7 @@ class CNNTransformerConfig:
     max_len: int = 4096
     samples_per_token: int = 1
     output_smoothing_samples: float = 0.0
+    head_hidden: int = 0
 
     def __post_init__(self) -> None:
         check_interpolation(self.interpolation)
@@ -90,6 +103,8 @@ class CNNTransformerConfig:
             raise BrainForgeError(f"d_model ({self.d_model}) must be even and divisible by n_heads ({self.n_heads}).")
         if not self.conv_channels or min(self.conv_channels) < 1 or self.reduce_channels < 1:
             raise BrainForgeError("conv_channels and reduce_channels must be positive.")
+        if self.head_hidden < 0:
+            raise BrainForgeError(f"head_hidden must be 0 (no second output path) or more, got {self.head_hidden}.")
         if self.samples_per_token < 1:
             raise BrainForgeError(f"samples_per_token must be 1 or more, got {self.samples_per_token}.")
         if not (math.isfinite(self.output_smoothing_samples) and 0 <= self.output_smoothing_samples <= self.max_len):
@@ -171,6 +186,13 @@ class CNNTransformer(SourceModel):
         )
         self.transformer = nn.TransformerEncoder(layer, c.n_layers, enable_nested_tensor=False)
         self.head = nn.Linear(c.d_model, k * n_regions)
+        self.head_mlp = None
+        if c.head_hidden:
+            self.head_mlp = nn.Sequential(
+                nn.Linear(c.d_model, c.head_hidden), nn.GELU(), nn.Linear(c.head_hidden, k * n_regions)
+            )
+            nn.init.zeros_(self.head_mlp[-1].weight)  # starts as the linear head alone
+            nn.init.zeros_(self.head_mlp[-1].bias)
         self.smoothing_weights = gaussian_weights(c.output_smoothing_samples)  # from the config: no state
 
     def maps(self, eeg: torch.Tensor, montage: Montage) -> torch.Tensor:
@@ -223,5 +245,9 @@ class CNNTransformer(SourceModel):
         n_tokens = (n_times + padding) // k
         features = self.features(eeg, montage)
         tokens = self.embed(features).reshape(batch, n_tokens, -1) + self.positions[:n_tokens]
-        out = self.head(self.transformer(tokens)).reshape(batch, n_tokens * k, self.n_regions)
+        hidden = self.transformer(tokens)
+        out = self.head(hidden)
+        if self.head_mlp is not None:
+            out = out + self.head_mlp(hidden)
+        out = out.reshape(batch, n_tokens * k, self.n_regions)
         return smooth_time(out[:, :n_times], self.smoothing_weights)

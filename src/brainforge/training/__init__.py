@@ -5,7 +5,7 @@ from .config import TrainingConfig
 from .data import SyntheticDataModule, epoch_seed, validation_seed
 from .losses import LOSSES, PUBLISHED_LOSS, compute_loss
 from .metrics import peak_patch_error_mm, random_region_error_mm
-from .module import MONITOR, SourceLocalizer
+from .module import MONITOR, SourceLocalizer, channel_subset
 from .train import TrainingResult, evaluate_peak_error, train
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "SyntheticDataModule",
     "TrainingConfig",
     "TrainingResult",
+    "channel_subset",
     "compute_loss",
     "epoch_seed",
     "evaluate_peak_error",

@@ -53,6 +53,29 @@ def draw_montage_size(rng: np.random.Generator, low: int, high: int, distributio
     raise ValueError(f"Unknown montage size distribution {distribution!r}.")
 
 
+def channel_subset(eeg: torch.Tensor, montage: Montage, index: np.ndarray) -> tuple[torch.Tensor, Montage]:
+    """Keep the channels ``index`` of EEG (B, T, C) and its montage, re-referenced and re-normalized as in training.
+
+    Parameters
+    ----------
+    eeg : torch.Tensor, shape (n_samples, n_times, n_channels)
+        EEG recorded with ``montage``.
+    montage : Montage
+        Its channels.
+    index : array of int
+        Channels to keep, in montage order.
+
+    Returns
+    -------
+    eeg : torch.Tensor, shape (n_samples, n_times, len(index))
+        The kept channels, normalized by :func:`brainforge.synthesis.normalize_eeg`.
+    montage : Montage
+        The kept channels' montage.
+    """
+    picks = torch.as_tensor(index, device=eeg.device)
+    return normalize_eeg(eeg.index_select(2, picks)), montage.pick(index)
+
+
 class SourceLocalizer(pl.LightningModule):
     """Loss, optimizer, montage subsets and validation metrics around a network.
 
@@ -89,8 +112,8 @@ class SourceLocalizer(pl.LightningModule):
         high = min(subsets[1], montage.n_channels)
         n = draw_montage_size(rng, subsets[0], high, self.config.montage_size_distribution)
         index = np.sort(rng.choice(montage.n_channels, n, replace=False))
-        picks = torch.as_tensor(index, device=eeg.device)
-        return normalize_eeg(eeg.index_select(2, picks)), montage.pick(index), self.leadfield.index_select(0, picks)
+        eeg, subset_montage = channel_subset(eeg, montage, index)
+        return eeg, subset_montage, self.leadfield.index_select(0, torch.as_tensor(index, device=eeg.device))
 
     def _crop(self, batch: dict, random: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """EEG and dense targets in windows of ``crop_samples`` that contain each sample's spike peak.
