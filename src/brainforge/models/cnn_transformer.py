@@ -72,13 +72,14 @@ class CNNTransformerConfig:
         Width of a second output path beside the linear head: Linear
         (``d_model`` -> ``head_hidden``), GELU, Linear (-> ``k`` x regions),
         added to the linear head's output; 0 adds none. A linear head from
-        ``d_model`` features can only give maps in a ``d_model``-dimensional
-        subspace of the regions. For the bundled default (128 features) the
-        subspace its head spans keeps a third to a half of the energy of the
+        ``d_model`` features can only give maps in one (``d_model`` + bias)
+        affine subspace of the regions. For the bundled default (128
+        features) that subspace keeps 33-58 % of the energy of the
         centre-weighted patch it is trained to give (the best possible 128
-        dimensions 72 %, 256 keep 92 %), so
-        its estimates are blurred (``scripts/head_rank_probe.py``). The
-        path's last layer starts at zero, so a model fine-tuned from one
+        dimensions 72 %, 256 keep 92 %; ``scripts/head_rank_probe.py``),
+        which bounds how sharp its maps can be. A fine-tune with
+        ``head_hidden=512`` did not narrow the estimates, though
+        (``training_runs/README.md``, default-v16). The path's last layer starts at zero, so a model fine-tuned from one
         without it (``brainforge train --init``) starts with the same outputs.
     """
 
