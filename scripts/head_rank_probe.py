@@ -52,15 +52,15 @@ def main(model_dir: str | None) -> None:
     print(f"{model_dir or 'bundled default'}: linear head from {weight.shape[1]} features, {n_regions} regions")
     print("| subspace | patch cut R, mm | energy kept | mean argmax error, mm | argmax on centre |")
     print("| --- | --- | --- | --- | --- |")
-    for radius in (12.0, 16.0, 20.0):
-        targets = np.where(distance_mm <= radius, patch_weights(distance_mm, 12.0), 0.0)
-        scores = span_scores(np.column_stack([weight, bias]), targets, distance_mm)
+    weights = patch_weights(distance_mm, 12.0)
+    targets = {radius: np.where(distance_mm <= radius, weights, 0.0) for radius in (12.0, 16.0, 20.0)}
+    for radius, target in targets.items():
+        scores = span_scores(np.column_stack([weight, bias]), target, distance_mm)
         label = f"the head's ({weight.shape[1]} + bias)"
         print(f"| {label} | {radius:g} | {scores[0]:.2f} | {scores[1]:.1f} | {scores[2]:.2f} |")
-    targets = np.where(distance_mm <= 16.0, patch_weights(distance_mm, 12.0), 0.0)
-    _, _, components = np.linalg.svd(targets, full_matrices=False)
+    _, _, components = np.linalg.svd(targets[16.0], full_matrices=False)
     for dim in (64, 128, 256, 512):
-        scores = span_scores(components[:dim].T, targets, distance_mm)
+        scores = span_scores(components[:dim].T, targets[16.0], distance_mm)
         print(f"| best {dim} dimensions | 16 | {scores[0]:.2f} | {scores[1]:.1f} | {scores[2]:.2f} |")
 
 

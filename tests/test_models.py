@@ -234,10 +234,9 @@ def test_head_hidden_starts_as_the_linear_head_and_leaves_its_subspace(montage, 
     eeg = normalize_eeg(torch.randn(3, 40, 64))
     with torch.no_grad():
         torch.testing.assert_close(wide(eeg, montage), plain(eeg, montage))
+        torch.nn.init.normal_(wide.head_mlp[-1].weight)  # as training would move it off zero
         ranks = {}
         for name, model in (("plain", plain), ("wide", wide)):
-            if model is wide:
-                torch.nn.init.normal_(wide.head_mlp[-1].weight)  # as training would move it off zero
             maps = model(eeg, montage).reshape(-1, 60)  # 120 maps of 60 regions
             ranks[name] = torch.linalg.matrix_rank(maps - maps.mean(dim=0), rtol=1e-5).item()
     assert ranks["plain"] <= 8 < 20 <= ranks["wide"]

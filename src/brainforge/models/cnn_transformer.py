@@ -79,8 +79,9 @@ class CNNTransformerConfig:
         dimensions 72 %, 256 keep 92 %; ``scripts/head_rank_probe.py``),
         which bounds how sharp its maps can be. A fine-tune with
         ``head_hidden=512`` did not narrow the estimates, though
-        (``training_runs/README.md``, default-v16). The path's last layer starts at zero, so a model fine-tuned from one
-        without it (``brainforge train --init``) starts with the same outputs.
+        (``training_runs/README.md``, default-v16). The path's last layer
+        starts at zero, so a model fine-tuned from one without it
+        (``brainforge train --init``) starts with the same outputs.
     """
 
     grid_size: int = 32

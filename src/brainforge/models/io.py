@@ -176,5 +176,9 @@ def load_weights(model: SourceModel, directory: str | Path) -> list[str]:
         raise BrainForgeError(f"No weight of {directory} fits this {model.name}; check the hyper-parameters.")
     model.load_state_dict(take, strict=False)
     if skipped:
-        logger.warning("Fine-tuning: %d tensor(s) re-initialized (shape changed): %s", len(skipped), ", ".join(skipped))
+        logger.warning(
+            "Fine-tuning: %d tensor(s) kept as built, not in the checkpoint or of another shape: %s",
+            len(skipped),
+            ", ".join(skipped),
+        )
     return skipped
