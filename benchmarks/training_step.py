@@ -1,0 +1,105 @@
+"""One training step of the bundled default model: the output smoothing's hand-written backward against autograd.
+
+Run: ``.venv/bin/python benchmarks/training_step.py [--batch 64] [--steps 4]``
+
+The bundled default (CNN-Transformer, ``output_smoothing_samples=2``: a
+13-tap Gaussian along time over a (batch, 500, 1014) output) takes training
+steps of 1-s, 64-channel segments: forward, the mean squared output as loss,
+backward and an AdamW step. Two ways of differentiating the smoothing are
+timed in the same run, alternating, on the same batch:
+
+- ``autograd``: the reference, autograd through the shifted views (what
+  ``smooth_time`` did before it had its own backward);
+- ``hand-written``: ``smooth_time`` as shipped (``_SmoothTime``).
+
+Both give the same gradients (checked here, and by
+``tests/test_models.py::test_smooth_time_gradient_is_that_of_the_convolution``).
+Prints the median seconds per step, samples per second and the ratio; the
+last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+
+def smooth_time_autograd(activity: torch.Tensor, weights: tuple[float, ...]) -> torch.Tensor:
+    """The reference: the same smoothing, differentiated by autograd through the shifted views."""
+    n_times, half = activity.shape[1], len(weights) // 2
+    first, last = activity[:, :1], activity[:, -1:]
+    padded = torch.cat([first.expand(-1, half, -1), activity, last.expand(-1, half, -1)], dim=1)
+    smoothed = padded[:, :n_times] * weights[0]
+    for offset, weight in enumerate(weights[1:], start=1):
+        smoothed = smoothed.add_(padded[:, offset : offset + n_times], alpha=weight)
+    return smoothed
+
+
+def main() -> None:
+    """Time both ways and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=64, help="segments per step (training uses 64)")
+    parser.add_argument("--steps", type=int, default=4, help="timed steps per way (after one warm-up each)")
+    args = parser.parse_args()
+
+    from brainforge import set_log_level
+    from brainforge.models import cnn_transformer, default_model_dir, load_model
+    from brainforge.synthesis.normalize import normalize_eeg
+
+    set_log_level("warning")
+    torch.manual_seed(0)
+    model, _ = load_model(default_model_dir())
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6)
+    eeg = normalize_eeg(torch.randn(args.batch, 500, model.montage.n_channels))
+    shipped = cnn_transformer.smooth_time
+    ways = {"autograd": smooth_time_autograd, "hand-written": shipped}
+
+    def step(way: str, update: bool = True) -> tuple[float, list[torch.Tensor]]:
+        cnn_transformer.smooth_time = ways[way]
+        try:
+            torch.manual_seed(1)  # the same dropout masks for both ways
+            optimizer.zero_grad()
+            start = time.perf_counter()
+            loss = model(eeg).pow(2).mean()
+            loss.backward()
+            grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+            if update:
+                optimizer.step()
+            return time.perf_counter() - start, grads
+        finally:
+            cnn_transformer.smooth_time = shipped
+
+    _, reference = step("autograd", update=False)  # the same weights for both: no update in between
+    _, ours = step("hand-written", update=False)
+    pairs = zip(reference, ours, strict=True)
+    max_difference = max(float((a - b).abs().max() / (a.abs().max() + 1e-30)) for a, b in pairs)
+    times: dict[str, list[float]] = {way: [] for way in ways}
+    for _ in range(args.steps):
+        for way in ways:
+            times[way].append(step(way)[0])
+    medians = {way: float(np.median(t)) for way, t in times.items()}
+    print(f"{'smoothing backward':<20} {'s per step':>10} {'samples/s':>10}")
+    for way, seconds in medians.items():
+        print(f"{way:<20} {seconds:>10.2f} {args.batch / seconds:>10.1f}")
+    ratio = medians["autograd"] / medians["hand-written"]
+    print(f"hand-written is {ratio:.2f}x as fast; largest relative gradient difference {max_difference:.1e}")
+    print(
+        json.dumps(
+            {
+                "batch": args.batch,
+                "steps": args.steps,
+                "seconds_per_step": medians,
+                "speedup": ratio,
+                "max_relative_gradient_difference": max_difference,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
