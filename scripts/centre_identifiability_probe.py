@@ -17,12 +17,14 @@ idealized estimator names (the peak-centre error of that estimator):
   can give;
 - ``interior nearest the centroid``: the same, among the patch's interior
   regions only (all neighbours inside the patch; ``grow_patch`` always takes
-  the centre's first ring whole, so the centre is one of them);
+  a lone patch's first ring whole, so the centre is one of them; beside other
+  patches, as in training's 2-3-patch samples, the ring can be cut);
 - ``template scan``: the noise-free EEG of the patch on the template forward
   (average reference) matched against every candidate centre's isotropic patch
-  (the regions within 10, 15 or 20 mm, weighted as the patch is, at 50 mm
-  half amplitude), the best absolute correlation over centres and radii: a
-  matched filter with the exact forward model and no noise;
+  (the regions within 10, 15 or 20 mm, weighted by the same Gaussian fall-off
+  at a fixed 50 mm half amplitude), the best absolute correlation over
+  centres and radii: a simple matched scan with the exact forward model and
+  no noise (not an optimal estimator: the templates are isotropic);
 - ``template scan, white noise at S dB``: the same with white sensor noise at
   sensor SNR S (power ratio over channels; training's noise is background
   activity and coloured sensor noise, so this is only indicative).

@@ -219,24 +219,29 @@ def test_output_smoothing_is_a_gaussian_low_pass_without_weights(sigma, montage)
 
 
 @pytest.mark.parametrize("n_times", [1, 4, 37])
-def test_smooth_time_gradient_is_that_of_the_convolution(n_times):
+@pytest.mark.parametrize("kernel", ["gaussian", "uneven", "even"])
+def test_smooth_time_gradient_is_that_of_the_convolution(n_times, kernel):
     """smooth_time's hand-written backward equals the gradient of the smoothing (edges replicated), by gradcheck.
 
     Series shorter than the kernel's radius (6 samples at 2) fold several
-    padded taps onto the same edge sample.
+    padded taps onto the same edge sample; uneven and even-length kernels
+    catch a backward that flips the kernel, which a symmetric one cannot.
     """
     from brainforge.models.cnn_transformer import gaussian_weights, smooth_time
 
-    weights = gaussian_weights(2.0)
+    weights = {"gaussian": gaussian_weights(2.0), "uneven": (0.1, 0.2, 0.7), "even": (0.3, 0.1, 0.4, 0.2)}[kernel]
     activity = torch.randn(2, n_times, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x: smooth_time(x, weights), (activity,))
-    # The same values as the explicit convolution matrix (replicated edges), and so the same gradient.
+    # The same values as the explicit convolution matrix (replicated edges), and so the same gradient,
+    # also for an incoming gradient that is broadcast (what a sum gives).
     half = len(weights) // 2
     matrix = torch.zeros(n_times, n_times, dtype=torch.float64)
     for t in range(n_times):
         for offset, weight in enumerate(weights):
             matrix[t, min(max(t + offset - half, 0), n_times - 1)] += weight
     torch.testing.assert_close(smooth_time(activity, weights), torch.einsum("st,btr->bsr", matrix, activity))
+    (gradient,) = torch.autograd.grad(smooth_time(activity, weights).sum(), activity)
+    torch.testing.assert_close(gradient, matrix.sum(dim=0).reshape(1, -1, 1).expand(2, n_times, 3))
 
 
 def test_head_hidden_starts_as_the_linear_head_and_leaves_its_subspace(montage, tmp_path):

@@ -138,18 +138,21 @@ def _shifted_sum(padded: torch.Tensor, weights: tuple[float, ...], n_times: int)
 
 
 class _SmoothTime(torch.autograd.Function):
-    """Gaussian smoothing along time with a hand-written backward pass.
+    """Smoothing along time (edges replicated) with a hand-written backward pass.
 
     Autograd through the shifted views of :func:`_shifted_sum` would keep one
     zero-filled, padded-size gradient per tap and a separate multiply per tap
-    (41 % of a training step of default-v12's size on two cores). The
-    gradient of a convolution with replicated edges is the transposed
-    convolution with the padding folded back onto the edge samples: one
-    buffer, one fused multiply-add per tap.
+    (``benchmarks/training_step.py`` prints the low-pass's share of a
+    training step). The gradient of a convolution with replicated edges is
+    the transposed convolution with the padding folded back onto the edge
+    samples: one buffer, one fused multiply-add per tap. First derivatives
+    only (``once_differentiable``: no double backward, which nothing here
+    uses).
     """
 
     @staticmethod
     def forward(ctx, activity: torch.Tensor, weights: tuple[float, ...]) -> torch.Tensor:
+        """Return the smoothed activity (B, T, R)."""
         ctx.weights = weights
         n_times, half = activity.shape[1], len(weights) // 2
         first, last = activity[:, :1], activity[:, -1:]
@@ -159,6 +162,7 @@ class _SmoothTime(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """Return the gradient with respect to the activity (none for the weights)."""
         weights = ctx.weights
         n_times, half = grad.shape[1], len(weights) // 2
         grad_padded = grad.new_zeros(grad.shape[0], n_times + 2 * half, grad.shape[2])
