@@ -293,6 +293,41 @@ def test_cli_train_and_fine_tune(tmp_path):
     assert result.exit_code != 0 and "Unknown model" in str(result.output) + str(result.exception)
 
 
+def test_fine_tune_exports_only_an_epoch_that_beats_its_starting_model(tmp_path):
+    """--init scores the starting model first; epochs that do not beat it are not exported, and the log says so.
+
+    At a learning rate of 0 every epoch scores exactly what the start does, so
+    none beats it: the run hands back the starting weights as epoch -1, and
+    the starting score is not a row of the per-epoch training log.
+    """
+    from safetensors.torch import load_file
+
+    from brainforge.cli import app
+
+    runner = CliRunner()
+    common = [
+        "--head", "1010-16", "--n-regions", "50", "--samples-per-epoch", "32", "--val-samples", "8",
+        "--batch-size", "8", "--crop", "8", "--workers", "0", "--no-progress",
+    ]  # fmt: skip
+    start, fine_tune = tmp_path / "start", tmp_path / "fine_tune"
+    result = runner.invoke(app, ["train", "--model", "gru", "--out", str(start), "--max-epochs", "1", *common])
+    assert result.exit_code == 0, result.output
+    command = ["train", "--model", "gru", "--out", str(fine_tune), "--init", str(start), "--lr", "0"]
+    result = runner.invoke(app, [*command, "--max-epochs", "2", *common])
+    assert result.exit_code == 0, result.output
+    assert "No epoch beat the starting model" in result.output
+    metrics = json.loads((fine_tune / "config.json").read_text())["metrics"]
+    assert metrics["epoch"] == -1 and metrics["global_step"] == 0
+    exported, original = load_file(fine_tune / "model.safetensors"), load_file(start / "model.safetensors")
+    assert exported.keys() == original.keys()
+    for name, tensor in original.items():
+        torch.testing.assert_close(exported[name], tensor, rtol=0, atol=0)
+    rows = next((fine_tune / "logs").rglob("metrics.csv")).read_text().splitlines()
+    header = rows[0].split(",")
+    epochs = [row.split(",")[header.index("epoch")] for row in rows[1:] if row.split(",")[header.index("val_loss")]]
+    assert epochs == ["0", "1"]  # one validation row per epoch, none for the starting model
+
+
 def test_montage_size_draws():
     from brainforge.training.module import draw_montage_size
 

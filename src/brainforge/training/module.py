@@ -189,17 +189,23 @@ class SourceLocalizer(pl.LightningModule):
         error = peak_patch_error_mm(
             estimate[with_sources], sources[with_sources], active[with_sources], self.distance_mm
         )
-        self.log("val_loss", loss, batch_size=len(eeg), sync_dist=True)
+        # The starting model's score (``trainer.validate`` before a fine-tune) is not an epoch: kept out of
+        # the training log, which holds one validation row per epoch.
+        to_logger = self.trainer.state.fn != "validate"
+        self.log("val_loss", loss, batch_size=len(eeg), sync_dist=True, logger=to_logger)
         if len(error):
             centre_error = peak_centre_error_mm(  # the held-out benchmark's headline metric
                 estimate[with_sources], sources[with_sources], centre[with_sources], self.distance_mm
             )
             for name, value in (("val_peak_patch_error_mm", error), ("val_peak_centre_error_mm", centre_error)):
                 prog_bar = name == self.config.monitor
-                self.log(name, value.mean(), prog_bar=prog_bar, batch_size=len(error), sync_dist=True)
+                self.log(name, value.mean(), prog_bar=prog_bar, batch_size=len(error), sync_dist=True, logger=to_logger)
         if not bool(with_sources.all()):
             amplitude = background_amplitude(estimate, active)
-            self.log("val_background_amplitude", amplitude.mean(), batch_size=len(amplitude), sync_dist=True)
+            self.log(
+                "val_background_amplitude", amplitude.mean(), batch_size=len(amplitude), sync_dist=True,
+                logger=to_logger,
+            )  # fmt: skip
 
     def configure_optimizers(self):
         """Adam or AdamW with the configured schedule."""

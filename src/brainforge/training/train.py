@@ -78,7 +78,13 @@ class TrainingResult:
 
 
 class ExportBestModel(Callback):
-    """Write the release checkpoint (safetensors + JSON) whenever validation improves."""
+    """Write the release checkpoint (safetensors + JSON) whenever validation improves.
+
+    A fine-tune scores its starting model first (``trainer.validate``, recorded
+    as epoch -1 and exported as it is): an epoch is exported only if it beats
+    the model it started from, so a run whose every epoch is worse than its
+    start hands back the start, and says so.
+    """
 
     def __init__(self, out_dir: Path, info: dict, monitor: str):
         self.out_dir = Path(out_dir)
@@ -95,9 +101,10 @@ class ExportBestModel(Callback):
         if not value < self.best:
             return
         self.best = value
+        starting_model = trainer.state.fn == "validate"
         self.best_metrics = {
             **{k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")},
-            "epoch": trainer.current_epoch,
+            "epoch": -1 if starting_model else trainer.current_epoch,
             "global_step": trainer.global_step,
         }
         if trainer.is_global_zero:
@@ -462,6 +469,8 @@ def train(
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*IterableDataset.*__len__.*")
         warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+        if init is not None and not resume:
+            _score_starting_model(trainer, module, data, export)
         trainer.fit(module, datamodule=data, ckpt_path=last if resume else None)
     best_model = model
     if export.best_metrics:
@@ -480,6 +489,15 @@ def train(
         out_dir, export.best_metrics, trainer.current_epoch, best_model, global_step=trainer.global_step,
         cpu_seconds=None if cpu_budget is None else cpu_budget.used, stopped_by=stopped_by,
     )  # fmt: skip
+
+
+def _score_starting_model(trainer: pl.Trainer, module: SourceLocalizer, data, export: ExportBestModel) -> None:
+    """Validate a fine-tune's starting model before its first step; ``export`` keeps it as the one to beat."""
+    trainer.validate(module, datamodule=data, verbose=False)
+    if export.best_metrics:
+        logger.info(
+            f"Starting model (--init): {export.monitor} {export.best:.3f}; only an epoch that beats it is exported."
+        )
 
 
 def evaluate_peak_error(
