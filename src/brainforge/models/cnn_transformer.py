@@ -183,7 +183,7 @@ def smooth_time(activity: torch.Tensor, weights: tuple[float, ...]) -> torch.Ten
     values but nearly doubled the network's inference time and at least halved
     training steps per minute (under 5 against 10). The backward pass is
     written by hand (:class:`_SmoothTime`): a training step of default-v12's
-    size runs 1.3-1.4 times as fast as with autograd through the views
+    size runs 1.46 times as fast as with autograd through the views
     (``benchmarks/training_step.py``). The weights are Python floats, so no
     device transfer is needed on any device.
     """
