@@ -522,8 +522,9 @@ def test_export_follows_the_configured_monitor(monitor, exported, tmp_path, monk
     for patch, centre in ((1.0, 10.0), (2.0, 5.0)):
         metrics = {"val_peak_patch_error_mm": torch.tensor(patch), "val_peak_centre_error_mm": torch.tensor(centre)}
         trainer = SimpleNamespace(
-            sanity_checking=False, callback_metrics=metrics, current_epoch=0, global_step=0, is_global_zero=True
-        )
+            sanity_checking=False, callback_metrics=metrics, current_epoch=0, global_step=0, is_global_zero=True,
+            state=SimpleNamespace(fn="fit"),
+        )  # fmt: skip
         export.on_validation_end(trainer, module)
     assert [m["val_peak_centre_error_mm"] for m in saved] == exported
     with pytest.raises(BrainForgeError, match="Unknown monitor"):

@@ -482,7 +482,7 @@ def train_command(
     metrics = ", ".join(f"{k} {v:.4g}" for k, v in result.best_metrics.items())
     typer.echo(f"Trained {result.epochs} epoch(s) in {time.perf_counter() - start:.0f} s; best: {metrics or 'none'}.")
     if result.best_metrics.get("epoch") == -1:
-        typer.echo(f"No epoch beat the starting model ({init}); the exported model is the starting one.")
+        typer.echo("No epoch beat the starting model (--init); the exported model is the starting one.")
     typer.echo(f"Model: {out}/model.safetensors + config.json")
 
 

@@ -191,7 +191,7 @@ class SourceLocalizer(pl.LightningModule):
         )
         # The starting model's score (``trainer.validate`` before a fine-tune) is not an epoch: kept out of
         # the training log, which holds one validation row per epoch.
-        to_logger = self.trainer.state.fn != "validate"
+        to_logger = self._trainer is None or self._trainer.state.fn != "validate"
         self.log("val_loss", loss, batch_size=len(eeg), sync_dist=True, logger=to_logger)
         if len(error):
             centre_error = peak_centre_error_mm(  # the held-out benchmark's headline metric
