@@ -37,14 +37,10 @@ import torch
 
 
 def smooth_time_autograd(activity: torch.Tensor, weights: tuple[float, ...]) -> torch.Tensor:
-    """The reference: the same smoothing, differentiated by autograd through the shifted views."""
-    n_times, half = activity.shape[1], len(weights) // 2
-    first, last = activity[:, :1], activity[:, -1:]
-    padded = torch.cat([first.expand(-1, half, -1), activity, last.expand(-1, half, -1)], dim=1)
-    smoothed = padded[:, :n_times] * weights[0]
-    for offset, weight in enumerate(weights[1:], start=1):
-        smoothed = smoothed.add_(padded[:, offset : offset + n_times], alpha=weight)
-    return smoothed
+    """The reference: the same padding and shifted sum as ``smooth_time``, differentiated by autograd."""
+    from brainforge.models.cnn_transformer import _replicate_pad, _shifted_sum
+
+    return _shifted_sum(_replicate_pad(activity, len(weights) // 2), weights, activity.shape[1])
 
 
 def main() -> None:

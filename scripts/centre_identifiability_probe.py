@@ -40,7 +40,7 @@ import numpy as np
 
 
 def isotropic_topographies(leadfield, distance_mm, radii_mm, half_amplitude_mm: float = 50.0) -> np.ndarray:
-    """Unit-norm, average-referenced topographies (channels, radii x regions) of isotropic patches."""
+    """Unit-norm topographies (channels, radii x regions) of isotropic patches, in ``leadfield``'s reference."""
     from brainforge.synthesis.patches import patch_weights
 
     columns = []
@@ -48,7 +48,6 @@ def isotropic_topographies(leadfield, distance_mm, radii_mm, half_amplitude_mm: 
         weights = np.where(distance_mm <= radius, patch_weights(distance_mm, half_amplitude_mm), 0.0)
         columns.append(leadfield @ weights.T)  # (channels, regions): centre c's patch in column c
     topographies = np.concatenate(columns, axis=1)
-    topographies -= topographies.mean(axis=0)
     return topographies / np.linalg.norm(topographies, axis=0)
 
 
@@ -69,7 +68,7 @@ def main(n_patches: int, seed: int) -> None:
 
     set_log_level("warning")
     config = SynthesisConfig()
-    head = make_head_model("1010-64")
+    head = make_head_model("1010-64").average_reference()  # topographies and EEG alike
     distance_mm = head.region_distance_mm
     centres_mm = head.region_centres_mm
     adjacency = head.region_adjacency.astype(np.float64).tocsr()
@@ -101,7 +100,6 @@ def main(n_patches: int, seed: int) -> None:
         closest = min(interior, key=lambda r: np.linalg.norm(centres_mm[r] - centroid))
         errors["interior nearest the centroid"].append(distance_mm[centre, closest])
         eeg = leadfield @ source
-        eeg -= eeg.mean()
         for snr in (None, *snrs_db):
             measured = eeg
             name = "template scan"

@@ -31,10 +31,10 @@ from collections import defaultdict
 import numpy as np
 
 
-def unit_topographies(leadfield: np.ndarray) -> np.ndarray:
-    """Average-referenced region topographies (channels, regions) scaled to unit norm."""
-    centred = leadfield - leadfield.mean(axis=0)
-    return centred / np.linalg.norm(centred, axis=0)
+def unit_topographies(head) -> np.ndarray:
+    """Return the head model's average-referenced region topographies (channels, regions) at unit norm."""
+    leadfield = head.average_reference().region_leadfield
+    return leadfield / np.linalg.norm(leadfield, axis=0)
 
 
 def scan_errors() -> None:
@@ -46,11 +46,11 @@ def scan_errors() -> None:
     set_log_level("warning")
     template = make_head_model("1010-64")
     distance_mm = template.region_distance_mm
-    template_topographies = unit_topographies(template.region_leadfield)
+    template_topographies = unit_topographies(template)
     print("| forward | median, mm | mean, mm | on the region | within 8 mm |")
     print("| --- | --- | --- | --- | --- |")
     for name, options in HELDOUT_FORWARDS.items():
-        topographies = unit_topographies(make_head_model("1010-64", **options).region_leadfield)
+        topographies = unit_topographies(make_head_model("1010-64", **options))
         match = np.abs(template_topographies.T @ topographies).argmax(axis=0)
         error = distance_mm[np.arange(len(match)), match]
         print(

@@ -46,7 +46,7 @@ def main(model_dir: str, sets_dir: str, n_max: int) -> None:
     set_log_level("warning")
     head = make_head_model("1010-64")
     distance_mm = head.region_distance_mm
-    topographies = head.region_leadfield - head.region_leadfield.mean(axis=0)
+    topographies = head.average_reference().region_leadfield
     solver = make_solver(model_dir).fit(head)
     settings = [(f, r) for f in (0.5, 0.7, 0.85) for r in (0.0, 12.0, 20.0)]
     errors: dict[str, list[float]] = {"argmax": [], **{f"refit f={f} R={r:g} mm": [] for f, r in settings}}

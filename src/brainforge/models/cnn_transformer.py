@@ -129,6 +129,12 @@ def gaussian_weights(sigma_samples: float) -> tuple[float, ...]:
     return tuple(weight / math.fsum(weights) for weight in weights)
 
 
+def _replicate_pad(activity: torch.Tensor, half: int) -> torch.Tensor:
+    """Return activity (B, T, R) with its first and last time samples repeated ``half`` times at each end."""
+    first, last = activity[:, :1], activity[:, -1:]
+    return torch.cat([first.expand(-1, half, -1), activity, last.expand(-1, half, -1)], dim=1)
+
+
 def _shifted_sum(padded: torch.Tensor, weights: tuple[float, ...], n_times: int) -> torch.Tensor:
     """Return ``sum_i weights[i] * padded[:, i : i + n_times]``: one in-place pass per kernel tap."""
     total = padded[:, :n_times] * weights[0]
@@ -154,10 +160,7 @@ class _SmoothTime(torch.autograd.Function):
     def forward(ctx, activity: torch.Tensor, weights: tuple[float, ...]) -> torch.Tensor:
         """Return the smoothed activity (B, T, R)."""
         ctx.weights = weights
-        n_times, half = activity.shape[1], len(weights) // 2
-        first, last = activity[:, :1], activity[:, -1:]
-        padded = torch.cat([first.expand(-1, half, -1), activity, last.expand(-1, half, -1)], dim=1)
-        return _shifted_sum(padded, weights, n_times)
+        return _shifted_sum(_replicate_pad(activity, len(weights) // 2), weights, activity.shape[1])
 
     @staticmethod
     @torch.autograd.function.once_differentiable
