@@ -16,6 +16,7 @@ SMALL = {
     "convdip": {"n_filters": 8, "dense_units": 20},
     "gru": {"dense_units": 20, "gru_units": 8},
 }
+SMALL["channel_count_router"] = {"member_params": SMALL["cnn_transformer"], "sparse_max_channels": 32}
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,7 @@ def test_folding_batch_norm_keeps_the_output(name, montage):
     def n_norms(m):
         return sum(isinstance(module, torch.nn.modules.batchnorm._BatchNorm) for module in m.modules())
 
-    assert n_norms(folded) == 0 and (n_norms(model) > 0) == (name == "cnn_transformer")
+    assert n_norms(folded) == 0 and (n_norms(model) > 0) == (name in ("cnn_transformer", "channel_count_router"))
     assert model.training is False and n_norms(model) == n_norms(build_model(name, 30, montage, **SMALL[name]))
 
 
@@ -310,3 +311,48 @@ def test_normalize_eeg_is_one_definition_for_arrays_and_tensors():
     np.testing.assert_allclose(array.mean(axis=2), 0.0, atol=1e-6)  # average reference
     np.testing.assert_allclose(normalize_eeg(eeg[1]), array[1], atol=1e-6)  # one segment as in a batch
     assert np.all(normalize_eeg(np.ones((10, 4))) == 0.0)  # a flat segment: zeros, not NaN
+
+
+def test_channel_count_router_sends_each_montage_to_one_member(montage, tmp_path):
+    from brainforge.models import ChannelCountRouter, combine_by_channel_count
+
+    torch.manual_seed(3)
+    dense = build_model("cnn_transformer", 30, montage, **SMALL["cnn_transformer"]).eval()
+    sparse = build_model("cnn_transformer", 30, montage, **SMALL["cnn_transformer"]).eval()
+    router = combine_by_channel_count(dense, sparse, sparse_max_channels=20)
+    assert isinstance(router, ChannelCountRouter) and not router.training
+    assert router.n_parameters == dense.n_parameters + sparse.n_parameters
+    eeg = normalize_eeg(torch.randn(2, 20, 64))
+    with torch.inference_mode():
+        for n_channels, member in ((64, dense), (21, dense), (20, sparse), (16, sparse)):
+            index = np.arange(0, 64, 64 / n_channels).astype(int)[:n_channels]
+            subset, subset_montage = normalize_eeg(eeg[..., index]), montage.pick(index)
+            out = router(subset, subset_montage)
+            torch.testing.assert_close(out, member(subset, subset_montage), atol=0, rtol=0)
+            other = sparse if member is dense else dense
+            assert not torch.allclose(out, other(subset, subset_montage))  # the members differ
+        torch.testing.assert_close(router(eeg), dense(eeg), atol=0, rtol=0)  # no montage: the training one
+    save_model(router, tmp_path / "router")
+    loaded, config = load_model(tmp_path / "router")
+    assert config["model"]["params"]["sparse_max_channels"] == 20
+    with torch.inference_mode():
+        index = np.arange(16)
+        subset = normalize_eeg(eeg[..., index])
+        torch.testing.assert_close(loaded(subset, montage.pick(index)), sparse(subset, montage.pick(index)))
+
+
+def test_channel_count_router_refuses_unlike_members(montage):
+    from brainforge.models import combine_by_channel_count
+
+    small = build_model("cnn_transformer", 30, montage, **SMALL["cnn_transformer"])
+    with pytest.raises(BrainForgeError, match="number of regions"):
+        combine_by_channel_count(small, build_model("cnn_transformer", 31, montage, **SMALL["cnn_transformer"]))
+    with pytest.raises(BrainForgeError, match="hyper-parameters"):
+        wider = {**SMALL["cnn_transformer"], "d_model": 64}
+        combine_by_channel_count(small, build_model("cnn_transformer", 30, montage, **wider))
+    with pytest.raises(BrainForgeError, match="network"):
+        combine_by_channel_count(small, build_model("convdip", 30, montage, **SMALL["convdip"]))
+    with pytest.raises(BrainForgeError, match="take any montage"):
+        build_model("channel_count_router", 30, montage, member="gru", member_params=SMALL["gru"])
+    with pytest.raises(BrainForgeError, match="at least 1"):
+        build_model("channel_count_router", 30, montage, member_params=SMALL["cnn_transformer"], sparse_max_channels=0)

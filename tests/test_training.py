@@ -529,3 +529,53 @@ def test_export_follows_the_configured_monitor(monitor, exported, tmp_path, monk
     assert [m["val_peak_centre_error_mm"] for m in saved] == exported
     with pytest.raises(BrainForgeError, match="Unknown monitor"):
         TrainingConfig(monitor="val_loss")
+
+
+def test_val_montage_scores_validation_on_that_channel_subset(generator, head100):
+    from brainforge.synthesis import SyntheticEEGDataset
+    from brainforge.training import channel_subset
+    from brainforge.training.data import collate_validation
+    from brainforge.training.metrics import has_sources, peak_centre_error_mm
+    from brainforge.training.module import SourceLocalizer
+
+    montage = Montage.from_head_model(head100)
+    torch.manual_seed(0)
+    model = build_model("cnn_transformer", head100.n_regions, montage, **CNN).eval()
+    batch = collate_validation(list(SyntheticEEGDataset(generator, n_samples=16, seed=8, compact_targets=True)))
+    logged, leadfield_rows = {}, {}
+
+    def validate(val_montage):
+        config = TrainingConfig(crop_samples=CROP, seed=1, val_montage=val_montage)
+        module = SourceLocalizer(model, config, head100.region_distance_mm, head100.region_leadfield)
+        module.log = lambda name, value, **kwargs: logged.setdefault(val_montage, {}).update({name: float(value)})
+        loss = module._loss
+
+        def recording_loss(estimate, target, eeg, leadfield, batch):
+            leadfield_rows[val_montage] = len(leadfield)
+            return loss(estimate, target, eeg, leadfield, batch)
+
+        module._loss = recording_loss
+        with torch.inference_mode():
+            module.validation_step(batch, 0)
+        return module
+
+    validate(None)
+    module = validate("1010-16")
+    assert leadfield_rows == {None: 64, "1010-16": 16}
+    index = np.array([i for i, name in enumerate(montage.ch_names) if name in CHANNEL_SUBSETS["1010-16"]])
+    assert len(index) == 16
+    eeg, sources = module._crop(batch, random=False)
+    keep = has_sources(batch["active"])
+    with torch.inference_mode():
+        estimate = model(*channel_subset(eeg, montage, index))
+    distance = torch.as_tensor(head100.region_distance_mm, dtype=torch.float32)
+    expected = peak_centre_error_mm(estimate[keep], sources[keep], batch["centre"][keep], distance).mean()
+    assert logged["1010-16"]["val_peak_centre_error_mm"] == pytest.approx(float(expected))
+    assert logged["1010-16"]["val_loss"] != logged[None]["val_loss"]
+    with pytest.raises(BrainForgeError, match="Unknown val_montage"):
+        TrainingConfig(val_montage="1010-17")
+    fixed = build_model("gru", head100.n_regions, montage, dense_units=20, gru_units=8)
+    module = SourceLocalizer(fixed, TrainingConfig(val_montage="1010-16"), head100.region_distance_mm,
+                             head100.region_leadfield)  # fmt: skip
+    with pytest.raises(BrainForgeError, match="takes any montage"):
+        module.validation_step(batch, 0)

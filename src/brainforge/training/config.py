@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 
 from .._config import config_from_dict
 from .._errors import BrainForgeError
+from ..anatomy.montage import CHANNEL_SUBSETS
 from .losses import LOSSES, PEAK_LOSS_WEIGHT, PEAK_SHARPNESS
 
 OPTIMIZERS = ("adam", "adamw")
@@ -85,6 +86,12 @@ class TrainingConfig:
     peak_loss_sharpness : float
         Its softmax sharpness: the logit of the estimate's maximum over a
         region at 0.
+    val_montage : str | None
+        Score validation on this named channel subset of the model's montage
+        (a key of :data:`brainforge.anatomy.montage.CHANNEL_SUBSETS`, e.g.
+        ``"1010-16"``), re-referenced and re-normalized as in training, so
+        that early stopping and the exported epoch follow that montage. None
+        scores the full montage. Only for networks that take any montage.
     """
 
     loss: str | None = None
@@ -107,6 +114,7 @@ class TrainingConfig:
     monitor: str = MONITORS[0]
     peak_loss_weight: float = PEAK_LOSS_WEIGHT
     peak_loss_sharpness: float = PEAK_SHARPNESS
+    val_montage: str | None = None
 
     def __post_init__(self) -> None:
         if self.loss is not None and self.loss not in LOSSES:
@@ -136,6 +144,10 @@ class TrainingConfig:
             value = getattr(self, name)
             if not 0 <= value < float("inf"):
                 raise BrainForgeError(f"{name} must be a finite number >= 0, got {value}.")
+        if self.val_montage is not None and self.val_montage not in CHANNEL_SUBSETS:
+            raise BrainForgeError(
+                f"Unknown val_montage {self.val_montage!r}; choose from {', '.join(CHANNEL_SUBSETS)}."
+            )
         if self.crop_samples is not None and self.crop_samples < 2:
             raise BrainForgeError(f"crop_samples must be at least 2, got {self.crop_samples}.")
 

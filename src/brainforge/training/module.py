@@ -6,6 +6,8 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
+from .._errors import BrainForgeError
+from ..anatomy.montage import CHANNEL_SUBSETS
 from ..models.base import SourceModel
 from ..synthesis.dataset import densify_sources
 from ..synthesis.normalize import normalize_eeg
@@ -115,6 +117,28 @@ class SourceLocalizer(pl.LightningModule):
         eeg, subset_montage = channel_subset(eeg, montage, index)
         return eeg, subset_montage, self.leadfield.index_select(0, torch.as_tensor(index, device=eeg.device))
 
+    def _validation_montage(self, eeg: torch.Tensor) -> tuple[torch.Tensor, Montage | None, torch.Tensor]:
+        """Return the validation EEG on ``config.val_montage`` (re-referenced, re-normalized) or on all channels."""
+        name = self.config.val_montage
+        if name is None:
+            return eeg, None, self.leadfield
+        montage = self.model.montage
+        if not self.model.any_montage:
+            raise BrainForgeError(
+                f"val_montage {name!r} needs a network that takes any montage; {self.model.name} does not. "
+                "Drop --val-montage."
+            )
+        missing = [channel for channel in CHANNEL_SUBSETS[name] if channel not in montage.ch_names]
+        if missing:
+            raise BrainForgeError(
+                f"val_montage {name!r} needs channels the training montage lacks ({', '.join(missing)}); "
+                "choose a subset of the training montage."
+            )
+        wanted = set(CHANNEL_SUBSETS[name])
+        index = np.array([i for i, channel in enumerate(montage.ch_names) if channel in wanted])
+        eeg, subset_montage = channel_subset(eeg, montage, index)
+        return eeg, subset_montage, self.leadfield.index_select(0, torch.as_tensor(index, device=eeg.device))
+
     def _crop(self, batch: dict, random: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """EEG and dense targets in windows of ``crop_samples`` that contain each sample's spike peak.
 
@@ -179,10 +203,11 @@ class SourceLocalizer(pl.LightningModule):
         return loss
 
     def validation_step(self, batch: dict, batch_index: int) -> None:
-        """Loss and peak-region localization error on the fixed validation set (full montage)."""
+        """Loss and peak-region localization error on the fixed validation set (full montage or ``val_montage``)."""
         eeg, sources = self._crop(batch, random=False)
-        estimate = self.model(eeg)
-        loss = self._loss(estimate, self._target(sources, batch), eeg, self.leadfield, batch)
+        eeg, montage, leadfield = self._validation_montage(eeg)
+        estimate = self.model(eeg, montage)
+        loss = self._loss(estimate, self._target(sources, batch), eeg, leadfield, batch)
         active = batch["active"]
         centre = self._centre(batch)
         with_sources = has_sources(active)

@@ -17,7 +17,7 @@ from .. import __version__
 from .._cache import atomic_path
 from .._errors import BrainForgeError
 from .._logging import verbose
-from ..models import build_model, load_weights, save_model
+from ..models import ChannelCountRouter, ChannelCountRouterConfig, build_model, load_weights, save_model
 from ..synthesis import SampleGenerator
 from ..topomap import Montage
 from .checkpoint_io import SafetensorsCheckpointIO
@@ -410,6 +410,11 @@ def train(
     -------
     result : TrainingResult
     """
+    if model_name == ChannelCountRouter.name:
+        raise BrainForgeError(
+            f"{model_name} combines networks trained apart: train each with --model "
+            f"{ChannelCountRouterConfig.member}, then combine them with scripts/combine_by_channel_count.py."
+        )
     config = config or TrainingConfig()
     out_dir = Path(out_dir)
     last = out_dir / LAST_CHECKPOINT
