@@ -35,7 +35,8 @@ def combine(out_dir: str, dense_dir: str, sparse_dir: str, sparse_max_channels: 
 
     if reads(dense_config) != reads(sparse_config):
         raise BrainForgeError(
-            f"{sparse_dir} was trained for other input (head model, sampling rate, segment or crop) than {dense_dir}."
+            f"{sparse_dir} was trained for other input (head model, sampling rate, segment or crop) than "
+            f"{dense_dir}; fine-tune the sparse member from the dense one on the same head (--init)."
         )
     router = combine_by_channel_count(dense, sparse, sparse_max_channels)
     member_keys = ("training", "montage_handling", "init", "soup_of", "metrics")
@@ -57,7 +58,9 @@ if __name__ == "__main__":
         raise SystemExit(__doc__.splitlines()[2])
     from brainforge import BrainForgeError
 
+    if len(sys.argv) == 5 and not sys.argv[4].isdigit():
+        raise SystemExit(f"error: SPARSE_MAX_CHANNELS must be a whole number of channels, got {sys.argv[4]!r}.")
     try:
         combine(*sys.argv[1:4], *(int(a) for a in sys.argv[4:]))
-    except (BrainForgeError, ValueError) as err:
+    except BrainForgeError as err:
         raise SystemExit(f"error: {err}") from None

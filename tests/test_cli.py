@@ -51,6 +51,8 @@ def test_head_export(tmp_path):
         (["head", "info", "--montage", "biosemi65"], "Did you mean 'biosemi64'"),
         (["head", "info", "--montage", "1010-64", "--channels", "Cz,Xx1,Yy2"], "Xx1, Yy2"),
         (["head", "info", "--montage", "1010-64", "--channels", "Cz,Pz,Fz"], "at least 8"),
+        # refused before the head model, spike library or forward bank is built
+        (["train", "--model", "channel_count_router", "--out", "no-such-run"], "combines networks trained apart"),
     ],
 )
 def test_bad_input_gives_one_line_error(args, message):

@@ -335,6 +335,9 @@ def test_channel_count_router_sends_each_montage_to_one_member(montage, tmp_path
     save_model(router, tmp_path / "router")
     loaded, config = load_model(tmp_path / "router")
     assert config["model"]["params"]["sparse_max_channels"] == 20
+    assert loaded.config == router.config  # the member's parameters survive JSON (tuples, defaults)
+    with pytest.raises(BrainForgeError, match="holds two networks"):
+        load_weights(build_model("cnn_transformer", 30, montage, **SMALL["cnn_transformer"]), tmp_path / "router")
     with torch.inference_mode():
         index = np.arange(16)
         subset = normalize_eeg(eeg[..., index])
@@ -354,5 +357,7 @@ def test_channel_count_router_refuses_unlike_members(montage):
         combine_by_channel_count(small, build_model("convdip", 30, montage, **SMALL["convdip"]))
     with pytest.raises(BrainForgeError, match="take any montage"):
         build_model("channel_count_router", 30, montage, member="gru", member_params=SMALL["gru"])
+    with pytest.raises(BrainForgeError, match="Unknown CNNTransformerConfig parameter"):
+        build_model("channel_count_router", 30, montage, member_params={"n_layer": 2})
     with pytest.raises(BrainForgeError, match="at least 1"):
         build_model("channel_count_router", 30, montage, member_params=SMALL["cnn_transformer"], sparse_max_channels=0)

@@ -575,7 +575,9 @@ def test_val_montage_scores_validation_on_that_channel_subset(generator, head100
     with pytest.raises(BrainForgeError, match="Unknown val_montage"):
         TrainingConfig(val_montage="1010-17")
     fixed = build_model("gru", head100.n_regions, montage, dense_units=20, gru_units=8)
-    module = SourceLocalizer(fixed, TrainingConfig(val_montage="1010-16"), head100.region_distance_mm,
-                             head100.region_leadfield)  # fmt: skip
-    with pytest.raises(BrainForgeError, match="takes any montage"):
-        module.validation_step(batch, 0)
+    with pytest.raises(BrainForgeError, match="takes any montage"):  # before any training step
+        SourceLocalizer(fixed, TrainingConfig(val_montage="1010-16"), head100.region_distance_mm,
+                        head100.region_leadfield)  # fmt: skip
+    with pytest.raises(BrainForgeError, match=r"lacks \(.*Nz"):  # 1010-75 has channels 1010-64 lacks
+        SourceLocalizer(model, TrainingConfig(val_montage="1010-75"), head100.region_distance_mm,
+                        head100.region_leadfield)  # fmt: skip

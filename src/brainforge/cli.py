@@ -435,10 +435,11 @@ def train_command(
     from .anatomy import ForwardBankConfig
     from .synthesis import SynthesisConfig
     from .training import TrainingConfig, train
-    from .training.train import RUN_FILE, parse_cpu_time, prepare_run_folder
+    from .training.train import RUN_FILE, parse_cpu_time, prepare_run_folder, refuse_router_training
 
     max_cpu_time_s = parse_cpu_time(max_cpu_time) if max_cpu_time else None
     logging.getLogger("brainforge").setLevel(logging.INFO)
+    refuse_router_training(model)  # before the head model, spikes and forward bank are built
     if resume:
         run_file = out / RUN_FILE
         prepare_run_folder(out, resume, overwrite)

@@ -164,6 +164,13 @@ def load_weights(model: SourceModel, directory: str | Path) -> list[str]:
     """
     directory = Path(directory)
     config = read_model_config(directory)
+    if config["model"]["name"] == "channel_count_router" != model.name:
+        members = config.get("members", {})
+        paths = " or ".join(str(members[role]["path"]) for role in ("dense", "sparse") if role in members)
+        raise BrainForgeError(
+            f"--init {directory} holds two networks (a channel-count router); start from one member's folder"
+            f"{' (' + paths + ')' if paths else ''}."
+        )
     if config["model"]["name"] != model.name:
         raise BrainForgeError(
             f"--init {directory} holds a {config['model']['name']} model, not {model.name}; pick the same --model."

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 
@@ -22,26 +23,32 @@ class ChannelCountRouterConfig:
         Registered name of both member networks; it must take any montage
         (``cnn_transformer``, ``convdip``).
     member_params : dict
-        The members' hyper-parameters (both members are the same network).
+        The members' hyper-parameters (both members are the same network);
+        checked against the member's config class and stored complete, with
+        its defaults filled in.
     sparse_max_channels : int
         EEG with at most this many channels goes to the ``sparse`` member,
         more to the ``dense`` member.
     """
 
     member: str = "cnn_transformer"
-    member_params: dict = field(default_factory=dict)
+    member_params: dict[str, Any] = field(default_factory=dict)
     sparse_max_channels: int = 32
 
     def __post_init__(self) -> None:
-        if self.member not in MODELS or self.member == ChannelCountRouter.name:
-            known = ", ".join(sorted(n for n in MODELS if n != ChannelCountRouter.name))
-            raise BrainForgeError(f"Unknown router member {self.member!r}; choose from {known}.")
-        if not MODELS[self.member].any_montage:
+        members = sorted(n for n, cls in MODELS.items() if cls.any_montage and n != ChannelCountRouter.name)
+        if self.member not in MODELS:
+            raise BrainForgeError(f"Unknown router member {self.member!r}; choose from {', '.join(members)}.")
+        if self.member not in members:
             raise BrainForgeError(
-                f"A channel-count router needs members that take any montage; {self.member} does not."
+                f"A channel-count router needs members that take any montage; {self.member} does not "
+                f"(choose from {', '.join(members)})."
             )
         if self.sparse_max_channels < 1:
             raise BrainForgeError(f"sparse_max_channels must be at least 1, got {self.sparse_max_channels}.")
+        # One form whatever the source (keyword, JSON lists or tuples): the member's full config as a dict.
+        member_config = config_from_dict(MODELS[self.member].config_class, dict(self.member_params))
+        object.__setattr__(self, "member_params", asdict(member_config))
 
 
 @register
@@ -49,14 +56,15 @@ class ChannelCountRouter(SourceModel):
     """Apply one of two networks by the montage's channel count.
 
     Training draws random channel subsets so that one network serves every
-    montage, but a network fine-tuned on low-density subsets only (16-32
-    channels) localizes better there and worse on dense caps. This model
-    holds both, trained separately (``brainforge train --init``), and sends
-    EEG with at most ``sparse_max_channels`` channels to ``sparse``, the rest
-    to ``dense``. Each call uses one member, so inference costs what one
-    network costs; the weights are the two members' (prefixed ``dense.`` and
-    ``sparse.``). Build one from two trained folders with
-    :func:`combine_by_channel_count`.
+    montage; a copy fine-tuned on low-density subsets only (16-32 channels)
+    can do better there at a cost on dense caps. This model holds both,
+    trained separately (``brainforge train --init``), and sends EEG with at
+    most ``sparse_max_channels`` channels to ``sparse``, the rest to
+    ``dense``. Each call runs one member, so inference costs what one network
+    costs; the weights are the two members' (prefixed ``dense.`` and
+    ``sparse.``), and ``n_parameters`` counts both. Build one from two trained
+    models with :func:`combine_by_channel_count` (from two folders:
+    ``scripts/combine_by_channel_count.py``).
 
     Parameters
     ----------
@@ -111,14 +119,25 @@ def combine_by_channel_count(
     """
     if isinstance(dense, ChannelCountRouter) or isinstance(sparse, ChannelCountRouter):
         raise BrainForgeError("Combine two plain networks, not a router.")
-    for label, (a, b) in {
-        "network": (dense.name, sparse.name),
-        "hyper-parameters": (dense.hyper_parameters(), sparse.hyper_parameters()),
-        "number of regions": (dense.n_regions, sparse.n_regions),
-        "training montage": (dense.montage.ch_names, sparse.montage.ch_names),
-    }.items():
-        if a != b:
-            raise BrainForgeError(f"The two networks differ in their {label}; a router needs one network twice.")
+    dense_params, sparse_params = dense.hyper_parameters(), sparse.hyper_parameters()
+    differences = {
+        "network": f"{dense.name} against {sparse.name}" if dense.name != sparse.name else None,
+        "hyper-parameters": ", ".join(sorted(k for k in dense_params if dense_params[k] != sparse_params.get(k)))
+        if dense_params != sparse_params
+        else None,
+        "number of regions": f"{dense.n_regions} against {sparse.n_regions}"
+        if dense.n_regions != sparse.n_regions
+        else None,
+        "training montage": f"{dense.n_channels} against {sparse.n_channels} channels"
+        if dense.montage.ch_names != sparse.montage.ch_names
+        else None,
+    }
+    for label, detail in differences.items():
+        if detail is not None:
+            raise BrainForgeError(
+                f"The two networks differ in their {label} ({detail}); a router needs one network and a "
+                "fine-tune of it (brainforge train --init)."
+            )
     config = ChannelCountRouterConfig(dense.name, dense.hyper_parameters(), sparse_max_channels)
     router = ChannelCountRouter(config, dense.n_regions, dense.montage)
     router.dense.load_state_dict(dense.state_dict())

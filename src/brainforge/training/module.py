@@ -78,6 +78,30 @@ def channel_subset(eeg: torch.Tensor, montage: Montage, index: np.ndarray) -> tu
     return normalize_eeg(eeg.index_select(2, picks)), montage.pick(index)
 
 
+def validation_channels(model: SourceModel, val_montage: str | None) -> np.ndarray | None:
+    """Return the indices of the ``val_montage`` channels in the model's montage (None: all channels).
+
+    Raises a one-line :class:`BrainForgeError` when the network needs its own
+    channels or its montage lacks some of the subset's, before any training.
+    """
+    if val_montage is None:
+        return None
+    if not model.any_montage:
+        raise BrainForgeError(
+            f"--val-montage {val_montage} needs a network that takes any montage; {model.name} does not. "
+            "Drop --val-montage."
+        )
+    montage = model.montage
+    missing = [channel for channel in CHANNEL_SUBSETS[val_montage] if channel not in montage.ch_names]
+    if missing:
+        raise BrainForgeError(
+            f"--val-montage {val_montage} needs channels the training montage lacks ({', '.join(missing)}); "
+            "choose a subset of the training montage."
+        )
+    wanted = set(CHANNEL_SUBSETS[val_montage])
+    return np.array([i for i, channel in enumerate(montage.ch_names) if channel in wanted])
+
+
 class SourceLocalizer(pl.LightningModule):
     """Loss, optimizer, montage subsets and validation metrics around a network.
 
@@ -99,9 +123,12 @@ class SourceLocalizer(pl.LightningModule):
         super().__init__()
         self.model = model
         self.config = config
+        if config.loss is None and model.name not in PUBLISHED_LOSS:
+            raise BrainForgeError(f"{model.name} has no training loss of its own; train a plain network instead.")
         self.loss_name = config.loss or PUBLISHED_LOSS[model.name]
         self.register_buffer("distance_mm", torch.as_tensor(region_distance_mm, dtype=torch.float32), persistent=False)
         self.register_buffer("leadfield", torch.as_tensor(leadfield, dtype=torch.float32), persistent=False)
+        self._validation_index = validation_channels(model, config.val_montage)
 
     # ------------------------------------------------------------------ helpers
     def _subset(self, eeg: torch.Tensor) -> tuple[torch.Tensor, Montage, torch.Tensor]:
@@ -119,24 +146,10 @@ class SourceLocalizer(pl.LightningModule):
 
     def _validation_montage(self, eeg: torch.Tensor) -> tuple[torch.Tensor, Montage | None, torch.Tensor]:
         """Return the validation EEG on ``config.val_montage`` (re-referenced, re-normalized) or on all channels."""
-        name = self.config.val_montage
-        if name is None:
+        index = self._validation_index
+        if index is None:
             return eeg, None, self.leadfield
-        montage = self.model.montage
-        if not self.model.any_montage:
-            raise BrainForgeError(
-                f"val_montage {name!r} needs a network that takes any montage; {self.model.name} does not. "
-                "Drop --val-montage."
-            )
-        missing = [channel for channel in CHANNEL_SUBSETS[name] if channel not in montage.ch_names]
-        if missing:
-            raise BrainForgeError(
-                f"val_montage {name!r} needs channels the training montage lacks ({', '.join(missing)}); "
-                "choose a subset of the training montage."
-            )
-        wanted = set(CHANNEL_SUBSETS[name])
-        index = np.array([i for i, channel in enumerate(montage.ch_names) if channel in wanted])
-        eeg, subset_montage = channel_subset(eeg, montage, index)
+        eeg, subset_montage = channel_subset(eeg, self.model.montage, index)
         return eeg, subset_montage, self.leadfield.index_select(0, torch.as_tensor(index, device=eeg.device))
 
     def _crop(self, batch: dict, random: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -348,6 +348,15 @@ def _run_info(generator: SampleGenerator, config: TrainingConfig, loss: str, pro
     }
 
 
+def refuse_router_training(model_name: str) -> None:
+    """Stop with a one-line error when asked to train a :class:`~brainforge.models.ChannelCountRouter`."""
+    if model_name == ChannelCountRouter.name:
+        raise BrainForgeError(
+            f"{model_name} combines networks trained apart: train each with --model "
+            f"{ChannelCountRouterConfig.member}, then combine them with scripts/combine_by_channel_count.py."
+        )
+
+
 @verbose
 def train(
     model_name: str,
@@ -410,11 +419,7 @@ def train(
     -------
     result : TrainingResult
     """
-    if model_name == ChannelCountRouter.name:
-        raise BrainForgeError(
-            f"{model_name} combines networks trained apart: train each with --model "
-            f"{ChannelCountRouterConfig.member}, then combine them with scripts/combine_by_channel_count.py."
-        )
+    refuse_router_training(model_name)
     config = config or TrainingConfig()
     out_dir = Path(out_dir)
     last = out_dir / LAST_CHECKPOINT
