@@ -44,6 +44,11 @@ def main(model_dir: str | None) -> None:
 
     set_log_level("warning")
     model, _ = load_model(model_dir or default_model_dir())
+    if model.name != "cnn_transformer":
+        raise SystemExit(
+            f"error: {model_dir} holds a {model.name}; this probe reads a cnn_transformer's output layer "
+            "(for a channel_count_router, give one member's folder)."
+        )
     n_regions, k = model.n_regions, model.config.samples_per_token
     rows = slice((k // 2) * n_regions, (k // 2 + 1) * n_regions)
     weight = model.head.weight.detach().numpy()[rows].astype(float)
