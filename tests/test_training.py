@@ -291,6 +291,11 @@ def test_cli_train_and_fine_tune(tmp_path):
     assert result.exit_code != 0 and "Unknown --monitor 'middle'" in str(result.output) + str(result.exception)
     result = runner.invoke(app, ["train", "--model", "lstm", "--out", str(tmp_path / "c"), *common])
     assert result.exit_code != 0 and "Unknown model" in str(result.output) + str(result.exception)
+    # --val-montage reaches the training config: refused for a fixed-montage network, before any step.
+    result = runner.invoke(app, [*fine_tune, *common, "--overwrite", "--val-montage", "1010-16"])
+    assert result.exit_code != 0 and "takes any montage" in str(result.output) + str(result.exception)
+    result = runner.invoke(app, [*fine_tune, *common, "--overwrite", "--val-montage", "1010-17"])
+    assert result.exit_code != 0 and "Unknown val_montage '1010-17'" in str(result.output) + str(result.exception)
 
 
 def test_fine_tune_exports_only_an_epoch_that_beats_its_starting_model(tmp_path):
