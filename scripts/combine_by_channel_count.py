@@ -13,7 +13,6 @@ member's own records under ``members``.
 
 from __future__ import annotations
 
-import json
 import sys
 
 
@@ -23,17 +22,13 @@ def combine(out_dir: str, dense_dir: str, sparse_dir: str, sparse_max_channels: 
 
     from brainforge import BrainForgeError
     from brainforge.models import combine_by_channel_count, load_model, save_model
+    from brainforge.models.io import training_input
 
     if Path(out_dir).exists():
         raise BrainForgeError(f"{out_dir} exists; give a new folder for the router (the inputs stay as they are).")
     (dense, dense_config), (sparse, sparse_config) = load_model(dense_dir), load_model(sparse_dir)
 
-    def reads(config: dict) -> str:
-        data, training = config.get("data", {}), config.get("training", {})
-        head = config.get("head_model", {}).get("config")
-        return json.dumps([head, data.get("sfreq_hz"), data.get("segment_samples"), training.get("crop_samples")])
-
-    if reads(dense_config) != reads(sparse_config):
+    if training_input(dense_config) != training_input(sparse_config):
         raise BrainForgeError(
             f"{sparse_dir} was trained for other input (head model, sampling rate, segment or crop) than "
             f"{dense_dir}; fine-tune the sparse member from the dense one on the same head (--init)."

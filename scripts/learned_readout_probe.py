@@ -111,9 +111,8 @@ def fit(run_dir: str, train_file: str, val_files: list[str], options: list[str])
         scale = data["map0"][rows].float().amax(dim=1, keepdim=True).clamp_min(1e-12)
         for h in windows:
             m = data[f"map{h}"][rows].float() / scale
-            parts.append(m[..., None])
-            parts.append(torch.einsum("krs,bs->brk", rings, m))
-            parts.append((m - torch.einsum("krs,bs->brk", rings[:1], m)[..., 0])[..., None])
+            ring_means = torch.einsum("krs,bs->brk", rings, m)  # (B, R, K)
+            parts.extend([m[..., None], ring_means, (m - ring_means[..., 0])[..., None]])
         x = torch.cat(parts, dim=2)
         return torch.cat([x, static.expand(len(x), -1, -1)], dim=2) if use_static else x
 

@@ -17,7 +17,6 @@ under ``soup_of``.
 
 from __future__ import annotations
 
-import json
 import sys
 
 
@@ -29,6 +28,7 @@ def make_soup(out_dir: str, model_dirs: list[str]) -> None:
 
     from brainforge import BrainForgeError
     from brainforge.models import load_model, save_model
+    from brainforge.models.io import training_input
 
     if Path(out_dir).exists():
         raise BrainForgeError(f"{out_dir} exists; give a new folder for the soup (the inputs stay as they are).")
@@ -38,10 +38,7 @@ def make_soup(out_dir: str, model_dirs: list[str]) -> None:
 
     def signature(model, config: dict) -> tuple:
         params = {k: v for k, v in model.hyper_parameters().items() if k != "output_smoothing_samples"}
-        data, training = config.get("data", {}), config.get("training", {})
-        head = config.get("head_model", {}).get("config")
-        read = (head, data.get("sfreq_hz"), data.get("segment_samples"), training.get("crop_samples"))
-        return model.name, params, model.n_regions, tuple(model.montage.ch_names), json.dumps(read, sort_keys=True)
+        return model.name, params, model.n_regions, tuple(model.montage.ch_names), training_input(config)
 
     for directory, model, config in zip(model_dirs[1:], models[1:], configs[1:], strict=True):
         if signature(model, config) != signature(first, configs[0]):

@@ -16,6 +16,7 @@ from .._data import default_model_dir  # noqa: F401  (re-exported by brainforge.
 from .._errors import BrainForgeError
 from ..topomap import Montage
 from .base import MODELS, SourceModel
+from .router import ChannelCountRouter
 
 logger = logging.getLogger("brainforge")
 
@@ -94,6 +95,19 @@ def read_model_config(directory: str | Path) -> dict:
     return config
 
 
+def training_input(config: dict) -> str:
+    """Return what a model config says its network was trained to read, as JSON.
+
+    The head model's template configuration, the sampling rate (Hz), the
+    segment length (samples) and the training crop: two models fit one input
+    only if these agree (weight averages, channel-count routers).
+    """
+    data, training = config.get("data", {}), config.get("training", {})
+    read = (config.get("head_model", {}).get("config"), data.get("sfreq_hz"), data.get("segment_samples"),
+            training.get("crop_samples"))  # fmt: skip
+    return json.dumps(read, sort_keys=True)
+
+
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -164,7 +178,7 @@ def load_weights(model: SourceModel, directory: str | Path) -> list[str]:
     """
     directory = Path(directory)
     config = read_model_config(directory)
-    if config["model"]["name"] == "channel_count_router" != model.name:
+    if config["model"]["name"] == ChannelCountRouter.name != model.name:
         members = config.get("members", {})
         paths = " or ".join(str(members[role]["path"]) for role in ("dense", "sparse") if role in members)
         raise BrainForgeError(

@@ -138,7 +138,7 @@ def combine_by_channel_count(
                 f"The two networks differ in their {label} ({detail}); a router needs one network and a "
                 "fine-tune of it (brainforge train --init)."
             )
-    config = ChannelCountRouterConfig(dense.name, dense.hyper_parameters(), sparse_max_channels)
+    config = ChannelCountRouterConfig(dense.name, dense_params, sparse_max_channels)
     router = ChannelCountRouter(config, dense.n_regions, dense.montage)
     router.dense.load_state_dict(dense.state_dict())
     router.sparse.load_state_dict(sparse.state_dict())

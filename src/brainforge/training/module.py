@@ -140,15 +140,16 @@ class SourceLocalizer(pl.LightningModule):
         rng = np.random.default_rng([self.config.seed, self.global_step, 7])
         high = min(subsets[1], montage.n_channels)
         n = draw_montage_size(rng, subsets[0], high, self.config.montage_size_distribution)
-        index = np.sort(rng.choice(montage.n_channels, n, replace=False))
-        eeg, subset_montage = channel_subset(eeg, montage, index)
-        return eeg, subset_montage, self.leadfield.index_select(0, torch.as_tensor(index, device=eeg.device))
+        return self._on_channels(eeg, np.sort(rng.choice(montage.n_channels, n, replace=False)))
 
     def _validation_montage(self, eeg: torch.Tensor) -> tuple[torch.Tensor, Montage | None, torch.Tensor]:
         """Return the validation EEG on ``config.val_montage`` (re-referenced, re-normalized) or on all channels."""
-        index = self._validation_index
-        if index is None:
+        if self._validation_index is None:
             return eeg, None, self.leadfield
+        return self._on_channels(eeg, self._validation_index)
+
+    def _on_channels(self, eeg: torch.Tensor, index: np.ndarray) -> tuple[torch.Tensor, Montage, torch.Tensor]:
+        """Return EEG, montage and leadfield rows of the channels ``index`` (re-referenced, re-normalized)."""
         eeg, subset_montage = channel_subset(eeg, self.model.montage, index)
         return eeg, subset_montage, self.leadfield.index_select(0, torch.as_tensor(index, device=eeg.device))
 
