@@ -247,6 +247,34 @@ def test_learned_solver_runs_in_overlapping_windows(model_dirs, head64):
         LearnedSolver(model_dirs[0], overlap=1.0)
 
 
+def test_learned_solver_upsamples_sparse_montages(model_dirs, head64):
+    """Fewer channels than the training montage: spherical splines onto it, then the network as on all."""
+    from brainforge.anatomy import CHANNEL_SUBSETS
+    from brainforge.inverse import LearnedSolver
+    from brainforge.topomap import montage_upsampling
+
+    head16 = head64.pick_channels(CHANNEL_SUBSETS["1010-16"])
+    sparse = LearnedSolver(model_dirs[0]).fit(head16)
+    full = LearnedSolver(model_dirs[0]).fit(head64)
+    assert full.upsample_matrix_ is None and full.montage_.n_channels == 64
+    assert sparse.upsample_matrix_.shape == (64, 16) and sparse.montage_.ch_names == full.montage_.ch_names
+    assert sparse.n_channels_ == 16  # the EEG still has its own 16 channels
+    np.testing.assert_array_equal(sparse.upsample_matrix_, montage_upsampling(head16.ch_pos_mm, full.model_.montage))
+    eeg = np.random.default_rng(1).normal(size=(16, 200)) * 1e-5
+    upsampled = sparse.apply_regions(eeg, 500.0).data
+    expected = full.apply_regions(sparse.upsample_matrix_ @ eeg, 500.0).data
+    np.testing.assert_allclose(upsampled, expected, rtol=1e-4, atol=1e-10)
+    as_is = LearnedSolver(model_dirs[0], upsample=False).fit(head16)
+    assert as_is.upsample_matrix_ is None and as_is.montage_.n_channels == 16
+    assert not np.allclose(as_is.apply_regions(eeg, 500.0).data, upsampled, rtol=1e-2)
+    assert "upsample" in LearnedSolver(model_dirs[0]).get_params()
+    # A fixed-montage network keeps its one-line refusal of a montage it lacks channels of.
+    fixed = LearnedSolver(model_dirs[1]).fit(head16)
+    assert fixed.upsample_matrix_ is None
+    with pytest.raises(BrainForgeError, match="fixed channels"):
+        fixed.apply_regions(eeg, 500.0)
+
+
 def test_failures_are_counted_not_dropped():
     from brainforge.evaluation.benchmark import failure_flags
 

@@ -179,6 +179,7 @@ def test_solver_params_follow_scikit_learn_and_set_params_is_honoured(tmp_path, 
         "batch_size": 8,
         "overlap": 0.1,
         "window_samples": None,
+        "upsample": True,
         "verbose": None,
     }
     with pytest.raises(BrainForgeError, match="fit"):

@@ -8,7 +8,9 @@ from .interpolation import (
     check_interpolation,
     interpolation_matrix,
     make_topomap,
+    montage_upsampling,
     projection_frame,
+    spherical_spline_matrix,
 )
 
 __all__ = [
@@ -19,5 +21,7 @@ __all__ = [
     "check_interpolation",
     "interpolation_matrix",
     "make_topomap",
+    "montage_upsampling",
     "projection_frame",
+    "spherical_spline_matrix",
 ]
