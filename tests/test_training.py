@@ -296,6 +296,8 @@ def test_cli_train_and_fine_tune(tmp_path):
     assert result.exit_code != 0 and "takes any montage" in str(result.output) + str(result.exception)
     result = runner.invoke(app, [*fine_tune, *common, "--overwrite", "--val-montage", "1010-17"])
     assert result.exit_code != 0 and "Unknown val_montage '1010-17'" in str(result.output) + str(result.exception)
+    result = runner.invoke(app, [*fine_tune, *common, "--overwrite", "--subset-upsampling"])
+    assert result.exit_code != 0 and "subset-upsampling needs a network" in str(result.output) + str(result.exception)
 
 
 def test_fine_tune_exports_only_an_epoch_that_beats_its_starting_model(tmp_path):
@@ -585,4 +587,42 @@ def test_val_montage_scores_validation_on_that_channel_subset(generator, head100
                         head100.region_leadfield)  # fmt: skip
     with pytest.raises(BrainForgeError, match=r"lacks \(.*Nz"):  # 1010-75 has channels 1010-64 lacks
         SourceLocalizer(model, TrainingConfig(val_montage="1010-75"), head100.region_distance_mm,
+                        head100.region_leadfield)  # fmt: skip
+
+
+def test_subset_upsampling_shows_the_network_subsets_on_the_full_montage(generator, head100):
+    from brainforge.synthesis import SyntheticEEGDataset, normalize_eeg
+    from brainforge.topomap import montage_upsampling
+    from brainforge.training import channel_subset
+    from brainforge.training.data import collate_validation
+    from brainforge.training.module import SourceLocalizer
+
+    montage = Montage.from_head_model(head100)
+    model = build_model("cnn_transformer", head100.n_regions, montage, **CNN).eval()
+    batch = collate_validation(list(SyntheticEEGDataset(generator, n_samples=4, seed=8, compact_targets=True)))
+    config = TrainingConfig(crop_samples=CROP, seed=1, montage_subsets=(16, 32), subset_upsampling=True)
+    module = SourceLocalizer(model, config, head100.region_distance_mm, head100.region_leadfield)
+    eeg, _ = module._crop(batch, random=False)
+    index = np.array([i for i, name in enumerate(montage.ch_names) if name in CHANNEL_SUBSETS["1010-16"]])
+    upsampled, seen_montage, leadfield = module._on_channels(eeg, index)
+    assert seen_montage is montage and upsampled.shape == eeg.shape and leadfield.shape == (64, head100.n_regions)
+    subset, subset_montage = channel_subset(eeg, montage, index)
+    matrix = torch.as_tensor(montage_upsampling(subset_montage.ch_pos_mm, montage), dtype=torch.float32)
+    torch.testing.assert_close(upsampled, normalize_eeg(subset @ matrix.T))
+    rows = torch.as_tensor(head100.region_leadfield[index], dtype=torch.float32)
+    torch.testing.assert_close(leadfield, matrix @ rows)
+    assert upsampled.abs().amax(dim=(1, 2)).allclose(torch.ones(len(eeg)))  # normalized as training EEG is
+    # Training steps draw subsets of 16-32 channels and show them on all 64.
+    step_eeg, step_montage, step_leadfield = module._subset(eeg)
+    assert step_montage is montage and step_eeg.shape[-1] == 64 and len(step_leadfield) == 64
+    # Without it the subset's own map; the full montage is never interpolated.
+    plain = SourceLocalizer(model, TrainingConfig(crop_samples=CROP), head100.region_distance_mm,
+                            head100.region_leadfield)  # fmt: skip
+    assert plain._on_channels(eeg, index)[1].n_channels == 16
+    full = module._on_channels(eeg, np.arange(64))
+    torch.testing.assert_close(full[0], normalize_eeg(eeg))
+    assert full[1].n_channels == 64
+    fixed = build_model("gru", head100.n_regions, montage, dense_units=20, gru_units=8)
+    with pytest.raises(BrainForgeError, match="subset-upsampling needs a network that takes any montage"):
+        SourceLocalizer(fixed, TrainingConfig(subset_upsampling=True), head100.region_distance_mm,
                         head100.region_leadfield)  # fmt: skip

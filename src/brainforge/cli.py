@@ -406,6 +406,14 @@ def train_command(
             "training montage, e.g. 1010-16, instead of all channels.",
         ),
     ] = None,
+    subset_upsampling: Annotated[
+        bool,
+        typer.Option(
+            "--subset-upsampling",
+            help="Interpolate each channel subset (--montage-subsets, --val-montage) back onto the training "
+            "montage by spherical splines, as localize does with a sparse cap.",
+        ),
+    ] = False,
     sources: Annotated[str, typer.Option("--sources", help="Patches per sample, a value or 'low,high'.")] = "1,3",
     snr: Annotated[str, typer.Option("--snr", help="Sensor SNR in dB, a value or 'low,high'.")] = "5,20",
     deep_share: Annotated[float, typer.Option("--deep-share", help="Share of patches centred on deep regions.")] = 0.0,
@@ -470,7 +478,7 @@ def train_command(
             **({"max_epochs": max_epochs} if max_epochs else {}),
             **({"peak_loss_weight": peak_loss_weight} if peak_loss_weight is not None else {}),
             **({"peak_loss_sharpness": peak_loss_sharpness} if peak_loss_sharpness is not None else {}),
-            val_montage=val_montage,
+            val_montage=val_montage, subset_upsampling=subset_upsampling,
         )  # fmt: skip
         synthesis = SynthesisConfig(
             n_sources=_range(sources, "sources", int), sensor_snr_db=_range(snr, "snr"), deep_share=deep_share,

@@ -92,6 +92,13 @@ class TrainingConfig:
         ``"1010-16"``), re-referenced and re-normalized as in training, so
         that early stopping and the exported epoch follow that montage. None
         scores the full montage. Only for networks that take any montage.
+    subset_upsampling : bool
+        Interpolate every channel subset (``montage_subsets``, ``val_montage``)
+        onto the full training montage by spherical splines before the
+        network sees it, as :class:`~brainforge.inverse.LearnedSolver` does
+        with a sparse cap at inference (the loss's leadfield goes through the
+        same matrix). False (default) gives the network the subset's own map.
+        Only for networks that take any montage.
     """
 
     loss: str | None = None
@@ -115,6 +122,7 @@ class TrainingConfig:
     peak_loss_weight: float = PEAK_LOSS_WEIGHT
     peak_loss_sharpness: float = PEAK_SHARPNESS
     val_montage: str | None = None
+    subset_upsampling: bool = False
 
     def __post_init__(self) -> None:
         if self.loss is not None and self.loss not in LOSSES:

@@ -11,7 +11,7 @@ from ..anatomy.montage import CHANNEL_SUBSETS
 from ..models.base import SourceModel
 from ..synthesis.dataset import densify_sources
 from ..synthesis.normalize import normalize_eeg
-from ..topomap import Montage
+from ..topomap import Montage, montage_upsampling
 from .config import MONITORS, TrainingConfig
 from .losses import PUBLISHED_LOSS, compute_loss
 from .metrics import (
@@ -129,6 +129,11 @@ class SourceLocalizer(pl.LightningModule):
         self.register_buffer("distance_mm", torch.as_tensor(region_distance_mm, dtype=torch.float32), persistent=False)
         self.register_buffer("leadfield", torch.as_tensor(leadfield, dtype=torch.float32), persistent=False)
         self._validation_index = validation_channels(model, config.val_montage)
+        if config.subset_upsampling and not model.any_montage:
+            raise BrainForgeError(
+                f"--subset-upsampling needs a network that takes any montage; {model.name} does not. "
+                "Drop --subset-upsampling."
+            )
 
     # ------------------------------------------------------------------ helpers
     def _subset(self, eeg: torch.Tensor) -> tuple[torch.Tensor, Montage, torch.Tensor]:
@@ -149,9 +154,19 @@ class SourceLocalizer(pl.LightningModule):
         return self._on_channels(eeg, self._validation_index)
 
     def _on_channels(self, eeg: torch.Tensor, index: np.ndarray) -> tuple[torch.Tensor, Montage, torch.Tensor]:
-        """Return EEG, montage and leadfield rows of the channels ``index`` (re-referenced, re-normalized)."""
-        eeg, subset_montage = channel_subset(eeg, self.model.montage, index)
-        return eeg, subset_montage, self.leadfield.index_select(0, torch.as_tensor(index, device=eeg.device))
+        """Return EEG, montage and leadfield rows of the channels ``index`` (re-referenced, re-normalized).
+
+        With ``subset_upsampling`` the subset is interpolated back onto the
+        full montage (EEG and leadfield through one spherical-spline matrix).
+        """
+        montage = self.model.montage
+        eeg, subset_montage = channel_subset(eeg, montage, index)
+        leadfield = self.leadfield.index_select(0, torch.as_tensor(index, device=eeg.device))
+        if not self.config.subset_upsampling or len(index) == montage.n_channels:
+            return eeg, subset_montage, leadfield
+        matrix = montage_upsampling(subset_montage.ch_pos_mm, montage)
+        matrix = torch.as_tensor(matrix, dtype=eeg.dtype, device=eeg.device)
+        return normalize_eeg(eeg @ matrix.T), montage, matrix @ leadfield
 
     def _crop(self, batch: dict, random: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """EEG and dense targets in windows of ``crop_samples`` that contain each sample's spike peak.
