@@ -260,6 +260,16 @@ def test_learned_solver_upsamples_sparse_montages(model_dirs, head64):
     assert sparse.upsample_matrix_.shape == (64, 16) and sparse.montage_.ch_names == full.montage_.ch_names
     assert sparse.n_channels_ == 16  # the EEG still has its own 16 channels
     np.testing.assert_array_equal(sparse.upsample_matrix_, montage_upsampling(head16.ch_pos_mm, full.model_.montage))
+    # Its rows follow the network's montage and its columns the recorded channels: each recorded
+    # electrode's row peaks on its own column, and a smooth field (a first-order spherical harmonic)
+    # is carried to the 48 electrodes left out within 1 % of its range.
+    recorded = [full.montage_.ch_names.index(name) for name in head16.ch_names]
+    assert (sparse.upsample_matrix_[recorded].argmax(axis=1) == np.arange(16)).all()
+    positions = full.montage_.ch_pos_mm
+    directions = positions - positions.mean(axis=0)
+    field = directions @ np.array([0.3, -0.5, 0.8]) / np.linalg.norm(directions, axis=1)
+    others = np.setdiff1d(np.arange(64), recorded)
+    assert np.abs(sparse.upsample_matrix_[others] @ field[recorded] - field[others]).max() < 0.01 * np.ptp(field)
     eeg = np.random.default_rng(1).normal(size=(16, 200)) * 1e-5
     upsampled = sparse.apply_regions(eeg, 500.0).data
     expected = full.apply_regions(sparse.upsample_matrix_ @ eeg, 500.0).data
@@ -268,6 +278,8 @@ def test_learned_solver_upsamples_sparse_montages(model_dirs, head64):
     assert as_is.upsample_matrix_ is None and as_is.montage_.n_channels == 16
     assert not np.allclose(as_is.apply_regions(eeg, 500.0).data, upsampled, rtol=1e-2)
     assert "upsample" in LearnedSolver(model_dirs[0]).get_params()
+    with pytest.raises(BrainForgeError, match="upsample must be True or False"):
+        LearnedSolver(model_dirs[0], upsample="yes")
     # A fixed-montage network keeps its one-line refusal of a montage it lacks channels of.
     fixed = LearnedSolver(model_dirs[1]).fit(head16)
     assert fixed.upsample_matrix_ is None

@@ -612,6 +612,14 @@ def test_subset_upsampling_shows_the_network_subsets_on_the_full_montage(generat
     rows = torch.as_tensor(head100.region_leadfield[index], dtype=torch.float32)
     torch.testing.assert_close(leadfield, matrix @ rows)
     assert upsampled.abs().amax(dim=(1, 2)).allclose(torch.ones(len(eeg)))  # normalized as training EEG is
+    # The --val-montage cap goes through the same matrix.
+    validating = SourceLocalizer(
+        model, TrainingConfig(crop_samples=CROP, val_montage="1010-16", subset_upsampling=True),
+        head100.region_distance_mm, head100.region_leadfield,
+    )  # fmt: skip
+    validation_eeg, validation_montage, _ = validating._validation_montage(eeg)
+    assert validation_montage is montage
+    torch.testing.assert_close(validation_eeg, upsampled)
     # Training steps draw subsets of 16-32 channels and show them on all 64.
     step_eeg, step_montage, step_leadfield = module._subset(eeg)
     assert step_montage is montage and step_eeg.shape[-1] == 64 and len(step_leadfield) == 64

@@ -277,9 +277,6 @@ class ClassicalSolver(InverseSolver):
         LCMV: the fixed-orientation forward.
     n_channels_ : int
         Channels the EEG must have.
-    upsample_matrix_ : array, shape (n_montage_channels, n_channels) | None
-        The spherical-spline interpolation onto the training montage, or None
-        when the EEG goes to the network as it is.
 
     Notes
     -----
@@ -435,7 +432,8 @@ class LearnedSolver(InverseSolver):
     head_ : HeadModel
         The head model of the last :meth:`fit`.
     montage_ : Montage
-        The head model's channels and positions.
+        The montage the network sees: the head model's channels and positions,
+        or the network's training montage when ``upsample_matrix_`` is set.
     n_channels_ : int
         Channels the EEG must have.
     upsample_matrix_ : array, shape (n_montage_channels, n_channels) | None
@@ -475,6 +473,8 @@ class LearnedSolver(InverseSolver):
         if self.batch_size < 1 or (self.window_samples is not None and self.window_samples < 1):
             raise BrainForgeError(f"batch_size and window_samples must be 1 or more, got {self.batch_size}, "
                                   f"{self.window_samples}.")  # fmt: skip
+        if not isinstance(self.upsample, bool):
+            raise BrainForgeError(f"upsample must be True or False, got {self.upsample!r}.")
 
     @property
     def config(self) -> dict:
@@ -646,7 +646,8 @@ def make_solver(name: str, **options) -> InverseSolver:
         :data:`CLASSICAL_SOLVERS`, any case) or a trained-model folder.
     **options
         Parameters of the solver: ``lambda2`` for a classical method,
-        ``batch_size`` and ``overlap`` for a network, ``verbose`` for both. A parameter the solver
+        ``batch_size``, ``overlap``, ``window_samples`` and ``upsample`` for a
+        network, ``verbose`` for both. A parameter the solver
         does not take is a one-line error, never dropped.
 
     Returns
