@@ -21,8 +21,9 @@ default ``upsample=True`` on the test sets a ``benchmarks/heldout_forward.py``
 run cached in HELDOUT_DIR (forward models outside the training bank), at each
 10-10 subset size of SIZES (default 16,21,32), on the spike window as the
 benchmark scores it; prints both medians and means and the paired difference
-(upsampled minus as is; mean and medians with 95 % bootstrap intervals,
-2,000 resamples, seed 0), and the shares of samples better and worse.
+(upsampled minus as is; ``brainforge.evaluation.summary.paired_difference``:
+mean and medians with 95 % paired bootstrap intervals, 2,000 resamples, seed
+0), and the shares of samples better and worse with their sign test.
 """
 
 from __future__ import annotations
@@ -99,15 +100,18 @@ def tune(run_dir: str, model_dir: str, seed: int = 41, n_samples: int = 1024) ->
 
 def paired(model_dir: str, heldout_dir: str, sizes: tuple[int, ...] = SUBSET_SIZES) -> None:
     """Print the paired comparison of the solver with and without upsampling on cached held-out test sets."""
+    import pandas as pd
+
     from brainforge import set_log_level
     from brainforge.anatomy import CHANNEL_SUBSETS
     from brainforge.evaluation.benchmark import matched_head_model
     from brainforge.evaluation.metrics import evaluate, spike_window
+    from brainforge.evaluation.summary import paired_difference
     from brainforge.inverse import LearnedSolver
     from brainforge.synthesis.store import read_test_set
 
     set_log_level("warning")
-    errors = {(size, upsample): [] for size in sizes for upsample in (False, True)}
+    rows = []  # one per (test set, sample, size, input): the columns paired_difference reads
     for path in sorted(Path(heldout_dir).glob("*.zarr")):
         test = read_test_set(path)
         head = matched_head_model(test.metadata)
@@ -129,21 +133,22 @@ def paired(model_dir: str, heldout_dir: str, sizes: tuple[int, ...] = SUBSET_SIZ
                         estimate, truth[:, window], patches, centres, head.region_distance_mm,
                         head.region_adjacency, n_redraw=0,
                     )  # fmt: skip
-                    errors[(size, upsample)].append(metrics["peak_centre_error_mm"])
-    rng = np.random.default_rng(0)
+                    rows.append({
+                        "test_set": path.name, "sample": i, "n_channels": size,
+                        "solver": "upsampled" if upsample else "as is",
+                        "peak_centre_error_mm": metrics["peak_centre_error_mm"],
+                    })  # fmt: skip
+    samples = pd.DataFrame(rows)
     for size in sizes:
-        as_is, upsampled = np.asarray(errors[(size, False)]), np.asarray(errors[(size, True)])
-        difference = upsampled - as_is
-        draws = rng.integers(0, len(difference), (2000, len(difference)))
-        means = difference[draws].mean(axis=1)
-        medians = np.median(upsampled[draws], axis=1) - np.median(as_is[draws], axis=1)
+        errors = samples[samples.n_channels == size].groupby("solver").peak_centre_error_mm
+        d = paired_difference(samples, "as is", "upsampled", size)
         print(
-            f"{size} channels: as is median {np.median(as_is):.1f} (mean {as_is.mean():.2f}), upsampled median "
-            f"{np.median(upsampled):.1f} (mean {upsampled.mean():.2f}) mm; paired mean {difference.mean():+.2f} "
-            f"[{np.percentile(means, 2.5):+.2f}, {np.percentile(means, 97.5):+.2f}], medians "
-            f"{np.median(upsampled) - np.median(as_is):+.2f} [{np.percentile(medians, 2.5):+.2f}, "
-            f"{np.percentile(medians, 97.5):+.2f}]; better in {np.mean(difference < 0):.0%}, worse in "
-            f"{np.mean(difference > 0):.0%} of {len(difference)}"
+            f"{size} channels: as is median {errors.median()['as is']:.1f} (mean {errors.mean()['as is']:.2f}), "
+            f"upsampled median {errors.median()['upsampled']:.1f} (mean {errors.mean()['upsampled']:.2f}) mm; "
+            f"paired mean {d['mean']:+.2f} [{d['mean_low']:+.2f}, {d['mean_high']:+.2f}], "
+            f"medians {d['median']:+.2f} [{d['median_low']:+.2f}, {d['median_high']:+.2f}]; "
+            f"better in {d['share_lower']:.0%}, worse in {d['share_higher']:.0%} "
+            f"(sign test p = {d['sign_test_p']:.3f}) of {d['n']}"
         )
 
 
