@@ -116,7 +116,7 @@ def main() -> None:
     from brainforge.evaluation.benchmark import BenchmarkConfig, run_benchmark
     from brainforge.evaluation.compare import median_interval
     from brainforge.evaluation.heldout import HELDOUT_FORWARDS, write_heldout_test_sets
-    from brainforge.evaluation.summary import paired_difference
+    from brainforge.evaluation.summary import format_paired_difference, paired_difference
     from brainforge.models import default_model_dir
 
     models = [str(default_model_dir()) if m == "default" else m for m in args.model.split(",")]
@@ -173,13 +173,7 @@ def main() -> None:
             f"{n}ch": paired_difference(samples, networks[0], other, n_channels=n, seed=args.seed) for n in (64, 16)
         }
         for n_channels, d in paired[other].items():
-            print(
-                f"paired {other} - {networks[0]}, {n_channels}: mean {d['mean']:+.2f} mm "
-                f"[{d['mean_low']:+.2f}, {d['mean_high']:+.2f}], medians {d['median']:+.2f} mm "
-                f"[{d['median_low']:+.2f}, {d['median_high']:+.2f}]; better in {d['share_lower']:.0%}, "
-                f"worse in {d['share_higher']:.0%} (sign test p = {d['sign_test_p']:.3f}) of {d['n']}"
-                + (f", {d['n_dropped']} non-finite left out" if d["n_dropped"] else "")
-            )
+            print(f"paired {other} - {networks[0]}, {n_channels}: {format_paired_difference(d)}")
     goals = {}
     for network in solvers:
         if reference is None or network == "sloreta":

@@ -39,17 +39,12 @@ def pooled_samples(specs: list[str]):
 
 def main(specs: list[str]) -> None:
     """Print the pooled paired differences at 64 and 16 channels."""
-    from brainforge.evaluation.summary import paired_difference
+    from brainforge.evaluation.summary import format_paired_difference, paired_difference
 
     samples = pooled_samples(specs)
     for n_channels in (64, 16):
         d = paired_difference(samples, "first", "other", n_channels)
-        print(
-            f"{n_channels} ch, other - first, {d['n']} samples from {len(specs)} runs: "
-            f"mean {d['mean']:+.2f} mm [{d['mean_low']:+.2f}, {d['mean_high']:+.2f}], "
-            f"medians {d['median']:+.2f} mm [{d['median_low']:+.2f}, {d['median_high']:+.2f}]; "
-            f"better in {d['share_lower']:.0%}, worse in {d['share_higher']:.0%} (sign test p = {d['sign_test_p']:.3f})"
-        )
+        print(f"{n_channels} ch, other - first, pooled from {len(specs)} runs: {format_paired_difference(d)}")
 
 
 if __name__ == "__main__":

@@ -106,7 +106,7 @@ def paired(model_dir: str, heldout_dir: str, sizes: tuple[int, ...] = SUBSET_SIZ
     from brainforge.anatomy import CHANNEL_SUBSETS
     from brainforge.evaluation.benchmark import matched_head_model
     from brainforge.evaluation.metrics import evaluate, spike_window
-    from brainforge.evaluation.summary import paired_difference
+    from brainforge.evaluation.summary import format_paired_difference, paired_difference
     from brainforge.inverse import LearnedSolver
     from brainforge.synthesis.store import read_test_set
 
@@ -145,10 +145,7 @@ def paired(model_dir: str, heldout_dir: str, sizes: tuple[int, ...] = SUBSET_SIZ
         print(
             f"{size} channels: as is median {errors.median()['as is']:.1f} (mean {errors.mean()['as is']:.2f}), "
             f"upsampled median {errors.median()['upsampled']:.1f} (mean {errors.mean()['upsampled']:.2f}) mm; "
-            f"paired mean {d['mean']:+.2f} [{d['mean_low']:+.2f}, {d['mean_high']:+.2f}], "
-            f"medians {d['median']:+.2f} [{d['median_low']:+.2f}, {d['median_high']:+.2f}]; "
-            f"better in {d['share_lower']:.0%}, worse in {d['share_higher']:.0%} "
-            f"(sign test p = {d['sign_test_p']:.3f}) of {d['n']}"
+            f"paired {format_paired_difference(d)}"
         )
 
 

@@ -17,7 +17,7 @@ from brainforge.evaluation.benchmark import (
     check_test_set_head,
     run_benchmark,
 )
-from brainforge.evaluation.summary import bootstrap_interval, paired_difference
+from brainforge.evaluation.summary import bootstrap_interval, format_paired_difference, paired_difference
 from brainforge.models import build_model, save_model
 from brainforge.synthesis import SampleGenerator, SynthesisConfig
 from brainforge.synthesis.store import read_test_set, write_test_set
@@ -165,6 +165,11 @@ def test_paired_difference_drops_non_finite_pairs_and_names_bad_input():
         paired_difference(table, "a", "b", 16)
     with pytest.raises(BrainForgeError, match="repeat"):
         paired_difference(pd.concat([table, table]), "a", "b", 64)
+    assert format_paired_difference(result) == (
+        "mean -1.00 mm [-1.00, -1.00], medians -1.00 mm [-1.00, -1.00]; better in 100%, worse in 0% "
+        "(sign test p = 0.250) of 3, 1 non-finite left out"
+    )
+    assert format_paired_difference(paired_difference(table.fillna(10.0), "a", "b", 64)).endswith("of 4")
 
 
 def test_bad_input_is_refused(test_sets, head64, tmp_path):

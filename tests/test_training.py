@@ -620,6 +620,13 @@ def test_subset_upsampling_shows_the_network_subsets_on_the_full_montage(generat
     validation_eeg, validation_montage, _ = validating._validation_montage(eeg)
     assert validation_montage is montage
     torch.testing.assert_close(validation_eeg, upsampled)
+    # Its matrix is computed once and reused by every later validation batch.
+    cached = validating._validation_upsampling
+    np.testing.assert_allclose(cached, matrix.numpy(), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(validating._validation_montage(eeg)[0], upsampled)
+    assert validating._validation_upsampling is cached
+    module._subset(eeg)
+    assert module._validation_upsampling is None  # random training subsets are not cached
     # Training steps draw subsets of 16-32 channels and show them on all 64.
     step_eeg, step_montage, step_leadfield = module._subset(eeg)
     assert step_montage is montage and step_eeg.shape[-1] == 64 and len(step_leadfield) == 64

@@ -127,6 +127,31 @@ def paired_difference(
     }
 
 
+def format_paired_difference(difference: dict[str, float]) -> str:
+    """Write a :func:`paired_difference` result as one line (mm, 95 % intervals).
+
+    Parameters
+    ----------
+    difference : dict
+        What :func:`paired_difference` returns.
+
+    Returns
+    -------
+    line : str
+        For example ``"mean -0.57 mm [-1.07, -0.08], medians -0.54 mm
+        [-1.16, +0.08]; better in 23%, worse in 18% (sign test p = 0.036)
+        of 800"``, with the count of non-finite pairs left out appended
+        when there are any.
+    """
+    d = difference
+    line = (
+        f"mean {d['mean']:+.2f} mm [{d['mean_low']:+.2f}, {d['mean_high']:+.2f}], medians {d['median']:+.2f} mm "
+        f"[{d['median_low']:+.2f}, {d['median_high']:+.2f}]; better in {d['share_lower']:.0%}, "
+        f"worse in {d['share_higher']:.0%} (sign test p = {d['sign_test_p']:.3f}) of {d['n']}"
+    )
+    return line + (f", {d['n_dropped']} non-finite left out" if d["n_dropped"] else "")
+
+
 def metric_columns(samples) -> list[str]:
     """Return the metric columns of a ``samples`` table."""
     fixed = {"test_set", "sample", "sensor_snr_db", "solver", "ms", "n_regions", *CONDITIONS}

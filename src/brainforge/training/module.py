@@ -129,6 +129,7 @@ class SourceLocalizer(pl.LightningModule):
         self.register_buffer("distance_mm", torch.as_tensor(region_distance_mm, dtype=torch.float32), persistent=False)
         self.register_buffer("leadfield", torch.as_tensor(leadfield, dtype=torch.float32), persistent=False)
         self._validation_index = validation_channels(model, config.val_montage)
+        self._validation_upsampling: np.ndarray | None = None  # the fixed validation cap's spline matrix, once
         if config.subset_upsampling and not model.any_montage:
             raise BrainForgeError(
                 f"--subset-upsampling needs a network that takes any montage; {model.name} does not. "
@@ -151,20 +152,27 @@ class SourceLocalizer(pl.LightningModule):
         """Return the validation EEG on ``config.val_montage`` (re-referenced, re-normalized) or on all channels."""
         if self._validation_index is None:
             return eeg, None, self.leadfield
-        return self._on_channels(eeg, self._validation_index)
+        return self._on_channels(eeg, self._validation_index, validation=True)
 
-    def _on_channels(self, eeg: torch.Tensor, index: np.ndarray) -> tuple[torch.Tensor, Montage, torch.Tensor]:
+    def _on_channels(
+        self, eeg: torch.Tensor, index: np.ndarray, *, validation: bool = False
+    ) -> tuple[torch.Tensor, Montage, torch.Tensor]:
         """Return EEG, montage and leadfield rows of the channels ``index`` (re-referenced, re-normalized).
 
         With ``subset_upsampling`` the subset is interpolated back onto the
-        full montage (EEG and leadfield through one spherical-spline matrix).
+        full montage (EEG and leadfield through one spherical-spline matrix;
+        the fixed validation cap's, ``validation=True``, is computed once).
         """
         montage = self.model.montage
         eeg, subset_montage = channel_subset(eeg, montage, index)
         leadfield = self.leadfield.index_select(0, torch.as_tensor(index, device=eeg.device))
         if not self.config.subset_upsampling or len(index) == montage.n_channels:
             return eeg, subset_montage, leadfield
-        matrix = montage_upsampling(subset_montage.ch_pos_mm, montage)
+        matrix = self._validation_upsampling if validation else None
+        if matrix is None:
+            matrix = montage_upsampling(subset_montage.ch_pos_mm, montage)
+            if validation:
+                self._validation_upsampling = matrix
         matrix = torch.as_tensor(matrix, dtype=eeg.dtype, device=eeg.device)
         return normalize_eeg(eeg @ matrix.T), montage, matrix @ leadfield
 
