@@ -19,7 +19,9 @@ for EEG-only digitization). This is the set the solver's settings were chosen on
 ``paired`` scores ``LearnedSolver(MODEL_DIR, upsample=False)`` against the
 default ``upsample=True`` on the test sets a ``benchmarks/heldout_forward.py``
 run cached in HELDOUT_DIR (forward models outside the training bank), at each
-10-10 subset size of SIZES (default 16,21,32), on the spike window as the
+size of SIZES (default 16,21,32: the 10-10 subsets; another size keeps that
+many of the 64 channels drawn at random with seed 0, a cap with bad channels
+left out), on the spike window as the
 benchmark scores it; prints both medians and means and the paired difference
 (upsampled minus as is; ``brainforge.evaluation.summary.paired_difference``:
 mean and medians with 95 % paired bootstrap intervals, 2,000 resamples, seed
@@ -34,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from brainforge.anatomy import CHANNEL_SUBSETS
+
 ALPHAS = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4)
 SUBSET_SIZES = (16, 21, 32)
 
@@ -44,7 +48,6 @@ def tune(run_dir: str, model_dir: str, seed: int = 41, n_samples: int = 1024) ->
     from mne.bem import _fit_sphere
 
     from brainforge._config import config_from_dict
-    from brainforge.anatomy import CHANNEL_SUBSETS
     from brainforge.cli import training_generator
     from brainforge.models import load_model
     from brainforge.synthesis import SynthesisConfig
@@ -98,12 +101,21 @@ def tune(run_dir: str, model_dir: str, seed: int = 41, n_samples: int = 1024) ->
         )
 
 
+def cap_channels(names: list[str], size: int) -> list[str]:
+    """Return the 10-10 subset of ``size`` channels, else ``size`` of ``names`` drawn with seed 0 (bad channels out)."""
+    if f"1010-{size}" in CHANNEL_SUBSETS:
+        return [c for c in names if c in set(CHANNEL_SUBSETS[f"1010-{size}"])]
+    if not 3 <= size < len(names):
+        raise SystemExit(f"size {size}: give 3 to {len(names) - 1} channels, or a 10-10 subset size.")
+    keep = np.sort(np.random.default_rng(0).choice(len(names), size, replace=False))
+    return [names[i] for i in keep]
+
+
 def paired(model_dir: str, heldout_dir: str, sizes: tuple[int, ...] = SUBSET_SIZES) -> None:
     """Print the paired comparison of the solver with and without upsampling on cached held-out test sets."""
     import pandas as pd
 
     from brainforge import set_log_level
-    from brainforge.anatomy import CHANNEL_SUBSETS
     from brainforge.evaluation.benchmark import matched_head_model
     from brainforge.evaluation.metrics import evaluate, spike_window
     from brainforge.evaluation.summary import format_paired_difference, paired_difference
@@ -117,7 +129,7 @@ def paired(model_dir: str, heldout_dir: str, sizes: tuple[int, ...] = SUBSET_SIZ
         head = matched_head_model(test.metadata)
         names = list(test.metadata["ch_names"])
         for size in sizes:
-            channels = [c for c in names if c in set(CHANNEL_SUBSETS[f"1010-{size}"])]
+            channels = cap_channels(names, size)
             picks = [names.index(c) for c in channels]
             sub_head = head.pick_channels(channels)
             solvers = {u: LearnedSolver(model_dir, upsample=u).fit(sub_head) for u in (False, True)}
