@@ -36,8 +36,6 @@ from pathlib import Path
 
 import numpy as np
 
-from brainforge.anatomy import CHANNEL_SUBSETS
-
 ALPHAS = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4)
 SUBSET_SIZES = (16, 21, 32)
 
@@ -48,6 +46,7 @@ def tune(run_dir: str, model_dir: str, seed: int = 41, n_samples: int = 1024) ->
     from mne.bem import _fit_sphere
 
     from brainforge._config import config_from_dict
+    from brainforge.anatomy import CHANNEL_SUBSETS
     from brainforge.cli import training_generator
     from brainforge.models import load_model
     from brainforge.synthesis import SynthesisConfig
@@ -102,11 +101,16 @@ def tune(run_dir: str, model_dir: str, seed: int = 41, n_samples: int = 1024) ->
 
 
 def cap_channels(names: list[str], size: int) -> list[str]:
-    """Return the 10-10 subset of ``size`` channels, else ``size`` of ``names`` drawn with seed 0 (bad channels out)."""
+    """Return the 10-10 subset of ``size`` channels, else ``size`` of ``names`` drawn with seed 0 (bad channels out).
+
+    Each size is drawn on its own: a smaller random cap is not a subset of a larger one.
+    """
+    from brainforge.anatomy.montage import CHANNEL_SUBSETS
+
+    if not 3 <= size < len(names):
+        raise SystemExit(f"size {size}: give 3 to {len(names) - 1} of the test sets' {len(names)} channels.")
     if f"1010-{size}" in CHANNEL_SUBSETS:
         return [c for c in names if c in set(CHANNEL_SUBSETS[f"1010-{size}"])]
-    if not 3 <= size < len(names):
-        raise SystemExit(f"size {size}: give 3 to {len(names) - 1} channels, or a 10-10 subset size.")
     keep = np.sort(np.random.default_rng(0).choice(len(names), size, replace=False))
     return [names[i] for i in keep]
 

@@ -595,7 +595,7 @@ def test_subset_upsampling_shows_the_network_subsets_on_the_full_montage(generat
     from brainforge.topomap import montage_upsampling
     from brainforge.training import channel_subset
     from brainforge.training.data import collate_validation
-    from brainforge.training.module import SourceLocalizer
+    from brainforge.training.module import SourceLocalizer, draw_montage_size
 
     montage = Montage.from_head_model(head100)
     model = build_model("cnn_transformer", head100.n_regions, montage, **CNN).eval()
@@ -614,19 +614,30 @@ def test_subset_upsampling_shows_the_network_subsets_on_the_full_montage(generat
     assert upsampled.abs().amax(dim=(1, 2)).allclose(torch.ones(len(eeg)))  # normalized as training EEG is
     # The --val-montage cap goes through the same matrix.
     validating = SourceLocalizer(
-        model, TrainingConfig(crop_samples=CROP, val_montage="1010-16", subset_upsampling=True),
+        model,
+        TrainingConfig(crop_samples=CROP, seed=1, montage_subsets=(20, 20), val_montage="1010-16",
+                       subset_upsampling=True),
         head100.region_distance_mm, head100.region_leadfield,
     )  # fmt: skip
     validation_eeg, validation_montage, _ = validating._validation_montage(eeg)
     assert validation_montage is montage
     torch.testing.assert_close(validation_eeg, upsampled)
-    # Its matrix is computed once and reused by every later validation batch.
+    # Its matrix is computed once and reused by every later validation batch ...
     cached = validating._validation_upsampling
     np.testing.assert_allclose(cached, matrix.numpy(), rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(validating._validation_montage(eeg)[0], upsampled)
     assert validating._validation_upsampling is cached
-    module._subset(eeg)
-    assert module._validation_upsampling is None  # random training subsets are not cached
+    # ... but never for a training subset, which gets its own positions' matrix.
+    step_eeg, _, step_leadfield = validating._subset(eeg)
+    step_rng = np.random.default_rng([1, 0, 7])  # the step's generator (seed 1, step 0), as _subset draws it
+    assert draw_montage_size(step_rng, 20, 20) == 20
+    step_index = np.sort(step_rng.choice(64, 20, replace=False))
+    step_subset, step_montage = channel_subset(eeg, montage, step_index)
+    step_matrix = torch.as_tensor(montage_upsampling(step_montage.ch_pos_mm, montage), dtype=torch.float32)
+    torch.testing.assert_close(step_eeg, normalize_eeg(step_subset @ step_matrix.T))
+    torch.testing.assert_close(step_leadfield, step_matrix @ torch.as_tensor(head100.region_leadfield[step_index],
+                                                                              dtype=torch.float32))  # fmt: skip
+    assert validating._validation_upsampling is cached
     # Training steps draw subsets of 16-32 channels and show them on all 64.
     step_eeg, step_montage, step_leadfield = module._subset(eeg)
     assert step_montage is montage and step_eeg.shape[-1] == 64 and len(step_leadfield) == 64
