@@ -55,7 +55,8 @@ def main(heldout_dirs: list[str]) -> None:
             names = list(test.metadata["ch_names"])
             montage = Montage.from_head_model(head)
             for size in SIZES:
-                index = np.array([names.index(c) for c in names if c in set(CHANNEL_SUBSETS[f"1010-{size}"])])
+                wanted = set(CHANNEL_SUBSETS[f"1010-{size}"])
+                index = np.array([i for i, channel in enumerate(names) if channel in wanted])
                 methods = {"splines": montage_upsampling(head.ch_pos_mm[index], montage)}
                 methods.update({f"kriging {r:g}": kriging_matrix(head.region_leadfield, index, r) for r in RIDGES})
                 correlations: dict[str, list[float]] = {name: [] for name in methods}

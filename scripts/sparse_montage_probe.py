@@ -110,7 +110,8 @@ def cap_channels(names: list[str], size: int) -> list[str]:
     if not 3 <= size < len(names):
         raise SystemExit(f"size {size}: give 3 to {len(names) - 1} of the test sets' {len(names)} channels.")
     if f"1010-{size}" in CHANNEL_SUBSETS:
-        return [c for c in names if c in set(CHANNEL_SUBSETS[f"1010-{size}"])]
+        wanted = set(CHANNEL_SUBSETS[f"1010-{size}"])
+        return [c for c in names if c in wanted]
     keep = np.sort(np.random.default_rng(0).choice(len(names), size, replace=False))
     return [names[i] for i in keep]
 

@@ -622,7 +622,7 @@ def test_subset_upsampling_shows_the_network_subsets_on_the_full_montage(generat
     validation_eeg, validation_montage, _ = validating._validation_montage(eeg)
     assert validation_montage is montage
     torch.testing.assert_close(validation_eeg, upsampled)
-    # Its matrix is computed once and reused by every later validation batch ...
+    # Its matrix is computed once, at construction, and reused by every validation batch ...
     cached = validating._validation_upsampling
     np.testing.assert_allclose(cached, matrix.numpy(), rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(validating._validation_montage(eeg)[0], upsampled)

@@ -129,12 +129,16 @@ class SourceLocalizer(pl.LightningModule):
         self.register_buffer("distance_mm", torch.as_tensor(region_distance_mm, dtype=torch.float32), persistent=False)
         self.register_buffer("leadfield", torch.as_tensor(leadfield, dtype=torch.float32), persistent=False)
         self._validation_index = validation_channels(model, config.val_montage)
-        self._validation_upsampling: np.ndarray | None = None  # the fixed validation cap's spline matrix, once
         if config.subset_upsampling and not model.any_montage:
             raise BrainForgeError(
                 f"--subset-upsampling needs a network that takes any montage; {model.name} does not. "
                 "Drop --subset-upsampling."
             )
+        # The fixed validation cap's spline matrix, computed once (training subsets get theirs per step).
+        self._validation_upsampling: np.ndarray | None = None
+        index = self._validation_index
+        if config.subset_upsampling and index is not None and len(index) < model.montage.n_channels:
+            self._validation_upsampling = montage_upsampling(model.montage.pick(index).ch_pos_mm, model.montage)
 
     # ------------------------------------------------------------------ helpers
     def _subset(self, eeg: torch.Tensor) -> tuple[torch.Tensor, Montage, torch.Tensor]:
@@ -152,28 +156,25 @@ class SourceLocalizer(pl.LightningModule):
         """Return the validation EEG on ``config.val_montage`` (re-referenced, re-normalized) or on all channels."""
         if self._validation_index is None:
             return eeg, None, self.leadfield
-        return self._on_channels(eeg, self._validation_index, validation=True)
+        return self._on_channels(eeg, self._validation_index, upsampling=self._validation_upsampling)
 
     def _on_channels(
-        self, eeg: torch.Tensor, index: np.ndarray, *, validation: bool = False
+        self, eeg: torch.Tensor, index: np.ndarray, *, upsampling: np.ndarray | None = None
     ) -> tuple[torch.Tensor, Montage, torch.Tensor]:
         """Return EEG, montage and leadfield rows of the channels ``index`` (re-referenced, re-normalized).
 
         With ``subset_upsampling`` the subset is interpolated back onto the
-        full montage (EEG and leadfield through one spherical-spline matrix;
-        the fixed validation cap's, ``validation=True``, is computed once).
+        full montage (EEG and leadfield through one spherical-spline matrix:
+        ``upsampling`` when given, the one computed for these channels otherwise).
         """
         montage = self.model.montage
         eeg, subset_montage = channel_subset(eeg, montage, index)
         leadfield = self.leadfield.index_select(0, torch.as_tensor(index, device=eeg.device))
         if not self.config.subset_upsampling or len(index) == montage.n_channels:
             return eeg, subset_montage, leadfield
-        matrix = self._validation_upsampling if validation else None
-        if matrix is None:
-            matrix = montage_upsampling(subset_montage.ch_pos_mm, montage)
-            if validation:
-                self._validation_upsampling = matrix
-        matrix = torch.as_tensor(matrix, dtype=eeg.dtype, device=eeg.device)
+        if upsampling is None:
+            upsampling = montage_upsampling(subset_montage.ch_pos_mm, montage)
+        matrix = torch.as_tensor(upsampling, dtype=eeg.dtype, device=eeg.device)
         return normalize_eeg(eeg @ matrix.T), montage, matrix @ leadfield
 
     def _crop(self, batch: dict, random: bool) -> tuple[torch.Tensor, torch.Tensor]:
