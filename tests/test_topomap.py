@@ -96,6 +96,29 @@ def test_bad_montages_give_clear_errors(montage64):
         make_topomap(montage64)(torch.zeros(2, 10))
 
 
+def test_spherical_splines_match_mne_interpolate_bads(montage64):
+    """Our spline matrix is the one MNE-Python's public ``interpolate_bads`` applies (alpha 1e-5)."""
+    import mne
+
+    from brainforge.anatomy import CHANNEL_SUBSETS
+    from brainforge.topomap import spherical_spline_matrix
+
+    positions, names = montage64.ch_pos_mm, list(montage64.ch_names)
+    recorded = [names.index(c) for c in CHANNEL_SUBSETS["1010-16"]]
+    left_out = np.setdiff1d(np.arange(len(names)), recorded)
+    origin = positions.mean(axis=0)
+    info = mne.create_info(names, 500.0, "eeg")
+    dig = mne.channels.make_dig_montage(dict(zip(names, positions / 1000.0, strict=True)), coord_frame="head")
+    info.set_montage(dig)
+    data = np.random.default_rng(0).normal(size=(len(names), 7))
+    evoked = mne.EvokedArray(data.copy(), info, verbose="error")
+    evoked.info["bads"] = [names[i] for i in left_out]
+    evoked.interpolate_bads(reset_bads=True, origin=origin / 1000.0, verbose="error")
+    matrix = spherical_spline_matrix(positions[recorded], positions[left_out], origin, alpha=1e-5)
+    np.testing.assert_allclose(matrix @ data[recorded], evoked.data[left_out], rtol=1e-7, atol=1e-9)
+    np.testing.assert_array_equal(evoked.data[recorded], data[recorded])
+
+
 def test_spherical_splines_are_exact_at_electrodes_and_keep_smooth_fields(montage64):
     from brainforge.anatomy import CHANNEL_SUBSETS
     from brainforge.topomap import spherical_spline_matrix

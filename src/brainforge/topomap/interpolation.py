@@ -286,14 +286,42 @@ def _cached_topomap(montage: Montage, method: str, size: int, rbf_kernel: str) -
 SPLINE_ALPHA = 1e-6
 
 
+#: Stiffness (order m) and number of Legendre terms of the spline kernel; MNE-Python's values.
+SPLINE_STIFFNESS = 4
+SPLINE_LEGENDRE_TERMS = 50
+
+
+def spherical_spline_kernel(cos_angle: np.ndarray, stiffness: int = SPLINE_STIFFNESS) -> np.ndarray:
+    """Perrin's spherical-spline function g of the cosine of the angle between two electrodes.
+
+    ``g(x) = 1 / (4 pi) * sum_n (2n + 1) / (n (n + 1))^m P_n(x)`` over the first
+    ``SPLINE_LEGENDRE_TERMS`` Legendre polynomials ``P_n`` (Perrin et al. 1989, eq. 3).
+
+    Parameters
+    ----------
+    cos_angle : array
+        Cosines of the angles between electrode directions.
+    stiffness : int
+        The spline's order m (4: MNE-Python's and Perrin's choice).
+
+    Returns
+    -------
+    g : array, same shape as ``cos_angle``
+    """
+    degrees = np.arange(1, SPLINE_LEGENDRE_TERMS + 1, dtype=float)
+    coefficients = (2 * degrees + 1) / (degrees**stiffness * (degrees + 1) ** stiffness * 4 * np.pi)
+    return np.polynomial.legendre.legval(cos_angle, np.concatenate([[0.0], coefficients]))
+
+
 def spherical_spline_matrix(
     from_pos_mm: np.ndarray, to_pos_mm: np.ndarray, origin_mm: np.ndarray, alpha: float = SPLINE_ALPHA
 ) -> np.ndarray:
     """Spherical-spline interpolation (Perrin et al. 1989) from one set of electrodes to another.
 
-    The matrix MNE-Python's ``interpolate_bads`` computes for EEG (its
-    ``_make_interpolation_matrix``): electrode directions from ``origin_mm``
-    are projected on the unit sphere, so only angles matter.
+    The matrix MNE-Python's ``interpolate_bads`` applies to EEG (there with
+    ``alpha=1e-5``; written out here, since MNE keeps it private, and tested
+    against ``interpolate_bads``): electrode directions from ``origin_mm`` are
+    projected on the unit sphere, so only angles matter.
 
     Parameters
     ----------
@@ -311,13 +339,26 @@ def spherical_spline_matrix(
     matrix : array, shape (n_to, n_from)
         Interpolated values are ``matrix @ values``.
     """
-    from mne.channels.interpolation import _make_interpolation_matrix
+    from scipy.linalg import pinv
 
     origin = np.asarray(origin_mm, float)
-    from_pos, to_pos = np.asarray(from_pos_mm, float) - origin, np.asarray(to_pos_mm, float) - origin
-    if len(from_pos) < 3:
-        raise BrainForgeError(f"Spherical splines need 3 or more electrodes, got {len(from_pos)}.")
-    return _make_interpolation_matrix(from_pos, to_pos, alpha=alpha)
+    from_dir = _unit_directions(np.asarray(from_pos_mm, float) - origin)
+    to_dir = _unit_directions(np.asarray(to_pos_mm, float) - origin)
+    n_from = len(from_dir)
+    if n_from < 3:
+        raise BrainForgeError(f"Spherical splines need 3 or more electrodes, got {n_from}.")
+    kernel_from = spherical_spline_kernel(from_dir @ from_dir.T)
+    kernel_from.flat[:: n_from + 1] += alpha
+    # The spline's constant term is a Lagrange multiplier: values = kernel @ weights + c, sum(weights) = 0.
+    system = np.block([[kernel_from, np.ones((n_from, 1))], [np.ones((1, n_from)), np.zeros((1, 1))]])
+    kernel_to = np.hstack([spherical_spline_kernel(to_dir @ from_dir.T), np.ones((len(to_dir), 1))])
+    return kernel_to @ pinv(system)[:, :-1]
+
+
+def _unit_directions(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length; zero rows stay zero."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
 
 
 def montage_upsampling(ch_pos_mm: np.ndarray, montage: Montage) -> np.ndarray:
