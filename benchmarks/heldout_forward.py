@@ -9,7 +9,9 @@ models outside the training bank (``make_forward_bank``'s defaults):
 - ``shift15`` and ``shift25``: the whole cap moved 15 or 25 mm along the
   scalp towards the nose (MNE's exact forward at the moved electrodes);
 - ``skull0.01``: a skull conductivity that is not on the bank's grid;
-- ``sphere``: a 3-shell sphere instead of the BEM.
+- ``sphere``: a 3-shell sphere instead of the BEM;
+- on request (``--forwards ...,lower25``): ``lower25``, the whole cap 25 mm
+  lower on the head (seed + 4; runs that use it need seeds 5 or more apart).
 
 (``brainforge.evaluation.heldout``, the sets ``brainforge compare`` scores on,
 here with 1-2 patches).
@@ -106,6 +108,11 @@ def main() -> None:
         help="seed of the first forward's set; the k-th uses seed + k, so runs whose seeds are fewer than 4 "
         "apart share source draws (through other forwards) and are not independent",
     )
+    parser.add_argument(
+        "--forwards",
+        default="shift15,shift25,skull0.01,sphere",
+        help="held-out forward models, comma-separated (also: lower25, the cap 25 mm lower on the head)",
+    )
     args = parser.parse_args()
 
     from brainforge import set_log_level
@@ -115,13 +122,14 @@ def main() -> None:
 
     from brainforge.evaluation.benchmark import BenchmarkConfig, run_benchmark
     from brainforge.evaluation.compare import median_interval
-    from brainforge.evaluation.heldout import HELDOUT_FORWARDS, write_heldout_test_sets
+    from brainforge.evaluation.heldout import write_heldout_test_sets
     from brainforge.evaluation.summary import format_paired_difference, paired_difference
     from brainforge.models import default_model_dir
 
     models = [str(default_model_dir()) if m == "default" else m for m in args.model.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
-    tests = write_heldout_test_sets(args.out, args.n, seed=args.seed)
+    forwards = args.forwards.split(",")
+    tests = write_heldout_test_sets(args.out, args.n, seed=args.seed, forwards=forwards)
     config = BenchmarkConfig(channel_counts=(16,), n_bootstrap=200, seed=args.seed)
     result = run_benchmark([*models, "sloreta"], tests, args.out / "report", config, progress=False)
     samples = result.samples
@@ -201,7 +209,7 @@ def main() -> None:
                 "centroid_reference_mm": reference_mm,
                 "adjacent_region_spacing_mm": spacing_mm,
                 "n_per_forward": args.n,
-                "forward_models": list(HELDOUT_FORWARDS),
+                "forward_models": forwards,
             }
         )
     )

@@ -41,7 +41,7 @@ def scan_errors() -> None:
     """Print the template scan's error on each held-out forward model."""
     from brainforge import set_log_level
     from brainforge.anatomy import make_head_model
-    from brainforge.evaluation.heldout import HELDOUT_FORWARDS
+    from brainforge.evaluation.heldout import DEFAULT_HELDOUT_FORWARDS, HELDOUT_FORWARDS
 
     set_log_level("warning")
     template = make_head_model("1010-64")
@@ -49,7 +49,8 @@ def scan_errors() -> None:
     template_topographies = unit_topographies(template)
     print("| forward | median, mm | mean, mm | on the region | within 8 mm |")
     print("| --- | --- | --- | --- | --- |")
-    for name, options in HELDOUT_FORWARDS.items():
+    for name in DEFAULT_HELDOUT_FORWARDS:
+        options = HELDOUT_FORWARDS[name]
         topographies = unit_topographies(make_head_model("1010-64", **options))
         match = np.abs(template_topographies.T @ topographies).argmax(axis=0)
         error = distance_mm[np.arange(len(match)), match]

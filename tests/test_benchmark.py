@@ -191,10 +191,11 @@ def test_bad_input_is_refused(test_sets, head64, tmp_path):
     assert forward_mismatch_label(None) == "matched"
     assert forward_mismatch_label({"conductivity": [0.3, 0.003, 0.3]}) == "skull:0.003"
     # One grammar: the label of the parsed text is the text (a shift is named by its distance).
-    for text in ("skull:0.01", "jitter:5", "shift:25", "sphere"):
+    for text in ("skull:0.01", "jitter:5", "shift:25", "lower:25", "sphere"):
         assert forward_mismatch_label(parse_forward_mismatch(text)) == text
     assert parse_forward_mismatch("shift:15@0")["cap_shift_mm"] == (15.0, 0.0)
-    for bad in ("skull:thick", "bone:1", "sphere:2"):
+    assert parse_forward_mismatch("lower:25") == {"cap_vertical_shift_mm": -25.0}
+    for bad in ("skull:thick", "bone:1", "sphere:2", "lower:deep"):
         with pytest.raises(BrainForgeError, match="--forward-mismatch must be skull"):
             parse_forward_mismatch(bad)
 

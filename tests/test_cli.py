@@ -53,6 +53,7 @@ def test_head_export(tmp_path):
         (["head", "info", "--montage", "1010-64", "--channels", "Cz,Pz,Fz"], "at least 8"),
         # refused before the head model, spike library or forward bank is built
         (["train", "--model", "channel_count_router", "--out", "no-such-run"], "combines networks trained apart"),
+        (["train", "--model", "gru", "--out", "no-such-run", "--bank-vertical-shift-mm", "20"], "needs --forward-bank"),
     ],
 )
 def test_bad_input_gives_one_line_error(args, message):

@@ -67,6 +67,40 @@ def test_a_pure_shift_moves_the_vertex_by_that_distance(head64):
     assert arc == pytest.approx(12.0, rel=1e-6) and moved[0, 0] > up[0, 0]
 
 
+def test_a_vertical_shift_lowers_the_cap_most_at_the_rim(head64):
+    """A cap pulled down the head: projected back onto the scalp, rim electrodes move most, the vertex least."""
+    from brainforge.anatomy.forward_bank import _scalp_frame
+
+    surfaces = make_template_bem_surfaces()
+    centre, radius = _scalp_frame(surfaces)
+    nominal = project_on_scalp(head64.ch_pos_mm, surfaces, np.arange(len(surfaces.outer_skin)))[0]
+    lowered = place_cap(nominal, centre, radius, CapPlacement(vertical_shift_mm=-20.0))
+    on_scalp = project_on_scalp(lowered, surfaces, np.arange(len(surfaces.outer_skin)))[0]
+    drop_mm = nominal[:, 2] - on_scalp[:, 2]
+    assert (drop_mm > -1.0).all() and np.median(drop_mm) > 15.0 and drop_mm.max() < 20.5
+    moved_mm = np.linalg.norm(on_scalp - nominal, axis=1)
+    names = list(head64.ch_names)
+    assert moved_mm[names.index("Cz")] < 3.0 < 12.0 < moved_mm[names.index("T7")] < 21.0
+
+
+def test_vertical_range_is_drawn_last_and_only_when_asked_for():
+    from brainforge.anatomy.forward_bank import draw_placement
+
+    without = draw_placement(ForwardBankConfig(), 8, np.random.default_rng(1))
+    draws = [draw_placement(ForwardBankConfig(max_vertical_shift_mm=20.0), 8, np.random.default_rng(1))]
+    assert without.vertical_shift_mm == 0.0
+    # The other parameters of a placement are those of a bank without the vertical range.
+    assert draws[0].shift_mm == without.shift_mm and draws[0].stretch == without.stretch
+    np.testing.assert_array_equal(draws[0].jitter_mm, without.jitter_mm)
+    rng = np.random.default_rng(2)
+    vertical = [
+        draw_placement(ForwardBankConfig(max_vertical_shift_mm=20.0), 8, rng).vertical_shift_mm for _ in range(400)
+    ]
+    assert -20.0 <= min(vertical) < -15.0 and 15.0 < max(vertical) <= 20.0
+    with pytest.raises(BrainForgeError, match="max_vertical_shift_mm"):
+        ForwardBankConfig(max_vertical_shift_mm=-5.0)
+
+
 def test_bank_is_cached_and_checked(head64, bank):
     again = make_forward_bank(head64, CONFIG)
     np.testing.assert_array_equal(again.vertex_index, bank.vertex_index)

@@ -430,6 +430,14 @@ def train_command(
         ),
     ] = False,
     bank_models: Annotated[int, typer.Option("--bank-models", help="Forward models in the bank.")] = 4096,
+    bank_vertical_shift_mm: Annotated[
+        float,
+        typer.Option(
+            "--bank-vertical-shift-mm",
+            help="Also move the whole cap up or down by up to this much (mm) in the bank: a cap that sits lower "
+            "or higher on the head than the template's (0: none).",
+        ),
+    ] = 0.0,
     workers: Annotated[int, typer.Option("--workers", help="DataLoader worker processes.")] = 1,
     accelerator: Annotated[str, typer.Option("--accelerator", help="auto, cpu or gpu.")] = "auto",
     devices: Annotated[str, typer.Option("--devices", help="Devices; several GPUs train with DDP.")] = "auto",
@@ -466,7 +474,10 @@ def train_command(
         synthesis = config_from_dict(SynthesisConfig, run["data"]["synthesis"])
         bank_config = cli.get("forward_bank")
     else:
-        bank_config = asdict(ForwardBankConfig(n_placements=bank_models)) if forward_bank else None
+        if bank_vertical_shift_mm and not forward_bank:
+            raise BrainForgeError("--bank-vertical-shift-mm needs --forward-bank; add it or drop the option.")
+        bank = ForwardBankConfig(n_placements=bank_models, max_vertical_shift_mm=bank_vertical_shift_mm)
+        bank_config = asdict(bank) if forward_bank else None
         params = _model_params(param)
         config = TrainingConfig(
             loss=loss, optimizer=optimizer, learning_rate=learning_rate, schedule=schedule, batch_size=batch_size,

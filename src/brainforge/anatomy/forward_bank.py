@@ -56,6 +56,12 @@ class ForwardBankConfig:
         uniform, distance uniform over the disc).
     max_rotation_deg : float
         Largest twist of the cap about the head's vertical axis, degrees.
+    max_vertical_shift_mm : float
+        Largest vertical displacement of the whole cap (a cap that sits lower
+        or higher on the head), mm, uniform in ``+-max_vertical_shift_mm``;
+        the electrodes are then projected back onto the scalp, so those near
+        the vertex move least. 0 (the default, and every bank before it
+        existed) draws none.
     max_stretch : float
         Per-axis stretch of the cap about the head centre, drawn from
         ``1 +- max_stretch`` for x, y and z separately (head size and shape
@@ -82,6 +88,7 @@ class ForwardBankConfig:
     max_shift_mm: float = 20.0
     max_rotation_deg: float = 10.0
     max_stretch: float = 0.1
+    max_vertical_shift_mm: float = 0.0
     electrode_jitter_mm: float = 5.0
     margin_mm: float = 45.0
     seed: int = 0
@@ -91,7 +98,14 @@ class ForwardBankConfig:
             raise BrainForgeError(f"skull_conductivity needs positive values, got {self.skull_conductivity}.")
         if self.n_placements < 1:
             raise BrainForgeError(f"n_placements must be at least 1, got {self.n_placements}.")
-        for name in ("max_shift_mm", "max_rotation_deg", "max_stretch", "electrode_jitter_mm", "margin_mm"):
+        for name in (
+            "max_shift_mm",
+            "max_rotation_deg",
+            "max_stretch",
+            "max_vertical_shift_mm",
+            "electrode_jitter_mm",
+            "margin_mm",
+        ):
             value = getattr(self, name)
             if not (np.isfinite(value) and value >= 0):
                 raise BrainForgeError(f"{name} must be a finite value >= 0, got {value}.")
@@ -114,12 +128,17 @@ class CapPlacement:
         Scale of the cap's x, y and z extent about the head centre.
     jitter_mm : array, shape (n_channels, 3) | None
         Extra displacement of each electrode (made tangential), mm.
+    vertical_shift_mm : float
+        Displacement of the whole cap along the head's vertical axis (negative:
+        lower on the head), mm, applied last; the caller projects the result
+        onto the scalp.
     """
 
     shift_mm: tuple[float, float] = (0.0, 0.0)
     rotation_deg: float = 0.0
     stretch: tuple[float, float, float] = (1.0, 1.0, 1.0)
     jitter_mm: np.ndarray | None = None
+    vertical_shift_mm: float = 0.0
 
 
 def _rotation(axis: np.ndarray, angle_rad: float) -> np.ndarray:
@@ -165,6 +184,7 @@ def place_cap(pos_mm: np.ndarray, centre_mm: np.ndarray, radius_mm: float, place
         step = np.asarray(placement.jitter_mm, float)
         unit = moved / np.linalg.norm(moved, axis=1, keepdims=True)
         moved = moved + step - np.einsum("ij,ij->i", step, unit)[:, None] * unit
+    moved[:, 2] += placement.vertical_shift_mm
     return centre_mm + moved
 
 
@@ -178,7 +198,14 @@ def draw_placement(config: ForwardBankConfig, n_channels: int, rng: np.random.Ge
     jitter *= (config.electrode_jitter_mm * rng.uniform(size=(n_channels, 1))) / np.linalg.norm(
         jitter, axis=1, keepdims=True
     )
-    return CapPlacement((distance * np.cos(angle), distance * np.sin(angle)), rotation, stretch, jitter)
+    # Drawn last, and only when asked for, so that banks without it keep their placements.
+    vertical = (
+        rng.uniform(-config.max_vertical_shift_mm, config.max_vertical_shift_mm)
+        if config.max_vertical_shift_mm
+        else 0.0
+    )
+    shift = (distance * np.cos(angle), distance * np.sin(angle))
+    return CapPlacement(shift, rotation, stretch, jitter, vertical_shift_mm=float(vertical))
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The forward-mismatch grammar: ``skull:S_PER_M``, ``jitter:MM``, ``shift:MM[@DEG]``, ``sphere``.
+"""The forward-mismatch grammar: ``skull:S_PER_M``, ``jitter:MM``, ``shift:MM[@DEG]``, ``lower:MM``, ``sphere``.
 
 A test set made on an altered head model records the alteration as
 :func:`~brainforge.anatomy.make_head_model` options; :func:`parse_forward_mismatch`
@@ -12,7 +12,7 @@ import numpy as np
 
 from .._errors import BrainForgeError
 
-GRAMMAR = "skull:S_PER_M, jitter:MM, shift:MM[@DEG] or sphere"
+GRAMMAR = "skull:S_PER_M, jitter:MM, shift:MM[@DEG], lower:MM or sphere"
 
 
 def parse_forward_mismatch(text: str) -> dict:
@@ -23,7 +23,8 @@ def parse_forward_mismatch(text: str) -> dict:
     text : str
         ``skull:S_PER_M`` (skull conductivity, default 0.003), ``jitter:MM``
         (electrode jitter, default 5), ``shift:MM[@DEG]`` (the whole cap moved
-        MM along the scalp, default 15, towards DEG degrees, 90 = the nose)
+        MM along the scalp, default 15, towards DEG degrees, 90 = the nose),
+        ``lower:MM`` (the whole cap moved MM down the head, default 20; negative: up)
         or ``sphere`` (a 3-shell sphere instead of the BEM).
 
     Returns
@@ -44,6 +45,8 @@ def parse_forward_mismatch(text: str) -> dict:
             radians = np.deg2rad(float(angle or 90.0))
             shift = float(distance or 15.0)
             return {"cap_shift_mm": (round(shift * np.cos(radians), 6), round(shift * np.sin(radians), 6))}
+        if kind == "lower":
+            return {"cap_vertical_shift_mm": -float(value or 20.0)}
     except ValueError:
         pass
     raise BrainForgeError(f"--forward-mismatch must be {GRAMMAR}, got {text!r}.")
@@ -66,6 +69,8 @@ def forward_mismatch_label(options: dict | None) -> str:
             continue
         elif key == "cap_shift_mm":
             parts.append(f"shift:{float(np.hypot(*value)):g}")
+        elif key == "cap_vertical_shift_mm":
+            parts.append(f"lower:{-float(value):g}")
         elif key == "conductor":
             parts.append(str(value))
         else:

@@ -55,6 +55,9 @@ class HeadModelConfig:
     cap_shift_mm : (float, float)
         The whole cap moved along the scalp, mm: towards the right ear (x)
         and towards the nose (y); (0, 0) = none.
+    cap_vertical_shift_mm : float
+        The whole cap moved along the head's vertical axis, then projected
+        back onto the scalp, mm (negative: lower on the head; 0 = none).
     """
 
     montage: str = "1010-64"
@@ -69,16 +72,20 @@ class HeadModelConfig:
     jitter_seed: int = 0
     seed: int = 0
     cap_shift_mm: tuple[float, float] = (0.0, 0.0)
+    cap_vertical_shift_mm: float = 0.0
 
     def to_json(self) -> str:
         """Serialize to a JSON string.
 
-        ``cap_shift_mm`` is left out when it is (0, 0), the value of head
-        models made before it existed, so their cache entries stay valid.
+        ``cap_shift_mm`` and ``cap_vertical_shift_mm`` are left out when they
+        are 0, the value of head models made before they existed, so their
+        cache entries stay valid.
         """
         data = asdict(self)
         if not any(data["cap_shift_mm"]):
             del data["cap_shift_mm"]
+        if not data["cap_vertical_shift_mm"]:
+            del data["cap_vertical_shift_mm"]
         return json.dumps(data)
 
     @classmethod
@@ -409,12 +416,13 @@ def _build_template(config: HeadModelConfig, electrodes, n_jobs: int) -> HeadMod
     source_pos_mm, source_nn, source_region = np.vstack(pos), np.vstack(nn), np.concatenate(region)
 
     ch_pos_mm = electrodes.pos
-    if any(config.cap_shift_mm):
+    if any(config.cap_shift_mm) or config.cap_vertical_shift_mm:
         from .forward_bank import CapPlacement, _scalp_frame, place_cap
 
         centre, radius = _scalp_frame(surfaces)
         start_pos = project_to_scalp(ch_pos_mm, surfaces.centre, surfaces.outer_skin, surfaces.outer_skin_tris)
-        ch_pos_mm = place_cap(start_pos, centre, radius, CapPlacement(shift_mm=tuple(config.cap_shift_mm)))
+        placement = CapPlacement(shift_mm=tuple(config.cap_shift_mm), vertical_shift_mm=config.cap_vertical_shift_mm)
+        ch_pos_mm = place_cap(start_pos, centre, radius, placement)
     if config.electrode_jitter_mm:
         ch_pos_mm = jitter_electrodes(ch_pos_mm, surfaces.centre, config.electrode_jitter_mm, config.jitter_seed)
     ch_pos_mm = project_to_scalp(ch_pos_mm, surfaces.centre, surfaces.outer_skin, surfaces.outer_skin_tris)
@@ -431,6 +439,8 @@ def _build_template(config: HeadModelConfig, electrodes, n_jobs: int) -> HeadMod
     jitter_text = f", electrodes jittered {config.electrode_jitter_mm:g} mm" if config.electrode_jitter_mm else ""
     if any(config.cap_shift_mm):
         jitter_text += ", cap shifted ({:g}, {:g}) mm".format(*config.cap_shift_mm)
+    if config.cap_vertical_shift_mm:
+        jitter_text += f", cap moved {config.cap_vertical_shift_mm:+g} mm vertically"
     return HeadModel(
         source_pos_mm=source_pos_mm,
         source_nn=source_nn,
@@ -468,6 +478,7 @@ def make_head_model(
     electrode_jitter_mm: float = 0.0,
     jitter_seed: int = 0,
     cap_shift_mm: tuple[float, float] = (0.0, 0.0),
+    cap_vertical_shift_mm: float = 0.0,
     seed: int = 0,
     deep_spacing_mm: float = 4.0,
     skull_mm: float = 7.0,
@@ -506,6 +517,10 @@ def make_head_model(
         Move the whole cap along the scalp by this much, mm (towards the
         right ear, towards the nose): a co-registration error, another
         alternative forward model.
+    cap_vertical_shift_mm : float
+        Move the whole cap up (positive) or down along the head's vertical
+        axis by this much, then back onto the scalp, mm: a cap that sits
+        higher or lower on the head than the template's.
     seed : int
         Seed of the parcellation's k-means (changing it changes the regions).
     deep_spacing_mm : float
@@ -556,6 +571,7 @@ def make_head_model(
         jitter_seed=int(jitter_seed),
         seed=int(seed),
         cap_shift_mm=(float(cap_shift_mm[0]), float(cap_shift_mm[1])),
+        cap_vertical_shift_mm=float(cap_vertical_shift_mm),
     )
     from .. import __version__
 

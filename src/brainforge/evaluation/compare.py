@@ -113,7 +113,7 @@ class ComparisonConfig:
         show "-" for the training budget and samples seen.
     test_sets : tuple of str | None
         Stored test sets to score on; None writes the held-out-forward sets
-        (:data:`~brainforge.evaluation.heldout.HELDOUT_FORWARDS`) into
+        (:data:`~brainforge.evaluation.heldout.DEFAULT_HELDOUT_FORWARDS`) into
         ``OUT/test_sets``.
     test_samples : int
         Samples per held-out forward model (when ``test_sets`` is None).

@@ -9,6 +9,10 @@ models lie outside :func:`~brainforge.anatomy.make_forward_bank`'s defaults
 - ``skull0.01``: a skull conductivity that is not on the bank's grid;
 - ``sphere``: a 3-shell sphere instead of the BEM.
 
+and, on request (``forwards=``), ``lower25``: the whole cap 25 mm lower on the
+head (moved down the vertical axis, then back onto the scalp), beyond the
+vertical range of any bank trained so far (``max_vertical_shift_mm`` up to 20).
+
 Every solver is then fitted on the standard template head, as a user would.
 """
 
@@ -23,7 +27,11 @@ HELDOUT_FORWARDS = {
     "shift25": {"cap_shift_mm": (0.0, 25.0)},
     "skull0.01": {"conductivity": (0.3, 0.01, 0.3)},
     "sphere": {"conductor": "sphere"},
+    "lower25": {"cap_vertical_shift_mm": -25.0},
 }
+
+#: The sets written when none are named: the first four (every held-out result before ``lower25`` existed).
+DEFAULT_HELDOUT_FORWARDS = ("shift15", "shift25", "skull0.01", "sphere")
 
 
 def write_heldout_test_sets(
@@ -54,8 +62,9 @@ def write_heldout_test_sets(
     deep_share : float
         Share of patches centred on deep regions.
     forwards : list of str | None
-        Names from :data:`HELDOUT_FORWARDS` (default: all, in that order; the
-        seed offset follows this order).
+        Names from :data:`HELDOUT_FORWARDS` (default:
+        :data:`DEFAULT_HELDOUT_FORWARDS`); the k-th entry of
+        :data:`HELDOUT_FORWARDS` always uses ``seed + k``.
     montage : str
         Template montage of the head models.
 
@@ -69,7 +78,7 @@ def write_heldout_test_sets(
     from ..synthesis import SampleGenerator, SynthesisConfig
     from ..synthesis.store import write_test_set
 
-    names = list(HELDOUT_FORWARDS) if forwards is None else list(forwards)
+    names = list(DEFAULT_HELDOUT_FORWARDS) if forwards is None else list(forwards)
     unknown = [name for name in names if name not in HELDOUT_FORWARDS]
     if unknown:
         raise BrainForgeError(f"Unknown held-out forward model {unknown}; choose from {', '.join(HELDOUT_FORWARDS)}.")
