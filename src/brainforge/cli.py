@@ -476,7 +476,11 @@ def train_command(
     else:
         if bank_vertical_shift_mm and not forward_bank:
             raise BrainForgeError("--bank-vertical-shift-mm needs --forward-bank; add it or drop the option.")
-        bank = ForwardBankConfig(n_placements=bank_models, max_vertical_shift_mm=bank_vertical_shift_mm)
+        # A cap moved down needs dense scalp rows that much lower.
+        margin_mm = ForwardBankConfig.margin_mm + bank_vertical_shift_mm
+        bank = ForwardBankConfig(
+            n_placements=bank_models, max_vertical_shift_mm=bank_vertical_shift_mm, margin_mm=margin_mm
+        )
         bank_config = asdict(bank) if forward_bank else None
         params = _model_params(param)
         config = TrainingConfig(
