@@ -1,6 +1,6 @@
 """Paired differences of two networks pooled over several held-out benchmark runs.
 
-Usage: python scripts/pool_paired.py SAMPLES_CSV:FIRST:OTHER [SAMPLES_CSV:FIRST:OTHER ...]
+Usage: python scripts/pool_paired.py [--sets NAME,NAME] SAMPLES_CSV:FIRST:OTHER [SAMPLES_CSV:FIRST:OTHER ...]
 
 Each argument is one ``benchmarks/heldout_forward.py`` run's ``report/samples.csv``
 (``.csv.gz`` too) and the names the two networks had in it (``default`` is
@@ -10,7 +10,9 @@ within each run (the same sample scored by both), the runs are stacked, and
 FIRST`` at 64 and 16 channels with 95 % bootstrap intervals. Pool only runs
 whose samples are independent: ``heldout_forward.py --seed S`` draws the
 k-th forward's set with seed ``S + k``, so seeds at least 4 apart share no
-samples.
+samples. ``--sets`` keeps only the test sets of those names (for example
+``--sets lower25`` or ``--sets shift15,shift25,skull0.01,sphere``; the
+``.zarr`` suffix may be left out); without it every set is pooled.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from __future__ import annotations
 import sys
 
 
-def pooled_samples(specs: list[str]):
+def pooled_samples(specs: list[str], sets: list[str] | None = None):
     """Stack the runs' rows, naming the two networks ``first`` and ``other`` and each test set by its run."""
     import pandas as pd
+
+    keep = None if sets is None else {name if name.endswith(".zarr") else f"{name}.zarr" for name in sets}
 
     frames = []
     for run, spec in enumerate(specs):
@@ -31,23 +35,32 @@ def pooled_samples(specs: list[str]):
             if name not in names:
                 raise SystemExit(f"{path} has no solver {name!r}; it has {', '.join(sorted(names))}.")
         frame = frame[frame["solver"].isin([first, other])].copy()
+        if keep is not None:
+            frame = frame[frame["test_set"].isin(keep)]
+            if frame.empty:
+                raise SystemExit(f"{path} holds none of the test sets {', '.join(sorted(keep))}.")
         frame["solver"] = frame["solver"].map({first: "first", other: "other"})
         frame["test_set"] = f"run{run}:" + frame["test_set"].astype(str)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
 
-def main(specs: list[str]) -> None:
+def main(specs: list[str], sets: list[str] | None = None) -> None:
     """Print the pooled paired differences at 64 and 16 channels."""
     from brainforge.evaluation.summary import format_paired_difference, paired_difference
 
-    samples = pooled_samples(specs)
+    samples = pooled_samples(specs, sets)
+    label = "" if sets is None else f" ({','.join(sets)})"
     for n_channels in (64, 16):
         d = paired_difference(samples, "first", "other", n_channels)
-        print(f"{n_channels} ch, other - first, pooled from {len(specs)} runs: {format_paired_difference(d)}")
+        print(f"{n_channels} ch, other - first, pooled from {len(specs)} runs{label}: {format_paired_difference(d)}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2 or any(arg.count(":") < 2 for arg in sys.argv[1:]):
+    arguments = sys.argv[1:]
+    chosen = None
+    if arguments[:1] == ["--sets"] and len(arguments) > 1:
+        chosen, arguments = arguments[1].split(","), arguments[2:]
+    if not arguments or any(arg.count(":") < 2 for arg in arguments):
         raise SystemExit(__doc__.split("\n\n")[1])
-    main(sys.argv[1:])
+    main(arguments, chosen)
