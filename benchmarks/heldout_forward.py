@@ -106,7 +106,7 @@ def main() -> None:
         type=int,
         default=2026,
         help="seed of the first forward's set; the k-th uses seed + k, so runs whose seeds are fewer than 4 "
-        "apart share source draws (through other forwards) and are not independent",
+        "apart (5 with lower25) share source draws (through other forwards) and are not independent",
     )
     parser.add_argument(
         "--forwards",
@@ -128,7 +128,7 @@ def main() -> None:
 
     models = [str(default_model_dir()) if m == "default" else m for m in args.model.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
-    forwards = args.forwards.split(",")
+    forwards = [name.strip() for name in args.forwards.split(",") if name.strip()]
     tests = write_heldout_test_sets(args.out, args.n, seed=args.seed, forwards=forwards)
     config = BenchmarkConfig(channel_counts=(16,), n_bootstrap=200, seed=args.seed)
     result = run_benchmark([*models, "sloreta"], tests, args.out / "report", config, progress=False)

@@ -63,10 +63,10 @@ def main() -> None:
     set_log_level("warning")
     if not (args.deepsif_dir / "leadfield_75_20k.mat").is_file():
         raise SystemExit(f"No DeepSIF anatomy in {args.deepsif_dir}; pass --deepsif-dir FOLDER (see docs/anatomy.md).")
-    models = [str(default_model_dir()) if m == "default" else m for m in args.model.split(",")]
+    models = [str(default_model_dir()) if m.strip() == "default" else m.strip() for m in args.model.split(",")]
     path = write_reference_head_test_set(args.deepsif_dir, args.out, args.n, seed=args.seed)
     head = make_head_model("1010-64")
-    classical = list(dict.fromkeys(["sloreta", *args.classical.lower().split(",")]))
+    classical = list(dict.fromkeys(["sloreta", *(c.strip() for c in args.classical.lower().split(",") if c.strip())]))
     samples = score_on_reference_head([*models, *classical], path, head)
     samples.to_csv(args.out / "samples.csv.gz", index=False)
     solvers = list(dict.fromkeys(samples.solver))

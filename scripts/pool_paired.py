@@ -9,8 +9,8 @@ within each run (the same sample scored by both), the runs are stacked, and
 :func:`brainforge.evaluation.summary.paired_difference` prints ``OTHER -
 FIRST`` at 64 and 16 channels with 95 % bootstrap intervals. Pool only runs
 whose samples are independent: ``heldout_forward.py --seed S`` draws the
-k-th forward's set with seed ``S + k``, so seeds at least 4 apart share no
-samples. ``--sets`` keeps only the test sets of those names (for example
+k-th forward's set with seed ``S + k``, so seeds at least 4 apart (5 when
+the runs include ``lower25``) share no samples. ``--sets`` keeps only the test sets of those names (for example
 ``--sets lower25`` or ``--sets shift15,shift25,skull0.01,sphere``; the
 ``.zarr`` suffix may be left out); without it every set is pooled.
 """

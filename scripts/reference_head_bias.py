@@ -37,12 +37,13 @@ def displacement(test_path: str, solvers: list[str]) -> None:
     """Print the mean and typical displacement of each solver's peak from the true single-patch centre."""
     from brainforge import set_log_level
     from brainforge.anatomy import make_head_model
-    from brainforge.inverse import make_solver
+    from brainforge.inverse import CLASSICAL_SOLVERS, make_solver
+    from brainforge.inverse.solvers import DEFAULT_LAMBDA2
     from brainforge.synthesis.store import read_test_set
 
     set_log_level("warning")
     test = read_test_set(test_path)
-    head = make_head_model("1010-64")
+    head = make_head_model("1010-64").pick_channels(list(test.metadata["ch_names"]))
     reference_mm = np.asarray(test.metadata["region_centres_mm"], float)
     middle = head.region_centres_mm[~head.region_is_deep].mean(axis=0)
     singles = [i for i in range(len(test)) if (test.centres[i] >= 0).sum() == 1]
@@ -52,7 +53,7 @@ def displacement(test_path: str, solvers: list[str]) -> None:
     lateral = np.abs(true_mm[:, 0] - middle[0]) > 40.0
     print(f"{len(singles)} single-patch samples of {len(test)}; {lateral.sum()} lateral (|x| > 40 mm)")
     for name in solvers:
-        options = {"lambda2": 1.0 / 9.0} if name.lower() == "sloreta" else {}
+        options = {"lambda2": DEFAULT_LAMBDA2} if name.lower() in CLASSICAL_SOLVERS else {}
         solver = make_solver(name, **options).fit(head)
         moved = []
         for i in singles:
@@ -62,6 +63,9 @@ def displacement(test_path: str, solvers: list[str]) -> None:
             peak_time = int(np.abs(truth).max(axis=0).argmax())
             moved.append(head.region_centres_mm[int(np.abs(estimate[:, peak_time]).argmax())])
         d = np.array(moved) - true_mm
+        if not lateral.any():
+            print(f"{Path(name).name}: mean displacement {np.round(d.mean(axis=0), 1)} mm (no lateral sources)")
+            continue
         print(
             f"{Path(name).name}: mean displacement {np.round(d.mean(axis=0), 1)} mm, median distance "
             f"{np.median(np.linalg.norm(d, axis=1)):.1f} mm, radial component median "
@@ -86,13 +90,14 @@ def coregistration(deepsif_dir: str | Path) -> None:
     names = [n for n in reference.ch_names if n not in ("Nz", "TP11", "TP12")]
     published = reference.pick_channels(names).region_leadfield
     published = published - published.mean(axis=0)
-    template = get_electrodes(names).pos
-    nominal = project_to_scalp(template, surfaces.centre, surfaces.outer_skin, surfaces.outer_skin_tris)
+    # As make_head_model(cap_vertical_shift_mm=...) does: the cap on the scalp, moved, then back onto it.
+    scalp = (surfaces.centre, surfaces.outer_skin, surfaces.outer_skin_tris)
+    nominal = project_to_scalp(get_electrodes(names).pos, *scalp)
     print("| cap moved (x, y, z), mm | mean electrode move, mm | median topography correlation |")
     print("| --- | --- | --- |")
     for move in MOVES_MM:
-        moved = template + np.array(move, float)
-        pos = project_to_scalp(moved, surfaces.centre, surfaces.outer_skin, surfaces.outer_skin_tris)
+        moved = nominal + np.array(move, float)
+        pos = project_to_scalp(moved, *scalp)
         dense = compute_leadfield(reference.source_pos_mm, reference.source_nn, Electrodes(names, pos), bem)
         ours = region_sum(dense, reference.source_region, reference.n_regions)
         ours = ours - ours.mean(axis=0)

@@ -84,14 +84,22 @@ def test_a_vertical_shift_lowers_the_cap_most_at_the_rim(head64):
 
 
 def test_vertical_range_is_drawn_last_and_only_when_asked_for():
-    from brainforge.anatomy.forward_bank import draw_placement
+    from brainforge.anatomy.forward_bank import _config_json, draw_placement
 
     without = draw_placement(ForwardBankConfig(), 8, np.random.default_rng(1))
-    draws = [draw_placement(ForwardBankConfig(max_vertical_shift_mm=20.0), 8, np.random.default_rng(1))]
-    assert without.vertical_shift_mm == 0.0
+    with_range = draw_placement(ForwardBankConfig(max_vertical_shift_mm=20.0), 8, np.random.default_rng(1))
+    assert without.vertical_shift_mm == 0.0 and with_range.vertical_shift_mm != 0.0
     # The other parameters of a placement are those of a bank without the vertical range.
-    assert draws[0].shift_mm == without.shift_mm and draws[0].stretch == without.stretch
-    np.testing.assert_array_equal(draws[0].jitter_mm, without.jitter_mm)
+    assert with_range.shift_mm == without.shift_mm and with_range.stretch == without.stretch
+    assert with_range.rotation_deg == without.rotation_deg
+    np.testing.assert_array_equal(with_range.jitter_mm, without.jitter_mm)
+    # Banks made before the option existed keep their cache key (the config JSON is hashed into it).
+    assert _config_json(ForwardBankConfig()) == (
+        '{"skull_conductivity": [0.003, 0.0045, 0.006, 0.008, 0.012, 0.015], "n_placements": 4096, '
+        '"max_shift_mm": 20.0, "max_rotation_deg": 10.0, "max_stretch": 0.1, "electrode_jitter_mm": 5.0, '
+        '"margin_mm": 45.0, "seed": 0}'
+    )
+    assert "max_vertical_shift_mm" in _config_json(ForwardBankConfig(max_vertical_shift_mm=20.0))
     rng = np.random.default_rng(2)
     vertical = [
         draw_placement(ForwardBankConfig(max_vertical_shift_mm=20.0), 8, rng).vertical_shift_mm for _ in range(400)

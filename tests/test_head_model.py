@@ -182,3 +182,14 @@ def test_bad_files_and_options_give_clear_errors(tmp_path):
         make_head_model("1010-64", conductor="fem")
     with pytest.raises(BrainForgeError, match="conductivity"):
         make_head_model("1010-64", conductivity=(0.3, -1.0, 0.3))
+
+
+def test_head_model_config_json_keeps_old_keys_and_round_trips_cap_moves():
+    """Options at their defaults stay out of the JSON (older cache keys hold); set ones round-trip."""
+    from brainforge.anatomy.head_model import HeadModelConfig
+
+    plain = HeadModelConfig()
+    assert "cap_vertical_shift_mm" not in plain.to_json() and "cap_shift_mm" not in plain.to_json()
+    moved = HeadModelConfig(cap_shift_mm=(0.0, 15.0), cap_vertical_shift_mm=-25.0)
+    assert HeadModelConfig.from_json(moved.to_json()) == moved
+    assert HeadModelConfig.from_json(plain.to_json()) == plain

@@ -456,6 +456,8 @@ def train_command(
     max_cpu_time_s = parse_cpu_time(max_cpu_time) if max_cpu_time else None
     logging.getLogger("brainforge").setLevel(logging.INFO)
     refuse_router_training(model)  # before the head model, spikes and forward bank are built
+    if resume and bank_vertical_shift_mm:
+        raise BrainForgeError("--resume takes the forward bank of the run it resumes; drop --bank-vertical-shift-mm.")
     if resume:
         run_file = out / RUN_FILE
         prepare_run_folder(out, resume, overwrite)
@@ -476,12 +478,14 @@ def train_command(
     else:
         if bank_vertical_shift_mm and not forward_bank:
             raise BrainForgeError("--bank-vertical-shift-mm needs --forward-bank; add it or drop the option.")
-        # A cap moved down needs dense scalp rows that much lower.
-        margin_mm = ForwardBankConfig.margin_mm + bank_vertical_shift_mm
-        bank = ForwardBankConfig(
-            n_placements=bank_models, max_vertical_shift_mm=bank_vertical_shift_mm, margin_mm=margin_mm
-        )
-        bank_config = asdict(bank) if forward_bank else None
+        bank_config = None
+        if forward_bank:
+            # A cap moved down needs dense scalp rows that much lower.
+            margin_mm = ForwardBankConfig.margin_mm + bank_vertical_shift_mm
+            bank = ForwardBankConfig(
+                n_placements=bank_models, max_vertical_shift_mm=bank_vertical_shift_mm, margin_mm=margin_mm
+            )
+            bank_config = asdict(bank)
         params = _model_params(param)
         config = TrainingConfig(
             loss=loss, optimizer=optimizer, learning_rate=learning_rate, schedule=schedule, batch_size=batch_size,

@@ -56,12 +56,6 @@ class ForwardBankConfig:
         uniform, distance uniform over the disc).
     max_rotation_deg : float
         Largest twist of the cap about the head's vertical axis, degrees.
-    max_vertical_shift_mm : float
-        Largest vertical displacement of the whole cap (a cap that sits lower
-        or higher on the head), mm, uniform in ``+-max_vertical_shift_mm``;
-        the electrodes are then projected back onto the scalp, so those near
-        the vertex move least. 0 (the default, and every bank before it
-        existed) draws none.
     max_stretch : float
         Per-axis stretch of the cap about the head centre, drawn from
         ``1 +- max_stretch`` for x, y and z separately (head size and shape
@@ -73,6 +67,14 @@ class ForwardBankConfig:
         dense leadfield.
     seed : int
         Seed of the placements.
+    max_vertical_shift_mm : float
+        Largest vertical displacement of the whole cap (a cap that sits lower
+        or higher on the head), mm, uniform in ``+-max_vertical_shift_mm``;
+        the electrodes are then projected back onto the scalp, so those near
+        the vertex move least. 0 (the default, and every bank before it
+        existed) draws none. A lowered cap needs dense scalp rows lower down:
+        ``margin_mm`` of about 45 plus this (``brainforge train
+        --bank-vertical-shift-mm`` sets it so).
 
     Notes
     -----
@@ -88,10 +90,10 @@ class ForwardBankConfig:
     max_shift_mm: float = 20.0
     max_rotation_deg: float = 10.0
     max_stretch: float = 0.1
-    max_vertical_shift_mm: float = 0.0
     electrode_jitter_mm: float = 5.0
     margin_mm: float = 45.0
     seed: int = 0
+    max_vertical_shift_mm: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.skull_conductivity or min(self.skull_conductivity) <= 0:
@@ -278,9 +280,13 @@ class ForwardBank:
 
 
 def _config_json(config: ForwardBankConfig) -> str:
+    """Write the config as JSON, leaving ``max_vertical_shift_mm`` out at 0 (banks made before it keep their key)."""
     import json
 
-    return json.dumps(asdict(config))
+    data = asdict(config)
+    if not data["max_vertical_shift_mm"]:
+        del data["max_vertical_shift_mm"]
+    return json.dumps(data)
 
 
 def read_forward_bank(fname: str | Path) -> ForwardBank:
@@ -337,7 +343,8 @@ def project_on_scalp(pos_mm: np.ndarray, surfaces, keep: np.ndarray) -> tuple[np
     vertex_index = lookup[surfaces.outer_skin_tris[triangle]]
     if (vertex_index < 0).any():
         raise BrainForgeError(
-            "A moved electrode lands below the scalp vertices of the dense leadfield; raise margin_mm."
+            "A moved electrode lands below the scalp vertices of the dense leadfield; raise margin_mm "
+            "(about 45 mm plus max_vertical_shift_mm)."
         )
     return surfaces.centre + directions * distance[:, None], vertex_index, weights
 

@@ -45,7 +45,7 @@ def parse_forward_mismatch(text: str) -> dict:
             radians = np.deg2rad(float(angle or 90.0))
             shift = float(distance or 15.0)
             return {"cap_shift_mm": (round(shift * np.cos(radians), 6), round(shift * np.sin(radians), 6))}
-        if kind == "lower":
+        if kind == "lower" and np.isfinite(float(value or 20.0)):
             return {"cap_vertical_shift_mm": -float(value or 20.0)}
     except ValueError:
         pass

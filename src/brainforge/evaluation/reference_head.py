@@ -17,7 +17,7 @@ reference; the peak-patch error, to the nearest reference region of any
 patch; the correlation is DeepSIF's (:func:`~brainforge.evaluation.deepsif_metrics`),
 each Otsu-kept region of ours assigned to the nearest patch by the same
 distances. A perfect estimate cannot score 0: ``centre_floor_mm`` is the
-distance from each true centre to our nearest cortical region centre.
+distance from each true centre to our nearest region centre.
 
 The reference data are for evaluation only: never train on them.
 """
@@ -26,10 +26,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .._errors import BrainForgeError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..anatomy import HeadModel
 
 #: Name of the test set written from the reference leadfield.
 REFERENCE_TEST_SET = "deepsif_leadfield.zarr"
@@ -68,6 +74,7 @@ def write_reference_head_test_set(
     Returns
     -------
     path : Path
+        The stored test set (``OUT/deepsif_leadfield.zarr``).
     """
     from ..anatomy import get_electrodes, load_deepsif_anatomy
     from ..nmm import default_spike_library, read_spike_library
@@ -75,10 +82,11 @@ def write_reference_head_test_set(
     from ..synthesis.store import write_test_set
 
     path = Path(out_dir) / REFERENCE_TEST_SET
+    names = list(get_electrodes(montage).names)
     if path.exists():
+        _check_reuse(path, n_samples, seed, n_sources, sensor_snr_db, names)
         return path
     reference = load_deepsif_anatomy(anatomy_dir)
-    names = list(get_electrodes(montage).names)
     missing = [name for name in names if name not in reference.ch_names]
     if missing:
         raise BrainForgeError(
@@ -93,6 +101,21 @@ def write_reference_head_test_set(
     return write_test_set(generator, n_samples, path, seed=seed, description=description, progress=False)
 
 
+def _check_reuse(path: Path, n_samples: int, seed: int, n_sources, sensor_snr_db, names: list[str]) -> None:
+    """Refuse to reuse a stored reference set drawn with other settings than those asked for."""
+    from ..synthesis.store import read_test_set
+
+    meta = read_test_set(path).metadata
+    synthesis = meta.get("synthesis", {})
+    stored = (meta["n_samples"], meta["seed"], tuple(synthesis.get("n_sources", ())), list(meta["ch_names"]))
+    stored_snr = tuple(synthesis.get("sensor_snr_db", ()))
+    if stored != (n_samples, seed, tuple(n_sources), names) or stored_snr != tuple(sensor_snr_db):
+        raise BrainForgeError(
+            f"{path} holds {meta['n_samples']} samples drawn with seed {meta['seed']} ({len(meta['ch_names'])} "
+            f"channels), not the {n_samples} with seed {seed} asked for; choose another output folder or delete it."
+        )
+
+
 def cross_distance_mm(ours_mm: np.ndarray, reference_mm: np.ndarray) -> np.ndarray:
     """Distances between two sets of region centres, mm: shape (len(ours_mm), len(reference_mm))."""
     from scipy.spatial.distance import cdist
@@ -103,19 +126,22 @@ def cross_distance_mm(ours_mm: np.ndarray, reference_mm: np.ndarray) -> np.ndarr
 def score_on_reference_head(
     solvers: Sequence[str],
     test_path: str | Path,
-    head,
+    head: HeadModel,
     *,
     channel_counts: Sequence[int] = (16,),
     solver_lambda2: float | None = None,
     ghost_mm: float | None = None,
     half_window_ms: float | None = None,
-):
+) -> pd.DataFrame:
     """Score solvers fitted on ``head`` on a test set from another parcellation and head model.
 
     Parameters
     ----------
     solvers : list of str
-        Solver names or model folders (as ``make_solver`` takes them).
+        Solver names or model folders (as ``make_solver`` takes them); their
+        labels (a folder's last part) must differ. A solver that cannot run
+        on a channel set (a fixed-montage network on 16 channels) is skipped
+        there with a warning, as in the benchmark.
     test_path : path
         A test set from :func:`write_reference_head_test_set`.
     head : HeadModel
@@ -129,44 +155,41 @@ def score_on_reference_head(
     Returns
     -------
     samples : pandas.DataFrame
-        One row per sample, channel set and solver: ``test_set``, ``sample``,
-        ``n_channels``, ``solver``, ``snr_db``, ``n_sources``, ``depth``,
+        One row per sample with sources, channel set and solver: ``test_set``,
+        ``sample``, ``n_channels``, ``solver``, ``sensor_snr_db``, ``n_sources``, ``depth``,
         ``peak_centre_error_mm``, ``peak_patch_error_mm``, ``correlation``
         (spike window), ``centre_floor_mm``, the failure flags and ``ms``.
     """
+    import dataclasses
     import time
 
     import pandas as pd
 
-    from ..inverse import CLASSICAL_SOLVERS, make_solver
     from ..synthesis.store import read_test_set
-    from .benchmark import _channel_sets, failure_flags, solver_label
+    from .benchmark import _channel_sets, _first_fit, _SolverCache, failure_flags, solver_label
     from .benchmark_config import BenchmarkConfig
     from .metrics import deepsif_metrics, peak_centre_error_mm, peak_patch_error_mm, spike_window
 
     defaults = BenchmarkConfig()
-    lambda2 = defaults.solver_lambda2 if solver_lambda2 is None else solver_lambda2
-    ghost = defaults.ghost_mm if ghost_mm is None else ghost_mm
-    half_window = defaults.half_window_ms if half_window_ms is None else half_window_ms
+    settings = {"solver_lambda2": solver_lambda2, "ghost_mm": ghost_mm, "half_window_ms": half_window_ms}
+    config = dataclasses.replace(defaults, **{k: v for k, v in settings.items() if v is not None})
+    labels = [solver_label(name) for name in solvers]
+    if len(set(labels)) != len(labels):
+        raise BrainForgeError(f"Two solvers share a label ({', '.join(labels)}); rename a model folder.")
     test = read_test_set(test_path)
     test_channels = list(test.metadata["ch_names"])
     missing = sorted(set(test_channels) - set(head.ch_names))
     if missing:
         raise BrainForgeError(f"The solvers' head model lacks channels of the test set: {', '.join(missing[:10])}.")
-    distance = cross_distance_mm(head.region_centres_mm, test.metadata["region_centres_mm"])
-    cortical = ~np.asarray(head.region_is_deep, bool)
-    floor = distance[cortical].min(axis=0)  # each reference region to our nearest cortical region centre
+    distance_mm = cross_distance_mm(head.region_centres_mm, test.metadata["region_centres_mm"])
+    floor_mm = distance_mm.min(axis=0)  # each reference region to our nearest region centre
     sets = _channel_sets(test_channels, channel_counts)
-    fitted = {}
-    for name in solvers:
-        options = {"lambda2": lambda2} if name.lower() in CLASSICAL_SOLVERS else {}
-        for index, channels in enumerate(sets):
-            fitted[name, index] = make_solver(name, **options).fit(head.pick_channels(channels))
+    cache, skipped, runnable = _SolverCache(config), [], {}
     rows = []
     for i in range(len(test)):
         truth = np.asarray(test.sources[i], float).T  # (reference regions, times)
         eeg_all = np.asarray(test.eeg[i], float)  # (times, channels)
-        window = spike_window(truth, test.sfreq, half_window)
+        window = spike_window(truth, test.sfreq, config.half_window_ms)
         centres = test.centres[i][test.centres[i] >= 0]
         if not len(centres):
             continue
@@ -174,31 +197,36 @@ def score_on_reference_head(
         base = {
             "test_set": Path(test_path).name,
             "sample": i,
-            "snr_db": float(test.sensor_snr_db[i]),
+            "sensor_snr_db": float(test.sensor_snr_db[i]),
             "n_sources": len(centres),
             "depth": "superficial",
             "forward": "deepsif_leadfield",
-            "centre_floor_mm": float(floor[centres].min()),
+            "centre_floor_mm": float(floor_mm[centres].min()),
         }
         for index, channels in enumerate(sets):
             eeg = eeg_all[:, [test_channels.index(c) for c in channels]].T
             eeg = eeg - eeg.mean(axis=0)
             for name in solvers:
+                if (name, index) not in runnable:
+                    runnable[name, index] = _first_fit(name, head, channels, cache, eeg, test.sfreq, skipped)
+                if runnable[name, index] is None:
+                    continue
                 tic = time.perf_counter()
-                estimate = fitted[name, index].apply_regions(eeg, test.sfreq).data
+                estimate = runnable[name, index].apply_regions(eeg, test.sfreq).data
                 elapsed_ms = (time.perf_counter() - tic) * 1e3
                 finite = bool(np.isfinite(estimate).all())
                 scored = estimate if finite else np.nan_to_num(estimate, nan=0.0, posinf=0.0, neginf=0.0)
+                # Only DeepSIF's correlation is kept: its precision and recall compare region indices,
+                # which mean different regions in the two parcellations.
+                published = deepsif_metrics(scored[:, window], truth[:, window], patches, centres, distance_mm)
                 metrics = {
-                    "peak_centre_error_mm": peak_centre_error_mm(scored, truth, centres, distance),
-                    "peak_patch_error_mm": peak_patch_error_mm(scored, truth, patches, distance),
-                    "correlation": deepsif_metrics(scored[:, window], truth[:, window], patches, centres, distance)[
-                        "correlation"
-                    ],
+                    "peak_centre_error_mm": peak_centre_error_mm(scored, truth, centres, distance_mm),
+                    "peak_patch_error_mm": peak_patch_error_mm(scored, truth, patches, distance_mm),
+                    "correlation": published["correlation"],
                 }
                 if not finite:
                     metrics = dict.fromkeys(metrics, np.nan)
-                metrics.update(failure_flags(estimate, metrics, ghost))
+                metrics.update(failure_flags(estimate, metrics, config.ghost_mm))
                 rows.append({**base, "n_channels": len(channels), "solver": solver_label(name), "ms": elapsed_ms})
                 rows[-1].update(metrics)
     return pd.DataFrame(rows)
