@@ -365,3 +365,15 @@ def test_channel_count_router_refuses_unlike_members(montage):
         build_model("channel_count_router", 30, montage, member_params={"n_layer": 2})
     with pytest.raises(BrainForgeError, match="at least 1"):
         build_model("channel_count_router", 30, montage, member_params=SMALL["cnn_transformer"], sparse_max_channels=0)
+
+
+def test_training_input_ignores_head_options_left_at_their_default():
+    """A model saved before an unmoved-cap option existed reads the same input as one saved after."""
+    from brainforge.models.io import training_input
+
+    head = {"montage": "1010-64", "cap_shift_mm": [0.0, 0.0]}
+    before = {"head_model": {"config": head}, "data": {"sfreq_hz": 500.0, "segment_samples": 500}}
+    after = {"head_model": {"config": {**head, "cap_vertical_shift_mm": 0.0}}, "data": before["data"]}
+    assert training_input(before) == training_input(after)
+    lowered = {"head_model": {"config": {**head, "cap_vertical_shift_mm": -25.0}}, "data": before["data"]}
+    assert training_input(lowered) != training_input(before)

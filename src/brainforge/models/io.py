@@ -103,9 +103,15 @@ def training_input(config: dict) -> str:
     only if these agree (weight averages, channel-count routers).
     """
     data, training = config.get("data", {}), config.get("training", {})
-    read = (config.get("head_model", {}).get("config"), data.get("sfreq_hz"), data.get("segment_samples"),
-            training.get("crop_samples"))  # fmt: skip
+    head = config.get("head_model", {}).get("config")
+    if isinstance(head, dict):  # options at their default mean the same head whether written or not
+        head = {k: v for k, v in head.items() if not (k in _DEFAULT_FREE_HEAD_KEYS and not any(np.ravel(v)))}
+    read = (head, data.get("sfreq_hz"), data.get("segment_samples"), training.get("crop_samples"))
     return json.dumps(read, sort_keys=True)
+
+
+#: Head-model options added after models were saved without them; 0 means "not moved".
+_DEFAULT_FREE_HEAD_KEYS = ("cap_shift_mm", "cap_vertical_shift_mm")
 
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
