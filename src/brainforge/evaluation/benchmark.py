@@ -229,6 +229,22 @@ def _rows_for_test_set(
 SEGMENT_METRICS = ("loc_error_mm", "peak_centre_error_mm", "peak_patch_error_mm", "correlation", "auc_close")
 
 
+def single_threaded_blas():
+    """Context in which BLAS (numpy's, scipy's, MNE's) runs on one thread while solvers are timed side by side.
+
+    OpenBLAS threads keep spinning for a while after a call; the network that
+    runs next then shares the cores with them. On two cores the default
+    network took 14.6-17.9 ms per segment beside sLORETA, 7.3-10.7 ms without
+    it and 7.4-7.5 ms beside it with BLAS on one thread, where sLORETA itself
+    took 1.25 ms instead of 1.7-3.1 (``scripts/timing_contention_probe.py``;
+    ``training_runs/default-v22/scoring/timing_contention.log``). PyTorch keeps
+    its own threads.
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def failure_flags(estimate: np.ndarray, metrics: dict, ghost_mm: float) -> dict[str, float]:
     """Failure indicators of one estimate: 1.0 or 0.0, so that their mean is a rate and their sum a count.
 
@@ -319,7 +335,7 @@ def run_benchmark(
             if key not in heads:
                 heads[key] = matched_head_model(meta)
             solver_head = heads[key]
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), single_threaded_blas():
             warnings.simplefilter("ignore", RuntimeWarning)  # NaN metrics of empty estimates are kept as NaN
             rows += _rows_for_test_set(path, solvers, solver_head, cache, config, skipped, progress)
     if not rows:

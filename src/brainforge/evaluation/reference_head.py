@@ -161,14 +161,12 @@ def score_on_reference_head(
         (spike window), ``centre_floor_mm``, the failure flags and ``ms``.
     """
     import dataclasses
-    import time
 
     import pandas as pd
 
     from ..synthesis.store import read_test_set
-    from .benchmark import _channel_sets, _first_fit, _SolverCache, failure_flags, solver_label
+    from .benchmark import _channel_sets, _SolverCache, single_threaded_blas, solver_label
     from .benchmark_config import BenchmarkConfig
-    from .metrics import deepsif_metrics, peak_centre_error_mm, peak_patch_error_mm, spike_window
 
     defaults = BenchmarkConfig()
     settings = {"solver_lambda2": solver_lambda2, "ghost_mm": ghost_mm, "half_window_ms": half_window_ms}
@@ -184,8 +182,20 @@ def score_on_reference_head(
     distance_mm = cross_distance_mm(head.region_centres_mm, test.metadata["region_centres_mm"])
     floor_mm = distance_mm.min(axis=0)  # each reference region to our nearest region centre
     sets = _channel_sets(test_channels, channel_counts)
-    cache, skipped, runnable = _SolverCache(config), [], {}
-    rows = []
+    cache = _SolverCache(config)
+    with single_threaded_blas():
+        return pd.DataFrame(_score_rows(test, test_path, solvers, head, sets, cache, config, distance_mm, floor_mm))
+
+
+def _score_rows(test, test_path, solvers, head, sets, cache, config, distance_mm, floor_mm) -> list[dict]:
+    """One row per sample with sources, channel set and solver (see :func:`score_on_reference_head`)."""
+    import time
+
+    from .benchmark import _first_fit, failure_flags, solver_label
+    from .metrics import deepsif_metrics, peak_centre_error_mm, peak_patch_error_mm, spike_window
+
+    test_channels = list(test.metadata["ch_names"])
+    skipped, runnable, rows = [], {}, []
     for i in range(len(test)):
         truth = np.asarray(test.sources[i], float).T  # (reference regions, times)
         eeg_all = np.asarray(test.eeg[i], float)  # (times, channels)
@@ -229,4 +239,4 @@ def score_on_reference_head(
                 metrics.update(failure_flags(estimate, metrics, config.ghost_mm))
                 rows.append({**base, "n_channels": len(channels), "solver": solver_label(name), "ms": elapsed_ms})
                 rows[-1].update(metrics)
-    return pd.DataFrame(rows)
+    return rows
