@@ -197,18 +197,10 @@ def _rows_for_test_set(
                 eeg = eeg_block[offset][:, picks].T
                 eeg = eeg - eeg.mean(axis=0)
                 for name in solvers:
-                    key = (name, set_index)
-                    if key not in runnable:
-                        runnable[key] = _first_fit(name, head, channels, cache, eeg, test.sfreq, skipped)
-                    solver = runnable[key]
-                    if solver is None:
+                    timed = timed_estimate(runnable, name, set_index, head, channels, cache, eeg, test.sfreq, skipped)
+                    if timed is None:
                         continue
-                    tic = time.perf_counter()
-                    activity = solver.apply_regions(eeg, test.sfreq)
-                    elapsed_ms = (time.perf_counter() - tic) * 1e3
-                    estimate = activity.data
-                    finite = bool(np.isfinite(estimate).all())
-                    estimate = estimate if finite else np.nan_to_num(estimate, nan=0.0, posinf=0.0, neginf=0.0)
+                    raw, estimate, finite, elapsed_ms = timed
                     metrics = evaluate(estimate[:, window], truth[:, window], patches, centres, distance, adjacency)
                     # AUC_far is not kept for the whole segment: its 25 redraws were a third of the scoring time.
                     whole = evaluate(estimate, truth, patches, centres, distance, adjacency, n_redraw=0)
@@ -216,7 +208,7 @@ def _rows_for_test_set(
                         metrics = dict.fromkeys(metrics, np.nan)
                         whole = dict.fromkeys(whole, np.nan)
                     metrics.update({f"segment_{k}": v for k, v in whole.items() if k in SEGMENT_METRICS})
-                    metrics.update(failure_flags(activity.data, metrics, config.ghost_mm))
+                    metrics.update(failure_flags(raw, metrics, config.ghost_mm))
                     rows.append(
                         {**base, "n_channels": len(channels), "solver": solver_label(name), "ms": elapsed_ms, **metrics}
                     )
@@ -257,6 +249,28 @@ def failure_flags(estimate: np.ndarray, metrics: dict, ghost_mm: float) -> dict[
     nonfinite = not (np.isfinite(estimate).all() and np.isfinite(metrics["peak_patch_error_mm"]))
     ghost = not nonfinite and not metrics["peak_patch_error_mm"] <= ghost_mm
     return {"failed_nonfinite": float(nonfinite), "failed_ghost": float(ghost), "failed": float(nonfinite or ghost)}
+
+
+def timed_estimate(runnable: dict, name: str, set_index: int, head, channels, cache, eeg, sfreq, skipped):
+    """Run one solver on one segment, fitting it on first use; None when it cannot run on these channels.
+
+    Returns ``(estimate, scored, finite, ms)``: the region activity as
+    returned, the same with NaN and inf set to 0 (what the metrics see),
+    whether it was finite, and the time of ``apply_regions`` in ms.
+    ``runnable`` caches the fitted solver (or None) per ``(name, set_index)``.
+    """
+    key = (name, set_index)
+    if key not in runnable:
+        runnable[key] = _first_fit(name, head, channels, cache, eeg, sfreq, skipped)
+    solver = runnable[key]
+    if solver is None:
+        return None
+    tic = time.perf_counter()
+    estimate = solver.apply_regions(eeg, sfreq).data
+    elapsed_ms = (time.perf_counter() - tic) * 1e3
+    finite = bool(np.isfinite(estimate).all())
+    scored = estimate if finite else np.nan_to_num(estimate, nan=0.0, posinf=0.0, neginf=0.0)
+    return estimate, scored, finite, elapsed_ms
 
 
 def _first_fit(name, head, channels, cache, eeg, sfreq, skipped):

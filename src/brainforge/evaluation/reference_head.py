@@ -189,9 +189,7 @@ def score_on_reference_head(
 
 def _score_rows(test, test_path, solvers, head, sets, cache, config, distance_mm, floor_mm) -> list[dict]:
     """One row per sample with sources, channel set and solver (see :func:`score_on_reference_head`)."""
-    import time
-
-    from .benchmark import _first_fit, failure_flags, solver_label
+    from .benchmark import failure_flags, solver_label, timed_estimate
     from .metrics import deepsif_metrics, peak_centre_error_mm, peak_patch_error_mm, spike_window
 
     test_channels = list(test.metadata["ch_names"])
@@ -217,15 +215,10 @@ def _score_rows(test, test_path, solvers, head, sets, cache, config, distance_mm
             eeg = eeg_all[:, [test_channels.index(c) for c in channels]].T
             eeg = eeg - eeg.mean(axis=0)
             for name in solvers:
-                if (name, index) not in runnable:
-                    runnable[name, index] = _first_fit(name, head, channels, cache, eeg, test.sfreq, skipped)
-                if runnable[name, index] is None:
+                timed = timed_estimate(runnable, name, index, head, channels, cache, eeg, test.sfreq, skipped)
+                if timed is None:
                     continue
-                tic = time.perf_counter()
-                estimate = runnable[name, index].apply_regions(eeg, test.sfreq).data
-                elapsed_ms = (time.perf_counter() - tic) * 1e3
-                finite = bool(np.isfinite(estimate).all())
-                scored = estimate if finite else np.nan_to_num(estimate, nan=0.0, posinf=0.0, neginf=0.0)
+                estimate, scored, finite, elapsed_ms = timed
                 # Only DeepSIF's correlation is kept: its precision and recall compare region indices,
                 # which mean different regions in the two parcellations.
                 published = deepsif_metrics(scored[:, window], truth[:, window], patches, centres, distance_mm)
