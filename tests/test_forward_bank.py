@@ -118,6 +118,18 @@ def test_bank_is_cached_and_checked(head64, bank):
         ForwardBankConfig(skull_conductivity=(0.0,))
 
 
+def test_a_margin_too_small_for_the_vertical_range_fails_before_any_dense_leadfield(head64, monkeypatch):
+    from brainforge.anatomy import forward_bank
+
+    def no_dense_leadfield(*args, **kwargs):
+        raise AssertionError("the dense leadfield was computed before the placements were checked")
+
+    monkeypatch.setattr(forward_bank, "_dense_scalp_leadfield", no_dense_leadfield)
+    config = ForwardBankConfig(skull_conductivity=(0.006,), n_placements=64, max_vertical_shift_mm=30.0, margin_mm=0.0)
+    with pytest.raises(BrainForgeError, match="raise margin_mm"):
+        make_forward_bank(head64, config)
+
+
 def test_generator_draws_each_sample_through_the_bank(head64, spike_library, bank, nominal_bank):
     config = SynthesisConfig(n_sources=(1, 2))
     banked = SampleGenerator(head64, spike_library, config, forward_bank=bank)

@@ -74,7 +74,8 @@ class ForwardBankConfig:
         the vertex move least. 0 (the default, and every bank before it
         existed) draws none. A lowered cap needs dense scalp rows lower down:
         ``margin_mm`` of about 45 plus this (``brainforge train
-        --bank-vertical-shift-mm`` sets it so).
+        --bank-vertical-shift-mm`` sets it so); a margin too small fails
+        before any dense leadfield is computed.
 
     Notes
     -----
@@ -444,10 +445,6 @@ def make_forward_bank(
         centre, radius = _scalp_frame(surfaces)
         lowest = float((head.ch_pos_mm - centre)[:, 2].min())
         keep = np.flatnonzero((surfaces.outer_skin - centre)[:, 2] > lowest - config.margin_mm)
-        dense = []
-        for skull in config.skull_conductivity:
-            logger.info("Forward bank: dense scalp leadfield at skull %.4g S/m (%d vertices)", skull, len(keep))
-            dense.append(_dense_scalp_leadfield(head, surfaces, keep, skull, n_jobs))
         rng = np.random.default_rng(config.seed)
         n_ch = head.n_channels
         conductivity_index = rng.integers(len(config.skull_conductivity), size=config.n_placements)
@@ -458,6 +455,12 @@ def make_forward_bank(
         ch_pos_mm, vertex_index, vertex_weight = (
             a.reshape(config.n_placements, n_ch, 3) for a in project_on_scalp(moved.reshape(-1, 3), surfaces, keep)
         )
+        # The placements come first: a margin too small for them fails here in
+        # seconds, not after minutes of dense leadfields.
+        dense = []
+        for skull in config.skull_conductivity:
+            logger.info("Forward bank: dense scalp leadfield at skull %.4g S/m (%d vertices)", skull, len(keep))
+            dense.append(_dense_scalp_leadfield(head, surfaces, keep, skull, n_jobs))
         seconds = time.perf_counter() - start
         logger.info("Forward bank: %d forward models built in %.1f s", config.n_placements, seconds)
         return ForwardBank(
