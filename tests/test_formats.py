@@ -103,6 +103,7 @@ def test_egi_mff_uses_the_file_positions_and_finds_the_source(spike_library, tmp
     mff = write_mff(tmp_path / "spikes.mff", data, 500.0)
     result = localize_file(mff, tmp_path / "out", "sloreta", report=False)
     assert "Electrode positions from the file, projected onto the template head." in result.prepared.notes
+    assert not any("not co-registered" in note for note in result.prepared.notes)
     assert len(result.prepared.ch_names) == 128 and "VREF" not in result.prepared.ch_names
     summary = (tmp_path / "out" / "summary.json").read_text()
     assert "VREF" in summary  # reported as dropped

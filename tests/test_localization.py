@@ -103,6 +103,8 @@ def test_preparation_cleans_channels_and_refuses_bad_input():
     assert prepared.ch_names == names[3:] and len(prepared.dropped) == 3 and "T7" in prepared.ch_names
     assert np.allclose(prepared.data.mean(axis=0), 0.0)  # average reference
     assert any("flat" in note for note in prepared.notes)
+    # Standard names without file positions: the notes say the cap was not co-registered and what that costs.
+    assert any("not co-registered" in note and "too high" in note for note in prepared.notes)
     cases = [
         (_raw(names, ch_type="misc"), "no EEG channels"),
         (_raw(["Fp1", "Foo1", "Bar2", *names[3:12]]), "Foo1, Bar2"),

@@ -34,6 +34,12 @@ FEW_CHANNELS = 16
 MIN_SFREQ_HZ = 100.0
 #: Old 10-20 names and their 10-10 equivalents.
 LEGACY_NAMES = {"T3": "T7", "T4": "T8", "T5": "P7", "T6": "P8"}
+#: The note of a recording localized without its own electrode positions: what an uncorrected cap costs.
+STANDARD_POSITIONS_NOTE = (
+    "Electrode positions: standard 10-05 positions of the channel names on the template head, not "
+    "co-registered. In our tests a cap that sat 2-3 cm lower than the template's put peaks about 1.5-2 cm "
+    "too high (docs/MODEL_CARD.md, Known limits); a file with digitized positions avoids this."
+)
 #: File positions farther than this from the standard position of the same name count as individual, mm.
 STANDARD_POSITION_TOLERANCE_MM = 10.0
 #: Peak-to-peak below this is a flat channel, V.
@@ -416,7 +422,7 @@ def _place_channels(inst, chosen: list[str], known: dict[str, str], dropped: dic
                 f"out with --exclude {','.join(missing)} or rename them to 10-05 names."
             )
         names = list(standard)
-        notes.append("Electrode positions: standard 10-05 positions of the channel names on the template head.")
+        notes.append(STANDARD_POSITIONS_NOTE)
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
         raise BrainForgeError(
