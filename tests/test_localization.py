@@ -105,6 +105,11 @@ def test_preparation_cleans_channels_and_refuses_bad_input():
     assert any("flat" in note for note in prepared.notes)
     # Standard names without file positions: the notes say the cap was not co-registered and what that costs.
     assert any("not co-registered" in note and "too high" in note for note in prepared.notes)
+    # A file whose positions are the standard ones (within 10 mm) is not warned about.
+    placed = _raw(names)
+    placed.set_montage("colin27_1005")
+    notes = prepare_recording(placed, 500.0).notes
+    assert not any("not co-registered" in n for n in notes) and any("lie within 10 mm" in n for n in notes)
     cases = [
         (_raw(names, ch_type="misc"), "no EEG channels"),
         (_raw(["Fp1", "Foo1", "Bar2", *names[3:12]]), "Foo1, Bar2"),

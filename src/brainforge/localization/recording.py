@@ -408,12 +408,18 @@ def _place_channels(inst, chosen: list[str], known: dict[str, str], dropped: dic
         )
     montage = None
     names = list(chosen)
+    positions_note = STANDARD_POSITIONS_NOTE
     if np.isfinite(file_pos).all():
         reference = _standard_positions_m([s for s in standard if s is not None]) if all(standard) else None
         distance_mm = np.linalg.norm(reference - file_pos, axis=1) * 1e3 if reference is not None else None
         if distance_mm is None or np.nanmax(distance_mm, initial=0.0) > STANDARD_POSITION_TOLERANCE_MM:
             montage = mne.channels.make_dig_montage(dict(zip(names, file_pos, strict=True)), coord_frame="head")
             notes.append("Electrode positions from the file, projected onto the template head.")
+        else:
+            positions_note = (
+                f"Electrode positions from the file lie within {STANDARD_POSITION_TOLERANCE_MM:g} mm of the "
+                "standard 10-05 positions of their names; the standard ones are used."
+            )
     if montage is None:
         missing = [n for n, s in zip(chosen, standard, strict=True) if s is None]
         if missing:
@@ -422,7 +428,7 @@ def _place_channels(inst, chosen: list[str], known: dict[str, str], dropped: dic
                 f"out with --exclude {','.join(missing)} or rename them to 10-05 names."
             )
         names = list(standard)
-        notes.append(STANDARD_POSITIONS_NOTE)
+        notes.append(positions_note)
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
         raise BrainForgeError(
