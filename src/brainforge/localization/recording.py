@@ -42,6 +42,11 @@ STANDARD_POSITIONS_NOTE = (
 )
 #: File positions farther than this from the standard position of the same name count as individual, mm.
 STANDARD_POSITION_TOLERANCE_MM = 10.0
+#: The note of a recording whose file positions are the standard ones (within the tolerance).
+FILE_POSITIONS_STANDARD_NOTE = (
+    f"Electrode positions from the file lie within {STANDARD_POSITION_TOLERANCE_MM:g} mm of the standard 10-05 "
+    "positions of their names; the standard ones are used."
+)
 #: Peak-to-peak below this is a flat channel, V.
 FLAT_PTP_V = 1e-9
 #: Samples read at a time when scanning a recording for flat or non-finite channels.
@@ -408,18 +413,13 @@ def _place_channels(inst, chosen: list[str], known: dict[str, str], dropped: dic
         )
     montage = None
     names = list(chosen)
-    positions_note = STANDARD_POSITIONS_NOTE
-    if np.isfinite(file_pos).all():
+    has_file_positions = bool(np.isfinite(file_pos).all())
+    if has_file_positions:
         reference = _standard_positions_m([s for s in standard if s is not None]) if all(standard) else None
         distance_mm = np.linalg.norm(reference - file_pos, axis=1) * 1e3 if reference is not None else None
         if distance_mm is None or np.nanmax(distance_mm, initial=0.0) > STANDARD_POSITION_TOLERANCE_MM:
             montage = mne.channels.make_dig_montage(dict(zip(names, file_pos, strict=True)), coord_frame="head")
             notes.append("Electrode positions from the file, projected onto the template head.")
-        else:
-            positions_note = (
-                f"Electrode positions from the file lie within {STANDARD_POSITION_TOLERANCE_MM:g} mm of the "
-                "standard 10-05 positions of their names; the standard ones are used."
-            )
     if montage is None:
         missing = [n for n, s in zip(chosen, standard, strict=True) if s is None]
         if missing:
@@ -428,7 +428,8 @@ def _place_channels(inst, chosen: list[str], known: dict[str, str], dropped: dic
                 f"out with --exclude {','.join(missing)} or rename them to 10-05 names."
             )
         names = list(standard)
-        notes.append(positions_note)
+        # Without a montage here, file positions (if any) were within the tolerance of the standard ones.
+        notes.append(FILE_POSITIONS_STANDARD_NOTE if has_file_positions else STANDARD_POSITIONS_NOTE)
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
         raise BrainForgeError(
