@@ -636,6 +636,14 @@ def localize_command(
         str | None, typer.Option("--channels", help="Use only these channels, e.g. Fp1,Fp2,Cz (file or 10-05 names).")
     ] = None,
     exclude: Annotated[str | None, typer.Option("--exclude", help="Leave these channels out, e.g. T9,T10.")] = None,
+    positions: Annotated[
+        Path | None,
+        typer.Option(
+            "--positions",
+            help="Electrode positions to use instead of the recording's, e.g. a digitization (.sfp, .elc, .bvct, "
+            ".fif, ...).",
+        ),
+    ] = None,
     timecourses: Annotated[
         str, typer.Option("--timecourses", help="Region time courses: parquet, csv or none.")
     ] = "parquet",
@@ -662,6 +670,7 @@ def localize_command(
         events=tuple(_split_list([events])) if events is not None else None,
         channels=tuple(_split_list([channels])) if channels else None,
         exclude=tuple(_split_list([exclude] if exclude else [])),
+        positions=str(positions) if positions is not None else None,
         timecourses=timecourses, progress=progress and sys.stderr.isatty(), uncertainty=bootstrap,
     )  # fmt: skip
     for note in result.prepared.notes:

@@ -260,6 +260,7 @@ def localize(
     h_freq: float | None = 70.0,
     channels: list[str] | None = None,
     exclude: list[str] | None = None,
+    positions: str | Path | None = None,
     return_confidence: bool = False,
     uncertainty=None,
     verbose: bool | str | int | None = None,
@@ -282,6 +283,9 @@ def localize(
         Band-pass, Hz (None or 0: off).
     channels, exclude : list of str | None
         Use only these channels / leave these out (file or 10-05 names).
+    positions : path | None
+        A file of electrode positions (for example digitized ones) to use
+        instead of the recording's (:func:`brainforge.localization.read_positions`).
     return_confidence : bool
         Also return a bootstrap confidence per region (noise resampling,
         :mod:`brainforge.inverse.uncertainty`), with the solver's calibrated margin.
@@ -301,7 +305,7 @@ def localize(
     """
     config = PreprocessingConfig(
         l_freq, h_freq, tmin, tmax, tuple(events) if events else None,
-        tuple(channels) if channels else None, tuple(exclude or ()),
+        tuple(channels) if channels else None, tuple(exclude or ()), str(positions) if positions is not None else None,
     )  # fmt: skip
     model, _ = _as_solver(solver)
     uncertainty = uncertainty if uncertainty is not None else (True if return_confidence else None)
@@ -362,7 +366,7 @@ def localize_file(
         brain picture in the report.
     **options
         :class:`PreprocessingConfig` fields (``l_freq``, ``h_freq``, ``tmin``,
-        ``tmax``, ``events``, ``channels``, ``exclude``).
+        ``tmax``, ``events``, ``channels``, ``exclude``, ``positions``).
     verbose : bool | str | int | None
         Log level of MNE and BrainForge during the call (``"info"``, ``"warning"``, ...);
         None keeps the current one.

@@ -38,15 +38,32 @@ LEGACY_NAMES = {"T3": "T7", "T4": "T8", "T5": "P7", "T6": "P8"}
 STANDARD_POSITIONS_NOTE = (
     "Electrode positions: standard 10-05 positions of the channel names on the template head, not "
     "co-registered. In our tests a cap that sat 2-3 cm lower than the template's put peaks about 1.5-2 cm "
-    "too high (docs/MODEL_CARD.md, Known limits); a file with digitized positions avoids this."
+    "too high (docs/MODEL_CARD.md, Known limits); digitized positions in the file or given with --positions "
+    "avoid this."
 )
 #: File positions farther than this from the standard position of the same name count as individual, mm.
 STANDARD_POSITION_TOLERANCE_MM = 10.0
-#: The note of a recording whose file positions are the standard ones (within the tolerance).
+#: The note of a recording whose file positions are the standard ones (within the tolerance); {source} names
+#: where the positions came from.
 FILE_POSITIONS_STANDARD_NOTE = (
-    f"Electrode positions from the file lie within {STANDARD_POSITION_TOLERANCE_MM:g} mm of the standard 10-05 "
-    "positions of their names; the standard ones are used."
+    "Electrode positions from {source} lie within "
+    f"{STANDARD_POSITION_TOLERANCE_MM:g} mm of the standard 10-05 positions of their names; the standard ones are used."
 )
+#: Electrode-position files ``--positions`` reads (MNE's readers), by file ending.
+POSITION_FILE_FORMATS = (
+    ".sfp", ".elc", ".csd", ".bvef", ".xyz", ".csv", ".tsv", ".loc", ".locs", ".eloc", ".txt", ".elp", ".fif",
+    ".bvct", ".hpts",
+)  # fmt: skip
+#: Formats that store directions on a sphere, not measured positions; MNE scales them to this head radius, m.
+SPHERICAL_POSITION_FORMATS = (".loc", ".locs", ".eloc", ".txt", ".elp", ".csd", ".bvef")
+SPHERICAL_HEAD_RADIUS_M = 0.095
+#: Formats of measured positions that do not state their unit (m, cm or mm is guessed from the head's size).
+UNITLESS_POSITION_FORMATS = (".sfp", ".xyz", ".csv", ".tsv")
+#: Centre of the sphere fitted to the standard 10-05 positions in MNE's head frame, mm (radius 98 mm).
+STANDARD_HEAD_CENTRE_MM = np.array([-1.0, 14.9, 40.0])
+#: Positions whose fitted sphere is off by more than this, or has a radius outside the range, are refused.
+HEAD_CENTRE_TOLERANCE_MM = 50.0
+HEAD_RADIUS_RANGE_MM = (60.0, 140.0)
 #: Peak-to-peak below this is a flat channel, V.
 FLAT_PTP_V = 1e-9
 #: Samples read at a time when scanning a recording for flat or non-finite channels.
@@ -82,6 +99,10 @@ class PreprocessingConfig:
         EEG channel.
     exclude : tuple of str
         Channels not to use (file or 10-05 names).
+    positions : str | None
+        A file of electrode positions (digitized, for example) to use
+        instead of those in the recording: any format in
+        :data:`POSITION_FILE_FORMATS` (:func:`read_positions`).
     """
 
     l_freq: float | None = 1.0
@@ -91,8 +112,11 @@ class PreprocessingConfig:
     events: tuple[str, ...] | None = None
     channels: tuple[str, ...] | None = None
     exclude: tuple[str, ...] = ()
+    positions: str | None = None
 
     def __post_init__(self) -> None:
+        if self.positions is not None:
+            _check_positions_file(Path(self.positions))
         for option, value in (("--l-freq", self.l_freq), ("--h-freq", self.h_freq)):
             if value is not None and not (np.isfinite(value) and value >= 0):
                 raise BrainForgeError(
@@ -135,6 +159,7 @@ class PreprocessingConfig:
             "events": list(self.events) if self.events else None,
             "channels": list(self.channels) if self.channels else None,
             "exclude": list(self.exclude),
+            "positions_file": str(self.positions) if self.positions is not None else None,
         }
 
 
@@ -280,14 +305,146 @@ def _file_positions_m(info) -> np.ndarray:
     return positions
 
 
-def _match_names(requested: tuple[str, ...], available: list[str], known: dict[str, str], option: str) -> list[str]:
-    """Map names given by the user (file or 10-05 spelling, any case) to the file's names."""
+def _check_positions_file(path: Path) -> None:
+    """Refuse a ``--positions`` file that does not exist or whose format MNE cannot read."""
+    if not path.is_file():
+        raise BrainForgeError(f"--positions {path}: file not found.")
+    if path.suffix.lower() not in POSITION_FILE_FORMATS:
+        raise BrainForgeError(
+            f"--positions {path.name}: unknown format {path.suffix or '(no ending)'!r}; electrode positions are read "
+            f"from the files MNE reads: {', '.join(POSITION_FILE_FORMATS)}."
+        )
+
+
+def _read_montage_file(path: Path) -> tuple[object, list[str]]:
+    """Read a DigMontage with MNE's reader for the file's ending; return it and notes on how it was read.
+
+    Measured positions keep their scale; in formats that do not state a unit, the unit (m, cm or mm) that
+    gives a head-sized sphere is used.
+    """
+    import mne
+
+    from ..anatomy.bem import fit_sphere
+
+    suffix = path.suffix.lower()
+    if suffix == ".fif":
+        return mne.channels.read_dig_fif(path), []
+    if suffix == ".bvct":
+        return mne.channels.read_dig_captrak(path), []
+    if suffix == ".hpts":
+        return mne.channels.read_dig_hpts(path), []
+    if suffix in SPHERICAL_POSITION_FORMATS:
+        montage = mne.channels.read_custom_montage(path, head_size=SPHERICAL_HEAD_RADIUS_M)
+        return montage, [
+            f"{path.name} holds directions on a sphere, not measured positions: the cap is placed as a standard "
+            "one, not co-registered."
+        ]
+    montage = mne.channels.read_custom_montage(path, head_size=None)
+    if suffix not in UNITLESS_POSITION_FORMATS or len(montage.ch_names) < 4:
+        return montage, []
+    channel_pos = np.array(list(montage.get_positions()["ch_pos"].values()), float)
+    radius = fit_sphere(channel_pos[np.isfinite(channel_pos).all(axis=1)])[1]
+    low, high = HEAD_RADIUS_RANGE_MM
+    for unit, to_m in (("m", 1.0), ("cm", 1e-2), ("mm", 1e-3)):
+        if low <= radius * to_m * 1e3 <= high:
+            for point in montage.dig:
+                point["r"] = point["r"] * to_m
+            return montage, [f"{path.name} states no unit; its coordinates were read as {unit} (head radius)."]
+    return montage, []
+
+
+def read_positions(path: str | Path) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Read electrode positions from a digitization or montage file into MNE's head frame.
+
+    The file's fiducials (nasion, LPA, RPA) define the head frame, as in
+    :meth:`mne.Info.set_montage`; a file without them is taken to be in head
+    coordinates already (and a note says so). Positions that do not lie on a
+    head there (the sphere fitted to them has a radius outside 60-140 mm or a
+    centre more than 50 mm from that of the standard positions: wrong units
+    or a device frame) are refused.
+
+    Parameters
+    ----------
+    path : path
+        Any format in :data:`POSITION_FILE_FORMATS`.
+
+    Returns
+    -------
+    positions : dict of str to array, shape (3,)
+        Position of each named electrode, m, MNE head frame.
+    notes : list of str
+        Caveats for the output's notes.
+    """
+    import warnings
+
+    import mne
+
+    from ..anatomy.bem import fit_sphere
+
+    path = Path(path)
+    _check_positions_file(path)
+    try:
+        montage, notes = _read_montage_file(path)
+    except Exception as err:  # MNE's readers raise many types for malformed files
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise BrainForgeError(f"--positions {path.name}: cannot read electrode positions ({reason}).") from err
+    names = list(montage.ch_names)
+    if len(names) < MIN_CHANNELS:
+        raise BrainForgeError(
+            f"--positions {path.name}: {len(names)} electrode position(s) in the file; at least {MIN_CHANNELS} "
+            "are needed."
+        )
+    found = montage.get_positions()
+    if found["coord_frame"] != "head" and any(found[key] is None for key in ("nasion", "lpa", "rpa")):
+        notes.append(
+            f"{path.name} has no fiducials (nasion, LPA, RPA): its coordinates were taken as MNE head coordinates."
+        )
+    info = mne.create_info(names, 1000.0, "eeg")
+    with warnings.catch_warnings():  # MNE warns when it assumes the identity transform without fiducials
+        warnings.simplefilter("ignore", RuntimeWarning)
+        info.set_montage(montage, on_missing="ignore")
+    positions = _file_positions_m(info)
+    finite = np.isfinite(positions).all(axis=1)
+    centre_mm, radius_mm = fit_sphere(positions[finite] * 1e3)
+    off_mm = float(np.linalg.norm(centre_mm - STANDARD_HEAD_CENTRE_MM))
+    low, high = HEAD_RADIUS_RANGE_MM
+    if not (low <= radius_mm <= high and off_mm <= HEAD_CENTRE_TOLERANCE_MM):
+        raise BrainForgeError(
+            f"--positions {path.name}: the positions do not lie on a head in MNE's head frame (fitted sphere: "
+            f"radius {radius_mm:.0f} mm, centre {off_mm:.0f} mm from the standard one); check the file's units "
+            "and that it holds the fiducials (nasion, LPA, RPA) of the digitization."
+        )
+    return {name: pos for name, pos, ok in zip(names, positions, finite, strict=True) if ok}, notes
+
+
+def _positions_from_file(path: Path, chosen: list[str], known: dict[str, str]) -> tuple[np.ndarray, list[str]]:
+    """Positions of the chosen channels from a ``--positions`` file (matched by name or 10-05 spelling), m."""
+    positions, notes = read_positions(path)
+    lookup = _name_lookup(list(positions), known)
+    keys = [lookup.get(name.lower()) or lookup.get((standard_name(name, known) or "").lower()) for name in chosen]
+    missing = [name for name, key in zip(chosen, keys, strict=True) if key is None]
+    if missing:
+        raise BrainForgeError(
+            f"--positions {path.name}: no position for channel(s) {', '.join(missing)} of the recording; add them "
+            f"to the file, or leave them out with --exclude {','.join(missing)}."
+        )
+    return np.array([positions[key] for key in keys]), notes
+
+
+def _name_lookup(available: list[str], known: dict[str, str]) -> dict[str, str]:
+    """Map lower-case names and their lower-case 10-05 spellings to the names in ``available``."""
     lookup: dict[str, str] = {}
     for name in available:
         lookup[name.lower()] = name
         standard = standard_name(name, known)
         if standard is not None:
             lookup.setdefault(standard.lower(), name)
+    return lookup
+
+
+def _match_names(requested: tuple[str, ...], available: list[str], known: dict[str, str], option: str) -> list[str]:
+    """Map names given by the user (file or 10-05 spelling, any case) to the file's names."""
+    lookup = _name_lookup(available, known)
     unknown = [name for name in requested if name.strip().lower() not in lookup]
     if unknown:
         raise BrainForgeError(
@@ -395,16 +552,25 @@ def select_channels(inst, config: PreprocessingConfig, span: tuple[int, int | No
         message = f"Dropped {len(names)} channel(s) {reason}: {shown}."
         logger.warning(message)
         notes.append(message)
-    return _place_channels(inst, chosen, known, dropped, notes)
+    if config.positions is None:
+        info = mne.pick_info(inst.info, [inst.ch_names.index(name) for name in chosen])
+        return _place_channels(chosen, _file_positions_m(info), "the file", known, dropped, notes)
+    file_pos, position_notes = _positions_from_file(Path(config.positions), chosen, known)
+    notes.extend(position_notes)
+    return _place_channels(chosen, file_pos, Path(config.positions).name, known, dropped, notes)
 
 
-def _place_channels(inst, chosen: list[str], known: dict[str, str], dropped: dict, notes: list[str]) -> ChannelPlan:
-    """Name and position the chosen channels: individual positions from the file, else standard 10-05 ones."""
+def _place_channels(
+    chosen: list[str], file_pos: np.ndarray, source: str, known: dict[str, str], dropped: dict, notes: list[str]
+) -> ChannelPlan:
+    """Name and position the chosen channels: individual positions, else standard 10-05 ones.
+
+    ``file_pos`` holds the individual positions (m, head frame; NaN rows where absent) and ``source`` names
+    where they came from (the recording or a ``--positions`` file), for the notes.
+    """
     import mne
 
-    info = mne.pick_info(inst.info, [inst.ch_names.index(name) for name in chosen])
     standard = [standard_name(n, known) for n in chosen]
-    file_pos = _file_positions_m(info)
     unknown = [n for n, s, p in zip(chosen, standard, file_pos, strict=True) if s is None and not np.isfinite(p).all()]
     if unknown:
         raise BrainForgeError(
@@ -419,7 +585,7 @@ def _place_channels(inst, chosen: list[str], known: dict[str, str], dropped: dic
         distance_mm = np.linalg.norm(reference - file_pos, axis=1) * 1e3 if reference is not None else None
         if distance_mm is None or np.nanmax(distance_mm, initial=0.0) > STANDARD_POSITION_TOLERANCE_MM:
             montage = mne.channels.make_dig_montage(dict(zip(names, file_pos, strict=True)), coord_frame="head")
-            notes.append("Electrode positions from the file, projected onto the template head.")
+            notes.append(f"Electrode positions from {source}, projected onto the template head.")
     if montage is None:
         missing = [n for n, s in zip(chosen, standard, strict=True) if s is None]
         if missing:
@@ -429,7 +595,8 @@ def _place_channels(inst, chosen: list[str], known: dict[str, str], dropped: dic
             )
         names = list(standard)
         # Without a montage here, file positions (if any) were within the tolerance of the standard ones.
-        notes.append(FILE_POSITIONS_STANDARD_NOTE if has_file_positions else STANDARD_POSITIONS_NOTE)
+        standard_note = FILE_POSITIONS_STANDARD_NOTE.format(source=source)
+        notes.append(standard_note if has_file_positions else STANDARD_POSITIONS_NOTE)
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
         raise BrainForgeError(

@@ -1,0 +1,128 @@
+"""Electrode positions from a separate file (``localize --positions``): reading, units, errors, co-registration."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import mne
+import numpy as np
+import pytest
+
+from brainforge import BrainForgeError
+from brainforge.anatomy import CHANNEL_SUBSETS
+from brainforge.localization import (
+    PreprocessingConfig,
+    localize_prepared,
+    prepare_recording,
+    read_positions,
+    simulate_recording,
+    source_errors_mm,
+)
+from brainforge.localization.core import head_model_for
+from brainforge.localization.recording import _standard_positions_m
+
+NAMES = CHANNEL_SUBSETS["1010-32"]
+#: How far the simulated cap sat below the template's, m (the head frame's z axis).
+LOWERED_M = 0.025
+
+
+def _fiducials_m() -> dict[str, np.ndarray]:
+    """Nasion, LPA and RPA of the standard montage in MNE's head frame, m."""
+    info = mne.create_info(["Cz"], 500.0, "eeg")
+    info.set_montage("colin27_1005")
+    names = {1: "lpa", 2: "nasion", 3: "rpa"}
+    return {names[d["ident"]]: d["r"] for d in info["dig"] if d["kind"] == mne.io.constants.FIFF.FIFFV_POINT_CARDINAL}
+
+
+def _write_sfp(path: Path, names, positions_m, to_unit: float, fiducials: bool = True) -> Path:
+    """Write an .sfp file (name x y z, no unit stated) with coordinates in m times ``to_unit``."""
+    rows = list(zip(names, positions_m, strict=True))
+    if fiducials:
+        found = _fiducials_m()
+        rows = [("FidNz", found["nasion"]), ("FidT9", found["lpa"]), ("FidT10", found["rpa"]), *rows]
+    path.write_text(
+        "".join(f"{name}\t{x * to_unit:.5f}\t{y * to_unit:.5f}\t{z * to_unit:.5f}\n" for name, (x, y, z) in rows)
+    )
+    return path
+
+
+def _raw(names, n_times=1000):
+    data = np.random.default_rng(0).normal(scale=1e-5, size=(len(names), n_times))
+    return mne.io.RawArray(data, mne.create_info(list(names), 500.0, "eeg"), verbose="error")
+
+
+def _lowered_m() -> np.ndarray:
+    return _standard_positions_m(NAMES) + np.array([0.0, 0.0, -LOWERED_M])
+
+
+@pytest.mark.parametrize(("to_unit", "unit"), [(1.0, "m"), (100.0, "cm"), (1000.0, "mm")])
+def test_positions_are_read_in_the_head_frame_whatever_the_unit(tmp_path, to_unit, unit):
+    path = _write_sfp(tmp_path / "cap.sfp", NAMES, _lowered_m(), to_unit)
+    positions, notes = read_positions(path)
+    np.testing.assert_allclose(np.array([positions[n] for n in NAMES]), _lowered_m(), atol=1e-5)
+    assert any(f"read as {unit}" in note for note in notes)
+    assert not any("no fiducials" in note for note in notes)
+
+
+def test_preparation_uses_the_positions_file_instead_of_the_standard_positions(tmp_path):
+    raw = _raw([f"EEG {n}-REF" for n in NAMES])  # file names differ from the positions file's 10-05 names
+    path = _write_sfp(tmp_path / "cap.sfp", NAMES, _lowered_m(), 100.0)
+    prepared = prepare_recording(raw, 500.0, PreprocessingConfig(positions=str(path), l_freq=None))
+    found = prepared.montage.get_positions()["ch_pos"]
+    np.testing.assert_allclose(np.array([found[f"EEG {n}-REF"] for n in NAMES]), _lowered_m(), atol=1e-5)
+    assert "Electrode positions from cap.sfp, projected onto the template head." in prepared.notes
+    assert not any("not co-registered" in note for note in prepared.notes)
+    assert prepared.preprocessing["requested"]["positions_file"] == str(path)
+    # Standard positions in the file (no fiducials, mm): the cached standard head serves, and the notes say so.
+    standard = _write_sfp(tmp_path / "standard.sfp", NAMES, _standard_positions_m(NAMES), 1000.0, fiducials=False)
+    prepared = prepare_recording(_raw(NAMES), 500.0, PreprocessingConfig(positions=str(standard), l_freq=None))
+    assert prepared.montage is None
+    assert any("standard.sfp has no fiducials" in note for note in prepared.notes)
+    assert any("from standard.sfp lie within 10 mm" in note for note in prepared.notes)
+
+
+def test_bad_positions_files_get_one_line_errors(tmp_path):
+    with pytest.raises(BrainForgeError, match="file not found"):
+        PreprocessingConfig(positions=str(tmp_path / "missing.sfp"))
+    unknown = tmp_path / "cap.pos"
+    unknown.write_text("Fp1 0 0 0\n")
+    with pytest.raises(BrainForgeError, match=r"unknown format '\.pos'"):
+        PreprocessingConfig(positions=str(unknown))
+    broken = tmp_path / "broken.elc"
+    broken.write_text("not an ASA electrode file\n")
+    with pytest.raises(BrainForgeError, match=r"broken\.elc: cannot read electrode positions"):
+        read_positions(broken)
+    device_frame = _write_sfp(
+        tmp_path / "device.sfp", NAMES, _lowered_m() + np.array([0.3, 0.0, 0.0]), 1.0, fiducials=False
+    )
+    with pytest.raises(BrainForgeError, match="do not lie on a head"):
+        read_positions(device_frame)
+    partial = _write_sfp(tmp_path / "partial.sfp", NAMES[:-2], _lowered_m()[:-2], 100.0)
+    with pytest.raises(BrainForgeError, match=f"no position for channel.*--exclude {NAMES[-2]},{NAMES[-1]}"):
+        prepare_recording(_raw(NAMES), 500.0, PreprocessingConfig(positions=str(partial), l_freq=None))
+    # The command line stops on one line before any work.
+    result = subprocess.run(
+        [sys.executable, "-m", "brainforge.cli", "localize", str(partial), "--positions", str(unknown), "--out",
+         str(tmp_path / "out")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert result.returncode == 2 and len(lines) == 1 and "unknown format '.pos'" in lines[0], result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_positions_file_co_registers_a_cap_that_sat_lower(spike_library, tmp_path):
+    """EEG from a cap 25 mm below the template's: with the file's positions sLORETA finds the sources, without
+    them (standard positions of the names) it misses them."""
+    path = _write_sfp(tmp_path / "cap.sfp", NAMES, _lowered_m(), 100.0)
+    head = head_model_for(prepare_recording(_raw(NAMES), 500.0, PreprocessingConfig(positions=str(path))))
+    raw, truth = simulate_recording(head, spike_library, ("cortical",) * 6, snr_db=15.0, seed=7)
+    errors = {}
+    for label, positions in (("positions", str(path)), ("standard", None)):
+        # The simulated file carries the standard positions of the names, as many recordings do.
+        prepared = prepare_recording(raw, 500.0, PreprocessingConfig(positions=positions))
+        errors[label] = np.array(source_errors_mm(localize_prepared(prepared, "sloreta"), truth))
+    assert np.median(errors["positions"]) <= 5.0, errors
+    assert errors["standard"].mean() >= errors["positions"].mean() + 5.0, errors
