@@ -126,3 +126,22 @@ def test_a_positions_file_co_registers_a_cap_that_sat_lower(spike_library, tmp_p
         errors[label] = np.array(source_errors_mm(localize_prepared(prepared, "sloreta"), truth))
     assert np.median(errors["positions"]) <= 5.0, errors
     assert errors["standard"].mean() >= errors["positions"].mean() + 5.0, errors
+
+
+def test_a_bids_electrodes_table_is_read_and_its_coordinate_system_checked(tmp_path):
+    """BIDS ``electrodes.tsv``: named columns, ``n/a`` rows left out, a non-CapTrak ``coordsystem.json`` refused."""
+    table = tmp_path / "sub-01_electrodes.tsv"
+    rows = [
+        f"{n}\t{x * 1e3:.3f}\t{y * 1e3:.3f}\t{z * 1e3:.3f}\t4.0"
+        for n, (x, y, z) in zip(NAMES, _lowered_m(), strict=True)
+    ]
+    table.write_text("\n".join(["name\tx\ty\tz\tsize", *rows, "REF\tn/a\tn/a\tn/a\tn/a"]) + "\n")
+    sidecar = tmp_path / "sub-01_coordsystem.json"
+    sidecar.write_text('{"EEGCoordinateSystem": "CapTrak", "EEGCoordinateUnits": "mm"}')
+    positions, notes = read_positions(table)
+    assert sorted(positions) == sorted(NAMES)  # REF (n/a) left out
+    np.testing.assert_allclose(np.array([positions[n] for n in NAMES]), _lowered_m(), atol=1e-5)
+    assert any("read as mm" in note for note in notes)
+    sidecar.write_text('{"EEGCoordinateSystem": "EEGLAB", "EEGCoordinateUnits": "mm"}')
+    with pytest.raises(BrainForgeError, match="EEGLAB coordinate system; BrainForge reads CapTrak"):
+        read_positions(table)

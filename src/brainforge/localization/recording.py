@@ -316,6 +316,44 @@ def _check_positions_file(path: Path) -> None:
         )
 
 
+def _read_position_table(path: Path):
+    """Read a table of electrode positions (``.tsv``/``.csv``: name, x, y, z, as BIDS ``electrodes.tsv``).
+
+    Rows whose coordinates are not numbers (BIDS writes ``n/a``) are left out. A BIDS
+    ``*_coordsystem.json`` beside the file must name the CapTrak system (MNE's head frame).
+    """
+    import csv
+    import json
+
+    import mne
+
+    for sidecar in sorted(path.parent.glob("*_coordsystem.json")):
+        system = json.loads(sidecar.read_text()).get("EEGCoordinateSystem")
+        if system is not None and system != "CapTrak":
+            raise BrainForgeError(
+                f"--positions {path.name}: {sidecar.name} puts the positions in the {system} coordinate system; "
+                "BrainForge reads CapTrak (MNE's head frame): convert them, e.g. with mne-bids."
+            )
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    with path.open(newline="") as file:
+        rows = [row for row in csv.reader(file, delimiter=delimiter) if row]
+    header = [cell.strip().lower() for cell in rows[0]] if rows else []
+    columns = (
+        [header.index(key) for key in ("name", "x", "y", "z")]
+        if {"name", "x", "y", "z"} <= set(header)
+        else [0, 1, 2, 3]
+    )
+    positions = {}
+    for row in rows[1:]:
+        try:
+            positions[row[columns[0]].strip()] = np.array([float(row[c]) for c in columns[1:]])
+        except (ValueError, IndexError):
+            continue  # "n/a", or a short row
+    if not positions:
+        raise BrainForgeError(f"--positions {path.name}: no rows of name, x, y, z with numbers.")
+    return mne.channels.make_dig_montage(positions, coord_frame="unknown")
+
+
 def _read_montage_file(path: Path) -> tuple[object, list[str]]:
     """Read a DigMontage with MNE's reader for the file's ending; return it and notes on how it was read.
 
@@ -339,7 +377,10 @@ def _read_montage_file(path: Path) -> tuple[object, list[str]]:
             f"{path.name} holds directions on a sphere, not measured positions: the cap is placed as a standard "
             "one, not co-registered."
         ]
-    montage = mne.channels.read_custom_montage(path, head_size=None)
+    if suffix in (".tsv", ".csv"):
+        montage = _read_position_table(path)
+    else:
+        montage = mne.channels.read_custom_montage(path, head_size=None)
     if suffix not in UNITLESS_POSITION_FORMATS or len(montage.ch_names) < 4:
         return montage, []
     channel_pos = np.array(list(montage.get_positions()["ch_pos"].values()), float)
@@ -385,6 +426,8 @@ def read_positions(path: str | Path) -> tuple[dict[str, np.ndarray], list[str]]:
     _check_positions_file(path)
     try:
         montage, notes = _read_montage_file(path)
+    except BrainForgeError:
+        raise
     except Exception as err:  # MNE's readers raise many types for malformed files
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise BrainForgeError(f"--positions {path.name}: cannot read electrode positions ({reason}).") from err
