@@ -36,7 +36,7 @@ from brainforge.localization import (
     source_errors_mm,
 )
 from brainforge.localization.core import head_model_for
-from brainforge.localization.recording import _standard_positions_m
+from brainforge.localization.positions import standard_positions_m
 from brainforge.nmm import default_spike_library, read_spike_library
 
 SOLVERS = ("sloreta", "default")
@@ -52,7 +52,7 @@ def write_lowered_sfp(path: Path, names: list[str], lowered_m: float) -> Path:
         for d in info["dig"]
         if d["kind"] == mne.io.constants.FIFF.FIFFV_POINT_CARDINAL
     ]
-    rows += list(zip(names, _standard_positions_m(names) + np.array([0.0, 0.0, -lowered_m]), strict=True))
+    rows += list(zip(names, standard_positions_m(names) + np.array([0.0, 0.0, -lowered_m]), strict=True))
     path.write_text("".join(f"{name}\t{x * 100:.5f}\t{y * 100:.5f}\t{z * 100:.5f}\n" for name, (x, y, z) in rows))
     return path
 
@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="7,8,9")
     parser.add_argument("--sources", type=int, default=6)
     args = parser.parse_args()
+    mne.set_log_level("error")  # the filter and montage messages of every recording
     names = list(CHANNEL_SUBSETS["1010-32"])
     library = read_spike_library(default_spike_library())
     errors: dict[tuple[str, str], list[float]] = {(s, p): [] for s in SOLVERS for p in ("file", "standard")}

@@ -21,7 +21,7 @@ from brainforge.localization import (
     source_errors_mm,
 )
 from brainforge.localization.core import head_model_for
-from brainforge.localization.recording import _standard_positions_m
+from brainforge.localization.positions import STANDARD_HEAD_CENTRE_MM, standard_positions_m
 
 NAMES = CHANNEL_SUBSETS["1010-32"]
 #: How far the simulated cap sat below the template's, m (the head frame's z axis).
@@ -36,12 +36,18 @@ def _fiducials_m() -> dict[str, np.ndarray]:
     return {names[d["ident"]]: d["r"] for d in info["dig"] if d["kind"] == mne.io.constants.FIFF.FIFFV_POINT_CARDINAL}
 
 
-def _write_sfp(path: Path, names, positions_m, to_unit: float, fiducials: bool = True) -> Path:
-    """Write an .sfp file (name x y z, no unit stated) with coordinates in m times ``to_unit``."""
+def _write_sfp(path: Path, names, positions_m, to_unit: float, fiducials: bool = True, transform=None) -> Path:
+    """Write an .sfp file (name x y z, no unit stated) of head-frame positions (m) times ``to_unit``.
+
+    ``transform`` (rotation, shift in m) moves every point, fiducials included, into another frame first.
+    """
     rows = list(zip(names, positions_m, strict=True))
     if fiducials:
         found = _fiducials_m()
         rows = [("FidNz", found["nasion"]), ("FidT9", found["lpa"]), ("FidT10", found["rpa"]), *rows]
+    if transform is not None:
+        rotation, shift = transform
+        rows = [(name, rotation @ pos + shift) for name, pos in rows]
     path.write_text(
         "".join(f"{name}\t{x * to_unit:.5f}\t{y * to_unit:.5f}\t{z * to_unit:.5f}\n" for name, (x, y, z) in rows)
     )
@@ -54,16 +60,42 @@ def _raw(names, n_times=1000):
 
 
 def _lowered_m() -> np.ndarray:
-    return _standard_positions_m(NAMES) + np.array([0.0, 0.0, -LOWERED_M])
+    return standard_positions_m(NAMES) + np.array([0.0, 0.0, -LOWERED_M])
+
+
+def _rotation_z(degrees: float) -> np.ndarray:
+    angle = np.radians(degrees)
+    return np.array([[np.cos(angle), -np.sin(angle), 0.0], [np.sin(angle), np.cos(angle), 0.0], [0.0, 0.0, 1.0]])
 
 
 @pytest.mark.parametrize(("to_unit", "unit"), [(1.0, "m"), (100.0, "cm"), (1000.0, "mm")])
-def test_positions_are_read_in_the_head_frame_whatever_the_unit(tmp_path, to_unit, unit):
-    path = _write_sfp(tmp_path / "cap.sfp", NAMES, _lowered_m(), to_unit)
+def test_positions_are_read_in_the_head_frame_whatever_the_unit_and_frame(tmp_path, to_unit, unit):
+    """A digitizer's own frame (rotated 70 degrees, shifted 0.3 m) is undone through the file's fiducials."""
+    path = tmp_path / "cap.sfp"
+    _write_sfp(path, NAMES, _lowered_m(), to_unit, transform=(_rotation_z(70.0), np.array([0.3, -0.1, 0.05])))
     positions, notes = read_positions(path)
-    np.testing.assert_allclose(np.array([positions[n] for n in NAMES]), _lowered_m(), atol=1e-5)
+    np.testing.assert_allclose(np.array([positions[n] for n in NAMES]), _lowered_m(), atol=1e-4)  # 0.1 mm
     assert any(f"read as {unit}" in note for note in notes)
     assert not any("no fiducials" in note for note in notes)
+
+
+def _write_loc(path: Path, names, positions_m) -> Path:
+    """Write an EEGLAB .loc file (index, theta in degrees, polar radius, name): directions from the head centre."""
+    directions = positions_m - STANDARD_HEAD_CENTRE_MM * 1e-3
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    x, y, z = directions.T
+    theta = np.degrees(np.arctan2(-x, y)) * -1.0  # MNE: azimuth = -theta; x = -y', y = x'
+    radius = np.arccos(z) / np.pi
+    lines = [f"{i + 1}\t{t:.4f}\t{r:.5f}\t{n}" for i, (t, r, n) in enumerate(zip(theta, radius, names, strict=True))]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_spherical_file_is_placed_on_the_standard_sphere(tmp_path):
+    positions, notes = read_positions(_write_loc(tmp_path / "cap.loc", NAMES, standard_positions_m(NAMES)))
+    distance_mm = np.linalg.norm(np.array([positions[n] for n in NAMES]) - standard_positions_m(NAMES), axis=1) * 1e3
+    assert np.median(distance_mm) < 8.0 and distance_mm.max() < 20.0, distance_mm
+    assert any("directions on a sphere" in note for note in notes)
 
 
 def test_preparation_uses_the_positions_file_instead_of_the_standard_positions(tmp_path):
@@ -76,7 +108,7 @@ def test_preparation_uses_the_positions_file_instead_of_the_standard_positions(t
     assert not any("not co-registered" in note for note in prepared.notes)
     assert prepared.preprocessing["requested"]["positions_file"] == str(path)
     # Standard positions in the file (no fiducials, mm): the cached standard head serves, and the notes say so.
-    standard = _write_sfp(tmp_path / "standard.sfp", NAMES, _standard_positions_m(NAMES), 1000.0, fiducials=False)
+    standard = _write_sfp(tmp_path / "standard.sfp", NAMES, standard_positions_m(NAMES), 1000.0, fiducials=False)
     prepared = prepare_recording(_raw(NAMES), 500.0, PreprocessingConfig(positions=str(standard), l_freq=None))
     assert prepared.montage is None
     assert any("standard.sfp has no fiducials" in note for note in prepared.notes)
@@ -129,19 +161,38 @@ def test_a_positions_file_co_registers_a_cap_that_sat_lower(spike_library, tmp_p
 
 
 def test_a_bids_electrodes_table_is_read_and_its_coordinate_system_checked(tmp_path):
-    """BIDS ``electrodes.tsv``: named columns, ``n/a`` rows left out, a non-CapTrak ``coordsystem.json`` refused."""
+    """BIDS ``electrodes.tsv``: named columns, ``n/a`` rows left out, the sidecar's unit and system used."""
     table = tmp_path / "sub-01_electrodes.tsv"
     rows = [
-        f"{n}\t{x * 1e3:.3f}\t{y * 1e3:.3f}\t{z * 1e3:.3f}\t4.0"
-        for n, (x, y, z) in zip(NAMES, _lowered_m(), strict=True)
+        f"{x * 1e2:.4f}\t{n}\t{y * 1e2:.4f}\t{z * 1e2:.4f}" for n, (x, y, z) in zip(NAMES, _lowered_m(), strict=True)
     ]
-    table.write_text("\n".join(["name\tx\ty\tz\tsize", *rows, "REF\tn/a\tn/a\tn/a\tn/a"]) + "\n")
+    table.write_text("\n".join(["x\tname\ty\tz", *rows, "n/a\tREF\tn/a\tn/a"]) + "\n")
     sidecar = tmp_path / "sub-01_coordsystem.json"
-    sidecar.write_text('{"EEGCoordinateSystem": "CapTrak", "EEGCoordinateUnits": "mm"}')
+    sidecar.write_text('{"EEGCoordinateSystem": "CapTrak", "EEGCoordinateUnits": "cm"}')
+    (tmp_path / "sub-02_coordsystem.json").write_text('{"EEGCoordinateSystem": "MNI305"}')  # another subject's
     positions, notes = read_positions(table)
     assert sorted(positions) == sorted(NAMES)  # REF (n/a) left out
     np.testing.assert_allclose(np.array([positions[n] for n in NAMES]), _lowered_m(), atol=1e-5)
-    assert any("read as mm" in note for note in notes)
+    assert not any("states no unit" in note for note in notes)  # the sidecar states it
     sidecar.write_text('{"EEGCoordinateSystem": "EEGLAB", "EEGCoordinateUnits": "mm"}')
     with pytest.raises(BrainForgeError, match="EEGLAB coordinate system; BrainForge reads CapTrak"):
         read_positions(table)
+    # A table without a header keeps its first row; an upper-case ending is read as its lower-case one.
+    headerless = tmp_path / "CAP.CSV"
+    headerless.write_text("".join(f"{n},{x},{y},{z}\n" for n, (x, y, z) in zip(NAMES, _lowered_m(), strict=True)))
+    assert sorted(read_positions(headerless)[0]) == sorted(NAMES)
+
+
+def test_positions_in_other_axes_flat_or_too_few_are_refused(tmp_path):
+    lowered = _lowered_m()
+    # EEGLAB's axes (+x nasion, +y left ear) without fiducials: a 90-degree rotation about z.
+    eeglab_axes = _write_sfp(tmp_path / "eeglab.sfp", NAMES, lowered @ _rotation_z(90.0).T, 1000.0, fiducials=False)
+    with pytest.raises(BrainForgeError, match="rotated 90 degrees"):
+        prepare_recording(_raw(NAMES), 500.0, PreprocessingConfig(positions=str(eeglab_axes), l_freq=None))
+    flat = lowered * np.array([1.0, 1.0, 0.0]) + np.array([0.0, 0.0, 0.05])
+    with pytest.raises(BrainForgeError, match="nearly in a plane"):
+        read_positions(_write_sfp(tmp_path / "flat.sfp", NAMES, flat, 1000.0, fiducials=False))
+    with pytest.raises(BrainForgeError, match="4 electrode position"):
+        read_positions(_write_sfp(tmp_path / "few.sfp", NAMES[:4], lowered[:4], 1000.0))
+    with pytest.raises(BrainForgeError, match="a folder, not a file"):
+        PreprocessingConfig(positions=str(tmp_path))

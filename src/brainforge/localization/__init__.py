@@ -3,7 +3,8 @@
 from .._data import default_model_dir
 from .core import Localization, localize, localize_file, localize_prepared, write_outputs
 from .demo import TrueSource, run_demo, simulate_recording, source_errors_mm, write_long_recording
-from .recording import PreparedEEG, PreprocessingConfig, prepare_recording, read_positions, read_recording
+from .positions import read_positions
+from .recording import PreparedEEG, PreprocessingConfig, prepare_recording, read_recording
 
 __all__ = [
     "Localization",

@@ -23,6 +23,15 @@ import numpy as np
 
 from .._errors import BrainForgeError
 from .._logging import quiet_level, verbose
+from .positions import (
+    MAX_ROTATION_DEG,
+    check_positions_file,
+    error_reason,
+    file_positions_m,
+    read_positions,
+    rotation_deg,
+    standard_positions_m,
+)
 
 logger = logging.getLogger("brainforge")
 
@@ -49,21 +58,6 @@ FILE_POSITIONS_STANDARD_NOTE = (
     "Electrode positions from {source} lie within "
     f"{STANDARD_POSITION_TOLERANCE_MM:g} mm of the standard 10-05 positions of their names; the standard ones are used."
 )
-#: Electrode-position files ``--positions`` reads (MNE's readers), by file ending.
-POSITION_FILE_FORMATS = (
-    ".sfp", ".elc", ".csd", ".bvef", ".xyz", ".csv", ".tsv", ".loc", ".locs", ".eloc", ".txt", ".elp", ".fif",
-    ".bvct", ".hpts",
-)  # fmt: skip
-#: Formats that store directions on a sphere, not measured positions; MNE scales them to this head radius, m.
-SPHERICAL_POSITION_FORMATS = (".loc", ".locs", ".eloc", ".txt", ".elp", ".csd", ".bvef")
-SPHERICAL_HEAD_RADIUS_M = 0.095
-#: Formats of measured positions that do not state their unit (m, cm or mm is guessed from the head's size).
-UNITLESS_POSITION_FORMATS = (".sfp", ".xyz", ".csv", ".tsv")
-#: Centre of the sphere fitted to the standard 10-05 positions in MNE's head frame, mm (radius 98 mm).
-STANDARD_HEAD_CENTRE_MM = np.array([-1.0, 14.9, 40.0])
-#: Positions whose fitted sphere is off by more than this, or has a radius outside the range, are refused.
-HEAD_CENTRE_TOLERANCE_MM = 50.0
-HEAD_RADIUS_RANGE_MM = (60.0, 140.0)
 #: Peak-to-peak below this is a flat channel, V.
 FLAT_PTP_V = 1e-9
 #: Samples read at a time when scanning a recording for flat or non-finite channels.
@@ -116,7 +110,8 @@ class PreprocessingConfig:
 
     def __post_init__(self) -> None:
         if self.positions is not None:
-            _check_positions_file(Path(self.positions))
+            object.__setattr__(self, "positions", str(self.positions))  # a Path is accepted too
+            check_positions_file(Path(self.positions))
         for option, value in (("--l-freq", self.l_freq), ("--h-freq", self.h_freq)):
             if value is not None and not (np.isfinite(value) and value >= 0):
                 raise BrainForgeError(
@@ -260,9 +255,8 @@ def read_recording(path: str | Path, preload: bool = True, *, verbose: bool | st
             return mne.read_evokeds(path)[0]
         return mne.io.read_raw(path, preload=preload)
     except Exception as err:  # MNE raises many types for unreadable files
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise BrainForgeError(
-            f"Cannot read {path.name} as EEG ({reason}); BrainForge reads what MNE reads: FIF, EDF, BDF, "
+            f"Cannot read {path.name} as EEG ({error_reason(err)}); BrainForge reads what MNE reads: FIF, EDF, BDF, "
             "BrainVision (.vhdr), EEGLAB (.set), EGI (.mff), ANT (.cnt), ..."
         ) from err
 
@@ -288,178 +282,6 @@ def is_non_scalp(name: str) -> bool:
     return bool(NON_SCALP_NAME.match(_strip_decorations(name)) or NON_SCALP_NAME.match(name.strip()))
 
 
-def _standard_positions_m(names: list[str]) -> np.ndarray:
-    """Positions of 10-05 names in MNE's head frame, m (the frame a file's montage is read in)."""
-    import mne
-
-    info = mne.create_info(names, 1000.0, "eeg")
-    info.set_montage("colin27_1005", on_missing="ignore")
-    return _file_positions_m(info)
-
-
-def _file_positions_m(info) -> np.ndarray:
-    """Channel positions stored in the file (head frame, m); NaN rows where absent."""
-    positions = np.array([ch["loc"][:3] for ch in info["chs"]], float)
-    missing = ~np.isfinite(positions).all(axis=1) | (np.abs(positions).sum(axis=1) == 0)
-    positions[missing] = np.nan
-    return positions
-
-
-def _check_positions_file(path: Path) -> None:
-    """Refuse a ``--positions`` file that does not exist or whose format MNE cannot read."""
-    if not path.is_file():
-        raise BrainForgeError(f"--positions {path}: file not found.")
-    if path.suffix.lower() not in POSITION_FILE_FORMATS:
-        raise BrainForgeError(
-            f"--positions {path.name}: unknown format {path.suffix or '(no ending)'!r}; electrode positions are read "
-            f"from the files MNE reads: {', '.join(POSITION_FILE_FORMATS)}."
-        )
-
-
-def _read_position_table(path: Path):
-    """Read a table of electrode positions (``.tsv``/``.csv``: name, x, y, z, as BIDS ``electrodes.tsv``).
-
-    Rows whose coordinates are not numbers (BIDS writes ``n/a``) are left out. A BIDS
-    ``*_coordsystem.json`` beside the file must name the CapTrak system (MNE's head frame).
-    """
-    import csv
-    import json
-
-    import mne
-
-    for sidecar in sorted(path.parent.glob("*_coordsystem.json")):
-        system = json.loads(sidecar.read_text()).get("EEGCoordinateSystem")
-        if system is not None and system != "CapTrak":
-            raise BrainForgeError(
-                f"--positions {path.name}: {sidecar.name} puts the positions in the {system} coordinate system; "
-                "BrainForge reads CapTrak (MNE's head frame): convert them, e.g. with mne-bids."
-            )
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with path.open(newline="") as file:
-        rows = [row for row in csv.reader(file, delimiter=delimiter) if row]
-    header = [cell.strip().lower() for cell in rows[0]] if rows else []
-    columns = (
-        [header.index(key) for key in ("name", "x", "y", "z")]
-        if {"name", "x", "y", "z"} <= set(header)
-        else [0, 1, 2, 3]
-    )
-    positions = {}
-    for row in rows[1:]:
-        try:
-            positions[row[columns[0]].strip()] = np.array([float(row[c]) for c in columns[1:]])
-        except (ValueError, IndexError):
-            continue  # "n/a", or a short row
-    if not positions:
-        raise BrainForgeError(f"--positions {path.name}: no rows of name, x, y, z with numbers.")
-    return mne.channels.make_dig_montage(positions, coord_frame="unknown")
-
-
-def _read_montage_file(path: Path) -> tuple[object, list[str]]:
-    """Read a DigMontage with MNE's reader for the file's ending; return it and notes on how it was read.
-
-    Measured positions keep their scale; in formats that do not state a unit, the unit (m, cm or mm) that
-    gives a head-sized sphere is used.
-    """
-    import mne
-
-    from ..anatomy.bem import fit_sphere
-
-    suffix = path.suffix.lower()
-    if suffix == ".fif":
-        return mne.channels.read_dig_fif(path), []
-    if suffix == ".bvct":
-        return mne.channels.read_dig_captrak(path), []
-    if suffix == ".hpts":
-        return mne.channels.read_dig_hpts(path), []
-    if suffix in SPHERICAL_POSITION_FORMATS:
-        montage = mne.channels.read_custom_montage(path, head_size=SPHERICAL_HEAD_RADIUS_M)
-        return montage, [
-            f"{path.name} holds directions on a sphere, not measured positions: the cap is placed as a standard "
-            "one, not co-registered."
-        ]
-    if suffix in (".tsv", ".csv"):
-        montage = _read_position_table(path)
-    else:
-        montage = mne.channels.read_custom_montage(path, head_size=None)
-    if suffix not in UNITLESS_POSITION_FORMATS or len(montage.ch_names) < 4:
-        return montage, []
-    channel_pos = np.array(list(montage.get_positions()["ch_pos"].values()), float)
-    radius = fit_sphere(channel_pos[np.isfinite(channel_pos).all(axis=1)])[1]
-    low, high = HEAD_RADIUS_RANGE_MM
-    for unit, to_m in (("m", 1.0), ("cm", 1e-2), ("mm", 1e-3)):
-        if low <= radius * to_m * 1e3 <= high:
-            for point in montage.dig:
-                point["r"] = point["r"] * to_m
-            return montage, [f"{path.name} states no unit; its coordinates were read as {unit} (head radius)."]
-    return montage, []
-
-
-def read_positions(path: str | Path) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Read electrode positions from a digitization or montage file into MNE's head frame.
-
-    The file's fiducials (nasion, LPA, RPA) define the head frame, as in
-    :meth:`mne.Info.set_montage`; a file without them is taken to be in head
-    coordinates already (and a note says so). Positions that do not lie on a
-    head there (the sphere fitted to them has a radius outside 60-140 mm or a
-    centre more than 50 mm from that of the standard positions: wrong units
-    or a device frame) are refused.
-
-    Parameters
-    ----------
-    path : path
-        Any format in :data:`POSITION_FILE_FORMATS`.
-
-    Returns
-    -------
-    positions : dict of str to array, shape (3,)
-        Position of each named electrode, m, MNE head frame.
-    notes : list of str
-        Caveats for the output's notes.
-    """
-    import warnings
-
-    import mne
-
-    from ..anatomy.bem import fit_sphere
-
-    path = Path(path)
-    _check_positions_file(path)
-    try:
-        montage, notes = _read_montage_file(path)
-    except BrainForgeError:
-        raise
-    except Exception as err:  # MNE's readers raise many types for malformed files
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise BrainForgeError(f"--positions {path.name}: cannot read electrode positions ({reason}).") from err
-    names = list(montage.ch_names)
-    if len(names) < MIN_CHANNELS:
-        raise BrainForgeError(
-            f"--positions {path.name}: {len(names)} electrode position(s) in the file; at least {MIN_CHANNELS} "
-            "are needed."
-        )
-    found = montage.get_positions()
-    if found["coord_frame"] != "head" and any(found[key] is None for key in ("nasion", "lpa", "rpa")):
-        notes.append(
-            f"{path.name} has no fiducials (nasion, LPA, RPA): its coordinates were taken as MNE head coordinates."
-        )
-    info = mne.create_info(names, 1000.0, "eeg")
-    with warnings.catch_warnings():  # MNE warns when it assumes the identity transform without fiducials
-        warnings.simplefilter("ignore", RuntimeWarning)
-        info.set_montage(montage, on_missing="ignore")
-    positions = _file_positions_m(info)
-    finite = np.isfinite(positions).all(axis=1)
-    centre_mm, radius_mm = fit_sphere(positions[finite] * 1e3)
-    off_mm = float(np.linalg.norm(centre_mm - STANDARD_HEAD_CENTRE_MM))
-    low, high = HEAD_RADIUS_RANGE_MM
-    if not (low <= radius_mm <= high and off_mm <= HEAD_CENTRE_TOLERANCE_MM):
-        raise BrainForgeError(
-            f"--positions {path.name}: the positions do not lie on a head in MNE's head frame (fitted sphere: "
-            f"radius {radius_mm:.0f} mm, centre {off_mm:.0f} mm from the standard one); check the file's units "
-            "and that it holds the fiducials (nasion, LPA, RPA) of the digitization."
-        )
-    return {name: pos for name, pos, ok in zip(names, positions, finite, strict=True) if ok}, notes
-
-
 def _positions_from_file(path: Path, chosen: list[str], known: dict[str, str]) -> tuple[np.ndarray, list[str]]:
     """Positions of the chosen channels from a ``--positions`` file (matched by name or 10-05 spelling), m."""
     positions, notes = read_positions(path)
@@ -471,7 +293,20 @@ def _positions_from_file(path: Path, chosen: list[str], known: dict[str, str]) -
             f"--positions {path.name}: no position for channel(s) {', '.join(missing)} of the recording; add them "
             f"to the file, or leave them out with --exclude {','.join(missing)}."
         )
-    return np.array([positions[key] for key in keys]), notes
+    chosen_m = np.array([positions[key] for key in keys])
+    standard = [standard_name(name, known) for name in chosen]
+    named = [i for i, name in enumerate(standard) if name is not None]
+    if len(named) >= MIN_CHANNELS:
+        reference_m = standard_positions_m([standard[i] for i in named])
+        ok = np.isfinite(reference_m).all(axis=1)
+        angle = rotation_deg(chosen_m[named][ok], reference_m[ok]) if ok.sum() >= MIN_CHANNELS else 0.0
+        if angle > MAX_ROTATION_DEG:
+            raise BrainForgeError(
+                f"--positions {path.name}: the positions are rotated {angle:.0f} degrees from the standard positions "
+                "of the same names: other axes than MNE's head frame (+x right ear, +y nasion, +z up); add the "
+                "fiducials (nasion, LPA, RPA) to the file or convert the coordinates."
+            )
+    return chosen_m, notes
 
 
 def _name_lookup(available: list[str], known: dict[str, str]) -> dict[str, str]:
@@ -597,7 +432,7 @@ def select_channels(inst, config: PreprocessingConfig, span: tuple[int, int | No
         notes.append(message)
     if config.positions is None:
         info = mne.pick_info(inst.info, [inst.ch_names.index(name) for name in chosen])
-        return _place_channels(chosen, _file_positions_m(info), "the file", known, dropped, notes)
+        return _place_channels(chosen, file_positions_m(info), "the file", known, dropped, notes)
     file_pos, position_notes = _positions_from_file(Path(config.positions), chosen, known)
     notes.extend(position_notes)
     return _place_channels(chosen, file_pos, Path(config.positions).name, known, dropped, notes)
@@ -624,7 +459,7 @@ def _place_channels(
     names = list(chosen)
     has_file_positions = bool(np.isfinite(file_pos).all())
     if has_file_positions:
-        reference = _standard_positions_m([s for s in standard if s is not None]) if all(standard) else None
+        reference = standard_positions_m([s for s in standard if s is not None]) if all(standard) else None
         distance_mm = np.linalg.norm(reference - file_pos, axis=1) * 1e3 if reference is not None else None
         if distance_mm is None or np.nanmax(distance_mm, initial=0.0) > STANDARD_POSITION_TOLERANCE_MM:
             montage = mne.channels.make_dig_montage(dict(zip(names, file_pos, strict=True)), coord_frame="head")

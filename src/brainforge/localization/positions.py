@@ -1,0 +1,302 @@
+"""Electrode positions for localization: the standard 10-05 ones, a recording's, or a separate file's.
+
+:func:`read_positions` reads a digitization or montage file (``localize
+--positions``) into MNE's head frame (+x towards the right ear, +y towards the
+nasion, +z up; origin between the ears), with the checks that keep a wrong
+unit or frame from passing silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .._errors import BrainForgeError
+
+#: Fewest positions a file must hold.
+MIN_POSITIONS = 8
+#: Files ``--positions`` reads (MNE's readers and BIDS ``electrodes.tsv``), by file ending.
+POSITION_FILE_FORMATS = (
+    ".sfp", ".elc", ".xyz", ".csv", ".tsv", ".hpts", ".fif", ".bvct", ".loc", ".locs", ".eloc", ".txt", ".elp",
+    ".csd", ".bvef",
+)  # fmt: skip
+#: Formats that store directions on a sphere, not measured positions.
+SPHERICAL_POSITION_FORMATS = (".loc", ".locs", ".eloc", ".txt", ".elp", ".csd", ".bvef")
+#: Formats of measured positions that do not state their unit (m, cm or mm is chosen by the head's size).
+UNITLESS_POSITION_FORMATS = (".sfp", ".xyz", ".csv", ".tsv", ".hpts")
+#: BIDS coordinate systems that are MNE's head frame.
+HEAD_FRAME_SYSTEMS = ("CapTrak", "ElektaNeuromag")
+#: Sphere fitted to the standard 10-05 positions in MNE's head frame: centre and radius, mm.
+STANDARD_HEAD_CENTRE_MM = np.array([-1.0, 14.9, 40.0])
+STANDARD_HEAD_RADIUS_MM = 98.4
+#: Positions whose fitted sphere is centred farther than this from the standard one are refused, mm.
+HEAD_CENTRE_TOLERANCE_MM = 50.0
+#: Head radii accepted, mm.
+HEAD_RADIUS_RANGE_MM = (60.0, 140.0)
+#: A cap whose positions span less than this share of their largest extent in one direction is flat.
+MIN_FLATNESS = 0.2
+#: The rotation between a file's positions and the standard ones of the same names above which they are
+#: taken to be in other axes, degrees.
+MAX_ROTATION_DEG = 30.0
+#: A path's unit name -> metres.
+UNITS_M = {"m": 1.0, "cm": 1e-2, "mm": 1e-3}
+
+
+def error_reason(err: Exception) -> str:
+    """Return the first line of an exception's message, with its type when the message is short."""
+    text = str(err).strip()
+    first = text.splitlines()[0] if text else ""
+    return first if len(first) > 20 else f"{type(err).__name__}: {first}".rstrip(": ")
+
+
+def file_positions_m(info) -> np.ndarray:
+    """Channel positions stored in an ``mne.Info`` (head frame, m); NaN rows where absent."""
+    positions = np.array([ch["loc"][:3] for ch in info["chs"]], float)
+    missing = ~np.isfinite(positions).all(axis=1) | (np.abs(positions).sum(axis=1) == 0)
+    positions[missing] = np.nan
+    return positions
+
+
+def standard_positions_m(names: list[str]) -> np.ndarray:
+    """Positions of 10-05 names in MNE's head frame, m (NaN rows for unknown names)."""
+    import mne
+
+    info = mne.create_info(list(names), 1000.0, "eeg")
+    info.set_montage("colin27_1005", on_missing="ignore")
+    return file_positions_m(info)
+
+
+def check_positions_file(path: Path) -> None:
+    """Refuse a ``--positions`` path that is not a file or whose format is not read."""
+    if not path.is_file():
+        raise BrainForgeError(f"--positions {path}: {'a folder, not a file' if path.is_dir() else 'file not found'}.")
+    if path.suffix.lower() not in POSITION_FILE_FORMATS:
+        raise BrainForgeError(
+            f"--positions {path.name}: unknown format {path.suffix or '(no ending)'!r}; electrode positions are read "
+            f"from {', '.join(POSITION_FILE_FORMATS)} files (docs/localize.md, Positions)."
+        )
+
+
+def fitted_sphere_mm(positions_m: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centre (mm) and radius (mm) of the sphere fitted to the finite rows of ``positions_m``."""
+    from ..anatomy.bem import fit_sphere
+
+    finite = positions_m[np.isfinite(positions_m).all(axis=1)]
+    if len(finite) < 4:
+        return np.full(3, np.nan), float("nan")
+    return fit_sphere(finite * 1e3)
+
+
+def _bids_sidecar(path: Path) -> Path | None:
+    """Return the BIDS ``*_coordsystem.json`` of an ``*_electrodes.tsv`` file, when it exists."""
+    if not path.name.endswith("_electrodes.tsv"):
+        return None
+    sidecar = path.with_name(path.name[: -len("_electrodes.tsv")] + "_coordsystem.json")
+    return sidecar if sidecar.is_file() else None
+
+
+def _read_bids_sidecar(path: Path, sidecar: Path) -> float | None:
+    """Check a BIDS coordinate-system sidecar names MNE's head frame; return its unit in m, if it states one."""
+    try:
+        description = json.loads(sidecar.read_text())
+    except (OSError, ValueError) as err:
+        raise BrainForgeError(f"--positions {path.name}: cannot read {sidecar.name} ({error_reason(err)}).") from err
+    system = description.get("EEGCoordinateSystem")
+    if system is not None and system not in HEAD_FRAME_SYSTEMS:
+        raise BrainForgeError(
+            f"--positions {path.name}: {sidecar.name} puts the positions in the {system} coordinate system; "
+            f"BrainForge reads {' or '.join(HEAD_FRAME_SYSTEMS)} (MNE's head frame): convert them, e.g. with mne-bids."
+        )
+    return UNITS_M.get(str(description.get("EEGCoordinateUnits", "")).strip())
+
+
+def _read_position_table(path: Path):
+    """Read a ``.tsv``/``.csv`` table of name, x, y, z (a header row optional; BIDS ``electrodes.tsv``).
+
+    Columns are found by a header naming ``name``, ``x``, ``y``, ``z``, else the first four are used.
+    Rows whose coordinates are not numbers (BIDS writes ``n/a``) are left out.
+    """
+    import mne
+
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    with path.open(newline="") as file:
+        rows = [row for row in csv.reader(file, delimiter=delimiter) if any(cell.strip() for cell in row)]
+    header = [cell.strip().lower() for cell in rows[0]] if rows else []
+    if {"name", "x", "y", "z"} <= set(header):
+        columns, rows = [header.index(key) for key in ("name", "x", "y", "z")], rows[1:]
+    else:
+        columns = [0, 1, 2, 3]
+    positions = {}
+    for row in rows:
+        try:
+            positions[row[columns[0]].strip()] = np.array([float(row[c]) for c in columns[1:]])
+        except (ValueError, IndexError):
+            continue  # a header without the names above, "n/a", or a short row
+    if not positions:
+        raise BrainForgeError(f"--positions {path.name}: no rows of name, x, y, z with numbers.")
+    return mne.channels.make_dig_montage(positions, coord_frame="unknown")
+
+
+def _read_montage(path: Path):
+    """Read a DigMontage with the reader for the file's ending (lower-case); measured positions keep their scale."""
+    import mne
+
+    suffix = path.suffix.lower()
+    if suffix == ".fif":
+        return mne.channels.read_dig_fif(path)
+    if suffix == ".bvct":
+        return mne.channels.read_dig_captrak(path)
+    if suffix == ".hpts":
+        return mne.channels.read_dig_hpts(path, unit="m")  # the unit is chosen afterwards, by the head's size
+    if suffix in (".tsv", ".csv"):
+        return _read_position_table(path)
+    spherical = suffix in SPHERICAL_POSITION_FORMATS
+    return mne.channels.read_custom_montage(path, head_size=STANDARD_HEAD_RADIUS_MM * 1e-3 if spherical else None)
+
+
+def _scale(montage, to_m: float) -> None:
+    """Multiply every point of a DigMontage (channels, fiducials, head shape) by ``to_m``."""
+    for point in montage.dig:
+        point["r"] = point["r"] * to_m
+
+
+def _choose_unit(montage, path: Path, stated_m: float | None) -> list[str]:
+    """Scale a montage of unit-less coordinates to m: the stated unit, else the one that makes a head-sized sphere."""
+    if stated_m is not None:
+        _scale(montage, stated_m)
+        return []
+    channel_pos = np.array(list(montage.get_positions()["ch_pos"].values()), float)
+    radius = fitted_sphere_mm(channel_pos * 1e-3)[1]  # in the file's units
+    low, high = HEAD_RADIUS_RANGE_MM
+    for unit, to_m in UNITS_M.items():
+        if low <= radius * to_m * 1e3 <= high:
+            _scale(montage, to_m)
+            return [f"{path.name} states no unit; its coordinates were read as {unit} (the head's size)."]
+    return []
+
+
+def _on_standard_sphere(positions_m: np.ndarray) -> np.ndarray:
+    """Place directions from a spherical format on the sphere of the standard positions (head frame, m)."""
+    directions = positions_m / np.linalg.norm(positions_m, axis=1, keepdims=True)
+    return (STANDARD_HEAD_CENTRE_MM + STANDARD_HEAD_RADIUS_MM * directions) * 1e-3
+
+
+def _readable_copy(path: Path, folder: str) -> Path:
+    """``path`` itself, or a copy in ``folder`` with a lower-case ending (MNE's readers check endings by case)."""
+    if path.suffix == path.suffix.lower():
+        return path
+    return Path(shutil.copy(path, Path(folder) / (path.stem + path.suffix.lower())))
+
+
+def _head_frame_positions(montage, path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Positions of a montage's channels in MNE's head frame, m, through its fiducials; and notes."""
+    import mne
+
+    found = montage.get_positions()
+    notes = []
+    if found["coord_frame"] != "head" and any(found[key] is None for key in ("nasion", "lpa", "rpa")):
+        notes.append(
+            f"{path.name} has no fiducials (nasion, LPA, RPA): its coordinates were taken as MNE head coordinates "
+            "(+x right ear, +y nasion, +z up)."
+        )
+    names = list(montage.ch_names)
+    info = mne.create_info(names, 1000.0, "eeg")
+    with warnings.catch_warnings():  # MNE warns when it assumes the identity transform without fiducials
+        warnings.simplefilter("ignore", RuntimeWarning)
+        info.set_montage(montage, on_missing="ignore")
+    positions = file_positions_m(info)
+    return {name: pos for name, pos in zip(names, positions, strict=True) if np.isfinite(pos).all()}, notes
+
+
+def _check_on_a_head(positions_m: np.ndarray, path: Path) -> None:
+    """Refuse positions that are flat, or whose fitted sphere is not a head around the standard centre."""
+    centred = positions_m - positions_m.mean(axis=0)
+    spread = np.linalg.svd(centred, compute_uv=False)
+    if spread[-1] < MIN_FLATNESS * spread[0]:
+        raise BrainForgeError(
+            f"--positions {path.name}: the positions lie nearly in a plane (a 2-D layout?); give 3-D positions."
+        )
+    centre_mm, radius_mm = fitted_sphere_mm(positions_m)
+    off_mm = float(np.linalg.norm(centre_mm - STANDARD_HEAD_CENTRE_MM))
+    low, high = HEAD_RADIUS_RANGE_MM
+    if not (low <= radius_mm <= high and off_mm <= HEAD_CENTRE_TOLERANCE_MM):
+        raise BrainForgeError(
+            f"--positions {path.name}: the positions do not lie on a head in MNE's head frame (fitted sphere: "
+            f"radius {radius_mm:.0f} mm, centre {off_mm:.0f} mm from the standard one); check the file's units "
+            "and that it holds the fiducials (nasion, LPA, RPA) of the digitization."
+        )
+
+
+def read_positions(path: str | Path) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Read electrode positions from a digitization or montage file into MNE's head frame.
+
+    The file's fiducials (nasion, LPA, RPA) define the head frame, as in
+    :meth:`mne.Info.set_montage`; a file without them is taken to be in head
+    coordinates already (a note says so). Where a format states no unit
+    (``.sfp``, ``.xyz``, ``.csv``, ``.tsv``, ``.hpts``), the unit of a BIDS
+    sidecar is used, else m, cm or mm, whichever makes the fitted sphere
+    head-sized. Spherical formats (``.loc``, ``.txt``, ``.elp``, ...) hold
+    directions, which are placed on the sphere of the standard positions.
+    Positions that lie nearly in a plane, or whose fitted sphere has a radius
+    outside 60-140 mm or a centre more than 50 mm from that of the standard
+    positions, are refused.
+
+    Parameters
+    ----------
+    path : path
+        Any format in :data:`POSITION_FILE_FORMATS`.
+
+    Returns
+    -------
+    positions : dict of str to array, shape (3,)
+        Position of each named electrode, m, MNE head frame.
+    notes : list of str
+        How the file was read, for the output's notes.
+    """
+    path = Path(path)
+    check_positions_file(path)
+    suffix = path.suffix.lower()
+    sidecar = _bids_sidecar(path)
+    stated_m = _read_bids_sidecar(path, sidecar) if sidecar is not None else None
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            montage = _read_montage(_readable_copy(path, folder))
+        notes = _choose_unit(montage, path, stated_m) if suffix in UNITLESS_POSITION_FORMATS else []
+        positions, frame_notes = _head_frame_positions(montage, path)
+    except BrainForgeError:
+        raise
+    except Exception as err:  # MNE's readers raise many types for malformed files
+        hint = "; a Polhemus .elp is not read: export the positions as .sfp or .tsv" if suffix == ".elp" else ""
+        raise BrainForgeError(
+            f"--positions {path.name}: cannot read electrode positions ({error_reason(err)}){hint}."
+        ) from err
+    if len(positions) < MIN_POSITIONS:
+        raise BrainForgeError(
+            f"--positions {path.name}: {len(positions)} electrode position(s) in the file; at least {MIN_POSITIONS} "
+            "are needed."
+        )
+    if suffix in SPHERICAL_POSITION_FORMATS:
+        placed = _on_standard_sphere(np.array(list(positions.values())))
+        positions = dict(zip(positions, placed, strict=True))
+        frame_notes = [
+            f"{path.name} holds directions on a sphere, not measured positions: they were placed on the standard "
+            "positions' sphere, not co-registered."
+        ]
+    _check_on_a_head(np.array(list(positions.values())), path)
+    return positions, notes + frame_notes
+
+
+def rotation_deg(source_m: np.ndarray, target_m: np.ndarray) -> float:
+    """Angle of the rotation of the best rigid fit (Kabsch) of ``source_m`` onto ``target_m``, degrees."""
+    source = source_m - source_m.mean(axis=0)
+    target = target_m - target_m.mean(axis=0)
+    u, _, vt = np.linalg.svd(source.T @ target)
+    sign = np.sign(np.linalg.det(vt.T @ u.T))
+    rotation = vt.T @ np.diag([1.0, 1.0, sign]) @ u.T
+    return float(np.degrees(np.arccos(np.clip((np.trace(rotation) - 1.0) / 2.0, -1.0, 1.0))))
