@@ -192,26 +192,20 @@ def _rows_for_test_set(
                 "depth": "deep" if deep[centres].any() else "superficial",
                 "forward": forward,
             }
-            for set_index, channels in enumerate(sets):
-                picks = [test_channels.index(c) for c in channels]
-                eeg = eeg_block[offset][:, picks].T
-                eeg = eeg - eeg.mean(axis=0)
-                for name in solvers:
-                    timed = timed_estimate(runnable, name, set_index, head, channels, cache, eeg, test.sfreq, skipped)
-                    if timed is None:
-                        continue
-                    raw, estimate, finite, elapsed_ms = timed
-                    metrics = evaluate(estimate[:, window], truth[:, window], patches, centres, distance, adjacency)
-                    # AUC_far is not kept for the whole segment: its 25 redraws were a third of the scoring time.
-                    whole = evaluate(estimate, truth, patches, centres, distance, adjacency, n_redraw=0)
-                    if not finite:  # scored as failures, not as numbers
-                        metrics = dict.fromkeys(metrics, np.nan)
-                        whole = dict.fromkeys(whole, np.nan)
-                    metrics.update({f"segment_{k}": v for k, v in whole.items() if k in SEGMENT_METRICS})
-                    metrics.update(failure_flags(raw, metrics, config.ghost_mm))
-                    rows.append(
-                        {**base, "n_channels": len(channels), "solver": solver_label(name), "ms": elapsed_ms, **metrics}
-                    )
+            estimates = solver_estimates(eeg_block[offset], test_channels, sets, solvers, runnable, head, cache,
+                                         test.sfreq, skipped)  # fmt: skip
+            for channels, name, (raw, estimate, finite, elapsed_ms) in estimates:
+                metrics = evaluate(estimate[:, window], truth[:, window], patches, centres, distance, adjacency)
+                # AUC_far is not kept for the whole segment: its 25 redraws were a third of the scoring time.
+                whole = evaluate(estimate, truth, patches, centres, distance, adjacency, n_redraw=0)
+                if not finite:  # scored as failures, not as numbers
+                    metrics = dict.fromkeys(metrics, np.nan)
+                    whole = dict.fromkeys(whole, np.nan)
+                metrics.update({f"segment_{k}": v for k, v in whole.items() if k in SEGMENT_METRICS})
+                metrics.update(failure_flags(raw, metrics, config.ghost_mm))
+                rows.append(
+                    {**base, "n_channels": len(channels), "solver": solver_label(name), "ms": elapsed_ms, **metrics}
+                )
         bar.update(stop - start)
     bar.close()
     return rows
@@ -254,7 +248,7 @@ def failure_flags(estimate: np.ndarray, metrics: dict, ghost_mm: float) -> dict[
 def timed_estimate(runnable: dict, name: str, set_index: int, head, channels, cache, eeg, sfreq, skipped):
     """Run one solver on one segment, fitting it on first use; None when it cannot run on these channels.
 
-    Returns ``(estimate, scored, finite, ms)``: the region activity as
+    Returns ``(raw, estimate, finite, ms)``: the region activity as
     returned, the same with NaN and inf set to 0 (what the metrics see),
     whether it was finite, and the time of ``apply_regions`` in ms.
     ``runnable`` caches the fitted solver (or None) per ``(name, set_index)``.
@@ -266,11 +260,27 @@ def timed_estimate(runnable: dict, name: str, set_index: int, head, channels, ca
     if solver is None:
         return None
     tic = time.perf_counter()
-    estimate = solver.apply_regions(eeg, sfreq).data
+    raw = solver.apply_regions(eeg, sfreq).data
     elapsed_ms = (time.perf_counter() - tic) * 1e3
-    finite = bool(np.isfinite(estimate).all())
-    scored = estimate if finite else np.nan_to_num(estimate, nan=0.0, posinf=0.0, neginf=0.0)
-    return estimate, scored, finite, elapsed_ms
+    finite = bool(np.isfinite(raw).all())
+    estimate = raw if finite else np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0)
+    return raw, estimate, finite, elapsed_ms
+
+
+def solver_estimates(eeg_all, test_channels, sets, solvers, runnable, head, cache, sfreq, skipped):
+    """Run every solver on one segment over every channel set (average-referenced there).
+
+    ``eeg_all`` is the segment (times, channels) in the order of ``test_channels``; ``sets`` are the
+    channel sets scored. Yields ``(channels, solver name, (raw, estimate, finite, ms))`` as
+    :func:`timed_estimate` returns them, leaving out solvers that cannot run on a set.
+    """
+    for set_index, channels in enumerate(sets):
+        eeg = eeg_all[:, [test_channels.index(c) for c in channels]].T
+        eeg = eeg - eeg.mean(axis=0)
+        for name in solvers:
+            timed = timed_estimate(runnable, name, set_index, head, channels, cache, eeg, sfreq, skipped)
+            if timed is not None:
+                yield channels, name, timed
 
 
 def _first_fit(name, head, channels, cache, eeg, sfreq, skipped):

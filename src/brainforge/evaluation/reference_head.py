@@ -189,7 +189,7 @@ def score_on_reference_head(
 
 def _score_rows(test, test_path, solvers, head, sets, cache, config, distance_mm, floor_mm) -> list[dict]:
     """One row per sample with sources, channel set and solver (see :func:`score_on_reference_head`)."""
-    from .benchmark import failure_flags, solver_label, timed_estimate
+    from .benchmark import failure_flags, solver_estimates, solver_label
     from .metrics import deepsif_metrics, peak_centre_error_mm, peak_patch_error_mm, spike_window
 
     test_channels = list(test.metadata["ch_names"])
@@ -211,25 +211,19 @@ def _score_rows(test, test_path, solvers, head, sets, cache, config, distance_mm
             "forward": "deepsif_leadfield",
             "centre_floor_mm": float(floor_mm[centres].min()),
         }
-        for index, channels in enumerate(sets):
-            eeg = eeg_all[:, [test_channels.index(c) for c in channels]].T
-            eeg = eeg - eeg.mean(axis=0)
-            for name in solvers:
-                timed = timed_estimate(runnable, name, index, head, channels, cache, eeg, test.sfreq, skipped)
-                if timed is None:
-                    continue
-                estimate, scored, finite, elapsed_ms = timed
-                # Only DeepSIF's correlation is kept: its precision and recall compare region indices,
-                # which mean different regions in the two parcellations.
-                published = deepsif_metrics(scored[:, window], truth[:, window], patches, centres, distance_mm)
-                metrics = {
-                    "peak_centre_error_mm": peak_centre_error_mm(scored, truth, centres, distance_mm),
-                    "peak_patch_error_mm": peak_patch_error_mm(scored, truth, patches, distance_mm),
-                    "correlation": published["correlation"],
-                }
-                if not finite:
-                    metrics = dict.fromkeys(metrics, np.nan)
-                metrics.update(failure_flags(estimate, metrics, config.ghost_mm))
-                rows.append({**base, "n_channels": len(channels), "solver": solver_label(name), "ms": elapsed_ms})
-                rows[-1].update(metrics)
+        estimates = solver_estimates(eeg_all, test_channels, sets, solvers, runnable, head, cache, test.sfreq, skipped)
+        for channels, name, (raw, estimate, finite, elapsed_ms) in estimates:
+            # Only DeepSIF's correlation is kept: its precision and recall compare region indices,
+            # which mean different regions in the two parcellations.
+            published = deepsif_metrics(estimate[:, window], truth[:, window], patches, centres, distance_mm)
+            metrics = {
+                "peak_centre_error_mm": peak_centre_error_mm(estimate, truth, centres, distance_mm),
+                "peak_patch_error_mm": peak_patch_error_mm(estimate, truth, patches, distance_mm),
+                "correlation": published["correlation"],
+            }
+            if not finite:
+                metrics = dict.fromkeys(metrics, np.nan)
+            metrics.update(failure_flags(raw, metrics, config.ghost_mm))
+            rows.append({**base, "n_channels": len(channels), "solver": solver_label(name), "ms": elapsed_ms})
+            rows[-1].update(metrics)
     return rows
