@@ -21,7 +21,7 @@ from brainforge.localization import (
     source_errors_mm,
 )
 from brainforge.localization.core import head_model_for
-from brainforge.localization.positions import STANDARD_HEAD_CENTRE_MM, standard_positions_m
+from brainforge.localization.positions import standard_positions_m
 
 NAMES = CHANNEL_SUBSETS["1010-32"]
 #: How far the simulated cap sat below the template's, m (the head frame's z axis).
@@ -76,25 +76,37 @@ def test_positions_are_read_in_the_head_frame_whatever_the_unit_and_frame(tmp_pa
     positions, notes = read_positions(path)
     np.testing.assert_allclose(np.array([positions[n] for n in NAMES]), _lowered_m(), atol=1e-4)  # 0.1 mm
     assert any(f"read as {unit}" in note for note in notes)
-    assert not any("no fiducials" in note for note in notes)
+    assert not any("lacks the nasion" in note for note in notes)
 
 
-def _write_loc(path: Path, names, positions_m) -> Path:
-    """Write an EEGLAB .loc file (index, theta in degrees, polar radius, name): directions from the head centre."""
-    directions = positions_m - STANDARD_HEAD_CENTRE_MM * 1e-3
-    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    x, y, z = directions.T
-    theta = np.degrees(np.arctan2(-x, y)) * -1.0  # MNE: azimuth = -theta; x = -y', y = x'
-    radius = np.arccos(z) / np.pi
-    lines = [f"{i + 1}\t{t:.4f}\t{r:.5f}\t{n}" for i, (t, r, n) in enumerate(zip(theta, radius, names, strict=True))]
+def _easycap_copy(path: Path, renamed: int, fiducials: bool) -> tuple[Path, dict[str, str]]:
+    """MNE's spherical easycap-M1.txt (theta/phi), its first ``renamed`` sites renamed Custom1, ...; optionally
+    with Nz, LPA and RPA at MNE's angles (which move the head frame's origin off the sphere's centre)."""
+    source = Path(mne.__file__).parent / "channels" / "data" / "montages" / "easycap-M1.txt"
+    lines = source.read_text().splitlines()
+    originals = {}
+    for index in range(1, renamed + 1):
+        site, rest = lines[index].split("\t", 1)
+        originals[f"Custom{index}"] = site
+        lines[index] = f"Custom{index}\t{rest}"
+    if fiducials:
+        lines += ["Nz\t 115\t 90", "LPA\t-115\t 0", "RPA\t 115\t 0"]
     path.write_text("\n".join(lines) + "\n")
-    return path
+    return path, originals
 
 
-def test_a_spherical_file_is_placed_on_the_standard_sphere(tmp_path):
-    positions, notes = read_positions(_write_loc(tmp_path / "cap.loc", NAMES, standard_positions_m(NAMES)))
-    distance_mm = np.linalg.norm(np.array([positions[n] for n in NAMES]) - standard_positions_m(NAMES), axis=1) * 1e3
-    assert np.median(distance_mm) < 8.0 and distance_mm.max() < 20.0, distance_mm
+@pytest.mark.parametrize("fiducials", [False, True])
+def test_a_spherical_file_puts_standard_names_at_their_standard_positions(tmp_path, fiducials):
+    path, originals = _easycap_copy(tmp_path / "easycap.txt", 8, fiducials)
+    positions, notes = read_positions(path)
+    known = [n for n in positions if n not in originals and np.isfinite(standard_positions_m([n])).all()]
+    assert len(known) >= 40
+    np.testing.assert_allclose(np.array([positions[n] for n in known]), standard_positions_m(known), atol=1e-9)
+    # Names the 10-05 system lacks go onto the standard sphere in their direction: near the same site's standard
+    # position, and not moved up (the fiducials once lifted them about 28 mm).
+    custom = np.array([positions[n] for n in originals])
+    offset_mm = (custom - standard_positions_m(list(originals.values()))) * 1e3
+    assert np.median(np.linalg.norm(offset_mm, axis=1)) < 20.0 and abs(offset_mm[:, 2].mean()) < 8.0, offset_mm
     assert any("directions on a sphere" in note for note in notes)
 
 
@@ -111,7 +123,7 @@ def test_preparation_uses_the_positions_file_instead_of_the_standard_positions(t
     standard = _write_sfp(tmp_path / "standard.sfp", NAMES, standard_positions_m(NAMES), 1000.0, fiducials=False)
     prepared = prepare_recording(_raw(NAMES), 500.0, PreprocessingConfig(positions=str(standard), l_freq=None))
     assert prepared.montage is None
-    assert any("standard.sfp has no fiducials" in note for note in prepared.notes)
+    assert any("standard.sfp lacks the nasion, LPA or RPA" in note for note in prepared.notes)
     assert any("from standard.sfp lie within 10 mm" in note for note in prepared.notes)
 
 
@@ -177,10 +189,26 @@ def test_a_bids_electrodes_table_is_read_and_its_coordinate_system_checked(tmp_p
     sidecar.write_text('{"EEGCoordinateSystem": "EEGLAB", "EEGCoordinateUnits": "mm"}')
     with pytest.raises(BrainForgeError, match="EEGLAB coordinate system; BrainForge reads CapTrak"):
         read_positions(table)
-    # A table without a header keeps its first row; an upper-case ending is read as its lower-case one.
-    headerless = tmp_path / "CAP.CSV"
+    sidecar.write_text('{"EEGCoordinateSystem": "ElektaNeuromag", "EEGCoordinateUnits": "cm"}')  # the head frame too
+    assert sorted(read_positions(table)[0]) == sorted(NAMES)
+    # A table without a header keeps its first row.
+    headerless = tmp_path / "cap.csv"
     headerless.write_text("".join(f"{n},{x},{y},{z}\n" for n, (x, y, z) in zip(NAMES, _lowered_m(), strict=True)))
     assert sorted(read_positions(headerless)[0]) == sorted(NAMES)
+
+
+def test_an_upper_case_ending_and_a_cap_slid_along_the_scalp_are_accepted(tmp_path):
+    # MNE's readers check endings by case; the file is read as .sfp.
+    upper = _write_sfp(tmp_path / "CAP.SFP", NAMES, _lowered_m(), 100.0)
+    np.testing.assert_allclose(np.array([read_positions(upper)[0][n] for n in NAMES]), _lowered_m(), atol=1e-4)
+    # A cap slid about 30 mm forward along the scalp: an 18-degree pitch about the head's centre.
+    angle = np.radians(18.0)
+    pitch = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(angle), -np.sin(angle)], [0.0, np.sin(angle), np.cos(angle)]])
+    centre = np.array([-1.0, 14.9, 40.0]) * 1e-3
+    slid = (standard_positions_m(NAMES) - centre) @ pitch.T + centre
+    path = _write_sfp(tmp_path / "slid.sfp", NAMES, slid, 1000.0)
+    prepared = prepare_recording(_raw(NAMES), 500.0, PreprocessingConfig(positions=str(path), l_freq=None))
+    assert prepared.montage is not None  # individual positions, not refused and not the standard ones
 
 
 def test_positions_in_other_axes_flat_or_too_few_are_refused(tmp_path):
@@ -189,6 +217,12 @@ def test_positions_in_other_axes_flat_or_too_few_are_refused(tmp_path):
     eeglab_axes = _write_sfp(tmp_path / "eeglab.sfp", NAMES, lowered @ _rotation_z(90.0).T, 1000.0, fiducials=False)
     with pytest.raises(BrainForgeError, match="rotated 90 degrees"):
         prepare_recording(_raw(NAMES), 500.0, PreprocessingConfig(positions=str(eeglab_axes), l_freq=None))
+    # Left and right swapped (a mirror, which no rotation undoes).
+    mirrored = _write_sfp(
+        tmp_path / "mirrored.sfp", NAMES, lowered * np.array([-1.0, 1.0, 1.0]), 1000.0, fiducials=False
+    )
+    with pytest.raises(BrainForgeError, match=r"rotated 1[5-8][0-9] degrees"):
+        prepare_recording(_raw(NAMES), 500.0, PreprocessingConfig(positions=str(mirrored), l_freq=None))
     flat = lowered * np.array([1.0, 1.0, 0.0]) + np.array([0.0, 0.0, 0.05])
     with pytest.raises(BrainForgeError, match="nearly in a plane"):
         read_positions(_write_sfp(tmp_path / "flat.sfp", NAMES, flat, 1000.0, fiducials=False))

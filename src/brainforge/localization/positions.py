@@ -42,8 +42,8 @@ HEAD_RADIUS_RANGE_MM = (60.0, 140.0)
 #: A cap whose positions span less than this share of their largest extent in one direction is flat.
 MIN_FLATNESS = 0.2
 #: The rotation between a file's positions and the standard ones of the same names above which they are
-#: taken to be in other axes, degrees.
-MAX_ROTATION_DEG = 30.0
+#: taken to be in other axes, degrees (a cap slid 30 mm along the scalp is about 18 degrees; other axes 90-180).
+MAX_ROTATION_DEG = 45.0
 #: A path's unit name -> metres.
 UNITS_M = {"m": 1.0, "cm": 1e-2, "mm": 1e-3}
 
@@ -64,11 +64,11 @@ def file_positions_m(info) -> np.ndarray:
 
 
 def standard_positions_m(names: list[str]) -> np.ndarray:
-    """Positions of 10-05 names in MNE's head frame, m (NaN rows for unknown names)."""
+    """Positions of 10-05 names (any case) in MNE's head frame, m (NaN rows for unknown names)."""
     import mne
 
     info = mne.create_info(list(names), 1000.0, "eeg")
-    info.set_montage("colin27_1005", on_missing="ignore")
+    info.set_montage("colin27_1005", match_case=False, on_missing="ignore")
     return file_positions_m(info)
 
 
@@ -104,9 +104,11 @@ def _bids_sidecar(path: Path) -> Path | None:
 def _read_bids_sidecar(path: Path, sidecar: Path) -> float | None:
     """Check a BIDS coordinate-system sidecar names MNE's head frame; return its unit in m, if it states one."""
     try:
-        description = json.loads(sidecar.read_text())
+        description = json.loads(sidecar.read_text(encoding="utf-8-sig"))
     except (OSError, ValueError) as err:
         raise BrainForgeError(f"--positions {path.name}: cannot read {sidecar.name} ({error_reason(err)}).") from err
+    if not isinstance(description, dict):
+        raise BrainForgeError(f"--positions {path.name}: {sidecar.name} is not a JSON object of BIDS fields.")
     system = description.get("EEGCoordinateSystem")
     if system is not None and system not in HEAD_FRAME_SYSTEMS:
         raise BrainForgeError(
@@ -125,19 +127,22 @@ def _read_position_table(path: Path):
     import mne
 
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with path.open(newline="") as file:
+    with path.open(newline="", encoding="utf-8-sig") as file:
         rows = [row for row in csv.reader(file, delimiter=delimiter) if any(cell.strip() for cell in row)]
     header = [cell.strip().lower() for cell in rows[0]] if rows else []
     if {"name", "x", "y", "z"} <= set(header):
         columns, rows = [header.index(key) for key in ("name", "x", "y", "z")], rows[1:]
     else:
         columns = [0, 1, 2, 3]
-    positions = {}
+    positions: dict[str, np.ndarray] = {}
     for row in rows:
         try:
-            positions[row[columns[0]].strip()] = np.array([float(row[c]) for c in columns[1:]])
+            name, position = row[columns[0]].strip(), np.array([float(row[c]) for c in columns[1:]])
         except (ValueError, IndexError):
             continue  # a header without the names above, "n/a", or a short row
+        if name in positions:
+            raise BrainForgeError(f"--positions {path.name}: {name} has two rows; keep one.")
+        positions[name] = position
     if not positions:
         raise BrainForgeError(f"--positions {path.name}: no rows of name, x, y, z with numbers.")
     return mne.channels.make_dig_montage(positions, coord_frame="unknown")
@@ -181,10 +186,21 @@ def _choose_unit(montage, path: Path, stated_m: float | None) -> list[str]:
     return []
 
 
-def _on_standard_sphere(positions_m: np.ndarray) -> np.ndarray:
-    """Place directions from a spherical format on the sphere of the standard positions (head frame, m)."""
-    directions = positions_m / np.linalg.norm(positions_m, axis=1, keepdims=True)
-    return (STANDARD_HEAD_CENTRE_MM + STANDARD_HEAD_RADIUS_MM * directions) * 1e-3
+def _place_spherical(positions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Place the directions of a spherical format (m, head frame).
+
+    10-05 names go to their standard positions; others onto the standard positions' sphere, in their
+    direction from the centre of the sphere fitted to the file's points (its fiducials may have moved
+    the origin off that centre).
+    """
+    names = list(positions)
+    placed_m = np.array(list(positions.values()))
+    centre_m = fitted_sphere_mm(placed_m)[0] * 1e-3
+    directions = (placed_m - centre_m) / np.linalg.norm(placed_m - centre_m, axis=1, keepdims=True)
+    on_sphere_m = (STANDARD_HEAD_CENTRE_MM + STANDARD_HEAD_RADIUS_MM * directions) * 1e-3
+    standard_m = standard_positions_m(names)
+    known = np.isfinite(standard_m).all(axis=1)
+    return dict(zip(names, np.where(known[:, None], standard_m, on_sphere_m), strict=True))
 
 
 def _readable_copy(path: Path, folder: str) -> Path:
@@ -202,7 +218,7 @@ def _head_frame_positions(montage, path: Path) -> tuple[dict[str, np.ndarray], l
     notes = []
     if found["coord_frame"] != "head" and any(found[key] is None for key in ("nasion", "lpa", "rpa")):
         notes.append(
-            f"{path.name} has no fiducials (nasion, LPA, RPA): its coordinates were taken as MNE head coordinates "
+            f"{path.name} lacks the nasion, LPA or RPA: its coordinates were taken as MNE head coordinates "
             "(+x right ear, +y nasion, +z up)."
         )
     names = list(montage.ch_names)
@@ -242,7 +258,8 @@ def read_positions(path: str | Path) -> tuple[dict[str, np.ndarray], list[str]]:
     (``.sfp``, ``.xyz``, ``.csv``, ``.tsv``, ``.hpts``), the unit of a BIDS
     sidecar is used, else m, cm or mm, whichever makes the fitted sphere
     head-sized. Spherical formats (``.loc``, ``.txt``, ``.elp``, ...) hold
-    directions, which are placed on the sphere of the standard positions.
+    directions, not where the cap sat: 10-05 names are placed at their
+    standard positions, others on the standard positions' sphere.
     Positions that lie nearly in a plane, or whose fitted sphere has a radius
     outside 60-140 mm or a centre more than 50 mm from that of the standard
     positions, are refused.
@@ -282,11 +299,10 @@ def read_positions(path: str | Path) -> tuple[dict[str, np.ndarray], list[str]]:
             "are needed."
         )
     if suffix in SPHERICAL_POSITION_FORMATS:
-        placed = _on_standard_sphere(np.array(list(positions.values())))
-        positions = dict(zip(positions, placed, strict=True))
+        positions = _place_spherical(positions)
         frame_notes = [
-            f"{path.name} holds directions on a sphere, not measured positions: they were placed on the standard "
-            "positions' sphere, not co-registered."
+            f"{path.name} holds directions on a sphere, not measured positions: 10-05 names were placed at their "
+            "standard positions, others on the standard positions' sphere; not co-registered."
         ]
     _check_on_a_head(np.array(list(positions.values())), path)
     return positions, notes + frame_notes
@@ -297,6 +313,6 @@ def rotation_deg(source_m: np.ndarray, target_m: np.ndarray) -> float:
     source = source_m - source_m.mean(axis=0)
     target = target_m - target_m.mean(axis=0)
     u, _, vt = np.linalg.svd(source.T @ target)
-    sign = np.sign(np.linalg.det(vt.T @ u.T))
+    sign = 1.0 if np.linalg.det(vt.T @ u.T) >= 0 else -1.0
     rotation = vt.T @ np.diag([1.0, 1.0, sign]) @ u.T
     return float(np.degrees(np.arccos(np.clip((np.trace(rotation) - 1.0) / 2.0, -1.0, 1.0))))
