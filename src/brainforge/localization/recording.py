@@ -294,19 +294,27 @@ def _positions_from_file(path: Path, chosen: list[str], known: dict[str, str]) -
             f"to the file, or leave them out with --exclude {','.join(missing)}."
         )
     chosen_m = np.array([positions[key] for key in keys])
-    standard = [standard_name(name, known) for name in chosen]
-    named = [i for i, name in enumerate(standard) if name is not None]
-    if len(named) >= MIN_CHANNELS:
-        reference_m = standard_positions_m([standard[i] for i in named])
-        ok = np.isfinite(reference_m).all(axis=1)
-        angle = rotation_deg(chosen_m[named][ok], reference_m[ok]) if ok.sum() >= MIN_CHANNELS else 0.0
-        if angle > MAX_ROTATION_DEG:
-            raise BrainForgeError(
-                f"--positions {path.name}: the positions are rotated {angle:.0f} degrees from the standard positions "
-                "of the same names: other axes than MNE's head frame (+x right ear, +y nasion, +z up); add the "
-                "fiducials (nasion, LPA, RPA) to the file or convert the coordinates."
-            )
+    _check_axes(path, chosen_m, [standard_name(name, known) for name in chosen])
     return chosen_m, notes
+
+
+def _check_axes(path: Path, positions_m: np.ndarray, standard: list[str | None]) -> None:
+    """Refuse positions rotated (or mirrored) far from the standard positions of the same 10-05 names.
+
+    Checked when at least :data:`MIN_CHANNELS` channels have a 10-05 name (``standard``, None where not).
+    """
+    named = [i for i, name in enumerate(standard) if name is not None]
+    if len(named) < MIN_CHANNELS:
+        return
+    reference_m = standard_positions_m([standard[i] for i in named])
+    ok = np.isfinite(reference_m).all(axis=1)
+    angle = rotation_deg(positions_m[named][ok], reference_m[ok]) if ok.sum() >= MIN_CHANNELS else 0.0
+    if angle > MAX_ROTATION_DEG:
+        raise BrainForgeError(
+            f"--positions {path.name}: the positions are rotated {angle:.0f} degrees from the standard positions "
+            "of the same names: other axes than MNE's head frame (+x right ear, +y nasion, +z up); add the "
+            "fiducials (nasion, LPA, RPA) to the file or convert the coordinates."
+        )
 
 
 def _name_lookup(available: list[str], known: dict[str, str]) -> dict[str, str]:
