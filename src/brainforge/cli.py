@@ -670,7 +670,7 @@ def localize_command(
         events=tuple(_split_list([events])) if events is not None else None,
         channels=tuple(_split_list([channels])) if channels else None,
         exclude=tuple(_split_list([exclude] if exclude else [])),
-        positions=str(positions) if positions is not None else None,
+        positions=positions,
         timecourses=timecourses, progress=progress and sys.stderr.isatty(), uncertainty=bootstrap,
     )  # fmt: skip
     for note in result.prepared.notes:

@@ -305,7 +305,7 @@ def localize(
     """
     config = PreprocessingConfig(
         l_freq, h_freq, tmin, tmax, tuple(events) if events else None,
-        tuple(channels) if channels else None, tuple(exclude or ()), str(positions) if positions is not None else None,
+        tuple(channels) if channels else None, tuple(exclude or ()), positions,
     )  # fmt: skip
     model, _ = _as_solver(solver)
     uncertainty = uncertainty if uncertainty is not None else (True if return_confidence else None)

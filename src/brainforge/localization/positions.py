@@ -83,14 +83,14 @@ def check_positions_file(path: Path) -> None:
         )
 
 
-def fitted_sphere_mm(positions_m: np.ndarray) -> tuple[np.ndarray, float]:
-    """Centre (mm) and radius (mm) of the sphere fitted to the finite rows of ``positions_m``."""
+def _fitted_sphere(points: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centre and radius of the sphere fitted to the finite rows of ``points``, in their unit (NaN below 4)."""
     from ..anatomy.bem import fit_sphere
 
-    finite = positions_m[np.isfinite(positions_m).all(axis=1)]
+    finite = points[np.isfinite(points).all(axis=1)]
     if len(finite) < 4:
         return np.full(3, np.nan), float("nan")
-    return fit_sphere(finite * 1e3)
+    return fit_sphere(finite)
 
 
 def _bids_sidecar(path: Path) -> Path | None:
@@ -177,7 +177,7 @@ def _choose_unit(montage, path: Path, stated_m: float | None) -> list[str]:
         _scale(montage, stated_m)
         return []
     channel_pos = np.array(list(montage.get_positions()["ch_pos"].values()), float)
-    radius = fitted_sphere_mm(channel_pos * 1e-3)[1]  # in the file's units
+    radius = _fitted_sphere(channel_pos)[1]  # in the file's units
     low, high = HEAD_RADIUS_RANGE_MM
     for unit, to_m in UNITS_M.items():
         if low <= radius * to_m * 1e3 <= high:
@@ -195,7 +195,7 @@ def _place_spherical(positions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """
     names = list(positions)
     placed_m = np.array(list(positions.values()))
-    centre_m = fitted_sphere_mm(placed_m)[0] * 1e-3
+    centre_m = _fitted_sphere(placed_m)[0]
     directions = (placed_m - centre_m) / np.linalg.norm(placed_m - centre_m, axis=1, keepdims=True)
     on_sphere_m = (STANDARD_HEAD_CENTRE_MM + STANDARD_HEAD_RADIUS_MM * directions) * 1e-3
     standard_m = standard_positions_m(names)
@@ -238,7 +238,7 @@ def _check_on_a_head(positions_m: np.ndarray, path: Path) -> None:
         raise BrainForgeError(
             f"--positions {path.name}: the positions lie nearly in a plane (a 2-D layout?); give 3-D positions."
         )
-    centre_mm, radius_mm = fitted_sphere_mm(positions_m)
+    centre_mm, radius_mm = _fitted_sphere(positions_m * 1e3)
     off_mm = float(np.linalg.norm(centre_mm - STANDARD_HEAD_CENTRE_MM))
     low, high = HEAD_RADIUS_RANGE_MM
     if not (low <= radius_mm <= high and off_mm <= HEAD_CENTRE_TOLERANCE_MM):

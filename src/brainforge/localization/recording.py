@@ -93,10 +93,11 @@ class PreprocessingConfig:
         EEG channel.
     exclude : tuple of str
         Channels not to use (file or 10-05 names).
-    positions : str | None
+    positions : str | path | None
         A file of electrode positions (digitized, for example) to use
         instead of those in the recording: any format in
-        :data:`POSITION_FILE_FORMATS` (:func:`read_positions`).
+        :data:`~brainforge.localization.positions.POSITION_FILE_FORMATS`
+        (:func:`read_positions`). A path is stored as its string.
     """
 
     l_freq: float | None = 1.0
@@ -106,7 +107,7 @@ class PreprocessingConfig:
     events: tuple[str, ...] | None = None
     channels: tuple[str, ...] | None = None
     exclude: tuple[str, ...] = ()
-    positions: str | None = None
+    positions: str | Path | None = None  # stored as str
 
     def __post_init__(self) -> None:
         if self.positions is not None:
@@ -154,7 +155,7 @@ class PreprocessingConfig:
             "events": list(self.events) if self.events else None,
             "channels": list(self.channels) if self.channels else None,
             "exclude": list(self.exclude),
-            "positions_file": str(self.positions) if self.positions is not None else None,
+            "positions_file": self.positions,
         }
 
 
@@ -439,11 +440,13 @@ def select_channels(inst, config: PreprocessingConfig, span: tuple[int, int | No
         logger.warning(message)
         notes.append(message)
     if config.positions is None:
-        info = mne.pick_info(inst.info, [inst.ch_names.index(name) for name in chosen])
-        return _place_channels(chosen, file_positions_m(info), "the file", known, dropped, notes)
-    file_pos, position_notes = _positions_from_file(Path(config.positions), chosen, known)
-    notes.extend(position_notes)
-    return _place_channels(chosen, file_pos, Path(config.positions).name, known, dropped, notes)
+        file_pos = file_positions_m(mne.pick_info(inst.info, [inst.ch_names.index(name) for name in chosen]))
+        source = "the file"
+    else:
+        file_pos, position_notes = _positions_from_file(Path(config.positions), chosen, known)
+        notes.extend(position_notes)
+        source = Path(config.positions).name
+    return _place_channels(chosen, file_pos, source, known, dropped, notes)
 
 
 def _place_channels(
