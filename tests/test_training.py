@@ -238,6 +238,41 @@ def test_max_time_is_a_budget_per_invocation():
     assert ours.state_key == lightning_timer.state_key
 
 
+def test_a_time_limit_inside_an_epoch_is_reported_as_a_partial_epoch(tmp_path, monkeypatch):
+    """--max-time that runs out part-way through an epoch: "N whole epochs and k of m steps", not N + 1 epochs."""
+    import importlib
+
+    from brainforge.cli import app
+
+    train_module = importlib.import_module("brainforge.training.train")  # the package's `train` is the function
+
+    class RunsOutAtStepSix(train_module.SessionTimer):
+        """--max-time's timer, running out after 6 steps (4 steps per epoch: 2 steps into the 2nd epoch)."""
+
+        def on_train_batch_end(self, trainer, *args, **kwargs) -> None:
+            if trainer.global_step >= 6:
+                self.spent = True
+                trainer.should_stop = True
+
+        def time_remaining(self, stage: str = "train") -> float:
+            return 0.0 if getattr(self, "spent", False) else 60.0
+
+    monkeypatch.setattr(train_module, "SessionTimer", RunsOutAtStepSix)
+    common = [
+        "--head", "1010-16", "--n-regions", "50", "--samples-per-epoch", "32", "--val-samples", "8",
+        "--batch-size", "8", "--max-epochs", "3", "--crop", "8", "--workers", "0", "--no-progress",
+        "--max-time", "00:00:01:00",
+    ]  # fmt: skip
+    result = CliRunner().invoke(app, ["train", "--model", "gru", "--out", str(tmp_path / "run"), *common])
+    assert result.exit_code == 0, result.output
+    assert "Trained 1 whole epoch(s) and 2 of 4 steps of one more (stopped by max_time)" in result.output
+    assert load_training_state(tmp_path / "run" / "checkpoints" / "last.ckpt")["global_step"] == 6
+    # Whole epochs only: the same run without the cut says so plainly.
+    monkeypatch.undo()
+    result = CliRunner().invoke(app, ["train", "--model", "gru", "--out", str(tmp_path / "whole"), *common])
+    assert result.exit_code == 0 and "Trained 3 epoch(s)" in result.output, result.output
+
+
 def test_training_state_round_trips_without_pickle(tmp_path):
     state = {
         "epoch": 3, "name": "x", "values": [1.5, None, True], "pair": (0.9, 0.999),

@@ -517,7 +517,13 @@ def train_command(
     )  # fmt: skip
     typer.echo(result.model.summary())
     metrics = ", ".join(f"{k} {v:.4g}" for k, v in result.best_metrics.items())
-    typer.echo(f"Trained {result.epochs} epoch(s) in {time.perf_counter() - start:.0f} s; best: {metrics or 'none'}.")
+    trained = f"{result.epochs} epoch(s)"
+    if result.partial_epoch is not None:
+        taken, whole = result.partial_epoch
+        trained = (
+            f"{result.epochs} whole epoch(s) and {taken} of {whole} steps of one more (stopped by {result.stopped_by})"
+        )
+    typer.echo(f"Trained {trained} in {time.perf_counter() - start:.0f} s; best: {metrics or 'none'}.")
     if result.best_metrics.get("epoch") == -1:
         typer.echo("No epoch beat the starting model (--init); the exported model is the starting one.")
     typer.echo(f"Model: {out}/model.safetensors + config.json")

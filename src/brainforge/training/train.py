@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -56,7 +57,7 @@ class TrainingResult:
     best_metrics : dict
         Validation metrics of the exported model.
     epochs : int
-        Epochs completed.
+        Whole epochs completed over all sessions of the run.
     model : SourceModel
         The trained network (best weights, eval mode).
     global_step : int
@@ -66,6 +67,11 @@ class TrainingResult:
         when ``max_cpu_time`` measured it.
     stopped_by : str
         ``"max_epochs"``, ``"early_stopping"``, ``"max_time"`` or ``"max_cpu_time"``.
+    partial_epoch : tuple of (int, int) | None
+        When a time or CPU budget stopped the run inside an epoch: the steps
+        that epoch took and the steps of a whole one (Lightning ends, validates
+        and checkpoints it as if it were whole). None when the last epoch
+        ran to its end.
     """
 
     out_dir: Path
@@ -75,6 +81,7 @@ class TrainingResult:
     global_step: int = 0
     cpu_seconds: float | None = None
     stopped_by: str = "max_epochs"
+    partial_epoch: tuple[int, int] | None = None
 
 
 class ExportBestModel(Callback):
@@ -495,10 +502,25 @@ def train(
         stopped_by = "max_time"
     else:
         stopped_by = "max_epochs"
+    partial = _partial_epoch(trainer)
     return TrainingResult(
-        out_dir, export.best_metrics, trainer.current_epoch, best_model, global_step=trainer.global_step,
-        cpu_seconds=None if cpu_budget is None else cpu_budget.used, stopped_by=stopped_by,
+        out_dir, export.best_metrics, trainer.current_epoch - (partial is not None), best_model,
+        global_step=trainer.global_step, cpu_seconds=None if cpu_budget is None else cpu_budget.used,
+        stopped_by=stopped_by, partial_epoch=partial,
     )  # fmt: skip
+
+
+def _partial_epoch(trainer: pl.Trainer) -> tuple[int, int] | None:
+    """Return the last epoch's steps and a whole epoch's when a budget stopped it part-way, else None.
+
+    Lightning counts an epoch that a callback stopped part-way as done
+    (``current_epoch`` moves on), so the steps tell the two apart.
+    """
+    whole = trainer.num_training_batches
+    taken = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+    if not math.isfinite(whole) or not 0 < taken < whole:
+        return None
+    return int(taken), int(whole)
 
 
 def _score_starting_model(trainer: pl.Trainer, module: SourceLocalizer, data, export: ExportBestModel) -> None:
