@@ -18,8 +18,8 @@ here with 1-2 patches).
 
 Every solver is fitted on the standard template head (as a user would), and
 all run on the same samples through ``brainforge.evaluation.run_benchmark``,
-also on the 16-channel 10-10 subset. Then prints, per solver, with 95 %
-bootstrap intervals of the median:
+also on the 16-channel 10-10 subset (more with ``--channel-counts 16,21,32``).
+Then prints, per solver, with 95 % bootstrap intervals of the median:
 
 - peak-centre error (mm), 64 channels, and its ratio to sLORETA's;
 - spike-window time-course correlation;
@@ -113,6 +113,11 @@ def main() -> None:
         default="shift15,shift25,skull0.01,sphere",
         help="held-out forward models, comma-separated (also: lower25, the cap 25 mm lower on the head)",
     )
+    parser.add_argument(
+        "--channel-counts",
+        default="16",
+        help="10-10 subsets scored besides the 64 channels, comma-separated (of 16, 21, 32); the goal row is 16",
+    )
     args = parser.parse_args()
 
     from brainforge import set_log_level
@@ -130,7 +135,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     forwards = [name.strip() for name in args.forwards.split(",") if name.strip()]
     tests = write_heldout_test_sets(args.out, args.n, seed=args.seed, forwards=forwards)
-    config = BenchmarkConfig(channel_counts=(16,), n_bootstrap=200, seed=args.seed)
+    counts = sorted({16, *(int(n) for n in args.channel_counts.split(",") if n.strip())}, reverse=True)
+    config = BenchmarkConfig(channel_counts=tuple(counts), n_bootstrap=200, seed=args.seed)
     result = run_benchmark([*models, "sloreta"], tests, args.out / "report", config, progress=False)
     samples = result.samples
     solvers = list(dict.fromkeys(samples.solver))
@@ -142,19 +148,23 @@ def main() -> None:
         rows[solver] = {
             "peak_centre_error_mm": median_interval(errors_mm, 2000, args.seed),
             "correlation": median_interval(full.correlation.to_numpy(float), 2000, args.seed),
-            "peak_centre_error_mm_16ch": median_interval(
-                mine[mine.n_channels == 16].peak_centre_error_mm.to_numpy(float), 2000, args.seed
-            ),
             "peak_centre_error_mm_deep": median_interval(
                 full[full.depth == "deep"].peak_centre_error_mm.to_numpy(float), 2000, args.seed
             ),
+            **{
+                f"peak_centre_error_mm_{n}ch": median_interval(
+                    mine[mine.n_channels == n].peak_centre_error_mm.to_numpy(float), 2000, args.seed
+                )
+                for n in counts
+            },
             "failed": (int(full.failed.sum()), len(full)),
             "share_at_centre_region": float(np.mean(errors_mm == 0.0)),
             "share_le_8mm": float(np.mean(errors_mm <= 8.0)),
         }
     reference = rows.get("sloreta")
     print(f"{'median [95% CI]':34}" + "".join(f"{s[:24]:>28}" for s in solvers))
-    for key in ("peak_centre_error_mm", "correlation", "peak_centre_error_mm_16ch", "peak_centre_error_mm_deep"):
+    by_count = [f"peak_centre_error_mm_{n}ch" for n in counts]
+    for key in ("peak_centre_error_mm", "correlation", *by_count, "peak_centre_error_mm_deep"):
         cells = "".join(f"{'{:.1f} [{:.1f}, {:.1f}]'.format(*rows[s][key]):>28}" for s in solvers)
         print(f"{key:34}{cells}")
     print(

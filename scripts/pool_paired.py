@@ -7,7 +7,8 @@ Each argument is one ``benchmarks/heldout_forward.py`` run's ``report/samples.cs
 written ``default_model``; a folder by its last part). Rows are matched
 within each run (the same sample scored by both), the runs are stacked, and
 :func:`brainforge.evaluation.summary.paired_difference` prints ``OTHER -
-FIRST`` at 64 and 16 channels with 95 % bootstrap intervals. Pool only runs
+FIRST`` at every channel count the runs hold (64, 16, and any asked for
+with ``heldout_forward.py --channel-counts``) with 95 % bootstrap intervals. Pool only runs
 whose samples are independent: ``heldout_forward.py --seed S`` draws the
 k-th forward's set with seed ``S + k``, so seeds at least 4 apart (5 when
 the runs include ``lower25``) share no samples. ``--sets`` keeps only the test sets of those names (for example
@@ -46,12 +47,12 @@ def pooled_samples(specs: list[str], sets: list[str] | None = None):
 
 
 def main(specs: list[str], sets: list[str] | None = None) -> None:
-    """Print the pooled paired differences at 64 and 16 channels."""
+    """Print the pooled paired differences at every channel count the runs hold, densest first."""
     from brainforge.evaluation.summary import format_paired_difference, paired_difference
 
     samples = pooled_samples(specs, sets)
     label = "" if sets is None else f" ({','.join(sets)})"
-    for n_channels in (64, 16):
+    for n_channels in sorted(set(samples["n_channels"]), reverse=True):
         d = paired_difference(samples, "first", "other", n_channels)
         print(f"{n_channels} ch, other - first, pooled from {len(specs)} runs{label}: {format_paired_difference(d)}")
 
