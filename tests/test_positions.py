@@ -197,6 +197,38 @@ def test_a_bids_electrodes_table_is_read_and_its_coordinate_system_checked(tmp_p
     assert sorted(read_positions(headerless)[0]) == sorted(NAMES)
 
 
+def test_fiducial_rows_of_a_table_define_the_frame_and_are_not_electrodes(tmp_path):
+    """NAS/LPA/RPA rows (any case) are fiducials: a table in a digitizer's frame comes back in the head frame."""
+    rotation, shift = _rotation_z(70.0), np.array([0.3, -0.1, 0.05])
+    fiducials = _fiducials_m()
+    rows = [("nas", fiducials["nasion"]), ("LPA", fiducials["lpa"]), ("RPA", fiducials["rpa"])]
+    rows += list(zip(NAMES, _lowered_m(), strict=True))
+    table = tmp_path / "cap.tsv"
+    moved = [(name, rotation @ pos + shift) for name, pos in rows]
+    table.write_text("name\tx\ty\tz\n" + "".join(f"{n}\t{x:.6f}\t{y:.6f}\t{z:.6f}\n" for n, (x, y, z) in moved))
+    positions, notes = read_positions(table)
+    assert sorted(positions) == sorted(NAMES)
+    np.testing.assert_allclose(np.array([positions[n] for n in NAMES]), _lowered_m(), atol=1e-4)
+    assert not any("lacks the nasion" in note for note in notes)
+    # No nasion row: the electrode Nz (at the nasion) gives it, and stays an electrode.
+    with_nz = [("Nz", fiducials["nasion"]), *moved[1:]]
+    with_nz = [(name, rotation @ pos + shift) if name == "Nz" else (name, pos) for name, pos in with_nz]
+    table.write_text("name\tx\ty\tz\n" + "".join(f"{n}\t{x:.6f}\t{y:.6f}\t{z:.6f}\n" for n, (x, y, z) in with_nz))
+    positions, notes = read_positions(table)
+    assert "Nz" in positions and not any("lacks the nasion" in note for note in notes)
+    np.testing.assert_allclose(np.array([positions[n] for n in NAMES]), _lowered_m(), atol=1e-4)
+
+
+def test_positions_match_channel_names_without_case_or_spaces(tmp_path):
+    """An old digitization names EEG points EEG001; a recording's EEG 001 finds its position there."""
+    file_names = [f"EEG{i:03d}" for i in range(1, len(NAMES) + 1)]
+    path = _write_sfp(tmp_path / "cap.sfp", file_names, _lowered_m(), 1.0)
+    raw = _raw([f"EEG {i:03d}" for i in range(1, len(NAMES) + 1)])
+    prepared = prepare_recording(raw, 500.0, PreprocessingConfig(positions=str(path), l_freq=None))
+    found = prepared.montage.get_positions()["ch_pos"]
+    np.testing.assert_allclose(np.array([found[f"EEG {i:03d}"] for i in range(1, 33)]), _lowered_m(), atol=1e-5)
+
+
 def test_an_upper_case_ending_and_a_cap_slid_along_the_scalp_are_accepted(tmp_path):
     # MNE's readers check endings by case; the file is read as .sfp.
     upper = _write_sfp(tmp_path / "CAP.SFP", NAMES, _lowered_m(), 100.0)

@@ -27,6 +27,8 @@ POSITION_FILE_FORMATS = (
     ".csd", ".bvef",
 )  # fmt: skip
 #: Formats that store directions on a sphere, not measured positions.
+#: Row names (lower case) of a position table that are fiducials, and their DigMontage keywords.
+TABLE_FIDUCIALS = {"nas": "nasion", "nasion": "nasion", "lpa": "lpa", "rpa": "rpa"}
 SPHERICAL_POSITION_FORMATS = (".loc", ".locs", ".eloc", ".txt", ".elp", ".csd", ".bvef")
 #: Formats of measured positions that do not state their unit (m, cm or mm is chosen by the head's size).
 UNITLESS_POSITION_FORMATS = (".sfp", ".xyz", ".csv", ".tsv", ".hpts")
@@ -122,7 +124,9 @@ def _read_position_table(path: Path):
     """Read a ``.tsv``/``.csv`` table of name, x, y, z (a header row optional; BIDS ``electrodes.tsv``).
 
     Columns are found by a header naming ``name``, ``x``, ``y``, ``z``, else the first four are used.
-    Rows whose coordinates are not numbers (BIDS writes ``n/a``) are left out.
+    Rows whose coordinates are not numbers (BIDS writes ``n/a``) are left out. Rows named ``NAS``
+    (``nasion``), ``LPA`` and ``RPA`` (any case) are the fiducials, not electrodes; with LPA and RPA
+    but no nasion row, the 10-05 electrode ``Nz`` (at the nasion) gives the nasion too.
     """
     import mne
 
@@ -143,9 +147,16 @@ def _read_position_table(path: Path):
         if name in positions:
             raise BrainForgeError(f"--positions {path.name}: {name} has two rows; keep one.")
         positions[name] = position
+    fiducials = {
+        key: positions.pop(name) for name in list(positions) if (key := TABLE_FIDUCIALS.get(name.lower())) is not None
+    }
+    if "nasion" not in fiducials and {"lpa", "rpa"} <= set(fiducials):
+        nz = next((name for name in positions if name.lower() == "nz"), None)
+        if nz is not None:
+            fiducials["nasion"] = positions[nz]
     if not positions:
         raise BrainForgeError(f"--positions {path.name}: no rows of name, x, y, z with numbers.")
-    return mne.channels.make_dig_montage(positions, coord_frame="unknown")
+    return mne.channels.make_dig_montage(positions, coord_frame="unknown", **fiducials)
 
 
 def _read_montage(path: Path):

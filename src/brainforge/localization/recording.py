@@ -287,7 +287,7 @@ def _positions_from_file(path: Path, chosen: list[str], known: dict[str, str]) -
     """Positions of the chosen channels from a ``--positions`` file (matched by name or 10-05 spelling), m."""
     positions, notes = read_positions(path)
     lookup = _name_lookup(list(positions), known)
-    keys = [lookup.get(name.lower()) or lookup.get((standard_name(name, known) or "").lower()) for name in chosen]
+    keys = [lookup.get(_name_key(name)) or lookup.get(_name_key(standard_name(name, known) or "")) for name in chosen]
     missing = [name for name, key in zip(chosen, keys, strict=True) if key is None]
     if missing:
         raise BrainForgeError(
@@ -318,26 +318,31 @@ def _check_axes(path: Path, positions_m: np.ndarray, standard: list[str | None])
         )
 
 
+def _name_key(name: str) -> str:
+    """Compare channel names without case or spaces (``EEG 001``, ``eeg001``)."""
+    return "".join(name.split()).lower()
+
+
 def _name_lookup(available: list[str], known: dict[str, str]) -> dict[str, str]:
-    """Map lower-case names and their lower-case 10-05 spellings to the names in ``available``."""
+    """Map the keys (:func:`_name_key`) of names and of their 10-05 spellings to the names in ``available``."""
     lookup: dict[str, str] = {}
     for name in available:
-        lookup[name.lower()] = name
+        lookup[_name_key(name)] = name
         standard = standard_name(name, known)
         if standard is not None:
-            lookup.setdefault(standard.lower(), name)
+            lookup.setdefault(_name_key(standard), name)
     return lookup
 
 
 def _match_names(requested: tuple[str, ...], available: list[str], known: dict[str, str], option: str) -> list[str]:
     """Map names given by the user (file or 10-05 spelling, any case) to the file's names."""
     lookup = _name_lookup(available, known)
-    unknown = [name for name in requested if name.strip().lower() not in lookup]
+    unknown = [name for name in requested if _name_key(name) not in lookup]
     if unknown:
         raise BrainForgeError(
             f"{option}: no channel named {', '.join(unknown)} in the recording (it has: {', '.join(available)})."
         )
-    return list(dict.fromkeys(lookup[name.strip().lower()] for name in requested))
+    return list(dict.fromkeys(lookup[_name_key(name)] for name in requested))
 
 
 def scan_channels(inst, picks: list[str], start: int = 0, stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
