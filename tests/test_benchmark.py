@@ -293,6 +293,31 @@ def test_learned_solver_upsamples_sparse_montages(model_dirs, head64):
         fixed.apply_regions(eeg, 500.0)
 
 
+def test_a_router_is_routed_by_the_recorded_channel_count_then_upsampled(model_dirs, head64, tmp_path):
+    """A 16-channel cap goes to the sparse member (not to the dense one through its 64 upsampled channels)."""
+    from brainforge.anatomy import CHANNEL_SUBSETS
+    from brainforge.inverse import LearnedSolver
+    from brainforge.models import combine_by_channel_count, load_model, save_model
+
+    dense, _ = load_model(model_dirs[0])
+    torch.manual_seed(1)
+    sparse = build_model("cnn_transformer", head64.n_regions, dense.montage, **dense.hyper_parameters()).eval()
+    crop = {"training": {"crop_samples": 64}}
+    folder = save_model(combine_by_channel_count(dense, sparse), tmp_path / "router", crop)
+    head16 = head64.pick_channels(CHANNEL_SUBSETS["1010-16"])
+    routed16, routed64 = LearnedSolver(folder).fit(head16), LearnedSolver(folder).fit(head64)
+    assert routed16.upsample_matrix_.shape == (64, 16) and routed64.upsample_matrix_ is None
+    eeg = np.random.default_rng(1).normal(size=(16, 200)) * 1e-5
+    upsampled = routed16.upsample_matrix_ @ eeg
+    # The sparse member on the upsampled EEG, and the dense member's 64-channel results unchanged.
+    sparse_dir = save_model(sparse, tmp_path / "sparse", crop)
+    expected = LearnedSolver(sparse_dir).fit(head64).apply_regions(upsampled, 500.0).data
+    np.testing.assert_allclose(routed16.apply_regions(eeg, 500.0).data, expected, rtol=1e-4, atol=1e-10)
+    dense_64 = LearnedSolver(model_dirs[0]).fit(head64).apply_regions(upsampled, 500.0).data
+    assert not np.allclose(expected, dense_64, rtol=1e-2)  # the members differ
+    np.testing.assert_array_equal(routed64.apply_regions(upsampled, 500.0).data, dense_64)
+
+
 def test_failures_are_counted_not_dropped():
     from brainforge.evaluation.benchmark import failure_flags
 

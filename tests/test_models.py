@@ -342,10 +342,12 @@ def test_channel_count_router_sends_each_montage_to_one_member(montage, tmp_path
         index = np.arange(16)
         subset = normalize_eeg(eeg[..., index])
         torch.testing.assert_close(loaded(subset, montage.pick(index)), sparse(subset, montage.pick(index)))
-    # LearnedSolver's spline upsampling of sparse caps would send every cap to the dense member: not for a router.
-    from brainforge.inverse.solvers import _upsamples
+    # LearnedSolver picks the member by the recording's channel count, then upsamples for that member.
+    from brainforge.inverse.solvers import _member_for, _upsamples
 
-    assert _upsamples(dense, 16) and not _upsamples(dense, 64) and not _upsamples(router, 16)
+    assert _member_for(router, montage.pick(np.arange(16))) is router.sparse
+    assert _member_for(router, montage) is router.dense and _member_for(dense, montage) is dense
+    assert _upsamples(dense, 16) and not _upsamples(dense, 64)
 
 
 def test_channel_count_router_refuses_unlike_members(montage):

@@ -421,7 +421,10 @@ class LearnedSolver(InverseSolver):
         for map-based networks; a 16-channel cap lost 1-2 mm of median
         peak-centre error this way (docs/models.md, "Sparse montages").
         False gives the network the channels as they are. Networks with a
-        fixed montage and ones that route by channel count never upsample.
+        fixed montage never upsample. A channel-count router
+        (:class:`~brainforge.models.ChannelCountRouter`) picks its member by
+        the recording's own channel count first; that member is then
+        upsampled like any map-based network.
     verbose : bool | str | int | None
         Log level of BrainForge in :meth:`fit` and :meth:`apply`; None keeps the current one.
 
@@ -516,8 +519,9 @@ class LearnedSolver(InverseSolver):
     def fit(self, head) -> LearnedSolver:
         """Load the weights (BatchNorm folded in), check the head model's regions and take its montage.
 
-        Sets ``model_`` (the network, ready for inference), ``head_``,
-        ``montage_``, ``n_channels_`` and ``upsample_matrix_``.
+        Sets ``model_`` (the network, ready for inference; a router's member
+        for the head's channel count), ``head_``, ``montage_``, ``n_channels_``
+        and ``upsample_matrix_``.
         """
         from ..models import load_model
         from ..models.base import inference_copy
@@ -530,9 +534,10 @@ class LearnedSolver(InverseSolver):
                 f"{head.n_regions}; use the head model it was trained on, or fine-tune it (--init)."
             )
         model, _ = load_model(self.model_dir)
+        self.montage_ = Montage.from_head_model(head)
+        model = _member_for(model, self.montage_)
         self.model_ = inference_copy(model)
         self.head_ = head
-        self.montage_ = Montage.from_head_model(head)
         self.n_channels_ = head.n_channels
         self.upsample_matrix_ = None
         if self.upsample and _upsamples(model, head.n_channels):
@@ -599,12 +604,20 @@ class LearnedSolver(InverseSolver):
         return SourceActivity(total.T, self.sfreq, self.name)
 
 
-def _upsamples(model, n_channels: int) -> bool:
-    """Whether EEG with ``n_channels`` goes through the training montage: map-based, not routed by count, fewer."""
+def _member_for(model, montage):
+    """Return a channel-count router's member for EEG on ``montage`` (before any upsampling), else ``model``.
+
+    The recording's own channel count decides: upsampled onto the training
+    montage first, every cap would go to the dense member.
+    """
     from ..models.router import ChannelCountRouter
 
-    routed = isinstance(model, ChannelCountRouter)
-    return model.any_montage and not routed and n_channels < model.montage.n_channels
+    return model.member_for(montage) if isinstance(model, ChannelCountRouter) else model
+
+
+def _upsamples(model, n_channels: int) -> bool:
+    """Whether EEG with ``n_channels`` goes through the training montage: a map-based network, fewer channels."""
+    return model.any_montage and n_channels < model.montage.n_channels
 
 
 def _overlap_add(total: np.ndarray, weight: np.ndarray, estimate: np.ndarray, starts: list[int], taper) -> None:
