@@ -23,7 +23,7 @@ Then prints, per solver, with 95 % bootstrap intervals of the median:
 
 - peak-centre error (mm), 64 channels, and its ratio to sLORETA's;
 - spike-window time-course correlation;
-- peak-centre error at 16 channels;
+- peak-centre error at 16 channels (and at each ``--channel-counts`` subset);
 - peak-centre error of samples with a deep source;
 - failures (ghost or non-finite estimates).
 
@@ -43,7 +43,7 @@ metric moves in steps of about that size, so a median of 8 mm or less needs
 the peak on the centre region itself in about half of the samples.
 
 With two or more networks, it prints each later network's paired comparison
-with the first on the same samples, at 64 and at 16 channels
+with the first on the same samples, at 64 channels and at each subset
 (``brainforge.evaluation.summary.paired_difference``; mm, negative: the later
 network is better): the mean per-sample difference of the peak-centre error
 and the difference of the two medians, each with a 95 % paired bootstrap
@@ -94,6 +94,22 @@ def adjacent_region_spacing_mm(head) -> float:
     return float(np.median(head.region_distance_mm[head.region_adjacency.nonzero()]))
 
 
+def channel_counts(text: str) -> list[int]:
+    """Parse ``--channel-counts`` (16 always in), densest first; stop on a count no 10-10 subset has."""
+    from brainforge.anatomy import CHANNEL_SUBSETS
+
+    known = sorted(int(name.split("-")[1]) for name in CHANNEL_SUBSETS if int(name.split("-")[1]) < 64)
+    choices = ", ".join(map(str, known))
+    try:
+        counts = {16, *(int(n) for n in text.split(",") if n.strip())}
+    except ValueError:
+        raise SystemExit(f"--channel-counts takes numbers of channels ({choices}), got {text!r}.") from None
+    unknown = sorted(counts - set(known))
+    if unknown:
+        raise SystemExit(f"--channel-counts: no 10-10 subset of {unknown}; choose from {choices}.")
+    return sorted(counts, reverse=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -134,8 +150,8 @@ def main() -> None:
     models = [str(default_model_dir()) if m == "default" else m for m in args.model.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
     forwards = [name.strip() for name in args.forwards.split(",") if name.strip()]
+    counts = channel_counts(args.channel_counts)  # before any work
     tests = write_heldout_test_sets(args.out, args.n, seed=args.seed, forwards=forwards)
-    counts = sorted({16, *(int(n) for n in args.channel_counts.split(",") if n.strip())}, reverse=True)
     config = BenchmarkConfig(channel_counts=tuple(counts), n_bootstrap=200, seed=args.seed)
     result = run_benchmark([*models, "sloreta"], tests, args.out / "report", config, progress=False)
     samples = result.samples
@@ -188,7 +204,8 @@ def main() -> None:
     paired = {}
     for other in networks[1:]:
         paired[other] = {
-            f"{n}ch": paired_difference(samples, networks[0], other, n_channels=n, seed=args.seed) for n in (64, 16)
+            f"{n}ch": paired_difference(samples, networks[0], other, n_channels=n, seed=args.seed)
+            for n in (64, *counts)
         }
         for n_channels, d in paired[other].items():
             print(f"paired {other} - {networks[0]}, {n_channels}: {format_paired_difference(d)}")

@@ -54,7 +54,8 @@ def main(specs: list[str], sets: list[str] | None = None) -> None:
     label = "" if sets is None else f" ({','.join(sets)})"
     for n_channels in sorted(set(samples["n_channels"]), reverse=True):
         d = paired_difference(samples, "first", "other", n_channels)
-        print(f"{n_channels} ch, other - first, pooled from {len(specs)} runs{label}: {format_paired_difference(d)}")
+        runs = samples.loc[samples["n_channels"] == n_channels, "test_set"].str.split(":").str[0].nunique()
+        print(f"{n_channels} ch, other - first, pooled from {runs} runs{label}: {format_paired_difference(d)}")
 
 
 if __name__ == "__main__":

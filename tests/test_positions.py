@@ -217,6 +217,13 @@ def test_fiducial_rows_of_a_table_define_the_frame_and_are_not_electrodes(tmp_pa
     positions, notes = read_positions(table)
     assert "Nz" in positions and not any("lacks the nasion" in note for note in notes)
     np.testing.assert_allclose(np.array([positions[n] for n in NAMES]), _lowered_m(), atol=1e-4)
+    # A row without a name is no electrode; two rows for one fiducial are refused.
+    rows = "".join(f"{n}\t{x:.6f}\t{y:.6f}\t{z:.6f}\n" for n, (x, y, z) in moved)
+    table.write_text("name\tx\ty\tz\n" + rows + "\t0.01\t0.02\t0.09\n")
+    assert sorted(read_positions(table)[0]) == sorted(NAMES)
+    table.write_text("name\tx\ty\tz\n" + rows + rows.splitlines()[0].replace("nas", "Nasion") + "\n")
+    with pytest.raises(BrainForgeError, match="two rows give the nasion"):
+        read_positions(table)
 
 
 def test_positions_match_channel_names_without_case_or_spaces(tmp_path):

@@ -27,9 +27,9 @@ POSITION_FILE_FORMATS = (
     ".csd", ".bvef",
 )  # fmt: skip
 #: Formats that store directions on a sphere, not measured positions.
+SPHERICAL_POSITION_FORMATS = (".loc", ".locs", ".eloc", ".txt", ".elp", ".csd", ".bvef")
 #: Row names (lower case) of a position table that are fiducials, and their DigMontage keywords.
 TABLE_FIDUCIALS = {"nas": "nasion", "nasion": "nasion", "lpa": "lpa", "rpa": "rpa"}
-SPHERICAL_POSITION_FORMATS = (".loc", ".locs", ".eloc", ".txt", ".elp", ".csd", ".bvef")
 #: Formats of measured positions that do not state their unit (m, cm or mm is chosen by the head's size).
 UNITLESS_POSITION_FORMATS = (".sfp", ".xyz", ".csv", ".tsv", ".hpts")
 #: BIDS coordinate systems that are MNE's head frame.
@@ -144,12 +144,17 @@ def _read_position_table(path: Path):
             name, position = row[columns[0]].strip(), np.array([float(row[c]) for c in columns[1:]])
         except (ValueError, IndexError):
             continue  # a header without the names above, "n/a", or a short row
+        if not name:
+            continue  # a row without a name places no electrode
         if name in positions:
             raise BrainForgeError(f"--positions {path.name}: {name} has two rows; keep one.")
         positions[name] = position
-    fiducials = {
-        key: positions.pop(name) for name in list(positions) if (key := TABLE_FIDUCIALS.get(name.lower())) is not None
-    }
+    fiducials: dict[str, np.ndarray] = {}
+    for name in [name for name in positions if name.lower() in TABLE_FIDUCIALS]:
+        key = TABLE_FIDUCIALS[name.lower()]
+        if key in fiducials:
+            raise BrainForgeError(f"--positions {path.name}: two rows give the {key} ({name} and another); keep one.")
+        fiducials[key] = positions.pop(name)
     if "nasion" not in fiducials and {"lpa", "rpa"} <= set(fiducials):
         nz = next((name for name in positions if name.lower() == "nz"), None)
         if nz is not None:

@@ -287,7 +287,11 @@ def _positions_from_file(path: Path, chosen: list[str], known: dict[str, str]) -
     """Positions of the chosen channels from a ``--positions`` file (matched by name or 10-05 spelling), m."""
     positions, notes = read_positions(path)
     lookup = _name_lookup(list(positions), known)
-    keys = [lookup.get(_name_key(name)) or lookup.get(_name_key(standard_name(name, known) or "")) for name in chosen]
+    standard = [standard_name(name, known) for name in chosen]
+    keys = [
+        lookup.get(_name_key(name)) or (lookup.get(_name_key(spelled)) if spelled else None)
+        for name, spelled in zip(chosen, standard, strict=True)
+    ]
     missing = [name for name, key in zip(chosen, keys, strict=True) if key is None]
     if missing:
         raise BrainForgeError(
@@ -295,7 +299,7 @@ def _positions_from_file(path: Path, chosen: list[str], known: dict[str, str]) -
             f"to the file, or leave them out with --exclude {','.join(missing)}."
         )
     chosen_m = np.array([positions[key] for key in keys])
-    _check_axes(path, chosen_m, [standard_name(name, known) for name in chosen])
+    _check_axes(path, chosen_m, standard)
     return chosen_m, notes
 
 

@@ -57,7 +57,9 @@ class TrainingResult:
     best_metrics : dict
         Validation metrics of the exported model.
     epochs : int
-        Whole epochs completed over all sessions of the run.
+        Epochs over all sessions of the run, less this session's last one
+        when a budget cut it part-way (``partial_epoch``); an epoch cut in
+        an earlier session and resumed from counts as one.
     model : SourceModel
         The trained network (best weights, eval mode).
     global_step : int
@@ -496,10 +498,10 @@ def train(
         best_model, _ = load_model(out_dir)
     if cpu_budget is not None and cpu_budget.exhausted:
         stopped_by = "max_cpu_time"
+    elif timer is not None and timer.time_remaining() is not None and timer.time_remaining() <= 0:
+        stopped_by = "max_time"  # before early stopping: a cut epoch is still validated, and may also trigger it
     elif early_stopping.stopped_epoch > 0:
         stopped_by = "early_stopping"
-    elif timer is not None and timer.time_remaining() is not None and timer.time_remaining() <= 0:
-        stopped_by = "max_time"
     else:
         stopped_by = "max_epochs"
     partial = _partial_epoch(trainer)
