@@ -185,6 +185,28 @@ def test_whole_batches_equal_the_items_and_survive_buffer_reuse(generator, monke
         SyntheticEEGDataset(generator, n_samples=8).loader()
 
 
+def test_distributed_workers_start_from_a_forkserver_and_keep_the_rank(generator, tmp_path):
+    """In a process group, workers start from a forkserver (a fork can hang there, gh-112275): same batches."""
+    import torch.distributed as dist
+
+    from brainforge.synthesis.dataset import worker_start_method
+
+    assert worker_start_method() is None  # no process group: the default start (fork on Linux)
+    expected = list(SyntheticEEGDataset(generator, n_samples=12, seed=8, batch_size=4).loader())
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        assert worker_start_method() == "forkserver"
+        dataset = SyntheticEEGDataset(generator, n_samples=12, seed=8, batch_size=4)
+        batches = list(dataset.loader(num_workers=1, prefetch_factor=2))
+    finally:
+        dist.destroy_process_group()
+    assert len(batches) == len(expected) == 3
+    for batch, reference in zip(batches, expected, strict=True):
+        assert set(batch) == set(reference)
+        for key, value in reference.items():
+            assert torch.equal(batch[key], value), key
+
+
 def test_noise_bank_gives_independent_white_and_pink_channels(head64, spike_library):
     from brainforge.synthesis import NoiseBank
 

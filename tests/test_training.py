@@ -135,14 +135,28 @@ def test_compact_batches_crop_as_dense_ones(generator, head100):
 
 def test_ddp_on_two_cpu_processes_splits_the_batches(spike_library, tmp_path):
     """Lightning DDP (gloo, 2 CPU processes): both ranks train, validate, and see disjoint equal shares."""
-    import json
+    import os
+    import signal
     import subprocess
     import sys
     from pathlib import Path
 
     script = Path(__file__).with_name("_ddp_training.py")
-    result = subprocess.run([sys.executable, str(script), str(tmp_path / "run")], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
+    # Output to a file and a session of its own: a hung rank or worker is killed with its whole
+    # group after the timeout, instead of holding the test (and CI) forever on an open pipe.
+    with open(tmp_path / "output.txt", "w+") as output:
+        process = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run")], stdout=output,
+                                   stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        try:
+            returncode = process.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            returncode = None
+        output.seek(0)
+        log = output.read()[-3000:]
+    assert returncode is not None, f"the two-process run hung for 300 s:\n{log}"
+    assert returncode == 0, log
     ranks = [json.loads((tmp_path / "run" / f"seen_rank{r}.json").read_text()) for r in (0, 1)]
     assert all(rank["epochs"] == 2 and rank["best_metrics"] for rank in ranks)
     for epoch in range(2):

@@ -109,6 +109,7 @@ class SyntheticEEGDataset(IterableDataset):
         self.seed = seed
         self.compact_targets = compact_targets
         self.batch_size = batch_size
+        self._recorded_rank: tuple[int, int] | None = None
         self._use_slots(False)
 
     def _use_slots(self, reuse_memory: bool) -> None:
@@ -189,7 +190,7 @@ class SyntheticEEGDataset(IterableDataset):
         if self.n_samples is None:
             raise TypeError("An endless SyntheticEEGDataset has no length.")
         if self.batch_size is not None:
-            return len(self._rank_batches(*_distributed_rank()))
+            return len(self._rank_batches(*self._rank_and_world()))
         return self.n_samples
 
     def _rank_batches(self, rank: int, world: int) -> range | itertools.count:
@@ -205,8 +206,16 @@ class SyntheticEEGDataset(IterableDataset):
         n_batches = math.ceil(self.n_samples / self.batch_size)
         return range(rank, rank + world * (n_batches // world), world)
 
+    def _rank_and_world(self) -> tuple[int, int]:
+        """Return the distributed rank and world size this dataset serves (see :func:`_distributed_rank`).
+
+        A pass of :class:`SyntheticBatchLoader` records them before its workers
+        start: a worker started by ``forkserver`` has no process group.
+        """
+        return self._recorded_rank if self._recorded_rank is not None else _distributed_rank()
+
     def __iter__(self) -> Iterator[dict]:
-        rank, world = _distributed_rank()
+        rank, world = self._rank_and_world()
         info = get_worker_info()
         if info is None:
             yield from self._stream(rank, world, local_worker=None)
@@ -224,7 +233,7 @@ class SyntheticEEGDataset(IterableDataset):
             yield from self._items(worker, n_workers)
             return
         # Whole batches: split among ranks first (_rank_batches), then among this rank's workers.
-        rank, world = _distributed_rank()
+        rank, world = self._rank_and_world()
         n_local = n_workers // world
         batches = itertools.islice(self._rank_batches(rank, world), worker - rank * n_local, None, n_local)
         yield from self._batches(batches, local_worker)
@@ -342,15 +351,44 @@ class SyntheticBatchLoader:
 
     def __iter__(self) -> Iterator[dict]:
         # A copy of the dataset per pass, with its own buffer bookkeeping, made before the
-        # workers fork: the dataset itself keeps sending whole batches to plain DataLoaders.
+        # workers start: the dataset itself keeps sending whole batches to plain DataLoaders.
         dataset = copy.copy(self.dataset)
         dataset._use_slots(self.num_workers > 0)
+        dataset._recorded_rank = _distributed_rank()
         prefetch = self.prefetch_factor if self.num_workers else None
-        for batch in DataLoader(dataset, batch_size=None, num_workers=self.num_workers, prefetch_factor=prefetch):
+        context = worker_start_method() if self.num_workers else None
+        loader = DataLoader(
+            dataset, batch_size=None, num_workers=self.num_workers, prefetch_factor=prefetch,
+            multiprocessing_context=context,
+        )  # fmt: skip
+        for batch in loader:
             yield dataset.claim(batch)
 
     def __len__(self) -> int:
         return len(self.dataset)
+
+
+def worker_start_method() -> str | None:
+    """Return how DataLoader workers start: ``"forkserver"`` in a distributed run, else None (the default, fork).
+
+    In a distributed run, threads started by C++ code can enter Python, which
+    takes Python's thread-state lock; a ``fork`` that lands while one holds it
+    gives a child that hangs before running any code (CPython gh-112275:
+    ``scripts/fork_hang_probe.py`` hung 14 of 6,000 children on Python 3.11.7,
+    none on 3.12.1 or 3.13.0). A two-process CPU run of the test suite hung so
+    at its first epoch, and other fork hazards with threads remain on newer
+    Pythons. A forkserver is a
+    single-threaded process of its own, so workers forked from it cannot
+    inherit the lock. They receive the dataset pickled, with the rank it
+    recorded; the server imports brainforge's synthesis once for all of them.
+    """
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return None
+    import multiprocessing
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["__main__", "brainforge.synthesis"])
+    return "forkserver"
 
 
 def _distributed_rank() -> tuple[int, int]:
