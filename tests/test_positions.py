@@ -236,6 +236,23 @@ def test_positions_match_channel_names_without_case_or_spaces(tmp_path):
     np.testing.assert_allclose(np.array([found[f"EEG {i:03d}"] for i in range(1, 33)]), _lowered_m(), atol=1e-5)
 
 
+def test_names_that_differ_only_in_case_or_spaces_are_refused_where_ambiguous(tmp_path):
+    """EEG001 and eeg001 in one file: a recording's EEG 001 could mean either, so it is refused, not guessed."""
+    file_names = [f"EEG{i:03d}" for i in range(1, len(NAMES) + 1)]
+    file_names[1] = "eeg001"  # clashes with EEG001 once case is ignored
+    path = _write_sfp(tmp_path / "cap.sfp", file_names, _lowered_m(), 1.0)
+    raw = _raw([f"EEG {i:03d}" for i in range(1, len(NAMES) + 1)])
+    with pytest.raises(BrainForgeError, match=r"cap.sfp: EEG 001 could be any of EEG001, eeg001") as info:
+        prepare_recording(raw, 500.0, PreprocessingConfig(positions=str(path), l_freq=None))
+    assert "\n" not in str(info.value)
+    # In a recording: the exact name is never ambiguous; a name that only matches without case or spaces is.
+    clashing = _raw([*NAMES[:-1], "EEG1", "eeg 1"])
+    with pytest.raises(BrainForgeError, match=r"--exclude: Eeg1 could be any of EEG1, eeg 1"):
+        prepare_recording(clashing, 500.0, PreprocessingConfig(exclude=("Eeg1",), l_freq=None))
+    prepared = prepare_recording(clashing, 500.0, PreprocessingConfig(exclude=("EEG1", "eeg 1"), l_freq=None))
+    assert prepared.ch_names == NAMES[:-1]
+
+
 def test_an_upper_case_ending_and_a_cap_slid_along_the_scalp_are_accepted(tmp_path):
     # MNE's readers check endings by case; the file is read as .sfp.
     upper = _write_sfp(tmp_path / "CAP.SFP", NAMES, _lowered_m(), 100.0)

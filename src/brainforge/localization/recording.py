@@ -288,8 +288,9 @@ def _positions_from_file(path: Path, chosen: list[str], known: dict[str, str]) -
     positions, notes = read_positions(path)
     lookup = _name_lookup(list(positions), known)
     standard = [standard_name(name, known) for name in chosen]
+    where = f"--positions {path.name}"
     keys = [
-        lookup.get(_name_key(name)) or (lookup.get(_name_key(spelled)) if spelled else None)
+        _find_name(name, lookup, where) or (_find_name(spelled, lookup, where) if spelled else None)
         for name, spelled in zip(chosen, standard, strict=True)
     ]
     missing = [name for name, key in zip(chosen, keys, strict=True) if key is None]
@@ -327,26 +328,53 @@ def _name_key(name: str) -> str:
     return "".join(name.split()).lower()
 
 
-def _name_lookup(available: list[str], known: dict[str, str]) -> dict[str, str]:
-    """Map the keys (:func:`_name_key`) of names and of their 10-05 spellings to the names in ``available``."""
-    lookup: dict[str, str] = {}
+def _name_lookup(available: list[str], known: dict[str, str]) -> dict[str, list[str]]:
+    """Map the keys (:func:`_name_key`) of names and of their 10-05 spellings to the names in ``available``.
+
+    A name's own key comes before any 10-05 spelling with the same key. A key
+    shared by several names (``EEG 1`` and ``eeg1``) keeps them all, for
+    :func:`_find_name` to refuse.
+    """
+    lookup: dict[str, list[str]] = {}
     for name in available:
-        lookup[_name_key(name)] = name
+        lookup.setdefault(_name_key(name), []).append(name)
+    spellings: dict[str, list[str]] = {}
+    for name in available:
         standard = standard_name(name, known)
-        if standard is not None:
-            lookup.setdefault(_name_key(standard), name)
-    return lookup
+        if standard is not None and _name_key(standard) not in lookup:
+            spellings.setdefault(_name_key(standard), []).append(name)
+    return {**spellings, **lookup}
+
+
+def _find_name(name: str, lookup: dict[str, list[str]], where: str) -> str | None:
+    """Return the name in ``lookup`` that ``name`` means: itself, else the one with its key; None if none has it.
+
+    Raises
+    ------
+    BrainForgeError
+        Where the key is shared by several names and none is ``name`` itself.
+    """
+    matches = lookup.get(_name_key(name), [])
+    if name in matches:
+        return name
+    if len(matches) < 2:
+        return matches[0] if matches else None
+    raise BrainForgeError(
+        f"{where}: {name} could be any of {', '.join(matches)}, which differ only in case, spaces or spelling; "
+        "rename them so that each name is unique."
+    )
 
 
 def _match_names(requested: tuple[str, ...], available: list[str], known: dict[str, str], option: str) -> list[str]:
     """Map names given by the user (file or 10-05 spelling, any case) to the file's names."""
     lookup = _name_lookup(available, known)
-    unknown = [name for name in requested if _name_key(name) not in lookup]
+    found = [_find_name(name, lookup, option) for name in requested]
+    unknown = [name for name, match in zip(requested, found, strict=True) if match is None]
     if unknown:
         raise BrainForgeError(
             f"{option}: no channel named {', '.join(unknown)} in the recording (it has: {', '.join(available)})."
         )
-    return list(dict.fromkeys(lookup[_name_key(name)] for name in requested))
+    return list(dict.fromkeys(found))
 
 
 def scan_channels(inst, picks: list[str], start: int = 0, stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
