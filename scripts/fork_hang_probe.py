@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
+import signal
 import sys
 import threading
 import time
@@ -42,7 +43,7 @@ def _child_exits(pid: int, timeout_s: float) -> bool:
         if os.waitpid(pid, os.WNOHANG)[0]:
             return True
         time.sleep(0.001)
-    os.kill(pid, 9)
+    os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     return False
 

@@ -139,23 +139,39 @@ def test_ddp_on_two_cpu_processes_splits_the_batches(spike_library, tmp_path):
     import signal
     import subprocess
     import sys
+    import time
     from pathlib import Path
 
     script = Path(__file__).with_name("_ddp_training.py")
-    # Output to a file and a session of its own: a hung rank or worker is killed with its whole
-    # group after the timeout, instead of holding the test (and CI) forever on an open pipe.
+
+    # Output to a file and a session of its own: the test waits for every process of the run (rank 1
+    # may still be writing its file after rank 0 exits), and kills them all after 300 s or on any error,
+    # instead of waiting forever on an output pipe that a hung worker holds open.
+    def group_is_gone(pgid: int) -> bool:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
     with open(tmp_path / "output.txt", "w+") as output:
         process = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run")], stdout=output,
                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        deadline = time.monotonic() + 300
         try:
             returncode = process.wait(timeout=300)
+            while not group_is_gone(process.pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            finished = group_is_gone(process.pid)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            returncode, finished = None, False
+        finally:
+            if not group_is_gone(process.pid):
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-            returncode = None
         output.seek(0)
         log = output.read()[-3000:]
-    assert returncode is not None, f"the two-process run hung for 300 s:\n{log}"
+    assert returncode is not None and finished, f"the two-process run hung for 300 s:\n{log}"
     assert returncode == 0, log
     ranks = [json.loads((tmp_path / "run" / f"seen_rank{r}.json").read_text()) for r in (0, 1)]
     assert all(rank["epochs"] == 2 and rank["best_metrics"] for rank in ranks)
@@ -281,8 +297,17 @@ def test_a_time_limit_inside_an_epoch_is_reported_as_a_partial_epoch(tmp_path, m
     assert result.exit_code == 0, result.output
     assert "Trained 1 whole epoch(s) and 2 of 4 steps of one more (stopped by max_time)" in result.output
     assert load_training_state(tmp_path / "run" / "checkpoints" / "last.ckpt")["global_step"] == 6
-    # Whole epochs only: the same run without the cut says so plainly.
     monkeypatch.undo()
+    # Resumed in a new session: the cut epoch is still not counted as whole, and is named.
+    resumed = [arg for arg in common if arg not in ("--max-time", "00:00:01:00")]
+    result = CliRunner().invoke(app, ["train", "--model", "gru", "--out", str(tmp_path / "run"), "--resume", *resumed])
+    assert result.exit_code == 0, result.output
+    assert load_training_state(tmp_path / "run" / "checkpoints" / "last.ckpt")["global_step"] == 10
+    assert (
+        "Trained 2 whole epoch(s); besides, earlier sessions' budgets cut 1 epoch(s) short (epoch 1: 2 of 4 steps)"
+        in result.output
+    ), result.output
+    # Whole epochs only: the same run without the cut says so plainly.
     whole = [arg for arg in common if arg not in ("--max-time", "00:00:01:00")]
     result = CliRunner().invoke(app, ["train", "--model", "gru", "--out", str(tmp_path / "whole"), *whole])
     assert result.exit_code == 0 and "Trained 3 epoch(s)" in result.output, result.output

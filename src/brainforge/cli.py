@@ -518,11 +518,17 @@ def train_command(
     typer.echo(result.model.summary())
     metrics = ", ".join(f"{k} {v:.4g}" for k, v in result.best_metrics.items())
     trained = f"{result.epochs} epoch(s)"
+    earlier_cuts = result.cut_epochs[: len(result.cut_epochs) - (result.partial_epoch is not None)]
     if result.partial_epoch is not None:
         taken, whole = result.partial_epoch
         trained = (
             f"{result.epochs} whole epoch(s) and {taken} of {whole} steps of one more (stopped by {result.stopped_by})"
         )
+    elif earlier_cuts:
+        trained = f"{result.epochs} whole epoch(s)"
+    if earlier_cuts:
+        steps = ", ".join(f"epoch {index}: {taken} of {whole} steps" for index, taken, whole in earlier_cuts)
+        trained += f"; besides, earlier sessions' budgets cut {len(earlier_cuts)} epoch(s) short ({steps})"
     typer.echo(f"Trained {trained} in {time.perf_counter() - start:.0f} s; best: {metrics or 'none'}.")
     if result.best_metrics.get("epoch") == -1:
         typer.echo("No epoch beat the starting model (--init); the exported model is the starting one.")

@@ -253,6 +253,7 @@ def train_candidate(candidate: Candidate, config: ComparisonConfig, generator, r
         "samples_seen": result.global_step * config.training.batch_size,
         "epochs": result.epochs,
         "partial_epoch": result.partial_epoch,
+        "cut_epochs": result.cut_epochs,
         "stopped_by": result.stopped_by,
         "best": result.best_metrics,
         "still_falling": _still_falling(curve),

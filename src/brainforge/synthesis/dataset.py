@@ -102,14 +102,14 @@ class SyntheticEEGDataset(IterableDataset):
             compact_targets = True
             # Project the background clips and draw the noise banks here, once, so that
             # DataLoader workers forked from this process share them instead of each
-            # making its own.
+            # making its own (a forkserver's workers, in distributed runs, get a copy).
             generator.prepare()
         self.generator = generator
         self.n_samples = n_samples
         self.seed = seed
         self.compact_targets = compact_targets
         self.batch_size = batch_size
-        self._recorded_rank: tuple[int, int] | None = None
+        self._rank_world: tuple[int, int] | None = None
         self._use_slots(False)
 
     def _use_slots(self, reuse_memory: bool) -> None:
@@ -209,10 +209,18 @@ class SyntheticEEGDataset(IterableDataset):
     def _rank_and_world(self) -> tuple[int, int]:
         """Return the distributed rank and world size this dataset serves (see :func:`_distributed_rank`).
 
-        A pass of :class:`SyntheticBatchLoader` records them before its workers
-        start: a worker started by ``forkserver`` has no process group.
+        Those recorded when it was pickled or copied (:meth:`__getstate__`)
+        come first: a worker started by a forkserver or by spawn has no
+        process group of its own.
         """
-        return self._recorded_rank if self._recorded_rank is not None else _distributed_rank()
+        return self._rank_world if self._rank_world is not None else _distributed_rank()
+
+    def __getstate__(self) -> dict:
+        """Return the state to pickle or copy, with this process's rank and world size recorded in it."""
+        state = dict(self.__dict__)
+        if state["_rank_world"] is None:
+            state["_rank_world"] = _distributed_rank()
+        return state
 
     def __iter__(self) -> Iterator[dict]:
         rank, world = self._rank_and_world()
@@ -352,9 +360,8 @@ class SyntheticBatchLoader:
     def __iter__(self) -> Iterator[dict]:
         # A copy of the dataset per pass, with its own buffer bookkeeping, made before the
         # workers start: the dataset itself keeps sending whole batches to plain DataLoaders.
-        dataset = copy.copy(self.dataset)
+        dataset = copy.copy(self.dataset)  # records this process's rank for the workers (__getstate__)
         dataset._use_slots(self.num_workers > 0)
-        dataset._recorded_rank = _distributed_rank()
         prefetch = self.prefetch_factor if self.num_workers else None
         context = worker_start_method() if self.num_workers else None
         loader = DataLoader(
@@ -369,18 +376,24 @@ class SyntheticBatchLoader:
 
 
 def worker_start_method() -> str | None:
-    """Return how DataLoader workers start: ``"forkserver"`` in a distributed run, else None (the default, fork).
+    """Return how DataLoader workers start: ``"forkserver"`` in a distributed run, else None.
 
     In a distributed run, threads started by C++ code can enter Python, which
     takes Python's thread-state lock; a ``fork`` that lands while one holds it
-    gives a child that hangs before running any code (CPython gh-112275:
+    gives a child that hangs before running any code (CPython gh-112275;
     ``scripts/fork_hang_probe.py`` hung 14 of 6,000 children on Python 3.11.7,
-    none on 3.12.1 or 3.13.0). A two-process CPU run of the test suite hung so
-    at its first epoch, and other fork hazards with threads remain on newer
-    Pythons. A forkserver is a
-    single-threaded process of its own, so workers forked from it cannot
-    inherit the lock. They receive the dataset pickled, with the rank it
-    recorded; the server imports brainforge's synthesis once for all of them.
+    none on 3.12.1 or 3.13.0). A two-process CPU run of the test suite hung in
+    that place at its first epoch. A forkserver is a fresh process that only
+    forks, so no thread there is inside Python at a fork; its workers receive
+    the dataset pickled, with the rank it recorded, and the server imports
+    brainforge's synthesis once for all of them. Other hazards of forking
+    beside threads remain on newer Pythons too.
+
+    Returns
+    -------
+    method : str | None
+        ``"forkserver"``, or None for the platform's default (fork on Linux
+        before Python 3.14).
     """
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
         return None

@@ -187,7 +187,8 @@ class SampleGenerator:
         """Project every background clip on the full montage and draw the noise banks now, not on first use.
 
         Call it before DataLoader workers fork from this process, so they
-        share that memory instead of each making its own; samples do not
+        share that memory instead of each making its own (workers started by
+        a forkserver, as in distributed runs, receive a copy); samples do not
         change.
 
         Returns

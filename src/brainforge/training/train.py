@@ -57,9 +57,8 @@ class TrainingResult:
     best_metrics : dict
         Validation metrics of the exported model.
     epochs : int
-        Epochs over all sessions of the run, less this session's last one
-        when a budget cut it part-way (``partial_epoch``); an epoch cut in
-        an earlier session and resumed from counts as one.
+        Whole epochs over all sessions of the run: epochs that a time or CPU
+        budget cut part-way (``cut_epochs``) are left out.
     model : SourceModel
         The trained network (best weights, eval mode).
     global_step : int
@@ -74,6 +73,10 @@ class TrainingResult:
         that epoch took and the steps of a whole one (Lightning ends, validates
         and checkpoints it as if it were whole). None when the last epoch
         ran to its end.
+    cut_epochs : tuple of (int, int, int)
+        Every epoch of the run, this session's and earlier ones', that a
+        budget cut part-way: its index, the steps it took, the steps of a
+        whole one (:class:`CutEpochRecord`, kept in the checkpoint).
     """
 
     out_dir: Path
@@ -84,6 +87,7 @@ class TrainingResult:
     cpu_seconds: float | None = None
     stopped_by: str = "max_epochs"
     partial_epoch: tuple[int, int] | None = None
+    cut_epochs: tuple[tuple[int, int, int], ...] = ()
 
 
 class ExportBestModel(Callback):
@@ -149,6 +153,32 @@ class EpochCheckpoint(Checkpoint):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Optimizer state included; said explicitly, so Lightning does not log its default every epoch.
         trainer.save_checkpoint(self.path, weights_only=False)
+
+
+class CutEpochRecord(Callback):
+    """Record the epochs that a budget cut part-way, in the checkpoint, so that the record spans resumes.
+
+    Lightning ends an epoch stopped part-way as if it were whole and the run
+    resumes at the next one, so its epoch count alone cannot tell a cut epoch
+    from a whole one once a session has ended.
+    """
+
+    def __init__(self):
+        self.cut_epochs: list[tuple[int, int, int]] = []
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        """Note the epoch that just ended if it took fewer steps than a whole one (before its checkpoint)."""
+        partial = _partial_epoch(trainer)
+        if partial is not None:
+            self.cut_epochs.append((trainer.current_epoch, *partial))
+
+    def state_dict(self) -> dict:
+        """Return the cut epochs so far: index, steps taken, steps of a whole epoch."""
+        return {"cut_epochs": [list(cut) for cut in self.cut_epochs]}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` (a checkpoint written before this record holds none)."""
+        self.cut_epochs = [tuple(int(v) for v in cut) for cut in state.get("cut_epochs", [])]
 
 
 class SessionTimer(Timer):
@@ -470,7 +500,8 @@ def train(
             *([cpu_budget] if cpu_budget else []),
             early_stopping,
             export,
-            EpochCheckpoint(last),
+            cut_record := CutEpochRecord(),
+            EpochCheckpoint(last),  # a Checkpoint: Lightning runs it after the others, so the record is saved
         ],
         plugins=[SafetensorsCheckpointIO()],
         logger=pl.loggers.CSVLogger(out_dir, name="logs"),
@@ -504,11 +535,10 @@ def train(
         stopped_by = "early_stopping"
     else:
         stopped_by = "max_epochs"
-    partial = _partial_epoch(trainer)
     return TrainingResult(
-        out_dir, export.best_metrics, trainer.current_epoch - (partial is not None), best_model,
+        out_dir, export.best_metrics, trainer.current_epoch - len(cut_record.cut_epochs), best_model,
         global_step=trainer.global_step, cpu_seconds=None if cpu_budget is None else cpu_budget.used,
-        stopped_by=stopped_by, partial_epoch=partial,
+        stopped_by=stopped_by, partial_epoch=_partial_epoch(trainer), cut_epochs=tuple(cut_record.cut_epochs),
     )  # fmt: skip
 
 
