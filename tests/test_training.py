@@ -135,6 +135,7 @@ def test_compact_batches_crop_as_dense_ones(generator, head100):
 
 def test_ddp_on_two_cpu_processes_splits_the_batches(spike_library, tmp_path):
     """Lightning DDP (gloo, 2 CPU processes): both ranks train, validate, and see disjoint equal shares."""
+    import contextlib
     import os
     import signal
     import subprocess
@@ -148,11 +149,15 @@ def test_ddp_on_two_cpu_processes_splits_the_batches(spike_library, tmp_path):
     # may still be writing its file after rank 0 exits), and kills them all after 300 s or on any error,
     # instead of waiting forever on an output pipe that a hung worker holds open.
     def group_is_gone(pgid: int) -> bool:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return True
-        return False
+        """No live process left in the group (zombies waiting for whoever adopted them do not count)."""
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()  # state, ppid, pgrp, ...
+            except OSError:  # ended while listed
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                return False
+        return True
 
     with open(tmp_path / "output.txt", "w+") as output:
         process = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run")], stdout=output,
@@ -167,7 +172,8 @@ def test_ddp_on_two_cpu_processes_splits_the_batches(spike_library, tmp_path):
             returncode, finished = None, False
         finally:
             if not group_is_gone(process.pid):
-                os.killpg(process.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):  # it may end between the check and the kill
+                    os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         output.seek(0)
         log = output.read()[-3000:]
@@ -307,6 +313,10 @@ def test_a_time_limit_inside_an_epoch_is_reported_as_a_partial_epoch(tmp_path, m
         "Trained 2 whole epoch(s); besides, earlier sessions' budgets cut 1 epoch(s) short (epoch 1: 2 of 4 steps)"
         in result.output
     ), result.output
+    # A session that takes no step (the run is complete) does not claim the earlier cut as its own.
+    result = CliRunner().invoke(app, ["train", "--model", "gru", "--out", str(tmp_path / "run"), "--resume", *resumed])
+    assert result.exit_code == 0 and "steps of one more" not in result.output, result.output
+    assert "Trained 2 whole epoch(s); besides" in result.output, result.output
     # Whole epochs only: the same run without the cut says so plainly.
     whole = [arg for arg in common if arg not in ("--max-time", "00:00:01:00")]
     result = CliRunner().invoke(app, ["train", "--model", "gru", "--out", str(tmp_path / "whole"), *whole])

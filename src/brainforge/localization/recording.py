@@ -361,7 +361,7 @@ def _find_name(name: str, lookup: dict[str, list[str]], where: str) -> str | Non
         return matches[0] if matches else None
     raise BrainForgeError(
         f"{where}: {name} could be any of {', '.join(matches)}, which differ only in case, spaces or spelling; "
-        "rename them so that each name is unique."
+        "give the exact name, or rename them so that each name is unique."
     )
 
 

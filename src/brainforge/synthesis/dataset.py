@@ -216,9 +216,13 @@ class SyntheticEEGDataset(IterableDataset):
         return self._rank_world if self._rank_world is not None else _distributed_rank()
 
     def __getstate__(self) -> dict:
-        """Return the state to pickle or copy, with this process's rank and world size recorded in it."""
+        """Return the state to pickle or copy, with the process group's rank and world size recorded in it.
+
+        Only inside a process group: a dataset pickled before one starts
+        (``ddp_spawn``, ``mp.spawn``) still looks its rank up where it runs.
+        """
         state = dict(self.__dict__)
-        if state["_rank_world"] is None:
+        if state["_rank_world"] is None and torch.distributed.is_available() and torch.distributed.is_initialized():
             state["_rank_world"] = _distributed_rank()
         return state
 

@@ -164,13 +164,15 @@ class CutEpochRecord(Callback):
     """
 
     def __init__(self):
-        self.cut_epochs: list[tuple[int, int, int]] = []
+        self.cut_epochs: list[tuple[int, int, int]] = []  # over all sessions (saved in the checkpoint)
+        self.cut_this_session: tuple[int, int] | None = None  # steps taken, steps of a whole epoch
 
     def on_train_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         """Note the epoch that just ended if it took fewer steps than a whole one (before its checkpoint)."""
         partial = _partial_epoch(trainer)
         if partial is not None:
             self.cut_epochs.append((trainer.current_epoch, *partial))
+            self.cut_this_session = partial
 
     def state_dict(self) -> dict:
         """Return the cut epochs so far: index, steps taken, steps of a whole epoch."""
@@ -538,7 +540,7 @@ def train(
     return TrainingResult(
         out_dir, export.best_metrics, trainer.current_epoch - len(cut_record.cut_epochs), best_model,
         global_step=trainer.global_step, cpu_seconds=None if cpu_budget is None else cpu_budget.used,
-        stopped_by=stopped_by, partial_epoch=_partial_epoch(trainer), cut_epochs=tuple(cut_record.cut_epochs),
+        stopped_by=stopped_by, partial_epoch=cut_record.cut_this_session, cut_epochs=tuple(cut_record.cut_epochs),
     )  # fmt: skip
 
 
