@@ -38,17 +38,22 @@ def _recording_train_dataloader(self):
 
 
 if __name__ == "__main__":
+    # Arguments: the run folder, then optionally a CPU-time budget in s (longer epochs, cut by the budget).
     warnings.filterwarnings("ignore")
     data_module.SyntheticDataModule.train_dataloader = _recording_train_dataloader
     out = sys.argv[1]
+    cpu_budget_s = float(sys.argv[2]) if len(sys.argv) > 2 else None
     head = make_head_model("1010-64", n_regions=100)
     generator = SampleGenerator(head, read_spike_library(default_spike_library()), SynthesisConfig(n_sources=(1, 1)))
     config = TrainingConfig(
-        samples_per_epoch=288, val_samples=32, batch_size=32, max_epochs=2, crop_samples=16, num_workers=1, seed=3
-    )
+        samples_per_epoch=288 if cpu_budget_s is None else 64 * 32, val_samples=32, batch_size=32, max_epochs=2,
+        crop_samples=16, num_workers=1, seed=3,
+    )  # fmt: skip
     params = {"grid_size": 16, "conv_channels": (8,), "d_model": 32, "n_heads": 2, "n_layers": 1}
     result = train("cnn_transformer", generator, out, config, accelerator="cpu", devices=2, progress=False,
-                   model_params=params)  # fmt: skip
+                   model_params=params, max_cpu_time_s=cpu_budget_s)  # fmt: skip
     rank = int(os.environ.get("LOCAL_RANK", 0))
     with open(os.path.join(out, f"seen_rank{rank}.json"), "w") as f:
-        json.dump({"epochs": result.epochs, "seen": SEEN, "best_metrics": result.best_metrics}, f)
+        json.dump({"epochs": result.epochs, "seen": SEEN, "best_metrics": result.best_metrics,
+                   "global_step": result.global_step, "stopped_by": result.stopped_by,
+                   "cpu_seconds": result.cpu_seconds}, f)  # fmt: skip

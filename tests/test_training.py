@@ -133,8 +133,28 @@ def test_compact_batches_crop_as_dense_ones(generator, head100):
             assert torch.equal(eeg, dense_eeg) and torch.equal(sources, dense_sources)
 
 
-def test_ddp_on_two_cpu_processes_splits_the_batches(spike_library, tmp_path):
-    """Lightning DDP (gloo, 2 CPU processes): both ranks train, validate, and see disjoint equal shares."""
+def _group_is_gone(pgid: int) -> bool:
+    """Whether no live process is left in process group ``pgid`` (zombies that await their adopter do not count)."""
+    from pathlib import Path
+
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # state, ppid, pgrp, ...
+        except OSError:  # ended while listed
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return False
+    return True
+
+
+def _run_ddp_script(folder, *args: str, timeout_s: float = 300.0) -> list[dict]:
+    """Run tests/_ddp_training.py (2 CPU ranks) into ``folder/run``; return what each rank wrote.
+
+    Output goes to a file and the run to a session of its own: the test waits
+    for every process of the run (rank 1 may still be writing its file after
+    rank 0 exits), and kills them all after ``timeout_s`` or on any error,
+    instead of waiting forever on an output pipe that a hung worker holds open.
+    """
     import contextlib
     import os
     import signal
@@ -144,48 +164,53 @@ def test_ddp_on_two_cpu_processes_splits_the_batches(spike_library, tmp_path):
     from pathlib import Path
 
     script = Path(__file__).with_name("_ddp_training.py")
-
-    # Output to a file and a session of its own: the test waits for every process of the run (rank 1
-    # may still be writing its file after rank 0 exits), and kills them all after 300 s or on any error,
-    # instead of waiting forever on an output pipe that a hung worker holds open.
-    def group_is_gone(pgid: int) -> bool:
-        """No live process left in the group (zombies waiting for whoever adopted them do not count)."""
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()  # state, ppid, pgrp, ...
-            except OSError:  # ended while listed
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                return False
-        return True
-
-    with open(tmp_path / "output.txt", "w+") as output:
-        process = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run")], stdout=output,
+    with open(folder / "output.txt", "w+") as output:
+        process = subprocess.Popen([sys.executable, str(script), str(folder / "run"), *args], stdout=output,
                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + timeout_s
         try:
-            returncode = process.wait(timeout=300)
-            while not group_is_gone(process.pid) and time.monotonic() < deadline:
+            returncode = process.wait(timeout=timeout_s)
+            while not _group_is_gone(process.pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            finished = group_is_gone(process.pid)
+            finished = _group_is_gone(process.pid)
         except subprocess.TimeoutExpired:
             returncode, finished = None, False
         finally:
-            if not group_is_gone(process.pid):
+            if not _group_is_gone(process.pid):
                 with contextlib.suppress(ProcessLookupError):  # it may end between the check and the kill
                     os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         output.seek(0)
         log = output.read()[-3000:]
-    assert returncode is not None and finished, f"the two-process run hung for 300 s:\n{log}"
+    assert returncode is not None and finished, f"the two-process run hung for {timeout_s:.0f} s:\n{log}"
     assert returncode == 0, log
-    ranks = [json.loads((tmp_path / "run" / f"seen_rank{r}.json").read_text()) for r in (0, 1)]
+    return [json.loads((folder / "run" / f"seen_rank{r}.json").read_text()) for r in (0, 1)]
+
+
+def test_ddp_on_two_cpu_processes_splits_the_batches(spike_library, tmp_path):
+    """Lightning DDP (gloo, 2 CPU processes): both ranks train, validate, and see disjoint equal shares."""
+    ranks = _run_ddp_script(tmp_path)
     assert all(rank["epochs"] == 2 and rank["best_metrics"] for rank in ranks)
     for epoch in range(2):
         first, second = (set(rank["seen"][epoch]) for rank in ranks)
         # 9 batches of 32: 4 per rank, the ninth left out so that neither rank waits for the other.
         assert len(first) == len(second) == 4 * 32 and not first & second
         assert first | second == set(range(8 * 32))
+
+
+def test_ddp_ranks_share_one_cpu_budget_and_stop_at_the_same_step(spike_library, tmp_path):
+    """--max-cpu-time under DDP: the ranks' CPU times (workers included) are summed and all stop together.
+
+    Each rank once judged its own CPU time, without the workers a forkserver
+    starts: rank 0 stopped while rank 1 went on, and their collectives no
+    longer matched (gloo: "Received data size doesn't match expected size").
+    """
+    budget_s = 15.0  # two epochs of 32 steps per rank take about 40 CPU-s here: the budget cuts the run
+    ranks = _run_ddp_script(tmp_path, str(budget_s))
+    assert ranks[0]["global_step"] == ranks[1]["global_step"]
+    assert 0 < ranks[0]["global_step"] < 64
+    assert all(rank["stopped_by"] == "max_cpu_time" for rank in ranks)
+    assert ranks[0]["cpu_seconds"] == ranks[1]["cpu_seconds"] >= budget_s
 
 
 def test_resume_continues_where_it_stopped(generator, tmp_path):

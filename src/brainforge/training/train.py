@@ -201,32 +201,38 @@ class SessionTimer(Timer):
 
 
 def process_cpu_seconds() -> float:
-    """CPU time (user + system, s) of this process, its live children and the children it has waited for.
+    """CPU time (user + system, s) of this process and its descendants, live or waited for.
 
-    DataLoader workers make the samples; their time is part of what training costs.
+    DataLoader workers make the samples; their time is part of what training
+    costs. A descendant counts once it has been waited for by whichever
+    process did so: a distributed run's workers are children of its
+    forkserver (:func:`~brainforge.synthesis.dataset.worker_start_method`), which
+    waits for them, not of the training process.
     """
     import psutil
 
+    def own_and_waited(times) -> float:
+        return times.user + times.system + times.children_user + times.children_system
+
     process = psutil.Process()
-    times = process.cpu_times()
-    total = times.user + times.system + times.children_user + times.children_system
+    total = own_and_waited(process.cpu_times())
     for child in process.children(recursive=True):
         try:
-            child_times = child.cpu_times()
+            total += own_and_waited(child.cpu_times())
         except psutil.Error:  # ended between the listing and the query
             continue
-        total += child_times.user + child_times.system
     return total
 
 
 class CpuTimeBudget(Callback):
-    """Stop training once the run has used ``max_seconds`` of CPU time, over all its sessions.
+    """Stop training once the run has used ``max_seconds`` of CPU time, over all its sessions and ranks.
 
     Unlike :class:`SessionTimer`, the budget is cumulative: the CPU time used
     so far is saved in the checkpoint and a resumed run only gets the rest. CPU
     time, not wall time, so that runs that share a machine with other work get
     the same budget (on two cores, one wall minute of training is up to two
-    CPU minutes).
+    CPU minutes). Under DDP the ranks' times (with their workers') are summed
+    and every rank stops at the same step.
 
     Parameters
     ----------
@@ -241,25 +247,43 @@ class CpuTimeBudget(Callback):
         self.check_every = int(check_every)
         self.used_before = 0.0
         self._session_start: float | None = None
+        self._distributed = False
+        self._session_total = 0.0  # under DDP: this session's CPU time over all ranks, at the last check
         self.exhausted = False
 
     @property
     def used(self) -> float:
-        """CPU seconds used so far by the run."""
+        """CPU seconds used so far by the run (under DDP: by all its ranks, as of the last check)."""
         if self._session_start is None:
             return self.used_before
+        if self._distributed:
+            return self.used_before + self._session_total
         return self.used_before + process_cpu_seconds() - self._session_start
 
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         """Start this session's clock (a resumed run has ``used_before`` from its checkpoint)."""
         self._session_start = process_cpu_seconds()
-        if self.used >= self.max_seconds:
-            self.exhausted = True
-            trainer.should_stop = True
+        self._distributed = trainer.world_size > 1
+        self._check(trainer)
 
     def on_train_batch_end(self, trainer: pl.Trainer, module, outputs, batch, batch_idx: int) -> None:
         """Stop when the budget is spent."""
-        if trainer.global_step % self.check_every == 0 and self.used >= self.max_seconds:
+        if trainer.global_step % self.check_every == 0:
+            self._check(trainer)
+
+    def _check(self, trainer: pl.Trainer) -> None:
+        """Stop every rank at the same step once the run's CPU time reaches the budget.
+
+        Under DDP the ranks' CPU times are summed (a collective, on every rank
+        at the same step), so all of them see one total and decide alike: a
+        rank that stopped alone would leave the others waiting forever at their
+        next gradient synchronization.
+        """
+        if self._distributed:
+            session = torch.tensor(process_cpu_seconds() - self._session_start, dtype=torch.float64)
+            total = trainer.strategy.reduce(session.to(trainer.strategy.root_device), reduce_op="sum")
+            self._session_total = float(total)
+        if self.used >= self.max_seconds:
             self.exhausted = True
             trainer.should_stop = True
 
