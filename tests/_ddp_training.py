@@ -46,8 +46,8 @@ if __name__ == "__main__":
     head = make_head_model("1010-64", n_regions=100)
     generator = SampleGenerator(head, read_spike_library(default_spike_library()), SynthesisConfig(n_sources=(1, 1)))
     config = TrainingConfig(
-        samples_per_epoch=288 if cpu_budget_s is None else 64 * 32, val_samples=32, batch_size=32, max_epochs=2,
-        crop_samples=16, num_workers=1, seed=3,
+        samples_per_epoch=288 if cpu_budget_s is None else 64 * 32, val_samples=32, batch_size=32,
+        max_epochs=2 if cpu_budget_s is None else 6, crop_samples=16, num_workers=1, seed=3,
     )  # fmt: skip
     params = {"grid_size": 16, "conv_channels": (8,), "d_model": 32, "n_heads": 2, "n_layers": 1}
     result = train("cnn_transformer", generator, out, config, accelerator="cpu", devices=2, progress=False,

@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import warnings
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -64,8 +65,9 @@ class TrainingResult:
     global_step : int
         Optimizer steps taken over all sessions of the run.
     cpu_seconds : float | None
-        CPU time spent over all sessions (main process and its data workers),
-        when ``max_cpu_time`` measured it.
+        CPU time spent over all sessions (main process and its data workers;
+        under DDP, all ranks' as of the last step), when ``max_cpu_time``
+        measured it.
     stopped_by : str
         ``"max_epochs"``, ``"early_stopping"``, ``"max_time"`` or ``"max_cpu_time"``.
     partial_epoch : tuple of (int, int) | None
@@ -200,14 +202,24 @@ class SessionTimer(Timer):
         """Ignore the time spent before the resume."""
 
 
-def process_cpu_seconds() -> float:
+def process_cpu_seconds(exclude_pids: Collection[int] = ()) -> float:
     """CPU time (user + system, s) of this process and its descendants, live or waited for.
 
     DataLoader workers make the samples; their time is part of what training
-    costs. A descendant counts once it has been waited for by whichever
-    process did so: a distributed run's workers are children of its
-    forkserver (:func:`~brainforge.synthesis.dataset.worker_start_method`), which
-    waits for them, not of the training process.
+    costs. A descendant that has ended counts through the process that waited
+    for it, while that one is still here: a distributed run's workers are
+    children of its forkserver (:func:`~brainforge.synthesis.dataset.worker_start_method`),
+    not of the training process.
+
+    Parameters
+    ----------
+    exclude_pids : collection of int
+        Leave out these descendants and everything below them: under DDP,
+        the other ranks that this rank launched (counted by their own rank).
+
+    Returns
+    -------
+    seconds : float
     """
     import psutil
 
@@ -216,12 +228,22 @@ def process_cpu_seconds() -> float:
 
     process = psutil.Process()
     total = own_and_waited(process.cpu_times())
-    for child in process.children(recursive=True):
+    below = process.children()
+    while below:
+        child = below.pop()
+        if child.pid in exclude_pids:
+            continue
         try:
             total += own_and_waited(child.cpu_times())
+            below.extend(child.children())
         except psutil.Error:  # ended between the listing and the query
             continue
     return total
+
+
+def _launched_rank_pids(trainer: pl.Trainer) -> set[int]:
+    """Return the process ids of the ranks this process launched (Lightning starts ranks 1.. from rank 0)."""
+    return {proc.pid for proc in getattr(trainer.strategy.launcher, "procs", None) or ()}
 
 
 class CpuTimeBudget(Callback):
@@ -262,8 +284,8 @@ class CpuTimeBudget(Callback):
 
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         """Start this session's clock (a resumed run has ``used_before`` from its checkpoint)."""
-        self._session_start = process_cpu_seconds()
         self._distributed = trainer.world_size > 1
+        self._session_start = process_cpu_seconds(_launched_rank_pids(trainer))
         self._check(trainer)
 
     def on_train_batch_end(self, trainer: pl.Trainer, module, outputs, batch, batch_idx: int) -> None:
@@ -280,7 +302,8 @@ class CpuTimeBudget(Callback):
         next gradient synchronization.
         """
         if self._distributed:
-            session = torch.tensor(process_cpu_seconds() - self._session_start, dtype=torch.float64)
+            session = process_cpu_seconds(_launched_rank_pids(trainer)) - self._session_start
+            session = torch.tensor(session, dtype=torch.float64)
             total = trainer.strategy.reduce(session.to(trainer.strategy.root_device), reduce_op="sum")
             self._session_total = float(total)
         if self.used >= self.max_seconds:
