@@ -2,7 +2,9 @@
 
 Lightning's DDP launcher starts rank 1 by running this script again; each rank
 writes the sample indices its training batches held, so the test can check that
-the ranks split every epoch without overlap.
+the ranks split every epoch without overlap. With a second argument, a CPU-time
+budget in s, the run is six longer epochs that the budget cuts, and each rank
+also writes where it stopped and the CPU time it counted.
 """
 
 import json

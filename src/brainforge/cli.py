@@ -517,15 +517,14 @@ def train_command(
     )  # fmt: skip
     typer.echo(result.model.summary())
     metrics = ", ".join(f"{k} {v:.4g}" for k, v in result.best_metrics.items())
-    trained = f"{result.epochs} epoch(s)"
-    earlier_cuts = result.cut_epochs[: len(result.cut_epochs) - (result.partial_epoch is not None)]
+    earlier_cuts = result.cut_epochs[:-1] if result.partial_epoch is not None else result.cut_epochs
     if result.partial_epoch is not None:
         taken, whole = result.partial_epoch
         trained = (
             f"{result.epochs} whole epoch(s) and {taken} of {whole} steps of one more (stopped by {result.stopped_by})"
         )
-    elif earlier_cuts:
-        trained = f"{result.epochs} whole epoch(s)"
+    else:
+        trained = f"{result.epochs} whole epoch(s)" if earlier_cuts else f"{result.epochs} epoch(s)"
     if earlier_cuts:
         steps = ", ".join(f"epoch {index}: {taken} of {whole} steps" for index, taken, whole in earlier_cuts)
         trained += f"; besides, earlier sessions' budgets cut {len(earlier_cuts)} epoch(s) short ({steps})"

@@ -296,7 +296,7 @@ def _positions_from_file(path: Path, chosen: list[str], known: dict[str, str]) -
     missing = [name for name, key in zip(chosen, keys, strict=True) if key is None]
     if missing:
         raise BrainForgeError(
-            f"--positions {path.name}: no position for channel(s) {', '.join(missing)} of the recording; add them "
+            f"{where}: no position for channel(s) {', '.join(missing)} of the recording; add them "
             f"to the file, or leave them out with --exclude {','.join(missing)}."
         )
     chosen_m = np.array([positions[key] for key in keys])
@@ -341,9 +341,11 @@ def _name_lookup(available: list[str], known: dict[str, str]) -> dict[str, list[
     spellings: dict[str, list[str]] = {}
     for name in available:
         standard = standard_name(name, known)
-        if standard is not None and _name_key(standard) not in lookup:
-            spellings.setdefault(_name_key(standard), []).append(name)
-    return {**spellings, **lookup}
+        key = _name_key(standard) if standard is not None else None
+        if key is not None and key not in lookup:
+            spellings.setdefault(key, []).append(name)
+    lookup.update(spellings)  # keys of their own: a name's own key is never a spelling's
+    return lookup
 
 
 def _find_name(name: str, lookup: dict[str, list[str]], where: str) -> str | None:
@@ -366,7 +368,13 @@ def _find_name(name: str, lookup: dict[str, list[str]], where: str) -> str | Non
 
 
 def _match_names(requested: tuple[str, ...], available: list[str], known: dict[str, str], option: str) -> list[str]:
-    """Map names given by the user (file or 10-05 spelling, any case) to the file's names."""
+    """Map names given by the user (file or 10-05 spelling, any case) to the file's names.
+
+    Raises
+    ------
+    BrainForgeError
+        For a name that no channel has, or that several have (:func:`_find_name`).
+    """
     lookup = _name_lookup(available, known)
     found = [_find_name(name, lookup, option) for name in requested]
     unknown = [name for name, match in zip(requested, found, strict=True) if match is None]

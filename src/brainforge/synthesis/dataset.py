@@ -222,7 +222,7 @@ class SyntheticEEGDataset(IterableDataset):
         (``ddp_spawn``, ``mp.spawn``) still looks its rank up where it runs.
         """
         state = dict(self.__dict__)
-        if state["_rank_world"] is None and torch.distributed.is_available() and torch.distributed.is_initialized():
+        if state["_rank_world"] is None and _in_process_group():
             state["_rank_world"] = _distributed_rank()
         return state
 
@@ -399,7 +399,7 @@ def worker_start_method() -> str | None:
         ``"forkserver"``, or None for the platform's default (fork on Linux
         before Python 3.14).
     """
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+    if not _in_process_group():
         return None
     import multiprocessing
 
@@ -408,9 +408,14 @@ def worker_start_method() -> str | None:
     return "forkserver"
 
 
+def _in_process_group() -> bool:
+    """Whether this process belongs to an initialized torch.distributed process group."""
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
 def _distributed_rank() -> tuple[int, int]:
     """Return this process's rank and the world size (0, 1 outside torch.distributed)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+    if _in_process_group():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
 

@@ -71,10 +71,10 @@ class TrainingResult:
     stopped_by : str
         ``"max_epochs"``, ``"early_stopping"``, ``"max_time"`` or ``"max_cpu_time"``.
     partial_epoch : tuple of (int, int) | None
-        When a time or CPU budget stopped the run inside an epoch: the steps
-        that epoch took and the steps of a whole one (Lightning ends, validates
-        and checkpoints it as if it were whole). None when the last epoch
-        ran to its end.
+        When a time or CPU budget stopped this session inside an epoch: the
+        steps that epoch took and the steps of a whole one (Lightning ends,
+        validates and checkpoints it as if it were whole). None when this
+        session's last epoch ran to its end, or it took no step.
     cut_epochs : tuple of (int, int, int)
         Every epoch of the run, this session's and earlier ones', that a
         budget cut part-way: its index, the steps it took, the steps of a
