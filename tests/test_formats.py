@@ -14,7 +14,7 @@ import pytest
 
 from brainforge.localization import localize_file, read_recording, simulate_recording
 from brainforge.localization.core import head_model_for
-from brainforge.localization.recording import prepare_recording
+from brainforge.localization.recording import PreprocessingConfig, prepare_recording
 
 MFF_DEVICE = "HydroCel GSN 128 1.0"
 
@@ -31,6 +31,32 @@ def write_mff(path: Path, data_v: np.ndarray, sfreq: float, device: str = MFF_DE
     writer.addbin(signal)
     writer.write()
     return path
+
+
+def test_egi_coordinates_xml_gives_the_positions_mnes_mff_reader_gives(tmp_path):
+    """``--positions coordinates.xml`` (an EGI net's, on its own) agrees with MNE's MFF reader, name by name."""
+    from brainforge.localization import read_positions
+    from brainforge.localization.positions import file_positions_m
+
+    mff = write_mff(tmp_path / "layout.mff", np.zeros((129, 500)), 500.0)
+    raw = read_recording(mff)
+    expected = dict(zip(raw.ch_names, file_positions_m(raw.info), strict=True))
+    positions, notes = read_positions(mff / "coordinates.xml")
+    assert len(positions) == 129 and set(positions) <= set(expected), sorted(set(positions) - set(expected))
+    np.testing.assert_allclose(
+        np.array(list(positions.values())),
+        np.array([expected[n] for n in positions]),
+        atol=1e-6,  # MNE keeps float32 positions
+    )
+    assert not any("lacks the nasion" in note for note in notes)
+    # The same net exported without positions (EDF: E1 ... E128): names no standard montage knows, placed by the file.
+    names = [f"E{number}" for number in range(1, 129)]
+    data = np.random.default_rng(0).normal(scale=1e-5, size=(128, 1000))
+    exported = mne.io.RawArray(data, mne.create_info(names, 500.0, "eeg"), verbose="error")
+    config = PreprocessingConfig(positions=str(mff / "coordinates.xml"), l_freq=None)
+    prepared = prepare_recording(exported, 500.0, config)
+    assert prepared.ch_names == names
+    assert "Electrode positions from coordinates.xml, projected onto the template head." in prepared.notes
 
 
 def write_ant_cnt(path: Path, raw: mne.io.BaseRaw) -> Path:

@@ -286,3 +286,118 @@ def test_positions_in_other_axes_flat_or_too_few_are_refused(tmp_path):
         read_positions(_write_sfp(tmp_path / "few.sfp", NAMES[:4], lowered[:4], 1000.0))
     with pytest.raises(BrainForgeError, match="a folder, not a file"):
         PreprocessingConfig(positions=str(tmp_path))
+
+
+def _digitizer_rows(names) -> tuple[list[tuple[str, np.ndarray]], dict[str, np.ndarray]]:
+    """The lowered cap and the fiducials, m, moved into a digitizer's own frame (rotated 70 degrees, shifted)."""
+    rotation, shift = _rotation_z(70.0), np.array([0.3, -0.1, 0.05])
+    electrodes = [(name, rotation @ pos + shift) for name, pos in zip(names, _lowered_m(), strict=True)]
+    fiducials = {key: rotation @ pos + shift for key, pos in _fiducials_m().items()}
+    return electrodes, fiducials
+
+
+def _write_captrak(path: Path, names) -> Path:
+    """A BrainVision CapTrak ``.bvct`` (XML, mm) with Nasion, LPA and RPA."""
+    electrodes, fiducials = _digitizer_rows(names)
+    rows = [("Nasion", fiducials["nasion"]), ("LPA", fiducials["lpa"]), ("RPA", fiducials["rpa"]), *electrodes]
+    body = "".join(
+        f"<CapTrakElectrode><Name>{name}</Name><X>{x * 1e3:.4f}</X><Y>{y * 1e3:.4f}</Y><Z>{z * 1e3:.4f}</Z>"
+        "</CapTrakElectrode>\n"
+        for name, (x, y, z) in rows
+    )
+    path.write_text(f'<?xml version="1.0" encoding="utf-8"?>\n<BrainVisionCapTrak><CapTrakElectrodeList>\n{body}'
+                    "</CapTrakElectrodeList></BrainVisionCapTrak>\n")  # fmt: skip
+    return path
+
+
+def _write_polhemus_elp(path: Path, names, fiducials_lines: int = 3) -> Path:
+    """A Polhemus Isotrak ``.elp`` (m): header with the probe's %N name, %F fiducials, then %N name and x y z."""
+    electrodes, fiducials = _digitizer_rows(names)
+    lines = ["3\t2", "//Probe file", "//Minor revision number", "1", "//ProbeName", "%N\tName", "//Probe type, "
+             "number of sensors", f"0\t{len(names)}", "//Position of fiducials X+, Y+, Y- on the subject"]  # fmt: skip
+    for key in ("nasion", "lpa", "rpa")[:fiducials_lines]:
+        lines.append("%F\t" + "\t".join(f"{v:.5f}" for v in fiducials[key]))
+    for index, (name, pos) in enumerate(electrodes, start=1):
+        lines += ["//Sensor type", "%S\tc000", f"//Sensor name and data for sensor # {index}", f"%N\t{name}\t"]
+        lines.append("\t".join(f"{v:.5f}" for v in pos))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _write_neuroscan_dat(path: Path, names) -> Path:
+    """A Neuroscan 3DSpace ``.dat`` (cm): name, code, x, y, z; codes 78/76/82 the fiducials, 67 the centroid."""
+    electrodes, fiducials = _digitizer_rows(names)
+    rows = [("Nasion", 78, fiducials["nasion"]), ("Left", 76, fiducials["lpa"]), ("Right", 82, fiducials["rpa"])]
+    rows += [(name, 69, pos) for name, pos in electrodes] + [("Centroid", 67, np.zeros(3))]
+    path.write_text("".join(f"{name}\t{code}\t{x * 1e2:.4f}\t{y * 1e2:.4f}\t{z * 1e2:.4f}\n"
+                            for name, code, (x, y, z) in rows))  # fmt: skip
+    return path
+
+
+def _write_egi_coordinates(path: Path, n_electrodes: int) -> tuple[Path, list[str]]:
+    """An EGI ``coordinates.xml`` (cm): unnamed EEG sensors (E1, ...), a VREF reference (type 1), fiducials."""
+    electrodes, fiducials = _digitizer_rows(NAMES[:n_electrodes])
+    names = [f"E{number}" for number in range(1, n_electrodes)] + ["VREF"]
+    sensors = [("" if name != "VREF" else name, number, 0 if name != "VREF" else 1, pos)
+               for number, (name, (_, pos)) in enumerate(zip(names, electrodes, strict=True), start=1)]  # fmt: skip
+    sensors += [
+        (label, n_electrodes + i, 2, fiducials[key])
+        for i, (label, key) in enumerate(
+            [("Nasion", "nasion"), ("Left periauricular point", "lpa"), ("Right periauricular point", "rpa")], start=1
+        )
+    ]
+    body = "".join(
+        f"<sensor><name>{name}</name><number>{number}</number><type>{kind}</type><x>{x * 1e2:.4f}</x>"
+        f"<y>{y * 1e2:.4f}</y><z>{z * 1e2:.4f}</z></sensor>\n"
+        for name, number, kind, (x, y, z) in sensors
+    )
+    namespace = "http://www.egi.com/coordinates_mff"
+    path.write_text(f"<?xml version='1.0' encoding='UTF-8'?>\n<coordinates xmlns=\"{namespace}\"><sensorLayout>"
+                    f"<name>test net</name><sensors>\n{body}</sensors></sensorLayout></coordinates>\n")  # fmt: skip
+    return path, names
+
+
+@pytest.mark.parametrize("fmt", ["bvct", "polhemus_elp", "dat", "egi_xml"])
+def test_digitizer_files_are_read_by_name_in_the_head_frame(tmp_path, fmt):
+    """CapTrak (mm), Polhemus (m), Neuroscan (cm) and EGI (cm) digitizations, each in a digitizer's own frame."""
+    if fmt == "egi_xml":
+        path, names = _write_egi_coordinates(tmp_path / "coordinates.xml", len(NAMES))
+    else:
+        names = list(NAMES)
+        writer = {"bvct": _write_captrak, "polhemus_elp": _write_polhemus_elp, "dat": _write_neuroscan_dat}[fmt]
+        path = writer(tmp_path / f"cap.{fmt.split('_')[-1]}", names)
+    positions, notes = read_positions(path)
+    assert list(positions) == names  # fiducials, the centroid and the probe's name are not electrodes
+    np.testing.assert_allclose(np.array([positions[n] for n in names]), _lowered_m(), atol=1e-4)  # 0.1 mm
+    assert not any("lacks the nasion" in note or "directions on a sphere" in note for note in notes)
+    if fmt in ("polhemus_elp", "dat"):  # no stated unit: chosen by the head's size
+        assert any(f"read as {'m' if fmt == 'polhemus_elp' else 'cm'} (the head's size)" in note for note in notes)
+
+
+def test_a_besa_elp_is_still_read_as_directions_on_a_sphere(tmp_path):
+    """Without Polhemus's %F lines, a .elp is BESA's spherical format: standard names at standard positions."""
+    theta_phi = {"Fp1": (-92, -72), "Fp2": (92, 72), "F7": (-92, -36), "F8": (92, 36), "Cz": (0, 0), "T7": (-92, 0),
+                 "T8": (92, 0), "O1": (-92, 72), "O2": (92, -72), "Pz": (46, 90), "Fz": (46, -90)}  # fmt: skip
+    path = tmp_path / "besa.elp"
+    path.write_text("".join(f"EEG\t{name}\t{theta}\t{phi}\t100\n" for name, (theta, phi) in theta_phi.items()))
+    positions, notes = read_positions(path)
+    names = list(theta_phi)
+    np.testing.assert_allclose(np.array([positions[n] for n in names]), standard_positions_m(names), atol=1e-9)
+    assert any("directions on a sphere" in note for note in notes)
+
+
+def test_digitizer_files_that_cannot_serve_get_one_line_errors(tmp_path):
+    headshape = tmp_path / "cap.hsp"
+    headshape.write_text("3\t200\n")
+    with pytest.raises(BrainForgeError, match=r"cap\.hsp: a Polhemus head-shape file .* give the \.elp"):
+        read_positions(headshape)
+    with pytest.raises(BrainForgeError, match=r"cap\.elp: cannot read electrode positions \(2 fiducial \(%F\) line"):
+        read_positions(_write_polhemus_elp(tmp_path / "cap.elp", NAMES, fiducials_lines=2))
+    not_egi = tmp_path / "layout.xml"
+    not_egi.write_text("<layout><item>Fp1</item></layout>\n")
+    with pytest.raises(BrainForgeError, match=r"layout\.xml: no <sensor> elements; .xml is read as an EGI"):
+        read_positions(not_egi)
+    broken = tmp_path / "broken.bvct"
+    broken.write_text("<BrainVisionCapTrak><CapTrakElectrodeList>")
+    with pytest.raises(BrainForgeError, match=r"broken\.bvct: cannot read electrode positions"):
+        read_positions(broken)

@@ -652,7 +652,7 @@ def localize_command(
         typer.Option(
             "--positions",
             help="Electrode positions to use instead of the recording's, e.g. a digitization (.sfp, .elc, .bvct, "
-            ".fif, ...).",
+            "Polhemus .elp, EGI coordinates.xml, .fif, ...).",
         ),
     ] = None,
     timecourses: Annotated[

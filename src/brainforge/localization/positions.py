@@ -21,17 +21,27 @@ from .._errors import BrainForgeError
 
 #: Fewest positions a file must hold.
 MIN_POSITIONS = 8
-#: Files ``--positions`` reads (MNE's readers and BIDS ``electrodes.tsv``), by file ending.
+#: Files ``--positions`` reads (MNE's readers, BIDS ``electrodes.tsv``, Polhemus ``.elp``, EGI
+#: ``coordinates.xml``), by file ending.
 POSITION_FILE_FORMATS = (
-    ".sfp", ".elc", ".xyz", ".csv", ".tsv", ".hpts", ".fif", ".bvct", ".loc", ".locs", ".eloc", ".txt", ".elp",
-    ".csd", ".bvef",
+    ".sfp", ".elc", ".xyz", ".csv", ".tsv", ".hpts", ".fif", ".bvct", ".xml", ".dat", ".loc", ".locs", ".eloc",
+    ".txt", ".elp", ".csd", ".bvef",
 )  # fmt: skip
-#: Formats that store directions on a sphere, not measured positions.
+#: Formats that store directions on a sphere, not measured positions (a ``.elp`` unless it is Polhemus's).
 SPHERICAL_POSITION_FORMATS = (".loc", ".locs", ".eloc", ".txt", ".elp", ".csd", ".bvef")
 #: Row names (lower case) of a position table that are fiducials, and their DigMontage keywords.
 TABLE_FIDUCIALS = {"nas": "nasion", "nasion": "nasion", "lpa": "lpa", "rpa": "rpa"}
-#: Formats of measured positions that do not state their unit (m, cm or mm is chosen by the head's size).
-UNITLESS_POSITION_FORMATS = (".sfp", ".xyz", ".csv", ".tsv", ".hpts")
+#: Formats of measured positions that do not state their unit (m, cm or mm is chosen by the head's size);
+#: a Polhemus ``.elp`` is one too.
+UNITLESS_POSITION_FORMATS = (".sfp", ".xyz", ".csv", ".tsv", ".hpts", ".dat")
+#: Endings of files that hold no electrode positions, and what to give instead.
+NOT_POSITION_FILES = {
+    ".hsp": "a Polhemus head-shape file (points without electrode names); give the .elp of the same digitization",
+}
+#: Names of the fiducials in an EGI ``coordinates.xml``, and their DigMontage keywords.
+EGI_FIDUCIALS = {"Nasion": "nasion", "Left periauricular point": "lpa", "Right periauricular point": "rpa"}
+#: The unit of an EGI ``coordinates.xml``, in m (cm, as MNE's MFF reader reads it).
+EGI_UNIT_M = 1e-2
 #: BIDS coordinate systems that are MNE's head frame.
 HEAD_FRAME_SYSTEMS = ("CapTrak", "ElektaNeuromag")
 #: Sphere fitted to the standard 10-05 positions in MNE's head frame: centre and radius, mm.
@@ -78,6 +88,8 @@ def check_positions_file(path: Path) -> None:
     """Refuse a ``--positions`` path that is not a file or whose format is not read."""
     if not path.is_file():
         raise BrainForgeError(f"--positions {path}: {'a folder, not a file' if path.is_dir() else 'file not found'}.")
+    if path.suffix.lower() in NOT_POSITION_FILES:
+        raise BrainForgeError(f"--positions {path.name}: {NOT_POSITION_FILES[path.suffix.lower()]}.")
     if path.suffix.lower() not in POSITION_FILE_FORMATS:
         raise BrainForgeError(
             f"--positions {path.name}: unknown format {path.suffix or '(no ending)'!r}; electrode positions are read "
@@ -164,6 +176,88 @@ def _read_position_table(path: Path):
     return mne.channels.make_dig_montage(positions, coord_frame="unknown", **fiducials)
 
 
+def _is_polhemus_elp(path: Path) -> bool:
+    """Whether a ``.elp`` file is a Polhemus Isotrak digitization (``%F`` fiducial lines), not BESA's spherical one."""
+    with path.open(encoding="utf-8", errors="replace") as file:
+        return any(line.lstrip().startswith("%F") for line in file)
+
+
+def _read_polhemus_elp(path: Path):
+    """Read a Polhemus Isotrak ``.elp``: named, measured electrode positions and the fiducials, unit as stored.
+
+    After a header, three ``%F`` lines give the nasion, LPA and RPA (the file's "X+, Y+, Y-"); then each
+    electrode is a ``%N`` line with its name followed by a line of x, y, z. ``%N`` lines before the
+    fiducials name the probe, and other ``%`` lines (sensor type) and ``//`` comments are skipped.
+    :func:`mne.channels.read_dig_polhemus_isotrak` reads the same points but not their names.
+    """
+    import mne
+
+    fiducials: list[np.ndarray] = []
+    positions: dict[str, np.ndarray] = {}
+    name = None
+    with path.open(encoding="utf-8", errors="replace") as file:
+        lines = [line.strip() for line in file]
+    for number, line in enumerate(lines, start=1):
+        if not line or line.startswith("//"):
+            continue
+        if line.startswith("%F"):
+            fiducials.append(np.array(line[2:].split()[:3], float))
+        elif line.startswith("%N"):
+            if name is not None:
+                raise ValueError(f"line {number}: {name} has no line of x, y, z")
+            name = line[2:].strip() if len(fiducials) >= 3 else None
+        elif name is not None and not line.startswith("%"):
+            values = line.split()
+            if len(values) < 3:
+                raise ValueError(f"line {number}: {name} has {len(values)} coordinate(s), not x, y, z")
+            if name in positions:
+                raise BrainForgeError(f"--positions {path.name}: {name} is named twice; keep one.")
+            positions[name] = np.array(values[:3], float)
+            name = None
+    if name is not None:
+        raise ValueError(f"{name}, the last electrode, has no line of x, y, z")
+    if len(fiducials) != 3:
+        raise ValueError(f"{len(fiducials)} fiducial (%F) line(s), not the nasion, LPA and RPA")
+    if not positions:
+        raise ValueError("no electrode (a %N name line followed by x, y, z)")
+    nasion, lpa, rpa = fiducials
+    return mne.channels.make_dig_montage(positions, nasion=nasion, lpa=lpa, rpa=rpa, coord_frame="unknown")
+
+
+def _read_egi_coordinates(path: Path):
+    """Read an EGI ``coordinates.xml`` (an MFF's, or a net's exported on its own) into a DigMontage, m.
+
+    Sensors of type 0 (EEG) and 1 (the reference) are electrodes, named as MNE's MFF reader names them:
+    their ``name`` when given, else ``E`` and their number. Sensors of type 2 named ``Nasion``, ``Left
+    periauricular point`` and ``Right periauricular point`` are the fiducials; other sensors are skipped.
+    Coordinates are in cm.
+    """
+    import defusedxml.ElementTree
+    import mne
+
+    def field(sensor, tag: str) -> str:
+        found = next((child for child in sensor if child.tag.rsplit("}", 1)[-1] == tag), None)
+        return (found.text or "").strip() if found is not None else ""
+
+    root = defusedxml.ElementTree.parse(path).getroot()
+    sensors = [element for element in root.iter() if element.tag.rsplit("}", 1)[-1] == "sensor"]
+    if not sensors:
+        raise BrainForgeError(f"--positions {path.name}: no <sensor> elements; .xml is read as an EGI coordinates.xml.")
+    positions: dict[str, np.ndarray] = {}
+    fiducials: dict[str, np.ndarray] = {}
+    for sensor in sensors:
+        kind, name, number = field(sensor, "type"), field(sensor, "name"), field(sensor, "number")
+        position = np.array([float(field(sensor, axis)) for axis in "xyz"]) * EGI_UNIT_M
+        if kind == "2" and name in EGI_FIDUCIALS:
+            fiducials[EGI_FIDUCIALS[name]] = position
+        elif kind in ("0", "1"):
+            name = name if name and name != "None" else f"E{int(number)}"
+            if name in positions:
+                raise BrainForgeError(f"--positions {path.name}: two sensors are named {name}; keep one.")
+            positions[name] = position
+    return mne.channels.make_dig_montage(positions, coord_frame="unknown", **fiducials)
+
+
 def _read_montage(path: Path):
     """Read a DigMontage with the reader for the file's ending (lower-case); measured positions keep their scale."""
     import mne
@@ -172,11 +266,20 @@ def _read_montage(path: Path):
     if suffix == ".fif":
         return mne.channels.read_dig_fif(path)
     if suffix == ".bvct":
+        # MNE imports the package only, and its parser needs the submodule loaded.
+        import defusedxml.ElementTree  # noqa: F401
+
         return mne.channels.read_dig_captrak(path)
+    if suffix == ".xml":
+        return _read_egi_coordinates(path)
+    if suffix == ".dat":
+        return mne.channels.read_dig_dat(path)
     if suffix == ".hpts":
         return mne.channels.read_dig_hpts(path, unit="m")  # the unit is chosen afterwards, by the head's size
     if suffix in (".tsv", ".csv"):
         return _read_position_table(path)
+    if suffix == ".elp" and _is_polhemus_elp(path):
+        return _read_polhemus_elp(path)
     spherical = suffix in SPHERICAL_POSITION_FORMATS
     return mne.channels.read_custom_montage(path, head_size=STANDARD_HEAD_RADIUS_MM * 1e-3 if spherical else None)
 
@@ -271,10 +374,11 @@ def read_positions(path: str | Path) -> tuple[dict[str, np.ndarray], list[str]]:
     The file's fiducials (nasion, LPA, RPA) define the head frame, as in
     :meth:`mne.Info.set_montage`; a file without them is taken to be in head
     coordinates already (a note says so). Where a format states no unit
-    (``.sfp``, ``.xyz``, ``.csv``, ``.tsv``, ``.hpts``), the unit of a BIDS
-    sidecar is used, else m, cm or mm, whichever makes the fitted sphere
-    head-sized. Spherical formats (``.loc``, ``.txt``, ``.elp``, ...) hold
-    directions, not where the cap sat: 10-05 names are placed at their
+    (``.sfp``, ``.xyz``, ``.csv``, ``.tsv``, ``.hpts``, Neuroscan ``.dat``, a
+    Polhemus ``.elp``), the unit of a BIDS sidecar is used, else m, cm or mm,
+    whichever makes the fitted sphere head-sized; an EGI ``coordinates.xml``
+    is in cm. Spherical formats (``.loc``, ``.txt``, BESA's ``.elp``, ...)
+    hold directions, not where the cap sat: 10-05 names are placed at their
     standard positions, others on the standard positions' sphere.
     Positions that lie nearly in a plane, or whose fitted sphere has a radius
     outside 60-140 mm or a centre more than 50 mm from that of the standard
@@ -298,23 +402,24 @@ def read_positions(path: str | Path) -> tuple[dict[str, np.ndarray], list[str]]:
     sidecar = _bids_sidecar(path)
     stated_m = _read_bids_sidecar(path, sidecar) if sidecar is not None else None
     try:
+        polhemus = suffix == ".elp" and _is_polhemus_elp(path)
+        spherical = suffix in SPHERICAL_POSITION_FORMATS and not polhemus
         with tempfile.TemporaryDirectory() as folder:
             montage = _read_montage(_readable_copy(path, folder))
-        notes = _choose_unit(montage, path, stated_m) if suffix in UNITLESS_POSITION_FORMATS else []
+        notes = _choose_unit(montage, path, stated_m) if suffix in UNITLESS_POSITION_FORMATS or polhemus else []
         positions, frame_notes = _head_frame_positions(montage, path)
     except BrainForgeError:
         raise
     except Exception as err:  # MNE's readers raise many types for malformed files
-        hint = "; a Polhemus .elp is not read: export the positions as .sfp or .tsv" if suffix == ".elp" else ""
         raise BrainForgeError(
-            f"--positions {path.name}: cannot read electrode positions ({error_reason(err)}){hint}."
+            f"--positions {path.name}: cannot read electrode positions ({error_reason(err)})."
         ) from err
     if len(positions) < MIN_POSITIONS:
         raise BrainForgeError(
             f"--positions {path.name}: {len(positions)} electrode position(s) in the file; at least {MIN_POSITIONS} "
             "are needed."
         )
-    if suffix in SPHERICAL_POSITION_FORMATS:
+    if spherical:
         positions = _place_spherical(positions)
         frame_notes = [
             f"{path.name} holds directions on a sphere, not measured positions: 10-05 names were placed at their "
