@@ -391,8 +391,31 @@ def test_digitizer_files_that_cannot_serve_get_one_line_errors(tmp_path):
     headshape.write_text("3\t200\n")
     with pytest.raises(BrainForgeError, match=r"cap\.hsp: a Polhemus head-shape file .* give the \.elp"):
         read_positions(headshape)
-    with pytest.raises(BrainForgeError, match=r"cap\.elp: cannot read electrode positions \(2 fiducial \(%F\) line"):
-        read_positions(_write_polhemus_elp(tmp_path / "cap.elp", NAMES, fiducials_lines=2))
+    for lines in (2, 0):  # without %F lines at all, a Polhemus file is still told from BESA's by its % and // lines
+        with pytest.raises(BrainForgeError, match=rf"cap\.elp: cannot read electrode positions \({lines} fiducial"):
+            read_positions(_write_polhemus_elp(tmp_path / "cap.elp", NAMES, fiducials_lines=lines))
+    unnamed = _write_polhemus_elp(tmp_path / "unnamed.elp", NAMES)
+    unnamed.write_text(unnamed.read_text().replace(f"%N\t{NAMES[3]}\t", "%N\t"))
+    with pytest.raises(BrainForgeError, match=r"unnamed\.elp: cannot read electrode positions \(line \d+: %N without"):
+        read_positions(unnamed)
+    placeholders = _write_polhemus_elp(tmp_path / "placeholders.elp", NAMES)  # a writer's %F 0 0 0, three times
+    text = placeholders.read_text().splitlines()
+    placeholders.write_text("\n".join("%F\t0\t0\t0" if line.startswith("%F") else line for line in text) + "\n")
+    with pytest.raises(BrainForgeError, match=r"placeholders\.elp: its fiducials cannot define the head frame"):
+        read_positions(placeholders)
+    twice = _write_neuroscan_dat(tmp_path / "twice.dat", [*NAMES[:-1], NAMES[0]])
+    with pytest.raises(BrainForgeError, match=rf"twice\.dat: {NAMES[0]} has two rows; keep one"):
+        read_positions(twice)
+    # An EGI sensor of another type is skipped, coordinates or none; a kept one without them stops on one line.
+    egi, _ = _write_egi_coordinates(tmp_path / "coordinates.xml", len(NAMES))
+    other = "<sensor><name>misc</name><number>99</number><type>3</type></sensor>\n"
+    egi.write_text(egi.read_text().replace("</sensors>", other + "</sensors>"))
+    assert len(read_positions(egi)[0]) == len(NAMES)
+    egi.write_text(egi.read_text().replace("<type>3</type>", "<type>0</type>"))
+    with pytest.raises(
+        BrainForgeError, match=r"coordinates\.xml: cannot read electrode positions \(sensor misc: could"
+    ):
+        read_positions(egi)
     not_egi = tmp_path / "layout.xml"
     not_egi.write_text("<layout><item>Fp1</item></layout>\n")
     with pytest.raises(BrainForgeError, match=r"layout\.xml: no <sensor> elements; .xml is read as an EGI"):

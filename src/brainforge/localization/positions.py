@@ -42,6 +42,10 @@ NOT_POSITION_FILES = {
 EGI_FIDUCIALS = {"Nasion": "nasion", "Left periauricular point": "lpa", "Right periauricular point": "rpa"}
 #: The unit of an EGI ``coordinates.xml``, in m (cm, as MNE's MFF reader reads it).
 EGI_UNIT_M = 1e-2
+#: Codes of a Neuroscan ``.dat`` row that are not electrodes: centroid, nasion, LPA, RPA.
+DAT_NON_ELECTRODE_CODES = ("67", "78", "76", "82")
+#: Fiducials closer than this to each other or to the line through the other two cannot define a frame, mm.
+MIN_FIDUCIAL_SPREAD_MM = 10.0
 #: BIDS coordinate systems that are MNE's head frame.
 HEAD_FRAME_SYSTEMS = ("CapTrak", "ElektaNeuromag")
 #: Sphere fitted to the standard 10-05 positions in MNE's head frame: centre and radius, mm.
@@ -177,9 +181,12 @@ def _read_position_table(path: Path):
 
 
 def _is_polhemus_elp(path: Path) -> bool:
-    """Whether a ``.elp`` file is a Polhemus Isotrak digitization (``%F`` fiducial lines), not BESA's spherical one."""
+    """Whether a ``.elp`` file is a Polhemus Isotrak digitization, not BESA's spherical one.
+
+    Polhemus files have ``%`` lines (fiducials, names) and ``//`` comments; BESA's rows never start so.
+    """
     with path.open(encoding="utf-8", errors="replace") as file:
-        return any(line.lstrip().startswith("%F") for line in file)
+        return any(line.lstrip().startswith(("%", "//")) for line in file)
 
 
 def _read_polhemus_elp(path: Path):
@@ -206,6 +213,8 @@ def _read_polhemus_elp(path: Path):
             if name is not None:
                 raise ValueError(f"line {number}: {name} has no line of x, y, z")
             name = line[2:].strip() if len(fiducials) >= 3 else None
+            if name == "":
+                raise ValueError(f"line {number}: %N without a name")
         elif name is not None and not line.startswith("%"):
             values = line.split()
             if len(values) < 3:
@@ -247,15 +256,34 @@ def _read_egi_coordinates(path: Path):
     fiducials: dict[str, np.ndarray] = {}
     for sensor in sensors:
         kind, name, number = field(sensor, "type"), field(sensor, "name"), field(sensor, "number")
-        position = np.array([float(field(sensor, axis)) for axis in "xyz"]) * EGI_UNIT_M
-        if kind == "2" and name in EGI_FIDUCIALS:
+        fiducial = kind == "2" and name in EGI_FIDUCIALS
+        if not fiducial and kind not in ("0", "1"):
+            continue
+        try:
+            position = np.array([float(field(sensor, axis)) for axis in "xyz"]) * EGI_UNIT_M
+        except ValueError as err:
+            raise ValueError(f"sensor {name or number}: {err}") from err
+        if fiducial:
             fiducials[EGI_FIDUCIALS[name]] = position
-        elif kind in ("0", "1"):
-            name = name if name and name != "None" else f"E{int(number)}"
-            if name in positions:
-                raise BrainForgeError(f"--positions {path.name}: two sensors are named {name}; keep one.")
-            positions[name] = position
+            continue
+        name = name if name and name != "None" else f"E{int(number)}"
+        if name in positions:
+            raise BrainForgeError(f"--positions {path.name}: two sensors are named {name}; keep one.")
+        positions[name] = position
     return mne.channels.make_dig_montage(positions, coord_frame="unknown", **fiducials)
+
+
+def _refuse_repeated_dat_names(path: Path) -> None:
+    """Refuse a Neuroscan ``.dat`` naming an electrode twice (MNE's reader warns and keeps the last)."""
+    seen: set[str] = set()
+    with path.open(encoding="utf-8", errors="replace") as file:
+        for line in file:
+            items = line.split()
+            if len(items) < 2 or items[1] in DAT_NON_ELECTRODE_CODES:
+                continue
+            if items[0] in seen:
+                raise BrainForgeError(f"--positions {path.name}: {items[0]} has two rows; keep one.")
+            seen.add(items[0])
 
 
 def _read_montage(path: Path):
@@ -273,6 +301,7 @@ def _read_montage(path: Path):
     if suffix == ".xml":
         return _read_egi_coordinates(path)
     if suffix == ".dat":
+        _refuse_repeated_dat_names(path)
         return mne.channels.read_dig_dat(path)
     if suffix == ".hpts":
         return mne.channels.read_dig_hpts(path, unit="m")  # the unit is chosen afterwards, by the head's size
@@ -329,6 +358,20 @@ def _readable_copy(path: Path, folder: str) -> Path:
     return Path(shutil.copy(path, Path(folder) / (path.stem + path.suffix.lower())))
 
 
+def _check_fiducials(nasion_m: np.ndarray, lpa_m: np.ndarray, rpa_m: np.ndarray, path: Path) -> None:
+    """Refuse fiducials that cannot define a frame: LPA on RPA, or the nasion on the line through them."""
+    ears_mm = float(np.linalg.norm(rpa_m - lpa_m)) * 1e3
+    axis = (rpa_m - lpa_m) / max(np.linalg.norm(rpa_m - lpa_m), 1e-12)
+    offset = nasion_m - lpa_m
+    nasion_off_mm = float(np.linalg.norm(offset - (offset @ axis) * axis)) * 1e3
+    if min(ears_mm, nasion_off_mm) < MIN_FIDUCIAL_SPREAD_MM:
+        raise BrainForgeError(
+            f"--positions {path.name}: its fiducials cannot define the head frame (LPA to RPA {ears_mm:.0f} mm, "
+            f"nasion {nasion_off_mm:.0f} mm off the line through them; placeholders?); give the digitized "
+            "nasion, LPA and RPA."
+        )
+
+
 def _head_frame_positions(montage, path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
     """Positions of a montage's channels in MNE's head frame, m, through its fiducials; and notes."""
     import mne
@@ -340,6 +383,8 @@ def _head_frame_positions(montage, path: Path) -> tuple[dict[str, np.ndarray], l
             f"{path.name} lacks the nasion, LPA or RPA: its coordinates were taken as MNE head coordinates "
             "(+x right ear, +y nasion, +z up)."
         )
+    elif found["coord_frame"] != "head":
+        _check_fiducials(found["nasion"], found["lpa"], found["rpa"], path)
     names = list(montage.ch_names)
     info = mne.create_info(names, 1000.0, "eeg")
     with warnings.catch_warnings():  # MNE warns when it assumes the identity transform without fiducials
