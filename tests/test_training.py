@@ -211,6 +211,35 @@ def test_process_cpu_seconds_counts_descendants_and_leaves_out_excluded_ones():
         child.wait()
 
 
+def test_cpu_budget_checks_about_once_per_interval_and_stops_past_the_budget():
+    """The check (about 2 ms) runs about once per ``check_interval_s``, not at every step, and stops the run.
+
+    Steps of 10 ms of CPU each, a 0.1-s interval and a 0.6-s budget: about six checks in about sixty steps,
+    and the stop comes at most about one interval past the budget.
+    """
+    import time
+    from types import SimpleNamespace
+
+    from brainforge.training.train import CpuTimeBudget
+
+    trainer = SimpleNamespace(world_size=1, global_step=0, should_stop=False, strategy=SimpleNamespace(launcher=None))
+    budget = CpuTimeBudget(0.6, check_interval_s=0.1)
+    checks = []
+    check = budget._check
+    budget._check = lambda trainer: (checks.append(trainer.global_step), check(trainer))
+    budget.on_train_start(trainer, None)
+    while not trainer.should_stop:
+        end = time.process_time() + 0.01
+        while time.process_time() < end:
+            pass  # a step that burns 10 ms of CPU
+        trainer.global_step += 1
+        budget.on_train_batch_end(trainer, None, None, None, trainer.global_step - 1)
+        assert trainer.global_step < 1000, "the budget never stopped the run"
+    assert budget.exhausted and 0.6 <= budget.used < 0.6 + 0.25, budget.used
+    assert 30 <= trainer.global_step <= 90 and 3 <= len(checks) <= 20, (trainer.global_step, checks)
+    assert checks[:2] == [0, 1]  # at the start, then after one step to learn the step's length
+
+
 def test_ddp_on_two_cpu_processes_splits_the_batches(spike_library, tmp_path):
     """Lightning DDP (gloo, 2 CPU processes): both ranks train, validate, and see disjoint equal shares."""
     ranks = _run_ddp_script(tmp_path)

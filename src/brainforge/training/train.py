@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 import warnings
 from collections.abc import Collection
 from dataclasses import asdict, dataclass
@@ -246,6 +247,17 @@ def _launched_rank_pids(trainer: pl.Trainer) -> set[int]:
     return {proc.pid for proc in getattr(trainer.strategy.launcher, "procs", None) or ()}
 
 
+def _cpu_process_group():
+    """Return a new gloo process group of all ranks, for sums of CPU tensors beside the training's own group.
+
+    Every rank must call it, in the same order. A group of its own, even where
+    training's is gloo too, so that one code path serves CPUs and GPUs.
+    """
+    import torch.distributed as dist
+
+    return dist.new_group(backend="gloo")
+
+
 class CpuTimeBudget(Callback):
     """Stop training once the run has used ``max_seconds`` of CPU time, over all its sessions and ranks.
 
@@ -256,21 +268,32 @@ class CpuTimeBudget(Callback):
     CPU minutes). Under DDP the ranks' times (with their workers') are summed
     and every rank stops at the same step.
 
+    The check (a walk of the process tree, and under DDP one all-reduce) costs
+    about 2 ms (``benchmarks/cpu_budget_check.py``): nothing beside a CPU step
+    of seconds, but a tenth of a GPU step of tens of ms. So it runs about once
+    every ``check_interval_s`` of wall time: each check sets the step of the
+    next from the wall time per step since the last one (under DDP the ranks'
+    mean, the same on every rank, so all of them check at the same steps). The
+    budget is overshot by at most about that interval's CPU time.
+
     Parameters
     ----------
     max_seconds : float
         CPU-time budget of the whole run, s.
-    check_every : int
-        Check the clock every this many optimizer steps.
+    check_interval_s : float
+        Wall time between checks to aim for, s (0: check at every step).
     """
 
-    def __init__(self, max_seconds: float, check_every: int = 1):
+    def __init__(self, max_seconds: float, check_interval_s: float = 1.0):
         self.max_seconds = float(max_seconds)
-        self.check_every = int(check_every)
+        self.check_interval_s = float(check_interval_s)
         self.used_before = 0.0
         self._session_start: float | None = None
         self._distributed = False
+        self._group = None  # under DDP: a gloo group of the ranks, for the CPU-side sum
         self._session_total = 0.0  # under DDP: this session's CPU time over all ranks, at the last check
+        self._last_check = (0, 0.0)  # global step and wall clock (perf_counter, s) of the last check
+        self.next_check_step = 0
         self.exhausted = False
 
     @property
@@ -285,30 +308,50 @@ class CpuTimeBudget(Callback):
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         """Start this session's clock (a resumed run has ``used_before`` from its checkpoint)."""
         self._distributed = trainer.world_size > 1
+        if self._distributed:
+            self._group = _cpu_process_group()
         self._session_start = process_cpu_seconds(_launched_rank_pids(trainer))
+        self._last_check = (trainer.global_step, time.perf_counter())
         self._check(trainer)
 
     def on_train_batch_end(self, trainer: pl.Trainer, module, outputs, batch, batch_idx: int) -> None:
-        """Stop when the budget is spent."""
-        if trainer.global_step % self.check_every == 0:
+        """Stop when the budget is spent (checked about once per ``check_interval_s``)."""
+        if trainer.global_step >= self.next_check_step:
             self._check(trainer)
 
     def _check(self, trainer: pl.Trainer) -> None:
-        """Stop every rank at the same step once the run's CPU time reaches the budget.
+        """Stop every rank at the same step once the run's CPU time reaches the budget; plan the next check.
 
         Under DDP the ranks' CPU times are summed (a collective, on every rank
         at the same step), so all of them see one total and decide alike: a
         rank that stopped alone would leave the others waiting forever at their
-        next gradient synchronization.
+        next gradient synchronization. The sum runs on the CPU through gloo,
+        so on GPUs it does not wait for the device's queue.
         """
+        step, now = trainer.global_step, time.perf_counter()
+        last_step, last_time = self._last_check
+        seconds_per_step = (now - last_time) / (step - last_step) if step > last_step else float("inf")
         if self._distributed:
+            import torch.distributed as dist
+
             session = process_cpu_seconds(_launched_rank_pids(trainer)) - self._session_start
-            session = torch.tensor(session, dtype=torch.float64)
-            total = trainer.strategy.reduce(session.to(trainer.strategy.root_device), reduce_op="sum")
-            self._session_total = float(total)
+            values = torch.tensor([session, min(seconds_per_step, 1e9)], dtype=torch.float64)
+            dist.all_reduce(values, op=dist.ReduceOp.SUM, group=self._group)
+            self._session_total = float(values[0])
+            seconds_per_step = float(values[1]) / trainer.world_size
         if self.used >= self.max_seconds:
             self.exhausted = True
             trainer.should_stop = True
+        self._last_check = (step, now)
+        self.next_check_step = step + max(1, int(self.check_interval_s / seconds_per_step))
+
+    def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        """Release the gloo group of a DDP run."""
+        if self._group is not None:
+            import torch.distributed as dist
+
+            dist.destroy_process_group(self._group)
+            self._group = None
 
     def state_dict(self) -> dict:
         """CPU seconds used so far (saved in the checkpoint)."""
