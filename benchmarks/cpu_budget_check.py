@@ -21,8 +21,10 @@ this machine:
 Prints the median per call and the check's share of a step (had it run at
 every step); the last line is one JSON object. GPU steps are far shorter than
 CPU ones: scale the share by the step time of the GPU in question (for
-example 2.5 million samples in 695 s on one H200, docs/MODEL_CARD.md, is
-about 18 ms per 64-segment step).
+example default-v4's run on one H200, docs/MODEL_CARD.md: 9,932 steps of 256
+segments in 695 s, startup and validation included, so at most 70 ms per
+step), and the walk grows with the number of workers (``--children``; that
+run had 14).
 """
 
 from __future__ import annotations
@@ -119,7 +121,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="timed calls of each part of the check")
     parser.add_argument("--children", type=int, default=2, help="live child processes (DataLoader workers)")
-    parser.add_argument("--batch", type=int, default=64, help="segments per training step (training uses 64)")
+    parser.add_argument(
+        "--batch", type=int, default=64, help="segments per step (the CLI's default is 32; the default's fine-tunes 64)"
+    )
     parser.add_argument("--steps", type=int, default=3, help="timed training steps")
     args = parser.parse_args()
 

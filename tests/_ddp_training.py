@@ -5,6 +5,11 @@ writes the sample indices its training batches held, so the test can check that
 the ranks split every epoch without overlap. With a second argument, a CPU-time
 budget in s, the run is six longer epochs that the budget cuts, and each rank
 also writes where it stopped and the CPU time it counted.
+
+One sample in ten has no source (``background_share=0.1``). With seed 3 the
+validation set's only such sample is its second, which rank 1 validates: the
+ranks' validation batches differ in what they hold, as in real runs (this once
+hung the run: rank 1 logged one metric more, and each is a collective).
 """
 
 import json
@@ -17,9 +22,20 @@ from brainforge.nmm import default_spike_library, read_spike_library
 from brainforge.synthesis import SampleGenerator, SynthesisConfig
 from brainforge.training import TrainingConfig, train
 from brainforge.training import data as data_module
+from brainforge.training.module import SourceLocalizer
 
 SEEN: list[list[int]] = []
+VALIDATED: list[list[int]] = []
 _train_dataloader = data_module.SyntheticDataModule.train_dataloader
+_validation_step = SourceLocalizer.validation_step
+
+
+def _recording_validation_step(self, batch, batch_index):
+    """The validation step, recording the sample indices of each validation run (one list per epoch)."""
+    if batch_index == 0:
+        VALIDATED.append([])
+    VALIDATED[-1].extend(int(i) for i in batch["index"])
+    return _validation_step(self, batch, batch_index)
 
 
 def _recording_train_dataloader(self):
@@ -43,10 +59,13 @@ if __name__ == "__main__":
     # Arguments: the run folder, then optionally a CPU-time budget in s (longer epochs, cut by the budget).
     warnings.filterwarnings("ignore")
     data_module.SyntheticDataModule.train_dataloader = _recording_train_dataloader
+    SourceLocalizer.validation_step = _recording_validation_step
     out = sys.argv[1]
     cpu_budget_s = float(sys.argv[2]) if len(sys.argv) > 2 else None
     head = make_head_model("1010-64", n_regions=100)
-    generator = SampleGenerator(head, read_spike_library(default_spike_library()), SynthesisConfig(n_sources=(1, 1)))
+    generator = SampleGenerator(
+        head, read_spike_library(default_spike_library()), SynthesisConfig(n_sources=(1, 1), background_share=0.1)
+    )
     config = TrainingConfig(
         samples_per_epoch=288 if cpu_budget_s is None else 64 * 32, val_samples=32, batch_size=32,
         max_epochs=2 if cpu_budget_s is None else 6, crop_samples=16, num_workers=1, seed=3,
@@ -56,6 +75,6 @@ if __name__ == "__main__":
                    model_params=params, max_cpu_time_s=cpu_budget_s)  # fmt: skip
     rank = int(os.environ.get("LOCAL_RANK", 0))
     with open(os.path.join(out, f"seen_rank{rank}.json"), "w") as f:
-        json.dump({"epochs": result.epochs, "seen": SEEN, "best_metrics": result.best_metrics,
+        json.dump({"epochs": result.epochs, "seen": SEEN, "validated": VALIDATED, "best_metrics": result.best_metrics,
                    "global_step": result.global_step, "stopped_by": result.stopped_by,
                    "cpu_seconds": result.cpu_seconds}, f)  # fmt: skip

@@ -250,6 +250,15 @@ class SyntheticEEGDataset(IterableDataset):
         batches = itertools.islice(self._rank_batches(rank, world), worker - rank * n_local, None, n_local)
         yield from self._batches(batches, local_worker)
 
+    def item(self, index: int) -> dict:
+        """Return the item of sample ``index`` (as iteration yields it), on any rank.
+
+        Iteration gives each rank of a distributed run its own share; this does
+        not. Every rank can so hold a whole fixed set, such as a validation set
+        that Lightning's sampler then splits among the ranks.
+        """
+        return self._item(index)
+
     def _item(self, index: int, out: np.ndarray | None = None) -> dict:
         seed = sample_seed(self.seed, index)
         sample = self.generator.sample(seed, out=out)

@@ -48,14 +48,31 @@ class SyntheticDataModule(pl.LightningDataModule):
         self.generator = generator
         self.config = config
         self._validation: list[dict] | None = None
+        self._holds: tuple[bool, bool] | None = None
 
     def setup(self, stage: str | None = None) -> None:
-        """Draw the validation set once (kept in memory with compact targets)."""
+        """Draw the validation set once (kept in memory with compact targets).
+
+        The whole set on every rank of a distributed run, for Lightning's sampler to split among them
+        (iterating the dataset there would give each rank a share, which the sampler would split again).
+        """
         if self._validation is None:
             dataset = SyntheticEEGDataset(
                 self.generator, self.config.val_samples, validation_seed(self.config.seed), compact_targets=True
             )
-            self._validation = list(dataset)
+            self._validation = [dataset.item(index) for index in range(self.config.val_samples)]
+
+    def validation_holds(self) -> tuple[bool, bool]:
+        """Whether the validation set holds samples with sources, and background-only samples.
+
+        The same on every rank of a distributed run (every rank draws the whole set), so that all
+        ranks log the same validation metrics: each logged metric is one collective at the epoch's end.
+        """
+        if self._holds is None:
+            self.setup()
+            with_sources = [bool(item["active"].any()) for item in self._validation]
+            self._holds = (any(with_sources), not all(with_sources))
+        return self._holds
 
     def train_dataloader(self) -> SyntheticBatchLoader:
         """Return this epoch's samples; Lightning reloads it every epoch.

@@ -102,6 +102,11 @@ def validation_channels(model: SourceModel, val_montage: str | None) -> np.ndarr
     return np.array([i for i, channel in enumerate(montage.ch_names) if channel in wanted])
 
 
+def _batch_mean(values: torch.Tensor) -> torch.Tensor:
+    """Mean of a batch's values, 0 for none (Lightning weighs it by the batch size, here 0)."""
+    return values.mean() if len(values) else values.new_zeros(())
+
+
 class SourceLocalizer(pl.LightningModule):
     """Loss, optimizer, montage subsets and validation metrics around a network.
 
@@ -256,19 +261,39 @@ class SourceLocalizer(pl.LightningModule):
         # the training log, which holds one validation row per epoch.
         to_logger = self._trainer is None or self._trainer.state.fn != "validate"
         self.log("val_loss", loss, batch_size=len(eeg), sync_dist=True, logger=to_logger)
-        if len(error):
-            centre_error = peak_centre_error_mm(  # the held-out benchmark's headline metric
-                estimate[with_sources], sources[with_sources], centre[with_sources], self.distance_mm
+        log_errors, log_background = self._validation_logs(len(error) > 0, not bool(with_sources.all()))
+        if log_errors:
+            centre_error = (  # the held-out benchmark's headline metric
+                peak_centre_error_mm(
+                    estimate[with_sources], sources[with_sources], centre[with_sources], self.distance_mm
+                )
+                if len(error)
+                else error
             )
             for name, value in (("val_peak_patch_error_mm", error), ("val_peak_centre_error_mm", centre_error)):
                 prog_bar = name == self.config.monitor
-                self.log(name, value.mean(), prog_bar=prog_bar, batch_size=len(error), sync_dist=True, logger=to_logger)
-        if not bool(with_sources.all()):
+                self.log(name, _batch_mean(value), prog_bar=prog_bar, batch_size=len(value), sync_dist=True,
+                         logger=to_logger)  # fmt: skip
+        if log_background:
             amplitude = background_amplitude(estimate, active)
             self.log(
-                "val_background_amplitude", amplitude.mean(), batch_size=len(amplitude), sync_dist=True,
+                "val_background_amplitude", _batch_mean(amplitude), batch_size=len(amplitude), sync_dist=True,
                 logger=to_logger,
             )  # fmt: skip
+
+    def _validation_logs(self, batch_has_sources: bool, batch_has_background: bool) -> tuple[bool, bool]:
+        """Whether to log the peak errors and the background amplitude for this batch.
+
+        With a :class:`~brainforge.training.data.SyntheticDataModule`, by what the whole validation
+        set holds: every batch then logs the same metrics on every rank (a batch without such samples
+        adds a weight of 0). Under DDP each metric is one collective at the epoch's end, so a rank whose
+        batches held no background-only sample, and so logged one metric fewer, hung the run.
+        Otherwise by what the batch holds.
+        """
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if hasattr(datamodule, "validation_holds"):
+            return datamodule.validation_holds()
+        return batch_has_sources, batch_has_background
 
     def configure_optimizers(self):
         """Adam or AdamW with the configured schedule."""

@@ -269,12 +269,15 @@ class CpuTimeBudget(Callback):
     and every rank stops at the same step.
 
     The check (a walk of the process tree, and under DDP one all-reduce) costs
-    about 2 ms (``benchmarks/cpu_budget_check.py``): nothing beside a CPU step
-    of seconds, but a tenth of a GPU step of tens of ms. So it runs about once
-    every ``check_interval_s`` of wall time: each check sets the step of the
-    next from the wall time per step since the last one (under DDP the ranks'
-    mean, the same on every rank, so all of them check at the same steps). The
-    budget is overshot by at most about that interval's CPU time.
+    about 2 ms with two workers (``benchmarks/cpu_budget_check.py``), more
+    with more: nothing beside a CPU step of seconds, but a few per cent of a
+    GPU step of tens of ms. So it runs about once every ``check_interval_s``
+    of wall time: each check sets the step of the next from the wall time per
+    step since the last one (under DDP the ranks' mean, the same on every
+    rank, so all of them check at the same steps). The budget is overshot by
+    the CPU time of the steps planned at the last check, about that interval
+    at the pace then measured (more where steps then slow down, for example
+    while an epoch's new workers start).
 
     Parameters
     ----------
@@ -345,8 +348,8 @@ class CpuTimeBudget(Callback):
         self._last_check = (step, now)
         self.next_check_step = step + max(1, int(self.check_interval_s / seconds_per_step))
 
-    def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        """Release the gloo group of a DDP run."""
+    def teardown(self, trainer: pl.Trainer, module: pl.LightningModule, stage: str) -> None:
+        """Release the gloo group of a DDP run (also when training raised)."""
         if self._group is not None:
             import torch.distributed as dist
 
@@ -650,7 +653,7 @@ def _partial_epoch(trainer: pl.Trainer) -> tuple[int, int] | None:
 def _score_starting_model(trainer: pl.Trainer, module: SourceLocalizer, data, export: ExportBestModel) -> None:
     """Validate a fine-tune's starting model before its first step; ``export`` keeps it as the one to beat."""
     trainer.validate(module, datamodule=data, verbose=False)
-    if export.best_metrics:
+    if export.best_metrics and trainer.is_global_zero:
         logger.info(
             f"Starting model (--init): {export.monitor} {export.best:.3f}; only an epoch that beats it is exported."
         )
