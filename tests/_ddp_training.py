@@ -31,10 +31,12 @@ _validation_step = SourceLocalizer.validation_step
 
 
 def _recording_validation_step(self, batch, batch_index):
-    """The validation step, recording the sample indices of each validation run (one list per epoch)."""
+    """The validation step, recording each validation's [sample index, has a source] pairs (one list per epoch)."""
     if batch_index == 0:
         VALIDATED.append([])
-    VALIDATED[-1].extend(int(i) for i in batch["index"])
+    VALIDATED[-1].extend(
+        [int(i), bool(active.any())] for i, active in zip(batch["index"], batch["active"], strict=True)
+    )
     return _validation_step(self, batch, batch_index)
 
 

@@ -48,7 +48,6 @@ class SyntheticDataModule(pl.LightningDataModule):
         self.generator = generator
         self.config = config
         self._validation: list[dict] | None = None
-        self._holds: tuple[bool, bool] | None = None
 
     def setup(self, stage: str | None = None) -> None:
         """Draw the validation set once (kept in memory with compact targets).
@@ -61,18 +60,6 @@ class SyntheticDataModule(pl.LightningDataModule):
                 self.generator, self.config.val_samples, validation_seed(self.config.seed), compact_targets=True
             )
             self._validation = [dataset.item(index) for index in range(self.config.val_samples)]
-
-    def validation_holds(self) -> tuple[bool, bool]:
-        """Whether the validation set holds samples with sources, and background-only samples.
-
-        The same on every rank of a distributed run (every rank draws the whole set), so that all
-        ranks log the same validation metrics: each logged metric is one collective at the epoch's end.
-        """
-        if self._holds is None:
-            self.setup()
-            with_sources = [bool(item["active"].any()) for item in self._validation]
-            self._holds = (any(with_sources), not all(with_sources))
-        return self._holds
 
     def train_dataloader(self) -> SyntheticBatchLoader:
         """Return this epoch's samples; Lightning reloads it every epoch.

@@ -102,9 +102,8 @@ def validation_channels(model: SourceModel, val_montage: str | None) -> np.ndarr
     return np.array([i for i, channel in enumerate(montage.ch_names) if channel in wanted])
 
 
-def _batch_mean(values: torch.Tensor) -> torch.Tensor:
-    """Mean of a batch's values, 0 for none (Lightning weighs it by the batch size, here 0)."""
-    return values.mean() if len(values) else values.new_zeros(())
+#: Validation metrics, in the order of the rows of their sums (summed across ranks under DDP).
+VALIDATION_METRICS = ("val_loss", "val_peak_patch_error_mm", "val_peak_centre_error_mm", "val_background_amplitude")
 
 
 class SourceLocalizer(pl.LightningModule):
@@ -133,6 +132,7 @@ class SourceLocalizer(pl.LightningModule):
         self.loss_name = config.loss or PUBLISHED_LOSS[model.name]
         self.register_buffer("distance_mm", torch.as_tensor(region_distance_mm, dtype=torch.float32), persistent=False)
         self.register_buffer("leadfield", torch.as_tensor(leadfield, dtype=torch.float32), persistent=False)
+        self._validation_sums: torch.Tensor | None = None  # (metric, [sum, count]) of this validation so far
         self._validation_index = validation_channels(model, config.val_montage)
         if config.subset_upsampling and not model.any_montage:
             raise BrainForgeError(
@@ -257,43 +257,54 @@ class SourceLocalizer(pl.LightningModule):
         error = peak_patch_error_mm(
             estimate[with_sources], sources[with_sources], active[with_sources], self.distance_mm
         )
+        centre_error = (  # the held-out benchmark's headline metric
+            peak_centre_error_mm(estimate[with_sources], sources[with_sources], centre[with_sources], self.distance_mm)
+            if len(error)
+            else error
+        )
+        amplitude = background_amplitude(estimate, active)
+        self._add_validation_sums(
+            (loss.detach() * len(eeg), len(eeg)), (error.sum(), len(error)), (centre_error.sum(), len(error)),
+            (amplitude.sum(), len(amplitude)),
+        )  # fmt: skip
+
+    def _add_validation_sums(self, *totals_and_counts: tuple[torch.Tensor, int]) -> None:
+        """Add one batch's (sum, count) of each of :data:`VALIDATION_METRICS`, in that order."""
+        batch = torch.stack(
+            [torch.stack([total.detach().double().reshape(()), torch.tensor(float(count), dtype=torch.float64,
+                                                                             device=total.device)])
+             for total, count in totals_and_counts]
+        )  # fmt: skip
+        self._validation_sums = batch if self._validation_sums is None else self._validation_sums + batch
+
+    def on_validation_epoch_start(self) -> None:
+        """Start this validation's sums."""
+        self._validation_sums = None
+
+    def on_validation_epoch_end(self) -> None:
+        """Log each validation metric: its mean over the whole validation set, on every rank alike.
+
+        The sums and counts of every rank are added in one collective, then each metric with any
+        sample is logged unsynced (the same value on every rank). Lightning's own ``sync_dist``
+        mean does not serve: it averages the per-rank sample counts as integers, rounding an odd
+        total down (a lone spike-free sample on one rank gave an infinite background amplitude),
+        and it syncs only the metrics a rank logged, so a rank whose batches held no spike-free
+        sample, and logged one metric fewer, left the others waiting.
+        """
+        sums = self._validation_sums
+        if self._trainer is not None and self._trainer.world_size > 1:
+            if sums is None:  # a rank without a batch still joins the sum
+                sums = torch.zeros(len(VALIDATION_METRICS), 2, dtype=torch.float64, device=self.device)
+            sums = self._trainer.strategy.reduce(sums, reduce_op="sum")
+        if sums is None:
+            return
         # The starting model's score (``trainer.validate`` before a fine-tune) is not an epoch: kept out of
         # the training log, which holds one validation row per epoch.
         to_logger = self._trainer is None or self._trainer.state.fn != "validate"
-        self.log("val_loss", loss, batch_size=len(eeg), sync_dist=True, logger=to_logger)
-        log_errors, log_background = self._validation_logs(len(error) > 0, not bool(with_sources.all()))
-        if log_errors:
-            centre_error = (  # the held-out benchmark's headline metric
-                peak_centre_error_mm(
-                    estimate[with_sources], sources[with_sources], centre[with_sources], self.distance_mm
-                )
-                if len(error)
-                else error
-            )
-            for name, value in (("val_peak_patch_error_mm", error), ("val_peak_centre_error_mm", centre_error)):
-                prog_bar = name == self.config.monitor
-                self.log(name, _batch_mean(value), prog_bar=prog_bar, batch_size=len(value), sync_dist=True,
-                         logger=to_logger)  # fmt: skip
-        if log_background:
-            amplitude = background_amplitude(estimate, active)
-            self.log(
-                "val_background_amplitude", _batch_mean(amplitude), batch_size=len(amplitude), sync_dist=True,
-                logger=to_logger,
-            )  # fmt: skip
-
-    def _validation_logs(self, batch_has_sources: bool, batch_has_background: bool) -> tuple[bool, bool]:
-        """Whether to log the peak errors and the background amplitude for this batch.
-
-        With a :class:`~brainforge.training.data.SyntheticDataModule`, by what the whole validation
-        set holds: every batch then logs the same metrics on every rank (a batch without such samples
-        adds a weight of 0). Under DDP each metric is one collective at the epoch's end, so a rank whose
-        batches held no background-only sample, and so logged one metric fewer, hung the run.
-        Otherwise by what the batch holds.
-        """
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        if hasattr(datamodule, "validation_holds"):
-            return datamodule.validation_holds()
-        return batch_has_sources, batch_has_background
+        for name, (total, count) in zip(VALIDATION_METRICS, sums.tolist(), strict=True):
+            if count > 0:
+                self.log(name, total / count, prog_bar=name == self.config.monitor, logger=to_logger)
+        self._validation_sums = None
 
     def configure_optimizers(self):
         """Adam or AdamW with the configured schedule."""

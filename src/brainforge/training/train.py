@@ -349,7 +349,14 @@ class CpuTimeBudget(Callback):
         self.next_check_step = step + max(1, int(self.check_interval_s / seconds_per_step))
 
     def teardown(self, trainer: pl.Trainer, module: pl.LightningModule, stage: str) -> None:
-        """Release the gloo group of a DDP run (also when training raised)."""
+        """Release the gloo group of a DDP run."""
+        self._release_group()
+
+    def on_exception(self, trainer: pl.Trainer, module: pl.LightningModule, exception: BaseException) -> None:
+        """Release the gloo group when training raised (Lightning then skips ``teardown``)."""
+        self._release_group()
+
+    def _release_group(self) -> None:
         if self._group is not None:
             import torch.distributed as dist
 
