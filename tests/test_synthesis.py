@@ -185,6 +185,30 @@ def test_whole_batches_equal_the_items_and_survive_buffer_reuse(generator, monke
         SyntheticEEGDataset(generator, n_samples=8).loader()
 
 
+def test_a_worker_that_is_not_its_owners_child_ends_when_the_owner_dies():
+    """A forkserver's worker outlives a rank killed with SIGKILL unless it watches the rank itself."""
+    import subprocess
+    import sys
+    import time
+
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    watch = (
+        "import time\nfrom brainforge.synthesis.dataset import _exit_with_owner\n"
+        f"_exit_with_owner({owner.pid})\ntime.sleep(120)"
+    )
+    worker = subprocess.Popen([sys.executable, "-c", watch])  # a sibling of the owner, as under a forkserver
+    try:
+        time.sleep(4.0)  # imports, then at least two checks
+        assert worker.poll() is None, "the worker ended while its owner lived"
+        owner.kill()  # left a zombie until waited for: the worker must see that too
+        worker.wait(timeout=30)
+        assert worker.returncode == 0
+    finally:
+        for process in (owner, worker):
+            process.kill()
+            process.wait()
+
+
 def test_distributed_workers_start_from_a_forkserver_and_keep_the_rank(generator, tmp_path, monkeypatch):
     """In a process group, workers start from a forkserver (a fork can hang there, gh-112275) and serve their rank."""
     import torch.distributed as dist

@@ -5,6 +5,9 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import os
+import threading
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -110,6 +113,7 @@ class SyntheticEEGDataset(IterableDataset):
         self.compact_targets = compact_targets
         self.batch_size = batch_size
         self._rank_world: tuple[int, int] | None = None
+        self._owner_pid: int | None = None  # the process that pickled it for a worker (see __getstate__)
         self._use_slots(False)
 
     def _use_slots(self, reuse_memory: bool) -> None:
@@ -224,6 +228,8 @@ class SyntheticEEGDataset(IterableDataset):
         state = dict(self.__dict__)
         if state["_rank_world"] is None and _in_process_group():
             state["_rank_world"] = _distributed_rank()
+        if state["_owner_pid"] is None:
+            state["_owner_pid"] = os.getpid()
         return state
 
     def __iter__(self) -> Iterator[dict]:
@@ -232,6 +238,7 @@ class SyntheticEEGDataset(IterableDataset):
         if info is None:
             yield from self._stream(rank, world, local_worker=None)
             return
+        _exit_with_owner(self._owner_pid)
         # Each DataLoader worker is one process: one BLAS thread each, or
         # the workers' thread pools fight over the cores (2.3x slower on 2 cores).
         from threadpoolctl import threadpool_limits
@@ -415,6 +422,45 @@ def worker_start_method() -> str | None:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["__main__", "brainforge.synthesis"])
     return "forkserver"
+
+
+#: How often a worker that is not the child of the process it serves checks that process, s.
+OWNER_CHECK_INTERVAL_S = 1.0
+_watched_owner: list[int] = []  # the owner this worker process watches, once started
+
+
+def _exit_with_owner(owner_pid: int | None) -> None:
+    """End this DataLoader worker when the process it serves has died, where PyTorch would not notice.
+
+    PyTorch's workers check that their parent is alive. A worker started by a
+    forkserver (distributed runs, :func:`worker_start_method`) is the
+    forkserver's child, so when a rank is killed (``kill -9``) its workers and
+    the forkserver would live on, each holding a copy of the generator (about
+    half a GB with a forward bank). A daemon thread checks the rank every
+    :data:`OWNER_CHECK_INTERVAL_S` and ends the worker once it is gone (or a
+    zombie). Nothing happens for a forked worker, whose parent is its owner.
+    """
+    if owner_pid is None or owner_pid == os.getppid() or _watched_owner:
+        return
+    import psutil
+
+    try:
+        owner = psutil.Process(owner_pid)
+    except psutil.NoSuchProcess:
+        os._exit(0)
+
+    def watch() -> None:
+        while True:
+            time.sleep(OWNER_CHECK_INTERVAL_S)
+            try:
+                alive = owner.is_running() and owner.status() != psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                alive = False
+            if not alive:
+                os._exit(0)
+
+    _watched_owner.append(owner_pid)
+    threading.Thread(target=watch, name="brainforge-owner-watch", daemon=True).start()
 
 
 def _in_process_group() -> bool:
