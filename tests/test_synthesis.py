@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -185,20 +187,26 @@ def test_whole_batches_equal_the_items_and_survive_buffer_reuse(generator, monke
         SyntheticEEGDataset(generator, n_samples=8).loader()
 
 
-def test_a_worker_that_is_not_its_owners_child_ends_when_the_owner_dies():
+def test_a_worker_that_is_not_its_owners_child_ends_when_the_owner_dies(generator):
     """A forkserver's worker outlives a rank killed with SIGKILL unless it watches the rank itself."""
+    import pickle
     import subprocess
     import sys
     import time
 
+    # The owner a worker watches is whoever pickled the dataset for it, last.
+    dataset = SyntheticEEGDataset(generator, 4, seed=0)
+    dataset._owner_pid = -1  # as if unpickled from another process
+    assert pickle.loads(pickle.dumps(dataset))._owner_pid == os.getpid()
     owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     watch = (
         "import time\nfrom brainforge.synthesis.dataset import _exit_with_owner\n"
-        f"_exit_with_owner({owner.pid})\ntime.sleep(120)"
+        f"_exit_with_owner({owner.pid})\nprint('watching', flush=True)\ntime.sleep(120)"
     )
-    worker = subprocess.Popen([sys.executable, "-c", watch])  # a sibling of the owner, as under a forkserver
+    worker = subprocess.Popen([sys.executable, "-c", watch], stdout=subprocess.PIPE, text=True)  # a sibling
     try:
-        time.sleep(4.0)  # imports, then at least two checks
+        assert worker.stdout.readline().strip() == "watching"
+        time.sleep(2.5)  # two checks
         assert worker.poll() is None, "the worker ended while its owner lived"
         owner.kill()  # left a zombie until waited for: the worker must see that too
         worker.wait(timeout=30)

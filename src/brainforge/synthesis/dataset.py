@@ -113,7 +113,7 @@ class SyntheticEEGDataset(IterableDataset):
         self.compact_targets = compact_targets
         self.batch_size = batch_size
         self._rank_world: tuple[int, int] | None = None
-        self._owner_pid: int | None = None  # the process that pickled it for a worker (see __getstate__)
+        self._owner_pid: int | None = None  # the process that last pickled it, for a worker (see __getstate__)
         self._use_slots(False)
 
     def _use_slots(self, reuse_memory: bool) -> None:
@@ -224,12 +224,13 @@ class SyntheticEEGDataset(IterableDataset):
 
         Only inside a process group: a dataset pickled before one starts
         (``ddp_spawn``, ``mp.spawn``) still looks its rank up where it runs.
+        Also this process's id, which a worker that is not its child watches
+        (:func:`_exit_with_owner`).
         """
         state = dict(self.__dict__)
         if state["_rank_world"] is None and _in_process_group():
             state["_rank_world"] = _distributed_rank()
-        if state["_owner_pid"] is None:
-            state["_owner_pid"] = os.getpid()
+        state["_owner_pid"] = os.getpid()  # the process a worker unpickling this serves
         return state
 
     def __iter__(self) -> Iterator[dict]:

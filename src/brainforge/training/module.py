@@ -269,12 +269,11 @@ class SourceLocalizer(pl.LightningModule):
         )  # fmt: skip
 
     def _add_validation_sums(self, *totals_and_counts: tuple[torch.Tensor, int]) -> None:
-        """Add one batch's (sum, count) of each of :data:`VALIDATION_METRICS`, in that order."""
-        batch = torch.stack(
-            [torch.stack([total.detach().double().reshape(()), torch.tensor(float(count), dtype=torch.float64,
-                                                                             device=total.device)])
-             for total, count in totals_and_counts]
-        )  # fmt: skip
+        """Add one batch's (sum, count) of each of :data:`VALIDATION_METRICS`, in that order.
+
+        Kept on the CPU in float64: Apple's MPS has no float64, and the counts already wait for the device.
+        """
+        batch = torch.tensor([[float(total), float(count)] for total, count in totals_and_counts], dtype=torch.float64)
         self._validation_sums = batch if self._validation_sums is None else self._validation_sums + batch
 
     def on_validation_epoch_start(self) -> None:
@@ -292,12 +291,10 @@ class SourceLocalizer(pl.LightningModule):
         sample, and logged one metric fewer, left the others waiting.
         """
         sums = self._validation_sums
-        if self._trainer is not None and self._trainer.world_size > 1:
-            if sums is None:  # a rank without a batch still joins the sum
-                sums = torch.zeros(len(VALIDATION_METRICS), 2, dtype=torch.float64, device=self.device)
-            sums = self._trainer.strategy.reduce(sums, reduce_op="sum")
         if sums is None:
             return
+        if self._trainer is not None and self._trainer.world_size > 1:  # on the collective's device (NCCL: a GPU)
+            sums = self._trainer.strategy.reduce(sums.to(self._trainer.strategy.root_device), reduce_op="sum").cpu()
         # The starting model's score (``trainer.validate`` before a fine-tune) is not an epoch: kept out of
         # the training log, which holds one validation row per epoch.
         to_logger = self._trainer is None or self._trainer.state.fn != "validate"

@@ -621,6 +621,8 @@ def train(
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*IterableDataset.*__len__.*")
         warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+        # The validation metrics are summed across ranks by SourceLocalizer itself, then logged unsynced.
+        warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed setting.*")
         if init is not None and not resume:
             _score_starting_model(trainer, module, data, export)
         trainer.fit(module, datamodule=data, ckpt_path=last if resume else None)
