@@ -273,7 +273,9 @@ class SourceLocalizer(pl.LightningModule):
 
         Kept on the CPU in float64: Apple's MPS has no float64, and the counts already wait for the device.
         """
-        batch = torch.tensor([[float(total), float(count)] for total, count in totals_and_counts], dtype=torch.float64)
+        batch = torch.tensor(
+            [[float(total.detach()), float(count)] for total, count in totals_and_counts], dtype=torch.float64
+        )
         self._validation_sums = batch if self._validation_sums is None else self._validation_sums + batch
 
     def on_validation_epoch_start(self) -> None:
