@@ -2,7 +2,9 @@
 
 Lightning's DDP launcher starts rank 1 by running this script again; each rank
 writes the sample indices its training batches held, so the test can check that
-the ranks split every epoch without overlap. With a second argument, a CPU-time
+the ranks split every epoch without overlap; without a budget each rank also
+validates the exported model on the whole set by itself (``validated_alone``), for
+the test to compare with the metrics the ranks summed. With a second argument, a CPU-time
 budget in s, the run is six longer epochs that the budget cuts, and each rank
 also writes where it stopped and the CPU time it counted.
 
@@ -57,6 +59,27 @@ def _recording_train_dataloader(self):
     return Recorder()
 
 
+def _validate_alone(model, generator, config, head) -> dict[str, float]:
+    """The exported model's validation metrics over the whole set, computed in this process alone."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from brainforge.training.data import collate_validation
+
+    module = SourceLocalizer(model, config, head.region_distance_mm, head.region_leadfield).eval()
+    logged: dict[str, float] = {}
+    module.log = lambda name, value, **kwargs: logged.update({name: float(value)})
+    data = data_module.SyntheticDataModule(generator, config)
+    data.setup()
+    module.on_validation_epoch_start()
+    with torch.inference_mode():
+        loader = DataLoader(data._validation, batch_size=config.batch_size, collate_fn=collate_validation)
+        for index, batch in enumerate(loader):
+            _validation_step(module, batch, index)
+    module.on_validation_epoch_end()
+    return logged
+
+
 if __name__ == "__main__":
     # Arguments: the run folder, then optionally a CPU-time budget in s (longer epochs, cut by the budget).
     warnings.filterwarnings("ignore")
@@ -76,7 +99,8 @@ if __name__ == "__main__":
     result = train("cnn_transformer", generator, out, config, accelerator="cpu", devices=2, progress=False,
                    model_params=params, max_cpu_time_s=cpu_budget_s)  # fmt: skip
     rank = int(os.environ.get("LOCAL_RANK", 0))
+    alone = _validate_alone(result.model, generator, config, head) if cpu_budget_s is None else None
     with open(os.path.join(out, f"seen_rank{rank}.json"), "w") as f:
         json.dump({"epochs": result.epochs, "seen": SEEN, "validated": VALIDATED, "best_metrics": result.best_metrics,
                    "global_step": result.global_step, "stopped_by": result.stopped_by,
-                   "cpu_seconds": result.cpu_seconds}, f)  # fmt: skip
+                   "cpu_seconds": result.cpu_seconds, "validated_alone": alone}, f)  # fmt: skip
