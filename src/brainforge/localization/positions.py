@@ -286,8 +286,11 @@ def _refuse_repeated_dat_names(path: Path) -> None:
             seen.add(items[0])
 
 
-def _read_montage(path: Path):
-    """Read a DigMontage with the reader for the file's ending (lower-case); measured positions keep their scale."""
+def _read_montage(path: Path, polhemus: bool = False):
+    """Read a DigMontage with the reader for the file's ending (lower-case); measured positions keep their scale.
+
+    ``polhemus`` says that a ``.elp`` is Polhemus's (:func:`_is_polhemus_elp`), not BESA's.
+    """
     import mne
 
     suffix = path.suffix.lower()
@@ -307,7 +310,7 @@ def _read_montage(path: Path):
         return mne.channels.read_dig_hpts(path, unit="m")  # the unit is chosen afterwards, by the head's size
     if suffix in (".tsv", ".csv"):
         return _read_position_table(path)
-    if suffix == ".elp" and _is_polhemus_elp(path):
+    if suffix == ".elp" and polhemus:
         return _read_polhemus_elp(path)
     spherical = suffix in SPHERICAL_POSITION_FORMATS
     return mne.channels.read_custom_montage(path, head_size=STANDARD_HEAD_RADIUS_MM * 1e-3 if spherical else None)
@@ -360,8 +363,9 @@ def _readable_copy(path: Path, folder: str) -> Path:
 
 def _check_fiducials(nasion_m: np.ndarray, lpa_m: np.ndarray, rpa_m: np.ndarray, path: Path) -> None:
     """Refuse fiducials that cannot define a frame: LPA on RPA, or the nasion on the line through them."""
-    ears_mm = float(np.linalg.norm(rpa_m - lpa_m)) * 1e3
-    axis = (rpa_m - lpa_m) / max(np.linalg.norm(rpa_m - lpa_m), 1e-12)
+    ears_m = rpa_m - lpa_m
+    ears_mm = float(np.linalg.norm(ears_m)) * 1e3
+    axis = ears_m / max(ears_mm * 1e-3, 1e-12)
     offset = nasion_m - lpa_m
     nasion_off_mm = float(np.linalg.norm(offset - (offset @ axis) * axis)) * 1e3
     if min(ears_mm, nasion_off_mm) < MIN_FIDUCIAL_SPREAD_MM:
@@ -450,7 +454,7 @@ def read_positions(path: str | Path) -> tuple[dict[str, np.ndarray], list[str]]:
         polhemus = suffix == ".elp" and _is_polhemus_elp(path)
         spherical = suffix in SPHERICAL_POSITION_FORMATS and not polhemus
         with tempfile.TemporaryDirectory() as folder:
-            montage = _read_montage(_readable_copy(path, folder))
+            montage = _read_montage(_readable_copy(path, folder), polhemus)
         notes = _choose_unit(montage, path, stated_m) if suffix in UNITLESS_POSITION_FORMATS or polhemus else []
         positions, frame_notes = _head_frame_positions(montage, path)
     except BrainForgeError:
