@@ -1,9 +1,12 @@
-"""What ``--max-cpu-time`` costs per optimizer step: its CPU-time check against a training step, same run.
+"""What ``--max-cpu-time`` and ``--max-time`` cost per optimizer step: their checks against a training step, same run.
 
 Run: ``.venv/bin/python benchmarks/cpu_budget_check.py [--calls 2000] [--children 2] [--batch 64] [--steps 3]``
 
-``CpuTimeBudget`` checks the clock about once per second of wall time (it
-once checked at every step). On one process the check walks the process tree
+``CpuTimeBudget`` and ``WallTimeBudget`` (``--max-time``) check about once per
+second of wall time (the first once checked at every step; ``--max-time``
+was Lightning's ``Timer``, which under DDP broadcast rank 0's decision, a
+pickled bool, over the training's own process group at every step). The
+wall-time check under DDP is the all-reduce below alone. On one process the check walks the process tree
 (``process_cpu_seconds``: the process, its DataLoader workers, their
 waited-for children). Under DDP each rank also sums the ranks' times with one
 all-reduce of two float64 values, on the CPU through a gloo group of its own
@@ -14,6 +17,9 @@ this machine:
   many as DataLoader workers);
 - the all-reduce in a two-rank gloo group (``torch.multiprocessing``), of
   the same two float64 values;
+- the broadcast of Lightning's ``Timer`` in the same two ranks
+  (``broadcast_object_list`` of one bool, as ``DDPStrategy.broadcast``; on
+  GPUs it goes through NCCL and the device, not timed here);
 - one training step of the bundled default model at ``--batch`` 1-s,
   64-channel segments (forward, mean squared output, backward, AdamW), the
   thing the check rides on.
@@ -77,14 +83,21 @@ def _allreduce_rank(rank: int, port: int, calls: int, out: str) -> None:
         dist.all_reduce(value, op=dist.ReduceOp.SUM, group=group)
         float(value[0])
         times.append(time.perf_counter() - start)
+    broadcasts = []
+    for index in range(100 + calls):  # Lightning's Timer under DDP, at every step: DDPStrategy.broadcast(should_stop)
+        start = time.perf_counter()
+        decision = [False]
+        dist.broadcast_object_list(decision, src=0)
+        if index >= 100:
+            broadcasts.append(time.perf_counter() - start)
     if rank == 0:
         with open(out, "w") as file:
-            json.dump(float(np.median(times)), file)
+            json.dump([float(np.median(times)), float(np.median(broadcasts))], file)
     dist.destroy_process_group()
 
 
-def time_allreduce(calls: int) -> float:
-    """Median seconds of one all-reduce of two float64 values between two CPU ranks."""
+def time_allreduce(calls: int) -> tuple[float, float]:
+    """Median seconds of one all-reduce of two float64 values, and of one bool broadcast, between two CPU ranks."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -92,7 +105,8 @@ def time_allreduce(calls: int) -> float:
         out = os.path.join(folder, "median.json")
         torch.multiprocessing.spawn(_allreduce_rank, args=(port, calls, out), nprocs=2, join=True)
         with open(out) as file:
-            return float(json.load(file))
+            allreduce_s, broadcast_s = json.load(file)
+            return float(allreduce_s), float(broadcast_s)
 
 
 def time_training_step(batch: int, steps: int) -> float:
@@ -117,7 +131,7 @@ def time_training_step(batch: int, steps: int) -> float:
 
 
 def main() -> None:
-    """Time the check's two parts and a training step; print the table and a JSON line."""
+    """Time the checks' parts, Lightning's broadcast and a training step; print the table and a JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="timed calls of each part of the check")
     parser.add_argument("--children", type=int, default=2, help="live child processes (DataLoader workers)")
@@ -132,7 +146,7 @@ def main() -> None:
     set_log_level("warning")
     load_before = os.getloadavg()[0]
     walk_s = time_process_cpu_seconds(args.calls, args.children)
-    allreduce_s = time_allreduce(args.calls)
+    allreduce_s, broadcast_s = time_allreduce(args.calls)
     step_s = time_training_step(args.batch, args.steps)
     load_after = os.getloadavg()[0]
     check_s = walk_s + allreduce_s
@@ -145,7 +159,8 @@ def main() -> None:
     rows = [
         (f"process_cpu_seconds ({args.children} children)", walk_s),
         ("all-reduce of two float64, 2 gloo ranks", allreduce_s),
-        ("the check under DDP (both)", check_s),
+        ("the CPU-time check under DDP (both)", check_s),
+        ("Lightning Timer's broadcast of a bool, 2 ranks", broadcast_s),
         (f"training step, default model, batch {args.batch}", step_s),
     ]
     for name, seconds in rows:
@@ -159,6 +174,7 @@ def main() -> None:
         "load_average": [load_before, load_after],
         "process_cpu_seconds_s": walk_s,
         "allreduce_s": allreduce_s,
+        "lightning_timer_broadcast_s": broadcast_s,
         "check_s": check_s,
         "training_step_s": step_s,
         "check_share_of_step": check_s / step_s,

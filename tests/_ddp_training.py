@@ -4,8 +4,9 @@ Lightning's DDP launcher starts rank 1 by running this script again; each rank
 writes the sample indices its training batches held, so the test can check that
 the ranks split every epoch without overlap; without a budget each rank also
 validates the exported model on the whole set by itself (``validated_alone``), for
-the test to compare with the metrics the ranks summed. With a second argument, a CPU-time
-budget in s, the run is six longer epochs that the budget cuts, and each rank
+the test to compare with the metrics the ranks summed. With a second argument, a budget
+(``cpu:S``, S s of CPU time as ``--max-cpu-time``; ``wall:S``, S s of wall time as
+``--max-time``), the run is six longer epochs that the budget cuts, and each rank
 also writes where it stopped and the CPU time it counted.
 
 One sample in ten has no source (``background_share=0.1``). With seed 3 the
@@ -81,25 +82,28 @@ def _validate_alone(model, generator, config, head) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    # Arguments: the run folder, then optionally a CPU-time budget in s (longer epochs, cut by the budget).
+    # Arguments: the run folder, then optionally a budget, cpu:S or wall:S (longer epochs, cut by the budget).
     warnings.filterwarnings("ignore")
     data_module.SyntheticDataModule.train_dataloader = _recording_train_dataloader
     SourceLocalizer.validation_step = _recording_validation_step
     out = sys.argv[1]
-    cpu_budget_s = float(sys.argv[2]) if len(sys.argv) > 2 else None
+    kind, _, seconds = sys.argv[2].partition(":") if len(sys.argv) > 2 else ("", "", "")
+    cpu_budget_s = float(seconds) if kind == "cpu" else None
+    max_time = f"00:00:00:{int(seconds):02d}" if kind == "wall" else None
+    budgeted = kind != ""
     head = make_head_model("1010-64", n_regions=100)
     generator = SampleGenerator(
         head, read_spike_library(default_spike_library()), SynthesisConfig(n_sources=(1, 1), background_share=0.1)
     )
     config = TrainingConfig(
-        samples_per_epoch=288 if cpu_budget_s is None else 64 * 32, val_samples=32, batch_size=32,
-        max_epochs=2 if cpu_budget_s is None else 6, crop_samples=16, num_workers=1, seed=3,
+        samples_per_epoch=64 * 32 if budgeted else 288, val_samples=31, batch_size=32,
+        max_epochs=6 if budgeted else 2, crop_samples=16, num_workers=1, seed=3,
     )  # fmt: skip
     params = {"grid_size": 16, "conv_channels": (8,), "d_model": 32, "n_heads": 2, "n_layers": 1}
     result = train("cnn_transformer", generator, out, config, accelerator="cpu", devices=2, progress=False,
-                   model_params=params, max_cpu_time_s=cpu_budget_s)  # fmt: skip
+                   model_params=params, max_cpu_time_s=cpu_budget_s, max_time=max_time)  # fmt: skip
     rank = int(os.environ.get("LOCAL_RANK", 0))
-    alone = _validate_alone(result.model, generator, config, head) if cpu_budget_s is None else None
+    alone = None if budgeted else _validate_alone(result.model, generator, config, head)
     with open(os.path.join(out, f"seen_rank{rank}.json"), "w") as f:
         json.dump({"epochs": result.epochs, "seen": SEEN, "validated": VALIDATED, "best_metrics": result.best_metrics,
                    "global_step": result.global_step, "stopped_by": result.stopped_by,

@@ -263,10 +263,12 @@ def test_ddp_on_two_cpu_processes_splits_the_batches(spike_library, tmp_path):
     # (Lightning's sync_dist mean floored the ranks' summed counts: 31 errors counted as 30, +3 %).
     for name, value in ranks[0]["validated_alone"].items():
         assert ranks[0]["best_metrics"][name] == pytest.approx(value, rel=1e-4), name
-    # The ranks split the whole validation set between them (each once held half of it, then validated half of
-    # that), and, as this test needs, one spike-free sample lies on rank 1 and none on rank 0.
+    # The ranks split the whole validation set between them, each sample once (each once held half of it, then
+    # validated half of that; Lightning's sampler then padded an odd set with a repeat of its first sample), and, as
+    # this test needs, one spike-free sample lies on rank 1 and none on rank 0.
     for first, second in zip(ranks[0]["validated"], ranks[1]["validated"], strict=True):
-        assert len(first) == len(second) == 16 and {i for i, _ in first} | {i for i, _ in second} == set(range(32))
+        indices = sorted(i for i, _ in first + second)
+        assert (len(first), len(second)) == (16, 15) and indices == list(range(31)), indices
         assert all(has_source for _, has_source in first) and [s for _, s in second].count(False) == 1
     for epoch in range(2):
         first, second = (set(rank["seen"][epoch]) for rank in ranks)
@@ -285,11 +287,22 @@ def test_ddp_ranks_share_one_cpu_budget_and_stop_at_the_same_step(spike_library,
     """
     # Six epochs of 32 steps per rank: about 55 CPU-s on two cores (two took 18.6), so 10 s cuts the run.
     budget_s = 10.0
-    ranks = _run_ddp_script(tmp_path, str(budget_s))
+    ranks = _run_ddp_script(tmp_path, f"cpu:{budget_s:.0f}")
     assert ranks[0]["global_step"] == ranks[1]["global_step"]
     assert 0 < ranks[0]["global_step"] < 6 * 32
     assert all(rank["stopped_by"] == "max_cpu_time" for rank in ranks)
     assert ranks[0]["cpu_seconds"] == ranks[1]["cpu_seconds"] >= budget_s
+
+
+def test_ddp_ranks_stop_at_the_same_step_on_the_wall_clock_budget(spike_library, tmp_path):
+    """--max-time under DDP: the ranks average their clocks at each check, so all of them stop at the same step.
+
+    (Lightning's timer broadcast rank 0's decision at every step; the budget now checks about once a second.)
+    """
+    ranks = _run_ddp_script(tmp_path, "wall:4")
+    assert ranks[0]["global_step"] == ranks[1]["global_step"]
+    assert 0 < ranks[0]["global_step"] < 6 * 32
+    assert all(rank["stopped_by"] == "max_time" for rank in ranks)
 
 
 def test_resume_continues_where_it_stopped(generator, tmp_path):
@@ -364,18 +377,48 @@ def test_kill_9_then_resume_continues_from_the_last_epoch(tmp_path):
     assert epochs == set(range(epochs_done, target)), epochs
 
 
-def test_max_time_is_a_budget_per_invocation():
-    """A resumed run gets its whole --max-time again (Lightning's timer would restore the time already spent)."""
+def test_max_time_is_a_budget_per_invocation_checked_about_once_per_interval(monkeypatch):
+    """--max-time: a resumed run gets its whole budget again, checked about once per interval, not every step.
+
+    Lightning's timer restored the time already spent from the checkpoint (a run resumed with
+    ``--max-time 01:20`` after 80 minutes stopped at once) and broadcast its decision at every step. On a
+    fake wall clock that moves 1/64 s a step, a 1-s budget checked every 1/8 s stops at the first check past
+    it: step 64 exactly (checks at steps 0, 1, then every 8).
+    """
+    import importlib
+    from types import SimpleNamespace
+
     from lightning.pytorch.callbacks import Timer
 
-    from brainforge.training.train import SessionTimer, parse_max_time
+    from brainforge.training.train import WallTimeBudget, parse_max_time
 
+    train_module = importlib.import_module("brainforge.training.train")  # the package's ``train`` is the function
+
+    assert parse_max_time("01:20") == parse_max_time("00:01:20:00") == 4800.0
+    for text in ("1:2:3", "00:00", "ab:10", "-1:30"):
+        with pytest.raises(BrainForgeError, match="--max-time takes HH:MM"):
+            parse_max_time(text)
     spent = {"time_elapsed": {"train": 5000.0, "sanity_check": 0.0, "validate": 0.0, "test": 0.0, "predict": 0.0}}
-    lightning_timer, ours = Timer(parse_max_time("01:20")), SessionTimer(parse_max_time("01:20"))
+    lightning_timer = Timer("00:01:20:00")
     lightning_timer.load_state_dict(spent)
-    ours.load_state_dict(spent)
-    assert lightning_timer.time_remaining("train") < 0 and ours.time_remaining("train") == 4800.0
-    assert ours.state_key == lightning_timer.state_key
+    assert lightning_timer.time_remaining("train") < 0
+    budget = WallTimeBudget(1.0, check_interval_s=0.125)
+    assert budget.state_dict() == {} and budget.state_key != lightning_timer.state_key  # nothing carried over
+
+    wall = [100.0]
+    monkeypatch.setattr(train_module, "time", SimpleNamespace(perf_counter=lambda: wall[0]))
+    trainer = SimpleNamespace(world_size=1, global_step=0, should_stop=False, strategy=SimpleNamespace(launcher=None))
+    checks = []
+    check = budget._check
+    budget._check = lambda trainer: (checks.append(trainer.global_step), check(trainer))
+    budget.on_train_start(trainer, None)
+    while not trainer.should_stop:
+        wall[0] += 1 / 64
+        trainer.global_step += 1
+        budget.on_train_batch_end(trainer, None, None, None, trainer.global_step - 1)
+        assert trainer.global_step < 1000, "the budget never stopped the run"
+    assert checks == [0, 1, *range(9, 66, 8)], checks
+    assert budget.exhausted and trainer.global_step == 65 and budget.used == pytest.approx(65 / 64)
 
 
 def test_a_time_limit_inside_an_epoch_is_reported_as_a_partial_epoch(tmp_path, monkeypatch):
@@ -386,18 +429,15 @@ def test_a_time_limit_inside_an_epoch_is_reported_as_a_partial_epoch(tmp_path, m
 
     train_module = importlib.import_module("brainforge.training.train")  # the package's `train` is the function
 
-    class RunsOutAtStepSix(train_module.SessionTimer):
-        """--max-time's timer, running out after 6 steps (4 steps per epoch: 2 steps into the 2nd epoch)."""
+    class RunsOutAtStepSix(train_module.WallTimeBudget):
+        """--max-time's budget, running out after 6 steps (4 steps per epoch: 2 steps into the 2nd epoch)."""
 
         def on_train_batch_end(self, trainer, *args, **kwargs) -> None:
             if trainer.global_step >= 6:
-                self.spent = True
+                self.exhausted = True
                 trainer.should_stop = True
 
-        def time_remaining(self, stage: str = "train") -> float:
-            return 0.0 if getattr(self, "spent", False) else 60.0
-
-    monkeypatch.setattr(train_module, "SessionTimer", RunsOutAtStepSix)
+    monkeypatch.setattr(train_module, "WallTimeBudget", RunsOutAtStepSix)
     common = [
         "--head", "1010-16", "--n-regions", "50", "--samples-per-epoch", "32", "--val-samples", "8",
         "--batch-size", "8", "--max-epochs", "3", "--crop", "8", "--workers", "0", "--no-progress",

@@ -451,10 +451,11 @@ def train_command(
     from .anatomy import ForwardBankConfig
     from .synthesis import SynthesisConfig
     from .training import TrainingConfig, train
-    from .training.train import RUN_FILE, parse_cpu_time, prepare_run_folder, refuse_router_training
+    from .training.train import RUN_FILE, _global_rank, parse_cpu_time, prepare_run_folder, refuse_router_training
 
     max_cpu_time_s = parse_cpu_time(max_cpu_time) if max_cpu_time else None
-    logging.getLogger("brainforge").setLevel(logging.INFO)
+    # Under DDP the launcher runs this command again for every other rank: rank 0 alone tells the progress.
+    logging.getLogger("brainforge").setLevel(logging.INFO if _global_rank() == 0 else logging.WARNING)
     refuse_router_training(model)  # before the head model, spikes and forward bank are built
     if resume and bank_vertical_shift_mm:
         raise BrainForgeError("--resume takes the forward bank of the run it resumes; drop --bank-vertical-shift-mm.")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import lightning.pytorch as pl
 import numpy as np
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
+from .._errors import BrainForgeError
 from ..synthesis import SampleGenerator, SyntheticEEGDataset
 from ..synthesis.dataset import SyntheticBatchLoader, collate_samples, sample_seed
 from .config import TrainingConfig
@@ -52,7 +54,7 @@ class SyntheticDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         """Draw the validation set once (kept in memory with compact targets).
 
-        The whole set on every rank of a distributed run, for Lightning's sampler to split among them
+        The whole set on every rank of a distributed run, for :meth:`val_dataloader` to split among them
         (iterating the dataset there would give each rank a share, which the sampler would split again).
         """
         if self._validation is None:
@@ -77,9 +79,36 @@ class SyntheticDataModule(pl.LightningDataModule):
         return dataset.loader(num_workers=self.config.num_workers)
 
     def val_dataloader(self) -> DataLoader:
-        """Return the fixed validation set."""
+        """Return the fixed validation set; under DDP, this rank's share of it.
+
+        The ranks split the set without repeats (Lightning's default sampler
+        pads a set that does not divide by the rank count with repeats of its
+        first samples, which then count twice in the metrics). Shares may then
+        differ by one sample: validation has no gradient synchronization, and
+        :class:`~brainforge.training.module.SourceLocalizer` sums the ranks'
+        metrics once at the end.
+        """
         self.setup()
-        return DataLoader(self._validation, batch_size=self.config.batch_size, collate_fn=collate_validation)
+        return DataLoader(
+            self._validation,
+            batch_size=self.config.batch_size,
+            sampler=self._validation_sampler(),
+            collate_fn=collate_validation,
+        )
+
+    def _validation_sampler(self) -> UnrepeatedDistributedSampler | None:
+        """Return this rank's unpadded share of the validation set under DDP, else None (the whole set, in order)."""
+        world_size = 1 if self.trainer is None else self.trainer.world_size
+        if world_size == 1:
+            return None
+        if len(self._validation) < world_size:
+            raise BrainForgeError(
+                f"--val-samples {len(self._validation)} is fewer than the {world_size} training processes; "
+                f"give each at least one (--val-samples {world_size} or more)."
+            )
+        return UnrepeatedDistributedSampler(
+            self._validation, num_replicas=world_size, rank=self.trainer.global_rank, shuffle=False
+        )
 
     def validation_arrays(self) -> dict[str, np.ndarray]:
         """Return the validation set as dense arrays (for tests and reports), with the ``centre`` masks."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping, Timer
+from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping
 
 from .. import __version__
 from .._cache import atomic_path
@@ -186,23 +186,6 @@ class CutEpochRecord(Callback):
         self.cut_epochs = [tuple(int(v) for v in cut) for cut in state.get("cut_epochs", [])]
 
 
-class SessionTimer(Timer):
-    """Lightning's :class:`~lightning.pytorch.callbacks.Timer`, but ``--max-time`` budgets this invocation.
-
-    Lightning's own timer restores the time already spent from the
-    checkpoint, so a run resumed with ``--max-time 01:20`` after 80 minutes
-    stopped at once. A run that spans sessions needs a budget per session.
-    """
-
-    @property
-    def state_key(self) -> str:
-        """Lightning's timer's key, so that checkpoints written with either find their timer."""
-        return "Timer"
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Ignore the time spent before the resume."""
-
-
 def process_cpu_seconds(exclude_pids: Collection[int] = ()) -> float:
     """CPU time (user + system, s) of this process and its descendants, live or waited for.
 
@@ -258,31 +241,32 @@ def _cpu_process_group():
     return dist.new_group(backend="gloo")
 
 
-class CpuTimeBudget(Callback):
-    """Stop training once the run has used ``max_seconds`` of CPU time, over all its sessions and ranks.
+class StepBudget(Callback):
+    """Stop training once a budget of seconds is spent, checked about once per ``check_interval_s`` of wall time.
 
-    Unlike :class:`SessionTimer`, the budget is cumulative: the CPU time used
-    so far is saved in the checkpoint and a resumed run only gets the rest. CPU
-    time, not wall time, so that runs that share a machine with other work get
-    the same budget (on two cores, one wall minute of training is up to two
-    CPU minutes). Under DDP the ranks' times (with their workers') are summed
-    and every rank stops at the same step.
+    The base of :class:`CpuTimeBudget` and :class:`WallTimeBudget`; a subclass
+    says what this rank has spent this session (:meth:`_rank_spent`) and how
+    the ranks' amounts combine (:meth:`_combine_ranks`). Under DDP the ranks
+    add up what they spent and their wall times per step at each check (one
+    all-reduce, on the CPU through a gloo group of their own, so on GPUs it
+    does not wait for the device's queue), so all of them see one total and
+    stop at the same step: a rank that stopped alone would leave the others
+    waiting forever at their next gradient synchronization.
 
-    The check (a walk of the process tree, and under DDP one all-reduce) costs
-    about 2 ms with two workers (``benchmarks/cpu_budget_check.py``), more
-    with more: nothing beside a CPU step of seconds, but a few per cent of a
-    GPU step of tens of ms. So it runs about once every ``check_interval_s``
-    of wall time: each check sets the step of the next from the wall time per
-    step since the last one (under DDP the ranks' mean, the same on every
-    rank, so all of them check at the same steps). The budget is overshot by
-    the CPU time of the steps planned at the last check, about that interval
-    at the pace then measured (more where steps then slow down, for example
-    while an epoch's new workers start).
+    A check costs about 2 ms with two data workers
+    (``benchmarks/cpu_budget_check.py``): nothing beside a CPU step of seconds,
+    but a few per cent of a GPU step of tens of ms. So each check sets the
+    step of the next from the wall time per step since the last one (under
+    DDP the ranks' mean, the same on every rank, so all of them check at the
+    same steps). The budget is overshot by what the steps planned at the last
+    check spend, about ``check_interval_s`` at the pace then measured (more
+    where steps then slow down, for example while an epoch's new workers
+    start).
 
     Parameters
     ----------
     max_seconds : float
-        CPU-time budget of the whole run, s.
+        The budget, s.
     check_interval_s : float
         Wall time between checks to aim for, s (0: check at every step).
     """
@@ -291,29 +275,42 @@ class CpuTimeBudget(Callback):
         self.max_seconds = float(max_seconds)
         self.check_interval_s = float(check_interval_s)
         self.used_before = 0.0
-        self._session_start: float | None = None
+        self._started = False
         self._distributed = False
         self._group = None  # under DDP: a gloo group of the ranks, for the CPU-side sum
-        self._session_total = 0.0  # under DDP: this session's CPU time over all ranks, at the last check
+        self._session_total = 0.0  # under DDP: this session's amount over all ranks, at the last check
         self._last_check = (0, 0.0)  # global step and wall clock (perf_counter, s) of the last check
         self.next_check_step = 0
         self.exhausted = False
 
+    def _start(self, trainer: pl.Trainer) -> None:
+        """Start this rank's count for the session."""
+        raise NotImplementedError
+
+    def _rank_spent(self, trainer: pl.Trainer | None) -> float:
+        """Return what this rank has spent this session, s."""
+        raise NotImplementedError
+
+    def _combine_ranks(self, total: float, world_size: int) -> float:
+        """Return the run's amount this session from the ranks' ``total``."""
+        raise NotImplementedError
+
     @property
     def used(self) -> float:
-        """CPU seconds used so far by the run (under DDP: by all its ranks, as of the last check)."""
-        if self._session_start is None:
+        """Seconds used so far by the run (under DDP: by all its ranks together, as of the last check)."""
+        if not self._started:
             return self.used_before
         if self._distributed:
             return self.used_before + self._session_total
-        return self.used_before + process_cpu_seconds() - self._session_start
+        return self.used_before + self._rank_spent(None)
 
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        """Start this session's clock (a resumed run has ``used_before`` from its checkpoint)."""
+        """Start this session's count (a resumed run may hold ``used_before`` from its checkpoint)."""
         self._distributed = trainer.world_size > 1
         if self._distributed:
             self._group = _cpu_process_group()
-        self._session_start = process_cpu_seconds(_launched_rank_pids(trainer))
+        self._start(trainer)
+        self._started = True
         self._last_check = (trainer.global_step, time.perf_counter())
         self._check(trainer)
 
@@ -323,24 +320,16 @@ class CpuTimeBudget(Callback):
             self._check(trainer)
 
     def _check(self, trainer: pl.Trainer) -> None:
-        """Stop every rank at the same step once the run's CPU time reaches the budget; plan the next check.
-
-        Under DDP the ranks' CPU times are summed (a collective, on every rank
-        at the same step), so all of them see one total and decide alike: a
-        rank that stopped alone would leave the others waiting forever at their
-        next gradient synchronization. The sum runs on the CPU through gloo,
-        so on GPUs it does not wait for the device's queue.
-        """
+        """Stop every rank at the same step once the run has spent the budget; plan the next check."""
         step, now = trainer.global_step, time.perf_counter()
         last_step, last_time = self._last_check
         seconds_per_step = (now - last_time) / (step - last_step) if step > last_step else float("inf")
         if self._distributed:
             import torch.distributed as dist
 
-            session = process_cpu_seconds(_launched_rank_pids(trainer)) - self._session_start
-            values = torch.tensor([session, min(seconds_per_step, 1e9)], dtype=torch.float64)
+            values = torch.tensor([self._rank_spent(trainer), min(seconds_per_step, 1e9)], dtype=torch.float64)
             dist.all_reduce(values, op=dist.ReduceOp.SUM, group=self._group)
-            self._session_total = float(values[0])
+            self._session_total = self._combine_ranks(float(values[0]), trainer.world_size)
             seconds_per_step = float(values[1]) / trainer.world_size
         if self.used >= self.max_seconds:
             self.exhausted = True
@@ -363,6 +352,37 @@ class CpuTimeBudget(Callback):
             dist.destroy_process_group(self._group)
             self._group = None
 
+
+class CpuTimeBudget(StepBudget):
+    """Stop training once the run has used ``max_seconds`` of CPU time, over all its sessions and ranks.
+
+    Unlike :class:`WallTimeBudget`, the budget is cumulative: the CPU time used
+    so far is saved in the checkpoint and a resumed run only gets the rest. CPU
+    time, not wall time, so that runs that share a machine with other work get
+    the same budget (on two cores, one wall minute of training is up to two
+    CPU minutes). Under DDP the ranks' times (with their workers') are summed.
+    Checks as :class:`StepBudget` says.
+
+    Parameters
+    ----------
+    max_seconds : float
+        CPU-time budget of the whole run, s.
+    check_interval_s : float
+        Wall time between checks to aim for, s (0: check at every step).
+    """
+
+    _launched: Collection[int] = frozenset()
+
+    def _start(self, trainer: pl.Trainer) -> None:
+        self._launched = _launched_rank_pids(trainer)
+        self._session_start = process_cpu_seconds(self._launched)
+
+    def _rank_spent(self, trainer: pl.Trainer | None) -> float:
+        return process_cpu_seconds(self._launched) - self._session_start
+
+    def _combine_ranks(self, total: float, world_size: int) -> float:
+        return total
+
     def state_dict(self) -> dict:
         """CPU seconds used so far (saved in the checkpoint)."""
         return {"cpu_seconds": self.used}
@@ -370,6 +390,35 @@ class CpuTimeBudget(Callback):
     def load_state_dict(self, state: dict) -> None:
         """Restore the CPU seconds used before a resume."""
         self.used_before = float(state["cpu_seconds"])
+
+
+class WallTimeBudget(StepBudget):
+    """``--max-time``: stop training once this invocation has trained for ``max_seconds`` of wall time.
+
+    The budget is per invocation: a resumed run gets it whole again (Lightning's
+    own ``Timer`` restores the time spent from the checkpoint, so a run resumed
+    with ``--max-time 01:20`` after 80 minutes stopped at once). The clock
+    starts when training starts (after a fine-tune scores its starting model).
+    Under DDP the ranks' clocks are averaged, so all of them stop at the same
+    step. Lightning's ``Timer`` broadcast its decision from rank 0 at every
+    step; this budget checks as :class:`StepBudget` says, about once a second.
+
+    Parameters
+    ----------
+    max_seconds : float
+        Wall-time budget of this invocation's training, s.
+    check_interval_s : float
+        Wall time between checks to aim for, s (0: check at every step).
+    """
+
+    def _start(self, trainer: pl.Trainer) -> None:
+        self._session_start = time.perf_counter()
+
+    def _rank_spent(self, trainer: pl.Trainer | None) -> float:
+        return time.perf_counter() - self._session_start
+
+    def _combine_ranks(self, total: float, world_size: int) -> float:
+        return total / world_size
 
 
 def parse_cpu_time(text: str) -> float:
@@ -439,21 +488,18 @@ def _global_rank() -> int:
     return 0
 
 
-def parse_max_time(text: str | None) -> str | None:
-    """``HH:MM`` (or ``DD:HH:MM:SS``) to Lightning's ``DD:HH:MM:SS``."""
-    if text is None:
-        return None
-    parts = text.split(":")
+def parse_max_time(text: str) -> float:
+    """``--max-time``'s ``HH:MM`` (or Lightning's ``DD:HH:MM:SS``) to seconds."""
     try:
-        numbers = [int(p) for p in parts]
-    except ValueError as err:
-        raise BrainForgeError(f"--max-time takes HH:MM, got {text!r}.") from err
+        numbers = [int(part) for part in text.split(":")]
+    except ValueError:
+        numbers = []
     if len(numbers) == 2:
-        hours, minutes = numbers
-        return f"{hours // 24:02d}:{hours % 24:02d}:{minutes:02d}:00"
-    if len(numbers) == 4:
-        return text
-    raise BrainForgeError(f"--max-time takes HH:MM, got {text!r}.")
+        numbers = [0, *numbers, 0]
+    seconds = 86400 * numbers[0] + 3600 * numbers[1] + 60 * numbers[2] + numbers[3] if len(numbers) == 4 else -1
+    if seconds <= 0 or min(numbers) < 0:
+        raise BrainForgeError(f"--max-time takes HH:MM (more than zero), got {text!r}.")
+    return float(seconds)
 
 
 def head_model_info(head) -> dict:
@@ -591,7 +637,7 @@ def train(
     export = ExportBestModel(out_dir, info, config.monitor)
     steps_per_epoch = -(-config.samples_per_epoch // config.batch_size)
     cpu_budget = CpuTimeBudget(max_cpu_time_s) if max_cpu_time_s is not None else None
-    timer = SessionTimer(parse_max_time(max_time), interval="step") if max_time else None
+    timer = WallTimeBudget(parse_max_time(max_time)) if max_time else None
     early_stopping = EarlyStopping(config.monitor, patience=config.patience, mode="min")
     trainer = pl.Trainer(
         accelerator=accelerator,
@@ -615,7 +661,6 @@ def train(
         enable_model_summary=False,
         default_root_dir=out_dir,
     )
-    logger.info(model.summary())
     with warnings.catch_warnings():
         # Lightning suggests more workers; on two cores one worker is the right call.
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -633,7 +678,7 @@ def train(
         best_model, _ = load_model(out_dir)
     if cpu_budget is not None and cpu_budget.exhausted:
         stopped_by = "max_cpu_time"
-    elif timer is not None and timer.time_remaining() is not None and timer.time_remaining() <= 0:
+    elif timer is not None and timer.exhausted:
         stopped_by = "max_time"  # before early stopping: a cut epoch is still validated, and may also trigger it
     elif early_stopping.stopped_epoch > 0:
         stopped_by = "early_stopping"
