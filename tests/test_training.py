@@ -248,6 +248,23 @@ def test_cpu_budget_checks_about_once_per_interval_and_stops_past_the_budget(mon
     assert 40 <= trainer.global_step <= 73, trainer.global_step
 
 
+def test_validation_shares_under_ddp_cover_the_set_once_and_refuse_empty_ranks(generator):
+    """Each rank validates every n-th sample, without the repeats Lightning's sampler pads odd sets with."""
+    from types import SimpleNamespace
+
+    data = SyntheticDataModule(generator, TrainingConfig(val_samples=9, batch_size=4, seed=5))
+    shares = []
+    for rank in range(2):
+        data.trainer = SimpleNamespace(world_size=2, global_rank=rank)
+        shares.append([int(i) for batch in data.val_dataloader() for i in batch["index"]])
+    assert shares == [[0, 2, 4, 6, 8], [1, 3, 5, 7]]
+    data.trainer = SimpleNamespace(world_size=1, global_rank=0)
+    assert [int(i) for batch in data.val_dataloader() for i in batch["index"]] == list(range(9))
+    data.trainer = SimpleNamespace(world_size=16, global_rank=0)
+    with pytest.raises(BrainForgeError, match="--val-samples 9 is fewer than the 16 training processes"):
+        data.val_dataloader()
+
+
 def test_ddp_on_two_cpu_processes_splits_the_batches(spike_library, tmp_path):
     """Lightning DDP (gloo, 2 CPU processes): both ranks train, validate, and see disjoint equal shares.
 

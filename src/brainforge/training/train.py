@@ -637,14 +637,14 @@ def train(
     export = ExportBestModel(out_dir, info, config.monitor)
     steps_per_epoch = -(-config.samples_per_epoch // config.batch_size)
     cpu_budget = CpuTimeBudget(max_cpu_time_s) if max_cpu_time_s is not None else None
-    timer = WallTimeBudget(parse_max_time(max_time)) if max_time else None
+    wall_budget = WallTimeBudget(parse_max_time(max_time)) if max_time else None
     early_stopping = EarlyStopping(config.monitor, patience=config.patience, mode="min")
     trainer = pl.Trainer(
         accelerator=accelerator,
         devices=devices,
         max_epochs=config.max_epochs,
         callbacks=[
-            *([timer] if timer else []),
+            *([wall_budget] if wall_budget else []),
             *([cpu_budget] if cpu_budget else []),
             early_stopping,
             export,
@@ -656,11 +656,12 @@ def train(
         reload_dataloaders_every_n_epochs=1,
         num_sanity_val_steps=0,
         gradient_clip_val=config.gradient_clip or None,
-        log_every_n_steps=max(1, min(50, steps_per_epoch)),
         enable_progress_bar=progress,
         enable_model_summary=False,
         default_root_dir=out_dir,
     )
+    # Under DDP each rank takes its share of an epoch's steps: log within it (Lightning warns otherwise).
+    trainer.log_every_n_steps = max(1, min(50, steps_per_epoch // trainer.world_size))
     with warnings.catch_warnings():
         # Lightning suggests more workers; on two cores one worker is the right call.
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -678,7 +679,7 @@ def train(
         best_model, _ = load_model(out_dir)
     if cpu_budget is not None and cpu_budget.exhausted:
         stopped_by = "max_cpu_time"
-    elif timer is not None and timer.exhausted:
+    elif wall_budget is not None and wall_budget.exhausted:
         stopped_by = "max_time"  # before early stopping: a cut epoch is still validated, and may also trigger it
     elif early_stopping.stopped_epoch > 0:
         stopped_by = "early_stopping"
