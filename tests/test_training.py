@@ -281,11 +281,12 @@ def test_ddp_on_two_cpu_processes_splits_the_batches(spike_library, tmp_path):
     for name, value in ranks[0]["validated_alone"].items():
         assert ranks[0]["best_metrics"][name] == pytest.approx(value, rel=1e-4), name
     # The ranks split the whole validation set between them, each sample once (each once held half of it, then
-    # validated half of that; Lightning's sampler then padded an odd set with a repeat of its first sample), and, as
-    # this test needs, one spike-free sample lies on rank 1 and none on rank 0.
+    # validated half of that; Lightning's sampler then padded an odd set with a repeat of its first sample): 33
+    # samples, two batches of 32 and 1, on rank 0 and one batch of 32 on rank 1. As this test needs, one spike-free
+    # sample lies on rank 1 and none on rank 0.
     for first, second in zip(ranks[0]["validated"], ranks[1]["validated"], strict=True):
         indices = sorted(i for i, _ in first + second)
-        assert (len(first), len(second)) == (16, 15) and indices == list(range(31)), indices
+        assert (len(first), len(second)) == (33, 32) and indices == list(range(65)), indices
         assert all(has_source for _, has_source in first) and [s for _, s in second].count(False) == 1
     for epoch in range(2):
         first, second = (set(rank["seen"][epoch]) for rank in ranks)
@@ -400,14 +401,14 @@ def test_max_time_is_a_budget_per_invocation_checked_about_once_per_interval(mon
     Lightning's timer restored the time already spent from the checkpoint (a run resumed with
     ``--max-time 01:20`` after 80 minutes stopped at once) and broadcast its decision at every step. On a
     fake wall clock that moves 1/64 s a step, a 1-s budget checked every 1/8 s stops at the first check past
-    it: step 64 exactly (checks at steps 0, 1, then every 8).
+    it: step 65 (checks at steps 0, 1, then every 8).
     """
     import importlib
     from types import SimpleNamespace
 
-    from lightning.pytorch.callbacks import Timer
+    from lightning.pytorch.trainer.call import _call_callbacks_load_state_dict
 
-    from brainforge.training.train import WallTimeBudget, parse_max_time
+    from brainforge.training.train import CpuTimeBudget, WallTimeBudget, parse_max_time
 
     train_module = importlib.import_module("brainforge.training.train")  # the package's ``train`` is the function
 
@@ -415,12 +416,13 @@ def test_max_time_is_a_budget_per_invocation_checked_about_once_per_interval(mon
     for text in ("1:2:3", "00:00", "ab:10", "-1:30"):
         with pytest.raises(BrainForgeError, match="--max-time takes HH:MM"):
             parse_max_time(text)
+    # A checkpoint of the code before (Lightning's timer at 5,000 s spent, the CPU budget at 123 s), loaded as a
+    # resume does: the CPU budget takes up its seconds, the wall-time budget starts from nothing.
+    budget, cpu_budget = WallTimeBudget(1.0, check_interval_s=0.125), CpuTimeBudget(3600.0)
     spent = {"time_elapsed": {"train": 5000.0, "sanity_check": 0.0, "validate": 0.0, "test": 0.0, "predict": 0.0}}
-    lightning_timer = Timer("00:01:20:00")
-    lightning_timer.load_state_dict(spent)
-    assert lightning_timer.time_remaining("train") < 0
-    budget = WallTimeBudget(1.0, check_interval_s=0.125)
-    assert budget.state_dict() == {} and budget.state_key != lightning_timer.state_key  # nothing carried over
+    old_checkpoint = {"callbacks": {"Timer": spent, "CpuTimeBudget": {"cpu_seconds": 123.0}}}
+    _call_callbacks_load_state_dict(SimpleNamespace(callbacks=[budget, cpu_budget]), old_checkpoint)
+    assert cpu_budget.used == 123.0 and budget.used == 0.0
 
     wall = [100.0]
     monkeypatch.setattr(train_module, "time", SimpleNamespace(perf_counter=lambda: wall[0]))
@@ -543,6 +545,11 @@ def test_cli_train_and_fine_tune(tmp_path):
     assert result.exit_code != 0 and "Unknown val_montage '1010-17'" in str(result.output) + str(result.exception)
     result = runner.invoke(app, [*fine_tune, *common, "--overwrite", "--subset-upsampling"])
     assert result.exit_code != 0 and "subset-upsampling needs a network" in str(result.output) + str(result.exception)
+    # Four processes, three validation samples: one rank would validate nothing (and DDP would wait for it).
+    result = runner.invoke(app, [*fine_tune, *common, "--overwrite", "--devices", "4", "--val-samples", "3"])
+    assert result.exit_code != 0 and "--val-samples 3 is fewer than the 4 training processes" in str(
+        result.output
+    ) + str(result.exception)
 
 
 def test_fine_tune_exports_only_an_epoch_that_beats_its_starting_model(tmp_path):

@@ -451,6 +451,7 @@ def train_command(
     from .anatomy import ForwardBankConfig
     from .synthesis import SynthesisConfig
     from .training import TrainingConfig, train
+    from .training.data import refuse_empty_validation_shares
     from .training.train import RUN_FILE, _global_rank, parse_cpu_time, prepare_run_folder, refuse_router_training
 
     max_cpu_time_s = parse_cpu_time(max_cpu_time) if max_cpu_time else None
@@ -508,8 +509,10 @@ def train_command(
         "model": model, "head": head, "channels": channels, "n_regions": n_regions, "spikes": spikes,
         "forward_bank": bank_config,
     }  # fmt: skip
-    generator = training_generator(cli, synthesis, progress=progress)
     device_count = int(devices) if devices.isdigit() else devices
+    if isinstance(device_count, int):  # before the forward bank is built (train() checks again, for "auto")
+        refuse_empty_validation_shares(config.val_samples, device_count)
+    generator = training_generator(cli, synthesis, progress=progress)
     start = time.perf_counter()
     result = train(
         model, generator, out, config, model_params=params, init=init, resume=resume, overwrite=overwrite,

@@ -27,6 +27,20 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return sample_seed(seed, epoch)
 
 
+def refuse_empty_validation_shares(val_samples: int, world_size: int) -> None:
+    """Stop with a one-line error when a DDP rank would get no validation sample.
+
+    Every rank must validate at least one batch: DDP copies rank 0's buffers
+    (BatchNorm's statistics) at a validation's first forward, a collective that
+    every rank joins, and the metrics are summed over the ranks at its end.
+    """
+    if val_samples < world_size:
+        raise BrainForgeError(
+            f"--val-samples {val_samples} is fewer than the {world_size} training processes; "
+            f"give each at least one (--val-samples {world_size} or more)."
+        )
+
+
 def collate_validation(items: list[dict]) -> dict:
     """Batch validation items as :func:`collate_samples` does, plus their patch centres as a (B, R) bool ``centre``."""
     batch = collate_samples(items)
@@ -83,10 +97,13 @@ class SyntheticDataModule(pl.LightningDataModule):
 
         The ranks split the set without repeats (Lightning's default sampler
         pads a set that does not divide by the rank count with repeats of its
-        first samples, which then count twice in the metrics). Shares may then
-        differ by one sample: validation has no gradient synchronization, and
+        first samples, which then count twice in the metrics). Shares, and so
+        the ranks' numbers of batches, may then differ: validation has no
+        gradient synchronization, and
         :class:`~brainforge.training.module.SourceLocalizer` sums the ranks'
-        metrics once at the end.
+        metrics once at the end. Every rank still needs one sample or more
+        (:func:`refuse_empty_validation_shares`): DDP
+        copies rank 0's buffers at a validation's first forward, on every rank.
         """
         self.setup()
         return DataLoader(
@@ -101,11 +118,7 @@ class SyntheticDataModule(pl.LightningDataModule):
         world_size = 1 if self.trainer is None else self.trainer.world_size
         if world_size == 1:
             return None
-        if len(self._validation) < world_size:
-            raise BrainForgeError(
-                f"--val-samples {len(self._validation)} is fewer than the {world_size} training processes; "
-                f"give each at least one (--val-samples {world_size} or more)."
-            )
+        refuse_empty_validation_shares(len(self._validation), world_size)
         return UnrepeatedDistributedSampler(
             self._validation, num_replicas=world_size, rank=self.trainer.global_rank, shuffle=False
         )

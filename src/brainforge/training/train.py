@@ -25,7 +25,7 @@ from ..synthesis import SampleGenerator
 from ..topomap import Montage
 from .checkpoint_io import SafetensorsCheckpointIO
 from .config import TrainingConfig
-from .data import SyntheticDataModule
+from .data import SyntheticDataModule, refuse_empty_validation_shares
 from .module import SourceLocalizer
 
 logger = logging.getLogger("brainforge")
@@ -323,7 +323,7 @@ class StepBudget(Callback):
         """Stop every rank at the same step once the run has spent the budget; plan the next check."""
         step, now = trainer.global_step, time.perf_counter()
         last_step, last_time = self._last_check
-        seconds_per_step = (now - last_time) / (step - last_step) if step > last_step else float("inf")
+        seconds_per_step = max((now - last_time) / (step - last_step), 1e-9) if step > last_step else float("inf")
         if self._distributed:
             import torch.distributed as dist
 
@@ -662,6 +662,7 @@ def train(
     )
     # Under DDP each rank takes its share of an epoch's steps: log within it (Lightning warns otherwise).
     trainer.log_every_n_steps = max(1, min(50, steps_per_epoch // trainer.world_size))
+    refuse_empty_validation_shares(config.val_samples, trainer.world_size)  # before the other ranks start
     with warnings.catch_warnings():
         # Lightning suggests more workers; on two cores one worker is the right call.
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
