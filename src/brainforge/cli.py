@@ -283,7 +283,10 @@ def synth(
         str | None,
         typer.Option(
             "--forward-mismatch",
-            help="skull:0.003, jitter:10, shift:15[@DEG] (cap moved along the scalp; 90 = towards the nose) or sphere.",
+            help=(
+                "skull:0.003, jitter:10, shift:15[@DEG] (cap moved along the scalp; 90 = towards the nose), "
+                "lower:20 (cap moved down the head) or sphere."
+            ),
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Dataset seed.")] = 0,
