@@ -545,6 +545,8 @@ def test_cli_train_and_fine_tune(tmp_path):
     assert result.exit_code != 0 and "Unknown val_montage '1010-17'" in str(result.output) + str(result.exception)
     result = runner.invoke(app, [*fine_tune, *common, "--overwrite", "--subset-upsampling"])
     assert result.exit_code != 0 and "subset-upsampling needs a network" in str(result.output) + str(result.exception)
+    result = runner.invoke(app, [*fine_tune, *common, "--overwrite", "--max-time", "90"])
+    assert result.exit_code != 0 and "--max-time takes HH:MM" in str(result.output) + str(result.exception)
     # Four processes, three validation samples: one rank would validate nothing (and DDP would wait for it).
     result = runner.invoke(app, [*fine_tune, *common, "--overwrite", "--devices", "4", "--val-samples", "3"])
     assert result.exit_code != 0 and "--val-samples 3 is fewer than the 4 training processes" in str(

@@ -455,9 +455,18 @@ def train_command(
     from .synthesis import SynthesisConfig
     from .training import TrainingConfig, train
     from .training.data import refuse_empty_validation_shares
-    from .training.train import RUN_FILE, _global_rank, parse_cpu_time, prepare_run_folder, refuse_router_training
+    from .training.train import (
+        RUN_FILE,
+        _global_rank,
+        parse_cpu_time,
+        parse_max_time,
+        prepare_run_folder,
+        refuse_router_training,
+    )
 
     max_cpu_time_s = parse_cpu_time(max_cpu_time) if max_cpu_time else None
+    if max_time:
+        parse_max_time(max_time)  # a malformed --max-time stops here, before the head model and bank are built
     # Under DDP the launcher runs this command again for every other rank: rank 0 alone tells the progress.
     logging.getLogger("brainforge").setLevel(logging.INFO if _global_rank() == 0 else logging.WARNING)
     refuse_router_training(model)  # before the head model, spikes and forward bank are built

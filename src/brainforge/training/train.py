@@ -287,7 +287,7 @@ class StepBudget(Callback):
         """Start this rank's count for the session."""
         raise NotImplementedError
 
-    def _rank_spent(self, trainer: pl.Trainer | None) -> float:
+    def _rank_spent(self) -> float:
         """Return what this rank has spent this session, s."""
         raise NotImplementedError
 
@@ -302,7 +302,7 @@ class StepBudget(Callback):
             return self.used_before
         if self._distributed:
             return self.used_before + self._session_total
-        return self.used_before + self._rank_spent(None)
+        return self.used_before + self._rank_spent()
 
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         """Start this session's count (a resumed run may hold ``used_before`` from its checkpoint)."""
@@ -327,7 +327,7 @@ class StepBudget(Callback):
         if self._distributed:
             import torch.distributed as dist
 
-            values = torch.tensor([self._rank_spent(trainer), min(seconds_per_step, 1e9)], dtype=torch.float64)
+            values = torch.tensor([self._rank_spent(), min(seconds_per_step, 1e9)], dtype=torch.float64)
             dist.all_reduce(values, op=dist.ReduceOp.SUM, group=self._group)
             self._session_total = self._combine_ranks(float(values[0]), trainer.world_size)
             seconds_per_step = float(values[1]) / trainer.world_size
@@ -377,7 +377,7 @@ class CpuTimeBudget(StepBudget):
         self._launched = _launched_rank_pids(trainer)
         self._session_start = process_cpu_seconds(self._launched)
 
-    def _rank_spent(self, trainer: pl.Trainer | None) -> float:
+    def _rank_spent(self) -> float:
         return process_cpu_seconds(self._launched) - self._session_start
 
     def _combine_ranks(self, total: float, world_size: int) -> float:
@@ -414,7 +414,7 @@ class WallTimeBudget(StepBudget):
     def _start(self, trainer: pl.Trainer) -> None:
         self._session_start = time.perf_counter()
 
-    def _rank_spent(self, trainer: pl.Trainer | None) -> float:
+    def _rank_spent(self) -> float:
         return time.perf_counter() - self._session_start
 
     def _combine_ranks(self, total: float, world_size: int) -> float:
