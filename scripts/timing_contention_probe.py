@@ -9,7 +9,7 @@ named A and B) and sLORETA (S) on the 64-channel template and times
 in several orders per segment, as the benchmark interleaves them: A, B, S;
 B, A, S; A and B without S; A, B, S with BLAS limited to one thread
 (``threadpoolctl``); S, A, B; and A, B, S on one BLAS thread with the CPU
-caches flushed before each call (640 MB written, untimed), as the benchmark's
+caches flushed before each call (640 MiB written, untimed), as the benchmark's
 scoring between calls may leave them. Prints the median ms per call of each
 solver (the first 5 segments left out), twice over.
 """
@@ -27,7 +27,7 @@ ORDERS = (("ABS", "A, B, sLORETA", None, False), ("BAS", "B, A, sLORETA", None, 
           ("ABS", "A, B, sLORETA; BLAS 1; caches flushed", 1, True))  # fmt: skip
 
 #: Bytes written before each call in the orders that flush: more than the caches hold (this machine: 4 MiB L2 per
-#: core, 480 MiB L3 as the VM reports it; 64 MB, beyond L2 only, added 0.7-1.0 ms to the network).
+#: core, 480 MiB L3 as the VM reports it; 64 MiB, beyond L2 only, added 0.35-1.0 ms to the network).
 FLUSH_BYTES = 640 * 2**20
 
 

@@ -266,7 +266,7 @@ def test_validation_shares_under_ddp_cover_the_set_once_and_refuse_empty_ranks(g
 
 
 def test_ddp_on_two_cpu_processes_splits_the_batches(spike_library, tmp_path):
-    """Lightning DDP (gloo, 2 CPU processes): both ranks train, validate, and see disjoint equal shares.
+    """Lightning DDP (gloo, 2 CPU processes): the ranks train on disjoint equal shares and split the validation set.
 
     Only rank 1's validation batch holds a sample without a source; both ranks still log (and sum) the same
     metrics, so neither waits for a collective the other never joins.
@@ -281,7 +281,7 @@ def test_ddp_on_two_cpu_processes_splits_the_batches(spike_library, tmp_path):
     for name, value in ranks[0]["validated_alone"].items():
         assert ranks[0]["best_metrics"][name] == pytest.approx(value, rel=1e-4), name
     # The ranks split the whole validation set between them, each sample once (each once held half of it, then
-    # validated half of that; Lightning's sampler then padded an odd set with a repeat of its first sample): 33
+    # validated half of that; Lightning's default sampler would also pad an odd set with repeats of its first): 33
     # samples, two batches of 32 and 1, on rank 0 and one batch of 32 on rank 1. As this test needs, one spike-free
     # sample lies on rank 1 and none on rank 0.
     for first, second in zip(ranks[0]["validated"], ranks[1]["validated"], strict=True):
