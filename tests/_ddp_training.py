@@ -7,7 +7,8 @@ validates the exported model on the whole set by itself (``validated_alone``), f
 the test to compare with the metrics the ranks summed. With a second argument, a budget
 (``cpu:S``, S s of CPU time as ``--max-cpu-time``; ``wall:S``, S s of wall time as
 ``--max-time``), the run is six longer epochs that the budget cuts, and each rank
-also writes where it stopped and the CPU time it counted.
+also writes where it stopped and the CPU time it counted. ``epochs:N`` trains N
+epochs; ``resume:N`` resumes the run in the folder up to N epochs, as ``--resume``.
 
 One sample in ten has no source (``background_share=0.1``). With seed 28 the
 validation set's only such sample is its sixth, which rank 1 validates: the
@@ -30,6 +31,7 @@ from brainforge.training import data as data_module
 from brainforge.training.module import SourceLocalizer
 
 SEEN: list[list[int]] = []
+SEEN_EPOCHS: list[int] = []  # the epoch index of each list in SEEN
 VALIDATED: list[list[int]] = []
 _train_dataloader = data_module.SyntheticDataModule.train_dataloader
 _validation_step = SourceLocalizer.validation_step
@@ -49,6 +51,7 @@ def _recording_train_dataloader(self):
     loader = _train_dataloader(self)
     epoch: list[int] = []
     SEEN.append(epoch)
+    SEEN_EPOCHS.append(self.trainer.current_epoch)
 
     class Recorder:
         def __iter__(self):
@@ -84,7 +87,8 @@ def _validate_alone(model, generator, config, head) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    # Arguments: the run folder, then optionally a budget, cpu:S or wall:S (longer epochs, cut by the budget).
+    # Arguments: the run folder, then optionally a budget, cpu:S or wall:S (longer epochs, cut by the budget), or
+    # epochs:N (N epochs) or resume:N (resume to N epochs).
     warnings.filterwarnings("ignore")
     data_module.SyntheticDataModule.train_dataloader = _recording_train_dataloader
     SourceLocalizer.validation_step = _recording_validation_step
@@ -92,21 +96,24 @@ if __name__ == "__main__":
     kind, _, seconds = sys.argv[2].partition(":") if len(sys.argv) > 2 else ("", "", "")
     cpu_budget_s = float(seconds) if kind == "cpu" else None
     max_time = f"00:00:00:{int(seconds):02d}" if kind == "wall" else None
-    budgeted = kind != ""
+    budgeted = kind in ("cpu", "wall")
+    epochs = int(seconds) if kind in ("epochs", "resume") else (6 if budgeted else 2)
     head = make_head_model("1010-64", n_regions=100)
     generator = SampleGenerator(
         head, read_spike_library(default_spike_library()), SynthesisConfig(n_sources=(1, 1), background_share=0.1)
     )
     config = TrainingConfig(
         samples_per_epoch=64 * 32 if budgeted else 288, val_samples=65, batch_size=32,
-        max_epochs=6 if budgeted else 2, crop_samples=16, num_workers=1, seed=28,
+        max_epochs=epochs, crop_samples=16, num_workers=1, seed=28,
     )  # fmt: skip
     params = {"grid_size": 16, "conv_channels": (8,), "d_model": 32, "n_heads": 2, "n_layers": 1}
     result = train("cnn_transformer", generator, out, config, accelerator="cpu", devices=2, progress=False,
-                   model_params=params, max_cpu_time_s=cpu_budget_s, max_time=max_time)  # fmt: skip
+                   model_params=params, max_cpu_time_s=cpu_budget_s, max_time=max_time,
+                   resume=kind == "resume")  # fmt: skip
     rank = int(os.environ.get("LOCAL_RANK", 0))
     alone = None if budgeted else _validate_alone(result.model, generator, config, head)
     with open(os.path.join(out, f"seen_rank{rank}.json"), "w") as f:
-        json.dump({"epochs": result.epochs, "seen": SEEN, "validated": VALIDATED, "best_metrics": result.best_metrics,
-                   "global_step": result.global_step, "stopped_by": result.stopped_by,
-                   "cpu_seconds": result.cpu_seconds, "validated_alone": alone}, f)  # fmt: skip
+        json.dump({"epochs": result.epochs, "seen": SEEN, "seen_epochs": SEEN_EPOCHS, "validated": VALIDATED,
+                   "best_metrics": result.best_metrics, "global_step": result.global_step,
+                   "stopped_by": result.stopped_by, "cpu_seconds": result.cpu_seconds,
+                   "validated_alone": alone}, f)  # fmt: skip

@@ -295,6 +295,26 @@ def test_ddp_on_two_cpu_processes_splits_the_batches(spike_library, tmp_path):
         assert first | second == set(range(8 * 32))
 
 
+def test_ddp_run_resumes_from_its_last_epoch(spike_library, tmp_path):
+    """--resume under DDP: both ranks restore the last epoch's checkpoint and train the next epoch, split as before."""
+
+    def trained(rank: dict) -> tuple:
+        """Whole epochs, global step, and the epochs whose loaders were iterated (Lightning also makes, and
+        drops unused, the loader of epoch 0 before it restores the loop's state)."""
+        iterated = [epoch for epoch, seen in zip(rank["seen_epochs"], rank["seen"], strict=True) if seen]
+        return rank["epochs"], rank["global_step"], iterated
+
+    first = _run_ddp_script(tmp_path, "epochs:1")
+    assert [trained(rank) for rank in first] == [(1, 4, [0])] * 2
+    resumed = _run_ddp_script(tmp_path, "resume:2")
+    # Epoch 1 only (its own samples: the epoch index seeds them), and the step count goes on from the checkpoint's.
+    assert [trained(rank) for rank in resumed] == [(2, 8, [1])] * 2
+    assert resumed[0]["best_metrics"] == resumed[1]["best_metrics"]
+    first_share, second_share = (set(next(seen for seen in rank["seen"] if seen)) for rank in resumed)
+    assert len(first_share) == len(second_share) == 4 * 32 and not first_share & second_share
+    assert load_training_state(tmp_path / "run" / "checkpoints" / "last.ckpt")["global_step"] == 8
+
+
 def test_ddp_ranks_share_one_cpu_budget_and_stop_at_the_same_step(spike_library, tmp_path):
     """--max-cpu-time under DDP: the ranks' CPU times (workers included) are summed and all stop together.
 
