@@ -531,9 +531,7 @@ def train_command(
         max_time=max_time, max_cpu_time_s=max_cpu_time_s, provenance={"cli": cli}, accelerator=accelerator,
         devices=device_count, progress=progress,
     )  # fmt: skip
-    from lightning.pytorch.utilities import rank_zero_only
-
-    if rank_zero_only.rank != 0:
+    if _global_rank() != 0:
         return  # under DDP, the other ranks ran this command too: rank 0 reports
     typer.echo(result.model.summary())
     metrics = ", ".join(f"{k} {v:.4g}" for k, v in result.best_metrics.items())

@@ -275,7 +275,7 @@ class StepBudget(Callback):
         self.max_seconds = float(max_seconds)
         self.check_interval_s = float(check_interval_s)
         self.used_before = 0.0
-        self._started = False
+        self._session_start: float | None = None  # this rank's clock at the session's start (set by _start)
         self._distributed = False
         self._group = None  # under DDP: a gloo group of the ranks, for the CPU-side sum
         self._session_total = 0.0  # under DDP: this session's amount over all ranks, at the last check
@@ -284,7 +284,7 @@ class StepBudget(Callback):
         self.exhausted = False
 
     def _start(self, trainer: pl.Trainer) -> None:
-        """Start this rank's count for the session."""
+        """Start this rank's count for the session: set ``_session_start``."""
         raise NotImplementedError
 
     def _rank_spent(self) -> float:
@@ -298,7 +298,7 @@ class StepBudget(Callback):
     @property
     def used(self) -> float:
         """Seconds used so far by the run (under DDP: by all its ranks together, as of the last check)."""
-        if not self._started:
+        if self._session_start is None:
             return self.used_before
         if self._distributed:
             return self.used_before + self._session_total
@@ -310,7 +310,6 @@ class StepBudget(Callback):
         if self._distributed:
             self._group = _cpu_process_group()
         self._start(trainer)
-        self._started = True
         self._last_check = (trainer.global_step, time.perf_counter())
         self._check(trainer)
 
