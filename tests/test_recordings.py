@@ -16,6 +16,7 @@ from brainforge import BrainForgeError
 from brainforge.anatomy import CHANNEL_SUBSETS
 from brainforge.localization import (
     PreprocessingConfig,
+    core,
     default_model_dir,
     localize_file,
     prepare_recording,
@@ -98,7 +99,7 @@ def test_long_recording_writes_compact_timecourses_and_a_bounded_source_estimate
     assert json.loads((csv_out / "summary.json").read_text())["source_estimate"]["scope"].startswith("the whole")
 
 
-def test_bad_options_stop_before_any_work_with_one_line(recording_1k, tmp_path):
+def test_bad_options_stop_before_any_work_with_one_line(recording_1k, tmp_path, monkeypatch):
     path, _ = recording_1k
     raw = mne.io.read_raw(path, verbose="error")
     nan = raw.copy().load_data()
@@ -130,17 +131,17 @@ def test_bad_options_stop_before_any_work_with_one_line(recording_1k, tmp_path):
     with pytest.raises(BrainForgeError, match="is an existing file"):
         localize_file(path, existing, "sloreta")
     assert existing.read_text() == "keep me"
-    # A folder nobody may write into (root ignores modes, so use /sys there).
-    if os.geteuid() == 0:
-        unwritable = "/sys/brainforge-out"
-    else:
-        locked = tmp_path / "locked"
-        locked.mkdir(mode=0o555)
-        unwritable = str(locked / "out")
-    started = time.perf_counter()
+    # A folder that cannot be made (its parent is a file, which stops root too), found at the
+    # door: the computation must not start.
+    unwritable = existing / "out"
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the computation started before the output folder was checked")
+
+    monkeypatch.setattr(core, "_localize_stream", no_work)
+    monkeypatch.setattr(core, "prepare_recording", no_work)
     with pytest.raises(BrainForgeError, match="Cannot write the output folder"):
         localize_file(path, unwritable, "default")
-    assert time.perf_counter() - started < 10.0  # found at the door, not after the computation
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
 
 

@@ -236,6 +236,15 @@ class SourceLocalizer(pl.LightningModule):
         """Source activity (B, T, R)."""
         return self.model(eeg, montage)
 
+    def on_train_batch_start(self, batch: dict, batch_index: int) -> None:
+        """Seed PyTorch's generators (dropout) from the run's seed, the step and the rank.
+
+        Lightning's checkpoints do not keep generator states, so without this a resumed run
+        would replay dropout masks from step 0 and differ from an uninterrupted one.
+        """
+        state = np.random.SeedSequence([self.config.seed, self.global_step, self.global_rank, 13]).generate_state(1)
+        torch.manual_seed(int(state[0]))
+
     def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
         """One optimization step on a batch of on-the-fly samples."""
         eeg, sources = self._crop(batch, random=True)
