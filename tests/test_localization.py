@@ -86,6 +86,10 @@ def test_python_api_takes_raw_epochs_and_evoked(recording):
     assert brainforge.localize(epochs).data.shape[1] == 250
     with pytest.raises(BrainForgeError, match="No annotation named seizure"):
         brainforge.localize(raw, events=["seizure"])
+    # A string of comma-separated names is a list of names, not of letters.
+    as_list = brainforge.localize(raw, "sloreta", events=["spike_cortical"], exclude=["Fp1", "Fp2"], tmax=0.1)
+    as_text = brainforge.localize(raw, "sloreta", events="spike_cortical", exclude="Fp1, Fp2", tmax=0.1)
+    np.testing.assert_array_equal(as_text.data, as_list.data)
 
 
 def _raw(names, sfreq=500.0, n_times=1000, seed=0, ch_type="eeg"):

@@ -224,6 +224,13 @@ def test_fiducial_rows_of_a_table_define_the_frame_and_are_not_electrodes(tmp_pa
     table.write_text("name\tx\ty\tz\n" + rows + rows.splitlines()[0].replace("nas", "Nasion") + "\n")
     with pytest.raises(BrainForgeError, match="two rows give the nasion"):
         read_positions(table)
+    # A coordinate that is not a number is refused by name (a NaN nasion once left the frame silently wrong).
+    for name in ("nas", NAMES[3]):
+        broken = [(n, np.full(3, np.nan) if n == name else pos) for n, pos in moved]
+        table.write_text("name\tx\ty\tz\n" + "".join(f"{n}\t{x}\t{y}\t{z}\n" for n, (x, y, z) in broken))
+        label = "nasion" if name == "nas" else name
+        with pytest.raises(BrainForgeError, match=f"{label} has coordinates that are not finite numbers"):
+            read_positions(table)
 
 
 def test_positions_match_channel_names_without_case_or_spaces(tmp_path):

@@ -265,3 +265,80 @@ def test_vectorized_overlap_add_equals_window_by_window(n_times, length, step):
         expected_weight[start : start + length] += taper
     np.testing.assert_allclose(total, expected, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(weight, expected_weight, rtol=1e-12)
+
+
+def test_spans_annotated_bad_are_left_out_of_the_peak_search(recording_1k, tmp_path):
+    """MNE's convention: annotations starting with "bad" mark data to leave out (peaks, event epochs)."""
+    import brainforge
+
+    path, _ = recording_1k
+    raw = mne.io.read_raw(path, preload=True, verbose="error")
+    # An artifact far larger than any spike, on a few frontal channels, 3.45-3.55 s.
+    times = raw.times
+    burst = (times >= 3.45) & (times < 3.55)
+    picks = mne.pick_channels(raw.ch_names, ["Fp1", "Fpz", "Fp2", "AF7"])
+    raw._data[np.ix_(picks, np.flatnonzero(burst))] += 2e-3 * np.sin(2 * np.pi * 40 * times[burst])
+    plain = _save(raw, tmp_path, "artifact_raw.fif")
+    result = localize_file(plain, tmp_path / "plain", "sloreta", report=False)
+    assert 3.4 <= result.peaks[0]["time_s"] <= 3.6  # unmarked, the artifact is the largest activity
+    raw.annotations.append(raw.first_time + 3.4, 0.2, "BAD_artifact")
+    marked = _save(raw, tmp_path, "marked_raw.fif")
+    for localized in (
+        localize_file(marked, tmp_path / "marked", "sloreta", report=False),
+        localize_file(marked, tmp_path / "blocks", "sloreta", report=False, chunk_s=1.0),
+    ):
+        assert not 3.4 <= localized.peaks[0]["time_s"] < 3.6
+        assert any("annotated as bad" in note for note in localized.notes)
+    stc = brainforge.localize(mne.io.read_raw(marked, verbose="error"), "sloreta")
+    assert stc.data.shape[1] == 2500  # the time courses still cover the bad span
+    # Event epochs that overlap a bad span are left out of the average.
+    spikes = [a["onset"] for a in raw.annotations if a["description"] == "spike_cortical"]
+    raw.annotations.append(spikes[0] - 0.05, 0.1, "bad_electrode_pop")
+    events = _save(raw, tmp_path, "events_raw.fif")
+    prepared = prepare_recording(
+        mne.io.read_raw(events, verbose="error"), 500.0, PreprocessingConfig(events=("spike_cortical",))
+    )
+    used = prepared.preprocessing["events_used"]
+    bad = [(a["onset"], a["onset"] + a["duration"]) for a in raw.annotations if a["description"].lower()[:3] == "bad"]
+    overlapping = sum(any(lo < onset + 0.3 and hi > onset - 0.2 for lo, hi in bad) for onset in spikes)
+    assert overlapping == 2  # the new span, and the artifact's beside the spike at 3.5 s
+    assert used["epochs_in_bad_spans"] == overlapping and used["n_epochs"] == len(spikes) - overlapping
+    assert any("left out of the average" in note for note in prepared.notes)
+    # Nothing left to search: one line that says so.
+    raw.set_annotations(mne.Annotations([raw.first_time], [raw.times[-1] + 1.0], ["BAD_all"]))
+    everything = _save(raw, tmp_path, "all_bad_raw.fif")
+    with pytest.raises(BrainForgeError, match="Every sample of the analysed span lies in a span annotated as bad"):
+        localize_file(everything, tmp_path / "all", "sloreta", report=False)
+
+
+def test_epoched_data_take_times_before_zero(recording_1k, tmp_path):
+    path, _ = recording_1k
+    raw = mne.io.read_raw(path, preload=True, verbose="error")
+    events, ids = mne.events_from_annotations(raw, {"spike_cortical": 1}, verbose="error")
+    evoked = mne.Epochs(raw, events, ids, tmin=-0.2, tmax=0.3, baseline=None, verbose="error").average()
+    ave = tmp_path / "spikes-ave.fif"
+    evoked.save(ave, verbose="error")
+    result = localize_file(ave, tmp_path / "out", "sloreta", tmin=-0.1, tmax=0.1, report=False)
+    assert result.times[0] == pytest.approx(-0.1, abs=1e-6) and result.times[-1] == pytest.approx(0.1, abs=1e-6)
+    with pytest.raises(BrainForgeError, match="--tmin -1 s lies before the recording starts"):
+        localize_file(path, tmp_path / "raw", "sloreta", tmin=-1.0)
+
+
+def test_channel_problems_name_their_cause_and_fix(tmp_path):
+    scalp = NAMES_32[:10]
+    non_scalp = _raw(["EOG1", "EOG2", "ECG", "EMG", "A1", "A2", "X1", "X2"])
+    with pytest.raises(BrainForgeError, match=r"Every EEG channel has a name of a non-scalp channel.*--channels"):
+        prepare_recording(non_scalp, 500.0)
+    few = _raw(scalp)
+    few.info["bads"] = list(scalp[:3])
+    with pytest.raises(BrainForgeError, match=r"Only 7 usable EEG.*3 were dropped as marked bad.*unmark"):
+        prepare_recording(few, 500.0)
+    with pytest.raises(BrainForgeError, match=r"Only 5 usable EEG.*too few scalp EEG channels"):
+        prepare_recording(_raw(scalp[:5]), 500.0)
+    # An EDF that names Cz twice reaches MNE as Cz-0 and Cz-1.
+    twice = _raw([*scalp, "Cz-0", "Cz-1"])
+    with pytest.raises(BrainForgeError, match=r"names Cz more than once \(MNE renamed them Cz-0, Cz-1\)"):
+        prepare_recording(twice, 500.0)
+    # 100 Hz: the 70-Hz low-pass cannot be kept, and the notes say so.
+    slow = prepare_recording(_raw(NAMES_32, sfreq=100.0, seconds=6.0), 500.0)
+    assert any(note.startswith("Low-pass at 45 Hz instead of the requested 70 Hz") for note in slow.notes)

@@ -153,3 +153,19 @@ def test_cli_uncertainty_writes_the_files_and_checks_resamples(head64, spike_lib
     summary = json.loads((tmp_path / "good" / "summary.json").read_text())
     assert summary["uncertainty"]["n_resamples"] == 6
     assert (tmp_path / "good" / "region_confidence.csv").is_file()
+
+
+def test_calibrated_margins_are_found_whatever_the_spelling():
+    """sLORETA and sloreta are one solver; the bundled network by name, folder or solver object."""
+    from brainforge.inverse import LearnedSolver, make_solver
+    from brainforge.localization import default_model_dir
+    from brainforge.localization.core import calibrated_margin_mm, default_uncertainty
+
+    sloreta = calibrated_margin_mm("sloreta")
+    default = calibrated_margin_mm("default")
+    assert sloreta > 0 and default > 0 and sloreta != default
+    assert calibrated_margin_mm("sLORETA") == calibrated_margin_mm(make_solver("SLORETA")) == sloreta
+    assert default_uncertainty("sLORETA").margin_mm == sloreta
+    for spelling in (str(default_model_dir()), make_solver("default"), LearnedSolver(default_model_dir())):
+        assert calibrated_margin_mm(spelling) == default
+    assert calibrated_margin_mm("dspm") is None and default_uncertainty("dspm").margin_mm == 0.0

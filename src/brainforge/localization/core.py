@@ -20,6 +20,8 @@ from .recording import (
     PreparedEEG,
     PreprocessingConfig,
     RecordingStream,
+    bad_spans_s_within,
+    in_spans,
     output_span,
     prepare_recording,
     prepared_eeg,
@@ -111,18 +113,26 @@ def _solver_regions(solver) -> int:
     return int(head.get("n_regions", 1000))
 
 
-def find_peaks(region_data: np.ndarray, head, times: np.ndarray, n_peaks: int = 5) -> list[dict]:
+def find_peaks(region_data: np.ndarray, head, times: np.ndarray, n_peaks: int = 5, exclude_spans_s=()) -> list[dict]:
     """Return the strongest local maxima (region graph) at the time of the largest |activity|.
 
     Each peak carries its region's anatomical name, lobe and the share of the
-    region that name covers (:func:`brainforge.anatomy.region_labels`).
+    region that name covers (:func:`brainforge.anatomy.region_labels`). Times
+    inside ``exclude_spans_s`` (s; spans annotated as bad) are not searched.
     """
     from ..anatomy import region_labels
     from ..evaluation import local_maxima
 
     labels = region_labels(head)
     magnitude = np.abs(region_data)
-    peak_time = int(magnitude.max(axis=0).argmax())
+    largest = magnitude.max(axis=0)
+    excluded = in_spans(times, exclude_spans_s)
+    if excluded.all():
+        raise BrainForgeError(
+            "Every sample of the analysed span lies in a span annotated as bad (BAD_...); choose --tmin/--tmax "
+            "outside those spans, or rename the annotations if the data there are usable."
+        )
+    peak_time = int(np.where(excluded, -np.inf, largest).argmax())
     maxima = local_maxima(region_data[:, peak_time], head.region_adjacency, threshold=0.3)
     maxima = maxima[np.argsort(-magnitude[maxima, peak_time])][:n_peaks]
     top = magnitude[:, peak_time].max()
@@ -167,26 +177,54 @@ def _is_network(model) -> bool:
     return isinstance(model, LearnedSolver)
 
 
-def calibrated_margin_mm(solver_name: str) -> float | None:
-    """Return the confidence-set margin calibrated for a solver (``data/confidence_calibration.json``), or None."""
+def calibration_key(solver) -> str:
+    """Return the name a solver's calibrated margin is stored under.
+
+    A classical method by its lower-case name (``"sLORETA"`` and ``"sloreta"`` are one
+    solver), the bundled network as ``"default"`` (by name, by its folder's path, or as a
+    :class:`~brainforge.inverse.LearnedSolver` on that folder); anything else as given.
+    """
+    from .._data import default_model_dir
+    from ..inverse import CLASSICAL_SOLVERS, ClassicalSolver, LearnedSolver
+
+    if isinstance(solver, ClassicalSolver):
+        return solver.method.lower()
+    if isinstance(solver, LearnedSolver):
+        solver = str(solver.model_dir)
+    if not isinstance(solver, str | Path):
+        return getattr(solver, "name", type(solver).__name__)
+    name = str(solver)
+    if name.lower() in CLASSICAL_SOLVERS:
+        return name.lower()
+    if name == "default" or (Path(name).is_dir() and Path(name).resolve() == default_model_dir().resolve()):
+        return "default"
+    return name
+
+
+def calibrated_margin_mm(solver) -> float | None:
+    """Return the confidence-set margin calibrated for a solver (a name or a solver object), or None.
+
+    The margins are in ``data/confidence_calibration.json``; :func:`calibration_key` finds a solver's entry.
+    """
     path = package_data("confidence_calibration.json")
     if not path.is_file():
         return None
-    entry = json.loads(path.read_text()).get("solvers", {}).get(solver_name)
+    entry = json.loads(path.read_text()).get("solvers", {}).get(calibration_key(solver))
     return None if entry is None else float(entry["margin_mm"])
 
 
-def default_uncertainty(solver_name: str, n_resamples: int = 30, seed: int = 0):
+def default_uncertainty(solver, n_resamples: int = 30, seed: int = 0):
     """Return the bootstrap settings of ``localize --uncertainty`` for a solver.
 
     Parameters
     ----------
-    solver_name : str
-        The solver's name, which looks up its calibrated margin (0 mm when it has none).
+    solver : str | InverseSolver
+        The solver (a name, a model folder or a solver object), whose calibrated margin
+        is looked up (:func:`calibration_key`; 0 mm when it has none).
     n_resamples : int
         Bootstrap replicates (at least 2; :class:`UncertaintyConfig` checks).
     seed : int
-        Seed of the replicates.
+        Seed of the replicates (>= 0).
 
     Returns
     -------
@@ -194,18 +232,18 @@ def default_uncertainty(solver_name: str, n_resamples: int = 30, seed: int = 0):
     """
     from ..inverse.uncertainty import UncertaintyConfig
 
-    margin = calibrated_margin_mm(solver_name)
+    margin = calibrated_margin_mm(solver)
     return UncertaintyConfig(n_resamples=n_resamples, margin_mm=margin or 0.0, seed=seed)
 
 
-def _uncertainty_config(uncertainty, solver_name: str):
+def _uncertainty_config(uncertainty, solver):
     """Return the bootstrap settings for a solver: ``True`` takes the defaults with its calibrated margin."""
     from ..inverse.uncertainty import UncertaintyConfig
 
     if uncertainty is None or uncertainty is False:
         return None
     if uncertainty is True:
-        return default_uncertainty(solver_name)
+        return default_uncertainty(solver)
     if not isinstance(uncertainty, UncertaintyConfig):
         raise BrainForgeError(f"uncertainty must be True, False or an UncertaintyConfig, got {uncertainty!r}.")
     return uncertainty
@@ -219,7 +257,7 @@ def _add_confidence(result: Localization, model, eeg: np.ndarray, config) -> Non
     result.confidence = confidence
     for peak in result.peaks:
         peak["confidence"] = round(float(confidence.confidence[peak["region"]]), 4)
-    if calibrated_margin_mm(result.solver) is None and config.margin_mm == 0:
+    if calibrated_margin_mm(model) is None and config.margin_mm == 0:
         result.notes.append(
             f"The {100 * config.level:.0f} % confidence set counts noise only (no calibrated margin for this "
             "solver): on head models unlike the template it holds the true source less often than it says."
@@ -239,10 +277,10 @@ def localize_prepared(prepared: PreparedEEG, solver="default", uncertainty=None)
     region_data = activity.data
     stc = activity.to_source_estimate(head, prepared.tmin)
     result = Localization(stc, region_data, head, prepared, name, notes=list(prepared.notes))
-    result.peaks = find_peaks(region_data, head, result.times)
+    result.peaks = find_peaks(region_data, head, result.times, exclude_spans_s=prepared.bad_spans_s)
     if _is_network(model):
         result.notes.append(NETWORK_NOTE)
-    config = _uncertainty_config(uncertainty, name)
+    config = _uncertainty_config(uncertainty, model)
     if config is not None:
         _add_confidence(result, model, prepared.data, config)
     return result
@@ -277,12 +315,14 @@ def localize(
         folder, or an unfitted solver (for example ``make_solver("default", overlap=0.5)``).
     tmin, tmax : float | None
         Time span, s (with ``events``: the epoch around each event).
-    events : list of str | None
-        Annotation descriptions whose epochs are averaged and localized.
+    events : list of str | str | None
+        Annotation descriptions whose epochs are averaged and localized (a string:
+        comma-separated names).
     l_freq, h_freq : float | None
         Band-pass, Hz (None or 0: off).
-    channels, exclude : list of str | None
-        Use only these channels / leave these out (file or 10-05 names).
+    channels, exclude : list of str | str | None
+        Use only these channels / leave these out (file or 10-05 names; a string:
+        comma-separated names).
     positions : path | None
         A file of electrode positions (for example digitized ones) to use
         instead of the recording's (:func:`brainforge.localization.read_positions`).
@@ -303,18 +343,26 @@ def localize(
         Only with ``return_confidence`` or ``uncertainty``: ``confidence.confidence``
         per region, ``confidence.confidence_set``, and ``confidence.spread`` (regions x times).
     """
+    events, channels, exclude = (_name_list(names) for names in (events, channels, exclude))
     config = PreprocessingConfig(
         l_freq, h_freq, tmin, tmax, tuple(events) if events else None,
         tuple(channels) if channels else None, tuple(exclude or ()), positions,
     )  # fmt: skip
     model, _ = _as_solver(solver)
     uncertainty = uncertainty if uncertainty is not None else (True if return_confidence else None)
-    uncertainty = _uncertainty_config(uncertainty, solver)
+    uncertainty = _uncertainty_config(uncertainty, model)
     prepared = prepare_recording(inst, _solver_sfreq(model), config)
     result = localize_prepared(prepared, model, uncertainty)
     if uncertainty is not None:
         return result.stc, result.confidence
     return result.stc
+
+
+def _name_list(names) -> list[str] | None:
+    """Return a list of names as given, or one string split at commas (``"Fp1,Fp2"``, ``"spike"``)."""
+    if isinstance(names, str):
+        return [name.strip() for name in names.split(",") if name.strip()]
+    return None if names is None else list(names)
 
 
 def _solver_sfreq(model) -> float:
@@ -385,7 +433,7 @@ def localize_file(
     if not chunk_s > 0:
         raise BrainForgeError(f"chunk_s must be positive, got {chunk_s}.")
     model, name = _as_solver(solver)  # an unknown solver stops before the file is read
-    uncertainty = _uncertainty_config(uncertainty, name)
+    uncertainty = _uncertainty_config(uncertainty, model)
     inst = read_recording(path, preload=False)
     tmp = open_tmp_dir(out_dir)
     try:
@@ -445,14 +493,15 @@ def _localize_stream(raw, model, name, config, tmp: Path, timecourses: str, chun
     _, step = model.block_grid()
     chunk = max(step, round(chunk_s * sfreq) // step * step)
     writer = TimecourseWriter(tmp, head.region_names, timecourses, background=True)
-    best_value, best_sample = -1.0, span[0]
+    bad_spans = bad_spans_s_within(raw, span[0] / sfreq, (span[1] - 1) / sfreq)
+    best_value, best_sample = -1.0, None
     bar = tqdm(total=round((span[1] - span[0]) / sfreq, 3), unit="s", desc="Localizing", disable=not progress)
     try:
         for first in range(span[0], span[1], chunk):
             last = min(span[1], first + chunk)
             _, activity, offset = _block_solver(model, stream, span, first, last)
             region = activity.data[:, offset : offset + last - first]
-            magnitude = np.abs(region).max(axis=0)
+            magnitude = np.where(in_spans(np.arange(first, last) / sfreq, bad_spans), -1.0, np.abs(region).max(axis=0))
             index = int(magnitude.argmax())
             if magnitude[index] > best_value:
                 best_value, best_sample = float(magnitude[index]), first + index
@@ -461,14 +510,19 @@ def _localize_stream(raw, model, name, config, tmp: Path, timecourses: str, chun
     finally:
         bar.close()
         writer.close()
-    result = _view(model, name, stream, span, chunk, best_sample, head, plan, config)
+    if best_sample is None:
+        raise BrainForgeError(
+            "Every sample of the analysed span lies in a span annotated as bad (BAD_...); choose --tmin/--tmax "
+            "outside those spans, or rename the annotations if the data there are usable."
+        )
+    result = _view(model, name, stream, span, chunk, best_sample, head, plan, config, bad_spans)
     result.outputs["region_timecourses"] = writer.describe()
     result.outputs["analysed_span_s"] = [round(span[0] / sfreq, 6), round((span[1] - 1) / sfreq, 6)]
     result.outputs["block_s"] = chunk / sfreq
     return result
 
 
-def _view(model, name, stream, span, chunk, peak_sample, head, plan, config) -> Localization:
+def _view(model, name, stream, span, chunk, peak_sample, head, plan, config, bad_spans=()) -> Localization:
     """Solve again the block that holds the largest activity and wrap +-1 s around it as the result.
 
     The dipole-level estimate covers the whole span when it fits
@@ -500,10 +554,10 @@ def _view(model, name, stream, span, chunk, peak_sample, head, plan, config) -> 
     else:
         vertex = region[head.source_region, stc_lo - lo : stc_hi - lo]
     prepared = prepared_eeg(view_eeg, lo / sfreq, plan, stream.filters, config, "a continuous recording", None,
-                         stream.n_in)  # fmt: skip
+                         stream.n_in, list(bad_spans))  # fmt: skip
     stc = source_estimate(vertex.astype(np.float32), head, stc_lo / sfreq, sfreq)
     result = Localization(stc, region, head, prepared, name, notes=list(prepared.notes))
-    result.peaks = find_peaks(region, head, result.times)
+    result.peaks = find_peaks(region, head, result.times, exclude_spans_s=prepared.bad_spans_s)
     if _is_network(model):
         result.notes.append(NETWORK_NOTE)
     result.outputs["source_estimate_scope"] = (

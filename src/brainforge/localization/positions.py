@@ -381,6 +381,14 @@ def _head_frame_positions(montage, path: Path) -> tuple[dict[str, np.ndarray], l
     import mne
 
     found = montage.get_positions()
+    not_finite = [name for name, pos in found["ch_pos"].items() if not np.isfinite(pos).all()]
+    fiducials = [key for key in ("nasion", "lpa", "rpa") if found[key] is not None]
+    not_finite += [key for key in fiducials if not np.isfinite(found[key]).all()]
+    if not_finite:
+        raise BrainForgeError(
+            f"--positions {path.name}: {', '.join(not_finite[:5])}{' ...' if len(not_finite) > 5 else ''} "
+            "has coordinates that are not finite numbers (NaN or inf); give numbers, or leave the row out."
+        )
     notes = []
     if found["coord_frame"] != "head" and any(found[key] is None for key in ("nasion", "lpa", "rpa")):
         notes.append(

@@ -128,10 +128,6 @@ class PreprocessingConfig:
                 raise BrainForgeError(f"{option} {value}: give a time in seconds.")
         if self.tmin is not None and self.tmax is not None and self.tmax <= self.tmin:
             raise BrainForgeError(f"--tmax {self.tmax:g} s must be later than --tmin {self.tmin:g} s.")
-        if not self.events and self.tmin is not None and self.tmin < 0:
-            raise BrainForgeError(
-                f"--tmin {self.tmin:g} s lies before the recording starts; times count from 0 s at its start."
-            )
         if self.events is not None and not all(name.strip() for name in self.events):
             raise BrainForgeError("--events holds an empty name; give annotation names separated by commas.")
 
@@ -184,6 +180,9 @@ class PreparedEEG:
         What was read.
     preprocessing : dict
         Every setting applied (for summary.json).
+    bad_spans_s : list of (float, float)
+        Spans (s, the time base of ``tmin``) that annotations starting with "bad" mark
+        (MNE's convention); peaks are not searched there.
     """
 
     data: np.ndarray
@@ -195,6 +194,7 @@ class PreparedEEG:
     notes: list[str] = field(default_factory=list)
     source: str = ""
     preprocessing: dict = field(default_factory=dict)
+    bad_spans_s: list[tuple[float, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -458,6 +458,12 @@ def select_channels(inst, config: PreprocessingConfig, span: tuple[int, int | No
         dropped["excluded with --exclude"] = [name for name in chosen if name in set(excluded)]
         chosen = [name for name in chosen if name not in set(excluded)]
     if not chosen:
+        if not config.channels and not config.exclude:
+            raise BrainForgeError(
+                f"Every EEG channel has a name of a non-scalp channel ({', '.join(non_scalp[:6])}"
+                f"{' ...' if len(non_scalp) > 6 else ''}: EOG, ECG, EMG, reference or unnamed); choose the scalp "
+                "channels with --channels, or rename them to 10-05 names."
+            )
         raise BrainForgeError("No channels left to use; check --channels and --exclude.")
     bads = [name for name in inst.info["bads"] if name in set(chosen)]
     candidates = [name for name in chosen if name not in set(bads)]
@@ -494,6 +500,18 @@ def select_channels(inst, config: PreprocessingConfig, span: tuple[int, int | No
     return _place_channels(chosen, file_pos, source, known, dropped, notes)
 
 
+def _renamed_duplicates(names: list[str]) -> dict[str, str]:
+    """Return ``{label: "Cz-0, Cz-1"}`` for labels that MNE made unique by appending ``-0``, ``-1``, ..."""
+    import re
+
+    stems: dict[str, list[str]] = {}
+    for name in names:
+        match = re.fullmatch(r"(.+)-(\d+)", name)
+        if match:
+            stems.setdefault(match.group(1), []).append(name)
+    return {stem: ", ".join(renamed) for stem, renamed in stems.items() if len(renamed) > 1}
+
+
 def _place_channels(
     chosen: list[str], file_pos: np.ndarray, source: str, known: dict[str, str], dropped: dict, notes: list[str]
 ) -> ChannelPlan:
@@ -507,6 +525,12 @@ def _place_channels(
     standard = [standard_name(n, known) for n in chosen]
     unknown = [n for n, s, p in zip(chosen, standard, file_pos, strict=True) if s is None and not np.isfinite(p).all()]
     if unknown:
+        twice = _renamed_duplicates(unknown)
+        if twice:
+            raise BrainForgeError(
+                f"The file names {', '.join(twice)} more than once (MNE renamed them "
+                f"{'; '.join(twice.values())}); keep one with --exclude, or fix the labels in the file."
+            )
         raise BrainForgeError(
             f"Channel(s) without positions that no standard montage knows: {', '.join(unknown)}; leave them out "
             f"with --exclude {','.join(unknown)}, rename them to 10-05 names, or use a file that stores positions."
@@ -537,7 +561,15 @@ def _place_channels(
             f"Two channels map to the same standard name ({', '.join(twice)}); drop one with --exclude."
         )
     if len(names) < MIN_CHANNELS:
-        raise BrainForgeError(f"Only {len(names)} usable EEG channel(s); localization needs at least {MIN_CHANNELS}.")
+        lost = sum(len(v) for k, v in dropped.items() if k != "not scalp EEG" and k != "not chosen with --channels")
+        fix = (
+            f"{lost} were dropped as marked bad, flat, non-finite or excluded: unmark, repair or keep some of them"
+            if lost
+            else "the recording has too few scalp EEG channels"
+        )
+        raise BrainForgeError(
+            f"Only {len(names)} usable EEG channel(s); localization needs at least {MIN_CHANNELS}, and {fix}."
+        )
     if len(names) <= FEW_CHANNELS:
         message = f"Only {len(names)} channels: expect lower localization accuracy than with 32 or more."
         logger.warning(message)
@@ -696,6 +728,10 @@ class RecordingStream:
 def output_span(duration_s: float, n_out: int, sfreq_out: float, config: PreprocessingConfig) -> tuple[int, int]:
     """Check ``tmin``/``tmax`` against a recording of ``duration_s`` and return the output samples they span."""
     tolerance = 1.0 / sfreq_out
+    if config.tmin is not None and config.tmin < 0:  # epoched data may start before 0 s; a recording does not
+        raise BrainForgeError(
+            f"--tmin {config.tmin:g} s lies before the recording starts; times count from 0 s at its start."
+        )
     for option, value in (("--tmin", config.tmin), ("--tmax", config.tmax)):
         if value is not None and not 0.0 <= value <= duration_s + tolerance:
             raise BrainForgeError(
@@ -723,6 +759,46 @@ def short_span_note(n_samples: int, filters: FilterPlan) -> str | None:
     )
     logger.warning(message)
     return message
+
+
+def bad_spans_s(raw) -> list[tuple[float, float]]:
+    """Spans (s from the recording's first sample) of the annotations whose description starts with "bad".
+
+    MNE's convention (``reject_by_annotation``) for data to leave out, any case.
+    """
+    return [
+        (float(a["onset"] - raw.first_time), float(a["onset"] - raw.first_time + a["duration"]))
+        for a in raw.annotations
+        if a["description"].lower().startswith("bad")
+    ]
+
+
+def bad_spans_s_within(raw, first_s: float, last_s: float) -> list[tuple[float, float]]:
+    """Return the bad spans (:func:`bad_spans_s`) that overlap ``first_s``-``last_s`` (s from the first sample)."""
+    return [(start, end) for start, end in bad_spans_s(raw) if start <= last_s and end >= first_s]
+
+
+def in_spans(times_s: np.ndarray, spans_s) -> np.ndarray:
+    """Return the mask of the times (s) inside any of ``spans_s``.
+
+    A span holds its start, not its end; a zero-length span holds its instant.
+    """
+    times_s = np.asarray(times_s, float)
+    mask = np.zeros(times_s.shape, bool)
+    for start, end in spans_s:
+        mask |= (times_s >= start) & ((times_s < end) | (times_s == start))
+    return mask
+
+
+def bad_spans_note(spans_s) -> str | None:
+    """Return the report's note on the spans left out of the peak search, or None without any."""
+    if not spans_s:
+        return None
+    total = sum(end - start for start, end in spans_s)
+    return (
+        f"{len(spans_s)} span(s) annotated as bad ({total:.1f} s in all; annotations starting with 'BAD', "
+        "MNE's convention) were left out of the peak search; their time courses are still written."
+    )
 
 
 def event_windows(raw, config: PreprocessingConfig, sfreq_out: float, n_out: int) -> tuple[np.ndarray, int, dict]:
@@ -755,14 +831,24 @@ def event_windows(raw, config: PreprocessingConfig, sfreq_out: float, n_out: int
         raise BrainForgeError(
             "Every event lies too close to the recording's edges for the epoch window; narrow --tmin/--tmax."
         )
+    spans = bad_spans_s(raw)
+    clean = np.array(
+        [not any(start < onset + tmax and end > onset + tmin for start, end in spans) for onset in onsets_s], bool
+    ).reshape(len(onsets_s))
+    if not (inside & clean).any():
+        raise BrainForgeError(
+            "Every epoch around the events overlaps a span annotated as bad (BAD_...); narrow --tmin/--tmax, "
+            "or rename the annotations if those spans are usable."
+        )
     used = {
         "events": wanted,
         "n_events": len(starts),
-        "n_epochs": int(inside.sum()),
+        "n_epochs": int((inside & clean).sum()),
         "epochs_outside_recording": int((~inside).sum()),
+        "epochs_in_bad_spans": int((inside & ~clean).sum()),
         "epoch_window_s": [tmin, tmax],
     }
-    return starts[inside], length, used
+    return starts[inside & clean], length, used
 
 
 def prepare_recording(inst, sfreq: float, config: PreprocessingConfig | None = None) -> PreparedEEG:
@@ -805,7 +891,10 @@ def prepare_recording(inst, sfreq: float, config: PreprocessingConfig | None = N
         last_in = min(inst.n_times, math.ceil(stop * filters.down / filters.up))
         plan = select_channels(inst, config, (first_in, last_in))
         data = RecordingStream(inst, plan, filters).block(start, stop)
-        return prepared_eeg(data, start / sfreq, plan, filters, config, "a continuous recording", None, inst.n_times)
+        return prepared_eeg(
+            data, start / sfreq, plan, filters, config, "a continuous recording", None, inst.n_times,
+            bad_spans_s_within(inst, start / sfreq, (stop - 1) / sfreq),
+        )  # fmt: skip
     if isinstance(inst, mne.BaseEpochs):
         evoked, source = inst.average(picks="all"), "the average of the epochs"
     elif isinstance(inst, mne.Evoked):
@@ -818,8 +907,9 @@ def prepare_recording(inst, sfreq: float, config: PreprocessingConfig | None = N
     filters = FilterPlan.make(evoked.info["sfreq"], sfreq, config)
     data = filters.apply(evoked.get_data(picks=plan.picks))
     times = evoked.times[0] + np.arange(data.shape[1]) / sfreq
-    low = -np.inf if config.tmin is None else config.tmin - 1e-9
-    high = np.inf if config.tmax is None else config.tmax + 1e-9
+    half_sample = 0.5 / sfreq  # files store times as float32: -0.2 s reads back as -0.2000000030
+    low = -np.inf if config.tmin is None else config.tmin - half_sample
+    high = np.inf if config.tmax is None else config.tmax + half_sample
     keep = (times >= low) & (times <= high)
     if keep.sum() < 2:
         raise BrainForgeError(
@@ -829,17 +919,36 @@ def prepare_recording(inst, sfreq: float, config: PreprocessingConfig | None = N
     return prepared_eeg(data[:, keep], float(times[keep][0]), plan, filters, config, source, None, n_filtered)
 
 
-def prepared_eeg(data, tmin, plan, filters, config, source, used, filtered_samples: int) -> PreparedEEG:
-    """Wrap prepared data with its channels, notes and settings."""
+def prepared_eeg(
+    data, tmin, plan, filters, config, source, used, filtered_samples: int, bad_spans: list | None = None
+) -> PreparedEEG:
+    """Wrap prepared data with its channels, notes, settings and bad spans."""
     notes = list(plan.notes)
+    bad_spans = list(bad_spans or [])
+    bad_note = bad_spans_note(bad_spans)
+    if bad_note:
+        notes.append(bad_note)
     if filters.resampling:
         notes.append(f"Resampled from {filters.sfreq_in:g} Hz to {filters.sfreq_out:g} Hz.")
+    requested = config.low_pass_hz
+    if filters.h_freq is not None and (requested is None or filters.h_freq < requested - 1e-9):
+        asked = "no low-pass" if requested is None else f"the requested {requested:g} Hz"
+        notes.append(
+            f"Low-pass at {filters.h_freq:g} Hz instead of {asked}: 0.9 x the Nyquist frequency of "
+            f"{min(filters.sfreq_in, filters.sfreq_out):g} Hz sampling."
+        )
     short = short_span_note(filtered_samples, filters)
     if short:
         notes.append(short)
+    if used and used.get("epochs_in_bad_spans"):
+        notes.append(
+            f"{used['epochs_in_bad_spans']} epoch(s) overlapping spans annotated as bad (BAD_...) were left out "
+            "of the average."
+        )
     preprocessing = {"requested": config.as_dict(), "applied": filters.as_dict(), "events_used": used}
     preprocessing["dropped_channels"] = plan.dropped
     return PreparedEEG(
         data=data, sfreq=float(filters.sfreq_out), tmin=float(tmin), ch_names=list(plan.ch_names),
         montage=plan.montage, dropped=plan.dropped_names, notes=notes, source=source, preprocessing=preprocessing,
+        bad_spans_s=bad_spans,
     )  # fmt: skip
