@@ -175,6 +175,7 @@ def test_paired_difference_drops_non_finite_pairs_and_names_bad_input():
 def test_bad_input_is_refused(test_sets, head64, tmp_path):
     with pytest.raises(BrainForgeError, match="Unknown solver 'magic'"):
         check_solver_names(["sloreta", "magic"])
+    assert check_solver_names(["sLORETA", "default"]) == ["sloreta", "default"]  # as localize takes them
     (tmp_path / "empty_model").mkdir()
     with pytest.raises(BrainForgeError, match=r"no model\.safetensors"):
         check_solver_names([str(tmp_path / "empty_model")])

@@ -54,10 +54,17 @@ def test_head_export(tmp_path):
         # refused before the head model, spike library or forward bank is built
         (["train", "--model", "channel_count_router", "--out", "no-such-run"], "combines networks trained apart"),
         (["train", "--model", "gru", "--out", "no-such-run", "--bank-vertical-shift-mm", "20"], "needs --forward-bank"),
+        (["synth", "--out", "no-such-set.zarr", "--n", "1", "--seed", "-3"], "--seed -3: a seed must be an integer"),
+        (["head", "info", "--montage", "1010-64", "--jitter-seed", "-1"], "--jitter-seed -1: a seed must be"),
+        # an operating-system error (here a file where a folder must go) is one line too
+        (["demo", "--out", "afile"], "Not a directory (afile"),
     ],
 )
-def test_bad_input_gives_one_line_error(args, message):
+def test_bad_input_gives_one_line_error(args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative --out folders land here, if ever made
+    (tmp_path / "afile").write_text("")
     result = run_cli(*args)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0], result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # refused before anything was written

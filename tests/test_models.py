@@ -152,6 +152,23 @@ def test_corrupt_or_foreign_checkpoints_give_one_line_errors(montage, tmp_path):
     (other / "config.json").write_text((good / "config.json").read_text())
     with pytest.raises(BrainForgeError, match="do not fit"):
         load_model(other)
+    # A valid config edited by hand: each damage is named on one line.
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    (edited / "model.safetensors").write_bytes((good / "model.safetensors").read_bytes())
+    config = json.loads((good / "config.json").read_text())
+    damages = [
+        ({"model": {"name": "resnet", "params": {}}}, "names an unknown model 'resnet'"),
+        ({"model": {"name": "gru"}}, "lacks the field 'params'"),
+        ({"format_version": "1"}, "format_version '1' is not an integer"),
+        ({"format_version": 99}, "needs a newer BrainForge"),
+        ({"data": {**config.get("data", {}), "sfreq_hz": None}}, "data.sfreq_hz None is not a sampling rate"),
+    ]
+    for change, message in damages:
+        (edited / "config.json").write_text(json.dumps({**config, **change}))
+        with pytest.raises(BrainForgeError, match=message) as err:
+            load_model(edited)
+        assert "\n" not in str(err.value)
 
 
 def test_fine_tuning_keeps_what_fits(montage, tmp_path):

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from ._errors import BrainForgeError
+from ._errors import BrainForgeError, check_seed
 
 app = typer.Typer(
     help="BrainForge: EEG source imaging with deep learning.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -46,7 +46,16 @@ DeepOption = Annotated[bool, typer.Option("--deep/--no-deep", help="Include subc
 ConductorOption = Annotated[str, typer.Option("--conductor", help="bem (3-layer BEM) or sphere (3-shell).")]
 SkullOption = Annotated[float, typer.Option("--skull-conductivity", help="Skull conductivity, S/m.")]
 JitterOption = Annotated[float, typer.Option("--jitter-mm", help="Jitter every electrode by this many mm.")]
-SeedOption = Annotated[int, typer.Option("--jitter-seed", help="Seed of the electrode jitter directions.")]
+
+
+def _seed_option(param: typer.CallbackParam, value: int) -> int:
+    """Refuse a negative seed on one line, naming the flag (NumPy's seed sequences take none)."""
+    return check_seed(value, param.opts[0] if param.opts else "--seed")
+
+
+SeedOption = Annotated[
+    int, typer.Option("--jitter-seed", callback=_seed_option, help="Seed of the electrode jitter directions.")
+]
 JobsOption = Annotated[int, typer.Option("--n-jobs", help="Parallel jobs for the forward model.")]
 
 
@@ -160,7 +169,7 @@ def simulate(
     threshold: Annotated[float, typer.Option("--threshold", help="Spike threshold, mV (published: 8).")] = 8.0,
     alignment: Annotated[str, typer.Option("--alignment", help="Clip alignment: block (published) or peak.")] = "block",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Simulations per fast-engine task.")] = 8,
-    seed: Annotated[int, typer.Option("--seed", help="Campaign seed.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", callback=_seed_option, help="Campaign seed.")] = 0,
     normalize_coupling: Annotated[
         bool, typer.Option("--normalize-coupling", help="Match the 998 connectome's mean coupling strength.")
     ] = False,
@@ -289,7 +298,7 @@ def synth(
             ),
         ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Dataset seed.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", callback=_seed_option, help="Dataset seed.")] = 0,
 ) -> None:
     """Write a fixed synthetic test set (EEG, sources, labels, SNRs) with its metadata."""
     from .nmm import default_spike_library, read_spike_library
@@ -423,7 +432,9 @@ def train_command(
     background_share: Annotated[
         float, typer.Option("--background-share", help="Share of segments with no spike (background only).")
     ] = 0.0,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of weights, data and validation set.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", callback=_seed_option, help="Seed of weights, data and validation set.")
+    ] = 0,
     forward_bank: Annotated[
         bool,
         typer.Option(
@@ -508,7 +519,7 @@ def train_command(
             montage_size_distribution=montage_sizes, crop_samples=crop, num_workers=workers,
             target_centre_half_mm=target_centre_half_mm,
             monitor=_monitor(monitor),
-            **({"max_epochs": max_epochs} if max_epochs else {}),
+            **({"max_epochs": max_epochs} if max_epochs is not None else {}),
             **({"peak_loss_weight": peak_loss_weight} if peak_loss_weight is not None else {}),
             **({"peak_loss_sharpness": peak_loss_sharpness} if peak_loss_sharpness is not None else {}),
             val_montage=val_montage, subset_upsampling=subset_upsampling,
@@ -575,7 +586,7 @@ def benchmark_command(
     lambda2: Annotated[
         float, typer.Option("--lambda2", help="Minimum-norm regularization, MNE's lambda2 (1/SNR^2 of amplitudes).")
     ] = 1.0 / 9.0,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", callback=_seed_option, help="Seed of the bootstrap.")] = 0,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
 ) -> None:
     """Run solvers on stored test sets; write metric tables with intervals, timings and plots."""
@@ -682,7 +693,7 @@ def localize_command(
         typer.Option("--uncertainty", help="Add a confidence per region (noise-resampling bootstrap around the peak)."),
     ] = False,
     resamples: Annotated[int, typer.Option("--resamples", help="Bootstrap replicates with --uncertainty.")] = 30,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap replicates.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", callback=_seed_option, help="Seed of the bootstrap replicates.")] = 0,
 ) -> None:
     """Localize the sources of an EEG recording; writes an MNE source estimate, tables and an HTML report.
 
@@ -726,7 +737,7 @@ def demo_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Demo folder (new, empty, or an earlier demo's).")] = Path(
         "brainforge-demo"
     ),
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated recording.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", callback=_seed_option, help="Seed of the simulated recording.")] = 0,
     snr: Annotated[float, typer.Option("--snr", help="Sensor SNR of the recording, dB.")] = 10.0,
 ) -> None:
     """Simulate a recording with a cortical and a deep source, localize it (default model, sLORETA), report."""
@@ -755,7 +766,15 @@ def main() -> None:
         typer.echo(f"Error: {err}", err=True)
         sys.exit(2)
     except FileNotFoundError as err:
-        typer.echo(f"Error: file not found: {err.filename or err}", err=True)
+        typer.echo(f"Error: no such file or folder: {err.filename or err}", err=True)
+        sys.exit(2)
+    except OSError as err:  # a file where a folder is needed, a folder nobody may write into, a full disk
+        where = f" ({err.filename})" if err.filename else ""
+        typer.echo(
+            f"Error: {err.strerror or err}{where}; check the path, that a folder is not a file, "
+            "and that you may write there.",
+            err=True,
+        )
         sys.exit(2)
 
 

@@ -154,7 +154,9 @@ class ComparisonConfig:
         if len(set(labels)) != len(labels):
             raise BrainForgeError(f"Candidate labels must be unique, got {labels}.")
         if self.cpu_budget_s <= 0:
-            raise BrainForgeError(f"cpu_budget_s must be positive, got {self.cpu_budget_s}.")
+            raise BrainForgeError(
+                f"The CPU budget (--cpu-minutes) must be positive, got {self.cpu_budget_s / 60:g} minutes."
+            )
         if self.test_samples < 1:
             raise BrainForgeError(f"test_samples must be at least 1, got {self.test_samples}.")
 

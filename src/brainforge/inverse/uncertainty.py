@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._errors import BrainForgeError
+from .._errors import BrainForgeError, check_seed
 from .._logging import verbose
 
 #: Fewest noise-pool samples (outside the peak's neighbourhood) a segment must have.
@@ -74,6 +74,7 @@ class UncertaintyConfig:
             raise BrainForgeError(f"level must lie in (0, 1), got {self.level}.")
         if self.margin_mm < 0 or self.noise_exclude_s < 0 or self.peak_window_s < 0:
             raise BrainForgeError("margin_mm, noise_exclude_s and peak_window_s must not be negative.")
+        check_seed(self.seed)
 
 
 @dataclass

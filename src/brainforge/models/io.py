@@ -83,13 +83,27 @@ def read_model_config(directory: str | Path) -> dict:
         raise BrainForgeError(f"{path} is corrupt (not JSON: {err}); re-train or re-download the model.") from err
     if not isinstance(config, dict) or config.get("format") != CHECKPOINT_FORMAT:
         raise BrainForgeError(f"{path} is not a BrainForge model config (no format '{CHECKPOINT_FORMAT}').")
-    if config.get("format_version", 0) > CHECKPOINT_VERSION:
-        raise BrainForgeError(f"{path} needs a newer BrainForge (format {config['format_version']}); upgrade.")
+    version = config.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise BrainForgeError(
+            f"{path}: format_version {version!r} is not an integer; the file was edited or is foreign."
+        )
+    if version > CHECKPOINT_VERSION:
+        raise BrainForgeError(f"{path} needs a newer BrainForge (format {version}); upgrade.")
     try:
         name = config["model"]["name"]
-        config["montage"]["ch_names"], config["montage"]["ch_pos_mm"], config["n_regions"]
+        config["model"]["params"], config["montage"]["ch_names"], config["montage"]["ch_pos_mm"], config["n_regions"]
     except (KeyError, TypeError) as err:
-        raise BrainForgeError(f"{path} lacks the field {err}; it is not a complete BrainForge model config.") from err
+        raise BrainForgeError(
+            f"{path} lacks the field {err}: not a complete BrainForge model config; re-train or re-download the model."
+        ) from err
+    data = config.get("data") or {}
+    sfreq = data.get("sfreq_hz", 500.0) if isinstance(data, dict) else None
+    if isinstance(sfreq, bool) or not isinstance(sfreq, int | float) or not 0 < sfreq < float("inf"):
+        raise BrainForgeError(
+            f"{path}: data.sfreq_hz {sfreq!r} is not a sampling rate in Hz (a damaged file); "
+            "re-train or re-download the model."
+        )
     if name not in MODELS:
         raise BrainForgeError(f"{path} names an unknown model {name!r}; known: {', '.join(sorted(MODELS))}.")
     return config

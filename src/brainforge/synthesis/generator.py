@@ -7,11 +7,12 @@ says and returns :class:`~.sample.Sample`; its compiled array kernels live in
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._errors import BrainForgeError
+from .._errors import BrainForgeError, check_seed
 from ..anatomy.forward_bank import ForwardBank
 from ..anatomy.head_model import HeadModel
 from ..nmm.library import SpikeLibrary
@@ -95,6 +96,12 @@ class SampleGenerator:
             raise BrainForgeError("The spike library holds no spike; build it with `brainforge simulate`.")
         if not len(library.background):
             raise BrainForgeError("The spike library holds no background activity.")
+        segment_ms = library.waveforms.shape[1] / self.sfreq * 1000.0
+        if self.config.max_onset_delay_ms >= segment_ms:
+            raise BrainForgeError(
+                f"max_onset_delay_ms (--max-onset-delay-ms) {self.config.max_onset_delay_ms:g} ms would move spikes "
+                f"out of the {segment_ms:g}-ms segment; choose less than {segment_ms:g} ms."
+            )
         self.region_node = self._region_node(region_node)
         self._node_spikes = self._spikes_by_node()
         # Background activity lives on connectome nodes: summing the region
@@ -259,7 +266,7 @@ class SampleGenerator:
         if projected is None:
             # Every channel of the montage at once, before the average reference, so that
             # any channel subset is a column pick and a row mean away.
-            projected = self.library.background[clip].astype(float) @ self._node_leadfield.T
+            projected = _single_thread_matmul(self.library.background[clip].astype(float), self._node_leadfield.T)
             if self._cache_clips:
                 self._projected[clip] = projected
         eeg, cumulative = _reference_background(projected if full else projected[:, channels])
@@ -286,7 +293,9 @@ class SampleGenerator:
         vertices = self._bank_projected.get(key)
         if vertices is None:
             clip_nodes = self.library.background[clip].astype(np.float32)
-            vertices = np.ascontiguousarray((clip_nodes @ self._bank_node_leadfield[conductivity].T).T)
+            vertices = np.ascontiguousarray(
+                _single_thread_matmul(clip_nodes, self._bank_node_leadfield[conductivity].T).T
+            )
             self._bank_projected[key] = vertices
         return vertices
 
@@ -315,7 +324,7 @@ class SampleGenerator:
         projected once and reused.
         """
         cfg = self.config
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed(seed))
         head = self.head
         channels = self._channels(rng)
         clip = int(rng.integers(len(self.library.background)))
@@ -455,3 +464,23 @@ class SampleGenerator:
 
 
 __all__ = ["SOURCE_SNR_HALF_WINDOW", "SampleGenerator"]
+
+
+@functools.cache
+def _blas_controller():
+    """Return the BLAS libraries loaded in this process (found once; threadpoolctl's search takes milliseconds)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _single_thread_matmul(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``left @ right`` on one BLAS thread, so the sums come out in one order, bit for bit.
+
+    OpenBLAS splits a product over its threads and adds the parts in another order than one
+    thread does (last-bit differences, seen with a 998-node library), and DataLoader workers
+    run on one thread: without this, a sample drawn in a worker would differ from the same
+    sample drawn in the main process.
+    """
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        return left @ right

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass
 
 from .._config import config_from_dict
-from .._errors import BrainForgeError
+from .._errors import BrainForgeError, check_seed
 from ..anatomy.montage import CHANNEL_SUBSETS
 from .losses import LOSSES, PEAK_LOSS_WEIGHT, PEAK_SHARPNESS
 
@@ -158,6 +158,13 @@ class TrainingConfig:
             )
         if self.crop_samples is not None and self.crop_samples < 2:
             raise BrainForgeError(f"crop_samples must be at least 2, got {self.crop_samples}.")
+        if not 0 < self.learning_rate < float("inf"):
+            raise BrainForgeError(f"The learning rate must be a finite number > 0, got {self.learning_rate}.")
+        if not 0 <= self.weight_decay < float("inf"):
+            raise BrainForgeError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}.")
+        if self.num_workers < 0:
+            raise BrainForgeError(f"num_workers (--workers) must be 0 or more, got {self.num_workers}.")
+        check_seed(self.seed)
 
     def to_dict(self) -> dict:
         """JSON-ready dict."""
