@@ -262,3 +262,51 @@ def test_training_peak_patch_error_is_the_benchmarks(head100):
     )  # fmt: skip
     np.testing.assert_allclose(got.numpy(), expected)
     assert 0 < np.count_nonzero(expected) < len(expected)  # some peaks inside a patch, some outside
+
+
+def test_stored_heldout_sets_are_reused_only_when_drawn_as_asked(head64, spike_library, tmp_path, monkeypatch):
+    """A held-out folder from another seed, size or recipe is refused, never silently scored again."""
+    import brainforge.anatomy as anatomy
+    from brainforge.evaluation.heldout import HELDOUT_FORWARDS, write_heldout_test_sets
+    from brainforge.synthesis import SampleGenerator, SynthesisConfig
+    from brainforge.synthesis.store import write_test_set
+
+    config = SynthesisConfig(n_sources=(1, 2), sensor_snr_db=(5.0, 20.0), deep_share=0.15)
+    description = {"forward_mismatch": HELDOUT_FORWARDS["shift15"]}
+    stored = tmp_path / "shift15.zarr"  # stands in for the set (drawn on the template, which this test does not score)
+    write_test_set(SampleGenerator(head64, spike_library, config), 4, stored, seed=77, description=description,
+                   progress=False)  # fmt: skip
+
+    def no_new_head(*args, **kwargs):
+        raise AssertionError("a stored set was drawn again")
+
+    monkeypatch.setattr(anatomy, "make_head_model", no_new_head)
+    assert write_heldout_test_sets(tmp_path, 4, seed=77, forwards=["shift15"]) == [stored]
+    for options in ({"seed": 78}, {"n_samples": 5}, {"sensor_snr_db": (0.0, 20.0)}, {"deep_share": 0.3}):
+        kwargs = {"seed": 77, "forwards": ["shift15"], **options}
+        n_samples = kwargs.pop("n_samples", 4)
+        with pytest.raises(BrainForgeError, match="choose another output folder or delete it"):
+            write_heldout_test_sets(tmp_path, n_samples, **kwargs)
+
+
+def test_a_solvers_interval_does_not_depend_on_the_rest_of_the_table():
+    import pandas as pd
+
+    from brainforge.evaluation.benchmark_config import CONDITIONS, BenchmarkConfig
+    from brainforge.evaluation.summary import summarize
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for solver in ("a", "b"):
+        for i in range(40):
+            row = {"test_set": "t", "sample": i, "sensor_snr_db": 10.0, "solver": solver, "ms": 1.0, "n_regions": 1}
+            row.update({condition: "x" if i % 2 else "y" for condition in CONDITIONS})
+            row.update({"error_mm": rng.gamma(2.0, 5.0), "correlation": rng.uniform()})
+            rows.append(row)
+    samples = pd.DataFrame(rows)
+    config = BenchmarkConfig(n_bootstrap=200, seed=3)
+    both = summarize(samples, config).set_index(["solver", "condition", "value", "metric"])
+    alone = summarize(samples[samples.solver == "a"][[*samples.columns[:-1]]], config)
+    alone = alone.set_index(["solver", "condition", "value", "metric"])
+    pd.testing.assert_frame_equal(both.loc[alone.index], alone)  # without b and without one metric: same cells
+    assert both.loc[("a", "all", "all", "error_mm"), "ci_low"] < both.loc[("a", "all", "all", "error_mm"), "mean"]

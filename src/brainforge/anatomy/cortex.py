@@ -108,9 +108,13 @@ def _parcellate_hemisphere(
     path along the mesh, which makes every region connected.
     """
     from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
 
     kmeans = KMeans(n_clusters=n_regions, n_init=1, random_state=seed, max_iter=100)
-    kmeans.fit(sphere, sample_weight=area)
+    # scikit-learn adds per-thread partial sums in an order that depends on the thread count
+    # (last-bit differences in the centres): one OpenMP thread makes it the same everywhere.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        kmeans.fit(sphere, sample_weight=area)
     centres = kmeans.cluster_centers_
     seeds = np.array([np.argmin(((sphere - c) ** 2).sum(axis=1)) for c in centres])
     seeds = np.unique(seeds)

@@ -91,7 +91,9 @@ def write_heldout_test_sets(
         offset = list(HELDOUT_FORWARDS).index(name)
         options = HELDOUT_FORWARDS[name]
         path = out_dir / f"{name}.zarr"
-        if not path.exists():
+        if path.exists():
+            _check_heldout_reuse(path, n_samples, seed + offset, config, options)
+        else:
             library = library or read_spike_library(default_spike_library(progress=False))
             head = make_head_model(montage, **options)
             generator = SampleGenerator(head, library, config)
@@ -99,3 +101,31 @@ def write_heldout_test_sets(
             write_test_set(generator, n_samples, path, seed=seed + offset, description=description, progress=False)
         paths.append(path)
     return paths
+
+
+def _check_heldout_reuse(path: Path, n_samples: int, seed: int, config, forward_mismatch: dict) -> None:
+    """Refuse to reuse a stored held-out set drawn with other settings than those asked for.
+
+    Compares the sample count, the set's seed, the forward model's changes and the
+    synthesis settings the sets vary (sources per sample, SNR range, deep share).
+    """
+    import json
+    from dataclasses import asdict
+
+    from .._errors import BrainForgeError
+    from ..synthesis.store import read_test_set
+
+    meta = read_test_set(path).metadata
+    asked = json.loads(json.dumps({"synthesis": asdict(config), "forward_mismatch": forward_mismatch}, default=str))
+    keys = ("n_sources", "sensor_snr_db", "deep_share")
+    stored_synthesis = {key: meta.get("synthesis", {}).get(key) for key in keys}
+    if (
+        meta["n_samples"] != n_samples
+        or meta["seed"] != seed
+        or meta.get("forward_mismatch") != asked["forward_mismatch"]
+        or stored_synthesis != {key: asked["synthesis"][key] for key in keys}
+    ):
+        raise BrainForgeError(
+            f"{path} holds {meta['n_samples']} samples drawn with seed {meta['seed']}, not the {n_samples} with "
+            f"seed {seed} and these settings asked for; choose another output folder or delete it."
+        )

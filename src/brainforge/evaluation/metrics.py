@@ -126,7 +126,7 @@ def esinet_metrics(
     ghost_mm: float = 40.0,
     active_fraction: float = 0.25,
     n_redraw: int = 25,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
 ) -> dict[str, float]:
     """ConvDip/esinet's metrics at the spike peak: maxima-based error, AUC_close, AUC_far, nMSE.
 
@@ -246,14 +246,16 @@ def evaluate(
     adjacency: sp.spmatrix,
     *,
     n_redraw: int = 25,
+    seed: int | Sequence[int] = 0,
 ) -> dict[str, float]:
     """Every metric on one (already windowed) sample.
 
-    ``n_redraw`` is the number of random draws of AUC_far (0 skips it: NaN).
+    ``n_redraw`` is the number of random draws of AUC_far (0 skips it: NaN), from
+    ``seed`` (an int or a sequence of ints, as :func:`numpy.random.default_rng` takes).
     """
     true = np.unique(np.concatenate(patches))
     metrics = deepsif_metrics(estimate, truth, patches, centres, distance_mm)
-    metrics.update(esinet_metrics(estimate, truth, distance_mm, adjacency, n_redraw=n_redraw))
+    metrics.update(esinet_metrics(estimate, truth, distance_mm, adjacency, n_redraw=n_redraw, seed=seed))
     metrics["dispersion_mm"] = spatial_dispersion_mm(estimate, patches, distance_mm)
     metrics.update(overlap_metrics(np.flatnonzero(otsu_regions(estimate)), true, distance_mm))
     metrics["peak_centre_error_mm"] = peak_centre_error_mm(estimate, truth, centres, distance_mm)

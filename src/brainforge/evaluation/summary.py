@@ -159,10 +159,16 @@ def metric_columns(samples) -> list[str]:
 
 
 def summarize(samples, config: BenchmarkConfig):
-    """Mean, median and bootstrap interval per solver, condition (``all`` included) and metric."""
+    """Mean, median and bootstrap interval per solver, condition (``all`` included) and metric.
+
+    Each cell's resamples come from its own generator, seeded by ``config.seed`` and the
+    cell's names, so a solver's interval does not change with the other solvers, metrics or
+    conditions in the table.
+    """
+    import zlib
+
     import pandas as pd
 
-    rng = np.random.default_rng(config.seed)
     metrics = metric_columns(samples)
     rows = []
     for condition in ("all", *CONDITIONS):
@@ -172,6 +178,8 @@ def summarize(samples, config: BenchmarkConfig):
             for metric in metrics:
                 values = group[metric].to_numpy(float)
                 finite = values[np.isfinite(values)]
+                cell = zlib.crc32(f"{solver}|{condition}|{value}|{metric}".encode())
+                rng = np.random.default_rng([config.seed, cell])
                 low, high = bootstrap_interval(finite, config.n_bootstrap, config.confidence, rng)
                 rows.append({
                     "solver": solver, "condition": condition, "value": value, "metric": metric,

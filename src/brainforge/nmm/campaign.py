@@ -54,7 +54,11 @@ class CampaignConfig:
     batch_size : int
         Simulations integrated together by the fast engine (one Dask task).
     n_background : int
-        Background windows kept in the whole library (one per chosen job).
+        Background windows kept in the whole library (one per chosen job). The jobs are
+        chosen evenly among those of one :func:`run_campaign` call, so a library built in
+        pieces (``nodes``, ``simulate --regions``) keeps up to this many per piece, other
+        clips than one built at once; build it in one call (Dask splits the work) to get
+        the same library.
     chunk_ms : float
         Simulated time integrated before feeding the extractor, ms.
     normalize_coupling : bool | ``"mean"`` | ``"max"``
