@@ -10,12 +10,24 @@ import pytest
 SHARED_DEEPSIF = Path(__file__).resolve().parents[2] / "shared" / "data" / "deepsif"
 
 
+_OWN_CACHE: list[str] = []  # the cache folder this session made, removed at its end
+
+
 def pytest_configure(config):
     # Keep the user's cache untouched unless they point the tests at one.
     if "BRAINFORGE_CACHE" not in os.environ:
         import tempfile
 
         os.environ["BRAINFORGE_CACHE"] = tempfile.mkdtemp(prefix="brainforge-test-cache-")
+        _OWN_CACHE.append(os.environ["BRAINFORGE_CACHE"])
+
+
+def pytest_unconfigure(config):
+    # Hundreds of MB (BEMs, leadfields, the spike library, a forward bank): not left in /tmp.
+    import shutil
+
+    for folder in _OWN_CACHE:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

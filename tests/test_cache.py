@@ -26,6 +26,13 @@ def test_atomic_path_leaves_nothing_on_error(tmp_path):
         raise RuntimeError("interrupted")
     assert not dest.exists()
     assert list(tmp_path.iterdir()) == []
+    # What checkpoints rely on: a failed write leaves the previous file whole.
+    np.save(dest, np.arange(3))
+    with pytest.raises(RuntimeError), atomic_path(dest) as tmp:
+        np.save(tmp, np.ones(5))
+        raise RuntimeError("interrupted")
+    np.testing.assert_array_equal(np.load(dest), np.arange(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["out.npy"]
 
 
 def test_cached_builds_once_then_loads(tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from brainforge import BrainForgeError
-from brainforge.nmm.campaign import CampaignConfig, parse_nodes, run_campaign
+from brainforge.nmm.campaign import DEFAULT_LIBRARY_CONFIG, CampaignConfig, parse_nodes, run_campaign
 from brainforge.nmm.library import read_spike_library
 
 # On tvb76 every region idles above the published 8 mV threshold and no
@@ -154,7 +154,9 @@ def test_default_library_builds_once_and_has_spikes_for_most_nodes():
     assert lib.n_jobs == 76 * 3 and lib.n_nodes == 76
     assert (lib.spikes_per_node() > 0).mean() > 0.8
     assert len(lib.background) >= 8
-    assert default_spike_library() == path  # cached: the second call finds every job done
+    # Cached: a second build finds every job done and runs none.
+    again = run_campaign(DEFAULT_LIBRARY_CONFIG, path, scheduler="sync", progress=False)
+    assert again.jobs_run == 0 and again.jobs_skipped == 76 * 3
 
 
 def test_tvb_engine_campaign(tmp_path):
@@ -162,4 +164,4 @@ def test_tvb_engine_campaign(tmp_path):
     summary = run_campaign(config, tmp_path / "tvb.zarr", nodes=[7], scheduler="sync", progress=False)
     lib = read_spike_library(tmp_path / "tvb.zarr")
     assert summary.jobs_run == 3 and lib.n_jobs == 3 and lib.metadata["engine"] == "tvb"
-    assert set(lib.nodes) <= {7} and (lib.amplitudes >= 8.0).all()
+    assert len(lib.nodes) > 0 and set(lib.nodes) <= {7} and (lib.amplitudes >= 8.0).all()

@@ -109,9 +109,16 @@ def test_vertical_range_is_drawn_last_and_only_when_asked_for():
         ForwardBankConfig(max_vertical_shift_mm=-5.0)
 
 
-def test_bank_is_cached_and_checked(head64, bank):
+def test_bank_is_cached_and_checked(head64, bank, monkeypatch):
+    from brainforge.anatomy import forward_bank
+
+    def no_dense_leadfield(*args, **kwargs):
+        raise AssertionError("the cached bank was computed again")
+
+    monkeypatch.setattr(forward_bank, "_dense_scalp_leadfield", no_dense_leadfield)
     again = make_forward_bank(head64, CONFIG)
     np.testing.assert_array_equal(again.vertex_index, bank.vertex_index)
+    np.testing.assert_array_equal(again.scalp_leadfield, bank.scalp_leadfield)
     with pytest.raises(BrainForgeError, match="n_placements"):
         ForwardBankConfig(n_placements=0)
     with pytest.raises(BrainForgeError, match="skull_conductivity"):

@@ -130,24 +130,31 @@ def test_alternative_forward_models_differ_but_agree(head64):
     assert np.median(np.linalg.norm(ref_skull.leadfield, axis=0) / np.linalg.norm(ref.leadfield, axis=0)) < 0.95
 
 
-def test_cached_head_model_is_identical_and_corruption_is_rebuilt(head64, tmp_path):
-    from brainforge._cache import get_cache_dir
+def test_cached_head_model_is_identical_and_corruption_is_rebuilt(head64, tmp_path, monkeypatch):
+    import shutil
+
+    from brainforge._cache import CACHE_ENV, get_cache_dir
 
     again = make_head_model("1010-64")
     np.testing.assert_array_equal(again.leadfield, head64.leadfield)
     np.testing.assert_array_equal(again.source_region, head64.source_region)
+    # Damage the cached head models of a private copy of the cache (the shared one may have
+    # readers): the other entries are linked, the head models copied, then overwritten.
+    private = tmp_path / "cache"
+    private.mkdir()
+    for entry in get_cache_dir().iterdir():
+        if entry.name == "head":
+            shutil.copytree(entry, private / "head")
+        else:
+            (private / entry.name).symlink_to(entry)
+    monkeypatch.setenv(CACHE_ENV, str(private))
     entries = sorted((get_cache_dir() / "head").glob("*.npz"))
-    assert entries
-    # Damage every cached head model: the next call must rebuild, not crash.
-    originals = {p: p.read_bytes() for p in entries}
-    try:
-        for p in entries:
-            p.write_bytes(b"\x00corrupt")
-        rebuilt = make_head_model("1010-64")
-        np.testing.assert_allclose(rebuilt.leadfield, head64.leadfield)
-    finally:
-        for p, data in originals.items():
-            p.write_bytes(data)
+    assert entries and get_cache_dir() == private
+    for p in entries:
+        p.write_bytes(b"\x00corrupt")
+    # The next call must rebuild, not crash.
+    rebuilt = make_head_model("1010-64")
+    np.testing.assert_allclose(rebuilt.leadfield, head64.leadfield)
 
 
 def test_save_and_read_round_trip(head64, tmp_path):

@@ -252,6 +252,9 @@ def test_noise_bank_gives_independent_white_and_pink_channels(head64, spike_libr
     assert abs(white.var() - 1.0) < 0.05
     correlation = np.corrcoef(white.T)[np.triu_indices(64, 1)]
     assert np.abs(correlation).max() < 0.1
+    white_spectrum = (np.abs(np.fft.rfft(white[:500], axis=0)) ** 2).mean(axis=1)[1:]
+    white_slope = np.polyfit(np.log(np.arange(1, len(white_spectrum) + 1)), np.log(white_spectrum), 1)[0]
+    assert abs(white_slope) < 0.1, white_slope
     picked, shifts, signs = bank.pick(64, 500, np.random.default_rng(1))  # distinct segments per sample
     assert len(set(picked.tolist())) == 64 and shifts.max() < 500 and set(signs.tolist()) == {-1.0, 1.0}
     pink = bank.draw("pink", 500, 64, np.random.default_rng(2))
