@@ -433,7 +433,12 @@ def train_command(
         float, typer.Option("--background-share", help="Share of segments with no spike (background only).")
     ] = 0.0,
     seed: Annotated[
-        int, typer.Option("--seed", callback=_seed_option, help="Seed of weights, data and validation set.")
+        int,
+        typer.Option(
+            "--seed",
+            callback=_seed_option,
+            help="Seed of weights, data, dropout and validation set (the forward and noise banks are fixed: seed 0).",
+        ),
     ] = 0,
     forward_bank: Annotated[
         bool,
