@@ -377,6 +377,12 @@ def test_resume_continues_where_it_stopped(generator, tmp_path):
         torch.testing.assert_close(resumed_state[name], value, rtol=0, atol=0, msg=name)
     with pytest.raises(BrainForgeError, match="Nothing to resume"):
         train("gru", generator, tmp_path / "new", config, resume=True, progress=False)
+    # Another network or other parameters than the run's: one line, before any training.
+    other = {**params, "gru_units": 8}
+    with pytest.raises(BrainForgeError, match=r"resume it with its own model and parameters"):
+        train("gru", generator, tmp_path, longer, model_params=other, resume=True, progress=False)
+    with pytest.raises(BrainForgeError, match="trains gru"):
+        train("cnn_transformer", generator, tmp_path, longer, model_params=CNN, resume=True, progress=False)
 
 
 def test_kill_9_then_resume_continues_from_the_last_epoch(tmp_path):

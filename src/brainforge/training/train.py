@@ -534,6 +534,20 @@ def _run_info(generator: SampleGenerator, config: TrainingConfig, loss: str, pro
     }
 
 
+def _check_resumed_model(out_dir: Path, model_name: str, params: dict) -> None:
+    """Stop on one line when a resume asks for another network than the run in ``out_dir`` trains."""
+    run_file = out_dir / RUN_FILE
+    if not run_file.is_file():
+        return
+    run = json.loads(run_file.read_text())
+    stored = (run.get("model"), run.get("model_params"))
+    if stored != (model_name, json.loads(json.dumps(params, default=str))):
+        raise BrainForgeError(
+            f"{out_dir} trains {stored[0]} with {stored[1]}, not {model_name} with {params}; resume it with its own "
+            "model and parameters (`brainforge train --resume` reads them from run.json)."
+        )
+
+
 def refuse_router_training(model_name: str) -> None:
     """Stop with a one-line error when asked to train a :class:`~brainforge.models.ChannelCountRouter`."""
     if model_name == ChannelCountRouter.name:
@@ -620,6 +634,8 @@ def train(
     head = generator.head
     montage = Montage.from_head_model(head)
     model = build_model(model_name, head.n_regions, montage, **(model_params or {}))
+    if resume:
+        _check_resumed_model(out_dir, model_name, model.hyper_parameters())
     if init is not None and not resume:
         load_weights(model, init)
     module = SourceLocalizer(model, config, head.region_distance_mm, head.region_leadfield)
