@@ -342,3 +342,37 @@ def test_channel_problems_name_their_cause_and_fix(tmp_path):
     # 100 Hz: the 70-Hz low-pass cannot be kept, and the notes say so.
     slow = prepare_recording(_raw(NAMES_32, sfreq=100.0, seconds=6.0), 500.0)
     assert any(note.startswith("Low-pass at 45 Hz instead of the requested 70 Hz") for note in slow.notes)
+
+
+def test_the_filters_edge_transient_is_left_out_of_the_peak_search(tmp_path):
+    """After a 1-Hz high-pass, white noise is stronger at the recording's ends: no peak is taken there."""
+    from brainforge.localization import localize_prepared
+    from brainforge.localization.recording import FILTER_EDGE_S
+
+    names = CHANNEL_SUBSETS["1010-64"]
+    rms = []
+    for seed in range(3):
+        prepared = prepare_recording(_raw(names, seconds=10.0, seed=seed), 500.0)
+        rms.append((prepared.data**2).mean(axis=0))
+        assert prepared.edge_spans_s == [(0.0, FILTER_EDGE_S), (10.0 - FILTER_EDGE_S, 11.0)]
+        classical = localize_prepared(prepared, "sloreta")
+        assert FILTER_EDGE_S <= classical.peaks[0]["time_s"] < 10.0 - FILTER_EDGE_S
+        assert any("first and last 0.5 s were left out" in note for note in classical.notes)
+        # A network scales each 1-s window back by its maximum: the whole first and last window are skipped.
+        network = localize_prepared(prepared, "default")
+        assert 1.0 <= network.peaks[0]["time_s"] < 9.0
+        assert any("first and last 1 s were left out" in note for note in network.notes)
+    rms = np.sqrt(np.mean(rms, axis=0))
+    middle = rms[1500:3500].mean()
+    assert rms[:50].mean() > 1.4 * middle and rms[-50:].mean() > 1.4 * middle  # the transient is real
+    assert 0.9 < rms[250:500].mean() / middle < 1.1  # and gone by FILTER_EDGE_S
+    # Without a high-pass, or on a span shorter than 4 x FILTER_EDGE_S, every sample is searched.
+    assert prepare_recording(_raw(names, seconds=10.0), 500.0, PreprocessingConfig(l_freq=None)).edge_spans_s == []
+    assert prepare_recording(_raw(names, seconds=1.5), 500.0).edge_spans_s == []
+    # A crop inside the recording reads real data beyond it: no edge there.
+    cropped = prepare_recording(_raw(names, seconds=10.0), 500.0, PreprocessingConfig(tmin=2.0, tmax=8.0))
+    assert cropped.edge_spans_s == []
+    # The block-by-block pass agrees.
+    path = _save(_raw(names, seconds=10.0, seed=1), tmp_path)
+    result = localize_file(path, tmp_path / "out", "sloreta", report=False, chunk_s=2.0)
+    assert FILTER_EDGE_S <= result.peaks[0]["time_s"] < 10.0 - FILTER_EDGE_S

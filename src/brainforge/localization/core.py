@@ -16,11 +16,14 @@ from .._logging import verbose
 from ..inverse.solvers import DEFAULT_SFREQ_HZ, source_estimate
 from .output import TimecourseWriter, check_out_dir, commit_tmp_dir, open_tmp_dir
 from .recording import (
+    FILTER_EDGE_S,
     FilterPlan,
     PreparedEEG,
     PreprocessingConfig,
     RecordingStream,
     bad_spans_s_within,
+    edge_spans_note,
+    filter_edge_spans_s,
     in_spans,
     output_span,
     prepare_recording,
@@ -277,7 +280,9 @@ def localize_prepared(prepared: PreparedEEG, solver="default", uncertainty=None)
     region_data = activity.data
     stc = activity.to_source_estimate(head, prepared.tmin)
     result = Localization(stc, region_data, head, prepared, name, notes=list(prepared.notes))
-    result.peaks = find_peaks(region_data, head, result.times, exclude_spans_s=prepared.bad_spans_s)
+    edges = _edges_for(model, prepared)
+    result.peaks = find_peaks(region_data, head, result.times, exclude_spans_s=[*prepared.bad_spans_s, *edges])
+    _note_edges(result, edges, prepared)
     if _is_network(model):
         result.notes.append(NETWORK_NOTE)
     config = _uncertainty_config(uncertainty, model)
@@ -363,6 +368,34 @@ def _name_list(names) -> list[str] | None:
     if isinstance(names, str):
         return [name.strip() for name in names.split(",") if name.strip()]
     return None if names is None else list(names)
+
+
+def _edge_s(model, sfreq: float) -> float:
+    """Return how much of each end of a recording the peak search skips after a high-pass, s.
+
+    :data:`~brainforge.localization.recording.FILTER_EDGE_S`, or a network's window when longer: a
+    network scales each window back by its maximum, so the window that holds the edge transient is
+    inflated throughout (on white noise, 1.5 times the middle's activity 0.5-1 s from the ends, the
+    middle's beyond 1 s; ``scripts/edge_transient_probe.py``, docs/localize.md).
+    """
+    window_s = model.window_length / sfreq if _is_network(model) else 0.0
+    return max(FILTER_EDGE_S, window_s)
+
+
+def _edges_for(model, prepared: PreparedEEG) -> list[tuple[float, float]]:
+    """Return the prepared EEG's filter-edge spans, widened to the solver's :func:`_edge_s` where long enough."""
+    edge_s = _edge_s(model, prepared.sfreq)
+    span_s = prepared.data.shape[1] / prepared.sfreq
+    if not prepared.edge_spans_s or span_s < 4 * edge_s:
+        return list(prepared.edge_spans_s)
+    return [(0.0, edge_s) if start <= 0 else (end - 1.0 - edge_s, end) for start, end in prepared.edge_spans_s]
+
+
+def _note_edges(result: Localization, edges, prepared: PreparedEEG) -> None:
+    """Add the note on the edges left out of the peak search, once."""
+    note = edge_spans_note(edges, prepared.preprocessing.get("applied", {}).get("high_pass_hz"))
+    if note and note not in result.notes:
+        result.notes.append(note)
 
 
 def _solver_sfreq(model) -> float:
@@ -494,6 +527,8 @@ def _localize_stream(raw, model, name, config, tmp: Path, timecourses: str, chun
     chunk = max(step, round(chunk_s * sfreq) // step * step)
     writer = TimecourseWriter(tmp, head.region_names, timecourses, background=True)
     bad_spans = bad_spans_s_within(raw, span[0] / sfreq, (span[1] - 1) / sfreq)
+    edge_spans = filter_edge_spans_s(filters, span, n_out, _edge_s(model, sfreq))
+    excluded = [*bad_spans, *edge_spans]
     best_value, best_sample = -1.0, None
     bar = tqdm(total=round((span[1] - span[0]) / sfreq, 3), unit="s", desc="Localizing", disable=not progress)
     try:
@@ -501,7 +536,7 @@ def _localize_stream(raw, model, name, config, tmp: Path, timecourses: str, chun
             last = min(span[1], first + chunk)
             _, activity, offset = _block_solver(model, stream, span, first, last)
             region = activity.data[:, offset : offset + last - first]
-            magnitude = np.where(in_spans(np.arange(first, last) / sfreq, bad_spans), -1.0, np.abs(region).max(axis=0))
+            magnitude = np.where(in_spans(np.arange(first, last) / sfreq, excluded), -1.0, np.abs(region).max(axis=0))
             index = int(magnitude.argmax())
             if magnitude[index] > best_value:
                 best_value, best_sample = float(magnitude[index]), first + index
@@ -515,14 +550,16 @@ def _localize_stream(raw, model, name, config, tmp: Path, timecourses: str, chun
             "Every sample of the analysed span lies in a span annotated as bad (BAD_...); choose --tmin/--tmax "
             "outside those spans, or rename the annotations if the data there are usable."
         )
-    result = _view(model, name, stream, span, chunk, best_sample, head, plan, config, bad_spans)
+    result = _view(model, name, stream, span, chunk, best_sample, head, plan, config, bad_spans, edge_spans)
     result.outputs["region_timecourses"] = writer.describe()
     result.outputs["analysed_span_s"] = [round(span[0] / sfreq, 6), round((span[1] - 1) / sfreq, 6)]
     result.outputs["block_s"] = chunk / sfreq
     return result
 
 
-def _view(model, name, stream, span, chunk, peak_sample, head, plan, config, bad_spans=()) -> Localization:
+def _view(
+    model, name, stream, span, chunk, peak_sample, head, plan, config, bad_spans=(), edge_spans=()
+) -> Localization:
     """Solve again the block that holds the largest activity and wrap +-1 s around it as the result.
 
     The dipole-level estimate covers the whole span when it fits
@@ -554,10 +591,11 @@ def _view(model, name, stream, span, chunk, peak_sample, head, plan, config, bad
     else:
         vertex = region[head.source_region, stc_lo - lo : stc_hi - lo]
     prepared = prepared_eeg(view_eeg, lo / sfreq, plan, stream.filters, config, "a continuous recording", None,
-                         stream.n_in, list(bad_spans))  # fmt: skip
+                         stream.n_in, list(bad_spans), list(edge_spans))  # fmt: skip
     stc = source_estimate(vertex.astype(np.float32), head, stc_lo / sfreq, sfreq)
     result = Localization(stc, region, head, prepared, name, notes=list(prepared.notes))
-    result.peaks = find_peaks(region, head, result.times, exclude_spans_s=prepared.bad_spans_s)
+    result.peaks = find_peaks(region, head, result.times, exclude_spans_s=prepared.excluded_spans_s)
+    _note_edges(result, prepared.edge_spans_s, prepared)
     if _is_network(model):
         result.notes.append(NETWORK_NOTE)
     result.outputs["source_estimate_scope"] = (

@@ -183,6 +183,9 @@ class PreparedEEG:
     bad_spans_s : list of (float, float)
         Spans (s, the time base of ``tmin``) that annotations starting with "bad" mark
         (MNE's convention); peaks are not searched there.
+    edge_spans_s : list of (float, float)
+        The recording's first and last :data:`FILTER_EDGE_S` where the high-pass
+        filter's edge transient inflates activity; peaks are not searched there either.
     """
 
     data: np.ndarray
@@ -195,6 +198,12 @@ class PreparedEEG:
     source: str = ""
     preprocessing: dict = field(default_factory=dict)
     bad_spans_s: list[tuple[float, float]] = field(default_factory=list)
+    edge_spans_s: list[tuple[float, float]] = field(default_factory=list)
+
+    @property
+    def excluded_spans_s(self) -> list[tuple[float, float]]:
+        """Spans left out of the peak search: those annotated as bad, and the filter's edges."""
+        return [*self.bad_spans_s, *self.edge_spans_s]
 
 
 @dataclass
@@ -790,6 +799,48 @@ def in_spans(times_s: np.ndarray, spans_s) -> np.ndarray:
     return mask
 
 
+#: How far the high-pass filter's edge transient reaches into a recording, s. After MNE's 1-Hz
+#: high-pass (which pads the ends by odd reflection), white noise has 1.4-2 times its middle RMS
+#: over the first and last 0.3 s, 1.1 times to 0.5 s, then the middle's (20 recordings of 10 s;
+#: tests/test_recordings.py checks the ends and 0.5-1 s).
+FILTER_EDGE_S = 0.5
+
+
+def filter_edge_spans_s(
+    filters: FilterPlan, span: tuple[int, int], n_out: int, edge_s: float = FILTER_EDGE_S
+) -> list[tuple[float, float]]:
+    """Return the spans (s) at the recording's own start and end that the high-pass edge transient inflates.
+
+    Only where the analysed span (output samples) reaches the recording's start or end (elsewhere
+    the filter reads real data beyond it), only with a high-pass, and only when the span is at
+    least four times ``edge_s`` long (a shorter span keeps every sample). ``edge_s`` is
+    :data:`FILTER_EDGE_S`, or a network's window when longer: a window that holds the transient is
+    scaled back by its larger maximum, all of it.
+    """
+    sfreq = filters.sfreq_out
+    start, stop = span
+    if filters.l_freq is None or (stop - start) / sfreq < 4 * edge_s:
+        return []
+    spans = []
+    if start == 0:
+        spans.append((0.0, edge_s))
+    if stop >= n_out:
+        spans.append((n_out / sfreq - edge_s, n_out / sfreq + 1.0))
+    return spans
+
+
+def edge_spans_note(spans_s, l_freq: float | None) -> str | None:
+    """Return the report's note on the recording's edges left out of the peak search, or None."""
+    if not spans_s:
+        return None
+    which = " and ".join("first" if start <= 0 else "last" for start, _ in spans_s)
+    length = min(end - start for start, end in spans_s)
+    return (
+        f"The recording's {which} {length:g} s were left out of the peak search: the {l_freq:g}-Hz high-pass "
+        "filter's edge transient inflates activity there (--l-freq 0 searches them)."
+    )
+
+
 def bad_spans_note(spans_s) -> str | None:
     """Return the report's note on the spans left out of the peak search, or None without any."""
     if not spans_s:
@@ -894,6 +945,7 @@ def prepare_recording(inst, sfreq: float, config: PreprocessingConfig | None = N
         return prepared_eeg(
             data, start / sfreq, plan, filters, config, "a continuous recording", None, inst.n_times,
             bad_spans_s_within(inst, start / sfreq, (stop - 1) / sfreq),
+            filter_edge_spans_s(filters, (start, stop), n_out),
         )  # fmt: skip
     if isinstance(inst, mne.BaseEpochs):
         evoked, source = inst.average(picks="all"), "the average of the epochs"
@@ -920,11 +972,20 @@ def prepare_recording(inst, sfreq: float, config: PreprocessingConfig | None = N
 
 
 def prepared_eeg(
-    data, tmin, plan, filters, config, source, used, filtered_samples: int, bad_spans: list | None = None
+    data,
+    tmin,
+    plan,
+    filters,
+    config,
+    source,
+    used,
+    filtered_samples: int,
+    bad_spans: list | None = None,
+    edge_spans: list | None = None,
 ) -> PreparedEEG:
-    """Wrap prepared data with its channels, notes, settings and bad spans."""
+    """Wrap prepared data with its channels, notes, settings, bad spans and filter edges."""
     notes = list(plan.notes)
-    bad_spans = list(bad_spans or [])
+    bad_spans, edge_spans = list(bad_spans or []), list(edge_spans or [])
     bad_note = bad_spans_note(bad_spans)
     if bad_note:
         notes.append(bad_note)
@@ -950,5 +1011,5 @@ def prepared_eeg(
     return PreparedEEG(
         data=data, sfreq=float(filters.sfreq_out), tmin=float(tmin), ch_names=list(plan.ch_names),
         montage=plan.montage, dropped=plan.dropped_names, notes=notes, source=source, preprocessing=preprocessing,
-        bad_spans_s=bad_spans,
+        bad_spans_s=bad_spans, edge_spans_s=edge_spans,
     )  # fmt: skip
