@@ -369,6 +369,10 @@ def test_the_filters_edge_transient_is_left_out_of_the_peak_search(tmp_path):
     # Without a high-pass, or on a span shorter than 4 x FILTER_EDGE_S, every sample is searched.
     assert prepare_recording(_raw(names, seconds=10.0), 500.0, PreprocessingConfig(l_freq=None)).edge_spans_s == []
     assert prepare_recording(_raw(names, seconds=1.5), 500.0).edge_spans_s == []
+    # Shorter than the network's 1-s window: a note says so (sLORETA needs none).
+    short = prepare_recording(_raw(names, seconds=0.3), 500.0, PreprocessingConfig(l_freq=None))
+    assert any("shorter than the network's 1-s window" in n for n in localize_prepared(short, "default").notes)
+    assert not any("window" in n for n in localize_prepared(short, "sloreta").notes)
     # A crop inside the recording reads real data beyond it: no edge there.
     cropped = prepare_recording(_raw(names, seconds=10.0), 500.0, PreprocessingConfig(tmin=2.0, tmax=8.0))
     assert cropped.edge_spans_s == []

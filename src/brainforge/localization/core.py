@@ -283,8 +283,7 @@ def localize_prepared(prepared: PreparedEEG, solver="default", uncertainty=None)
     edges = _edges_for(model, prepared)
     result.peaks = find_peaks(region_data, head, result.times, exclude_spans_s=[*prepared.bad_spans_s, *edges])
     _note_edges(result, edges, prepared)
-    if _is_network(model):
-        result.notes.append(NETWORK_NOTE)
+    _add_network_notes(result, model, prepared.data.shape[1])
     config = _uncertainty_config(uncertainty, model)
     if config is not None:
         _add_confidence(result, model, prepared.data, config)
@@ -389,6 +388,22 @@ def _edges_for(model, prepared: PreparedEEG) -> list[tuple[float, float]]:
     if not prepared.edge_spans_s or span_s < 4 * edge_s:
         return list(prepared.edge_spans_s)
     return [(0.0, edge_s) if start <= 0 else (end - 1.0 - edge_s, end) for start, end in prepared.edge_spans_s]
+
+
+def _add_network_notes(result: Localization, model, n_samples: int) -> None:
+    """Add what a network's estimate needs said: its training, and a span shorter than its window."""
+    if not _is_network(model):
+        return
+    result.notes.append(NETWORK_NOTE)
+    window = model.window_length
+    if n_samples < window:
+        sfreq = result.prepared.sfreq
+        message = (
+            f"The analysed span ({n_samples / sfreq:.3g} s) is shorter than the network's {window / sfreq:g}-s "
+            "window, which it was trained on whole: treat its estimate with care, and compare --solver sloreta."
+        )
+        logger.warning(message)
+        result.notes.append(message)
 
 
 def _note_edges(result: Localization, edges, prepared: PreparedEEG) -> None:
@@ -596,8 +611,7 @@ def _view(
     result = Localization(stc, region, head, prepared, name, notes=list(prepared.notes))
     result.peaks = find_peaks(region, head, result.times, exclude_spans_s=prepared.excluded_spans_s)
     _note_edges(result, prepared.edge_spans_s, prepared)
-    if _is_network(model):
-        result.notes.append(NETWORK_NOTE)
+    _add_network_notes(result, model, stop - start)
     result.outputs["source_estimate_scope"] = (
         f"the whole analysed span ({stc_mb:.0f} MB as float32, within {MAX_STC_MB:g} MB)"
         if whole
