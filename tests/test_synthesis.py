@@ -381,6 +381,11 @@ def test_pink_noise_has_a_1_over_f_spectrum():
 def test_bad_parameters(head64, spike_library):
     with pytest.raises(BrainForgeError, match="low <= high"):
         SynthesisConfig(sensor_snr_db=(20.0, 5.0))
+    with pytest.raises(BrainForgeError, match="range of numbers"):
+        SynthesisConfig(sensor_snr_db=(float("nan"), 5.0))  # NaN compares false with everything
+    for delay_ms, message in ((-5.0, "finite delay >= 0 ms"), (1000.0, "out of the 1000-ms segment")):
+        with pytest.raises(BrainForgeError, match=message):
+            SampleGenerator(head64, spike_library, SynthesisConfig(max_onset_delay_ms=delay_ms))
     with pytest.raises(BrainForgeError, match="only 1014 regions"):
         SampleGenerator(head64, spike_library, SynthesisConfig(n_sources=(1, 2000)))
     with pytest.raises(BrainForgeError, match="another connectome"):

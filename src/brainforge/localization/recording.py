@@ -490,7 +490,8 @@ def select_channels(inst, config: PreprocessingConfig, span: tuple[int, int | No
     if not chosen:
         raise BrainForgeError(
             f"Every EEG channel is flat or holds NaN/infinite values ({len(flat)} flat, {len(nonfinite)} not "
-            "finite); check the recording and its units."
+            "finite); check the recording and its units, and if only part of it holds NaN, choose --tmin/--tmax "
+            "outside that part."
         )
     dropped = {reason: names for reason, names in dropped.items() if names}
     notes = []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .._errors import BrainForgeError
 from .noise import NOISE_TYPES
 
@@ -73,8 +75,8 @@ class SynthesisConfig:
     def __post_init__(self) -> None:
         for name in ("n_sources", "half_amplitude_mm", "source_snr_db", "sensor_snr_db", "n_channels"):
             value = getattr(self, name)
-            if value is not None and (len(value) != 2 or value[0] > value[1]):
-                raise BrainForgeError(f"{name} must be a (low, high) range with low <= high, got {value}.")
+            if value is not None and (len(value) != 2 or not np.isfinite(value).all() or value[0] > value[1]):
+                raise BrainForgeError(f"{name} must be a (low, high) range of numbers with low <= high, got {value}.")
         if self.n_sources[0] < 1:
             raise BrainForgeError(f"n_sources must start at 1 or more, got {self.n_sources}.")
         unknown = set(self.noise_types) - set(NOISE_TYPES)
