@@ -282,7 +282,9 @@ def test_stored_heldout_sets_are_reused_only_when_drawn_as_asked(head64, spike_l
 
     monkeypatch.setattr(anatomy, "make_head_model", no_new_head)
     assert write_heldout_test_sets(tmp_path, 4, seed=77, forwards=["shift15"]) == [stored]
-    for options in ({"seed": 78}, {"n_samples": 5}, {"sensor_snr_db": (0.0, 20.0)}, {"deep_share": 0.3}):
+    changes = ({"seed": 78}, {"n_samples": 5}, {"sensor_snr_db": (0.0, 20.0)}, {"deep_share": 0.3})
+    changes += ({"montage": "1010-32"},)
+    for options in changes:
         kwargs = {"seed": 77, "forwards": ["shift15"], **options}
         n_samples = kwargs.pop("n_samples", 4)
         with pytest.raises(BrainForgeError, match="choose another output folder or delete it"):

@@ -288,7 +288,11 @@ def test_spans_annotated_bad_are_left_out_of_the_peak_search(recording_1k, tmp_p
         localize_file(marked, tmp_path / "blocks", "sloreta", report=False, chunk_s=1.0),
     ):
         assert not 3.4 <= localized.peaks[0]["time_s"] < 3.6
+        assert localized.times[localized.peak_index] == pytest.approx(localized.peaks[0]["time_s"], abs=1e-4)
         assert any("annotated as bad" in note for note in localized.notes)
+    # The confidence bootstraps the same peak, with noise drawn outside the artifact.
+    with_confidence = localize_file(marked, tmp_path / "confidence", "sloreta", report=False, uncertainty=True)
+    assert with_confidence.confidence.peak_time == with_confidence.peak_index
     stc = brainforge.localize(mne.io.read_raw(marked, verbose="error"), "sloreta")
     assert stc.data.shape[1] == 2500  # the time courses still cover the bad span
     # Event epochs that overlap a bad span are left out of the average.
@@ -339,6 +343,8 @@ def test_channel_problems_name_their_cause_and_fix(tmp_path):
     twice = _raw([*scalp, "Cz-0", "Cz-1"])
     with pytest.raises(BrainForgeError, match=r"names Cz more than once \(MNE renamed them Cz-0, Cz-1\)"):
         prepare_recording(twice, 500.0)
+    with pytest.raises(BrainForgeError, match="Channel\\(s\\) without positions that no standard montage knows: Ch-1"):
+        prepare_recording(_raw([*scalp, "Ch-1", "Ch-2"]), 500.0)  # numbered channels of their own, not copies
     # 100 Hz: the 70-Hz low-pass cannot be kept, and the notes say so.
     slow = prepare_recording(_raw(NAMES_32, sfreq=100.0, seconds=6.0), 500.0)
     assert any(note.startswith("Low-pass at 45 Hz instead of the requested 70 Hz") for note in slow.notes)
@@ -354,28 +360,40 @@ def test_the_filters_edge_transient_is_left_out_of_the_peak_search(tmp_path):
     for seed in range(3):
         prepared = prepare_recording(_raw(names, seconds=10.0, seed=seed), 500.0)
         rms.append((prepared.data**2).mean(axis=0))
-        assert prepared.edge_spans_s == [(0.0, FILTER_EDGE_S), (10.0 - FILTER_EDGE_S, 11.0)]
+        assert prepared.recording_s == 10.0
         classical = localize_prepared(prepared, "sloreta")
+        assert classical.excluded_spans_s == [(0.0, FILTER_EDGE_S), (10.0 - FILTER_EDGE_S, 10.0)]
         assert FILTER_EDGE_S <= classical.peaks[0]["time_s"] < 10.0 - FILTER_EDGE_S
+        assert classical.times[classical.peak_index] == pytest.approx(classical.peaks[0]["time_s"], abs=1e-4)
         assert any("first and last 0.5 s were left out" in note for note in classical.notes)
         # A network scales each 1-s window back by its maximum: the whole first and last window are skipped.
         network = localize_prepared(prepared, "default")
+        assert network.excluded_spans_s == [(0.0, 1.0), (9.0, 10.0)]
         assert 1.0 <= network.peaks[0]["time_s"] < 9.0
         assert any("first and last 1 s were left out" in note for note in network.notes)
     rms = np.sqrt(np.mean(rms, axis=0))
     middle = rms[1500:3500].mean()
     assert rms[:50].mean() > 1.4 * middle and rms[-50:].mean() > 1.4 * middle  # the transient is real
     assert 0.9 < rms[250:500].mean() / middle < 1.1  # and gone by FILTER_EDGE_S
-    # Without a high-pass, or on a span shorter than 4 x FILTER_EDGE_S, every sample is searched.
-    assert prepare_recording(_raw(names, seconds=10.0), 500.0, PreprocessingConfig(l_freq=None)).edge_spans_s == []
-    assert prepare_recording(_raw(names, seconds=1.5), 500.0).edge_spans_s == []
+
+    # Without a high-pass, or on a recording shorter than 4 x the edge, every sample is searched.
+    def excluded(seconds, solver="sloreta", **options):
+        prepared = prepare_recording(_raw(names, seconds=seconds), 500.0, PreprocessingConfig(**options))
+        return localize_prepared(prepared, solver).excluded_spans_s
+
+    assert excluded(10.0, l_freq=None) == [] and excluded(1.5) == [] and excluded(3.0, "default") == []
     # Shorter than the network's 1-s window: a note says so (sLORETA needs none).
     short = prepare_recording(_raw(names, seconds=0.3), 500.0, PreprocessingConfig(l_freq=None))
     assert any("shorter than the network's 1-s window" in n for n in localize_prepared(short, "default").notes)
     assert not any("window" in n for n in localize_prepared(short, "sloreta").notes)
-    # A crop inside the recording reads real data beyond it: no edge there.
-    cropped = prepare_recording(_raw(names, seconds=10.0), 500.0, PreprocessingConfig(tmin=2.0, tmax=8.0))
-    assert cropped.edge_spans_s == []
+    # A crop away from the ends reads real data beyond it: no edge there; a crop that keeps part of
+    # an edge keeps it out of the search.
+    assert excluded(10.0, tmin=2.0, tmax=8.0) == []
+    assert excluded(10.0, tmin=0.1, tmax=8.0) == [(0.0, FILTER_EDGE_S)]
+    note = [n for n in localize_prepared(prepare_recording(_raw(names, seconds=10.0), 500.0,
+            PreprocessingConfig(tmin=2.0)), "sloreta").notes if "were left out" in n]  # fmt: skip
+    assert note == ["The recording's last 0.5 s were left out of the peak search: the 1-Hz high-pass filter's "
+                    "edge transient inflates activity there (--l-freq 0 searches them)."]  # fmt: skip
     # The block-by-block pass agrees.
     path = _save(_raw(names, seconds=10.0, seed=1), tmp_path)
     result = localize_file(path, tmp_path / "out", "sloreta", report=False, chunk_s=2.0)

@@ -92,7 +92,7 @@ def write_heldout_test_sets(
         options = HELDOUT_FORWARDS[name]
         path = out_dir / f"{name}.zarr"
         if path.exists():
-            _check_heldout_reuse(path, n_samples, seed + offset, config, options)
+            _check_heldout_reuse(path, n_samples, seed + offset, config, options, montage)
         else:
             library = library or read_spike_library(default_spike_library(progress=False))
             head = make_head_model(montage, **options)
@@ -103,16 +103,18 @@ def write_heldout_test_sets(
     return paths
 
 
-def _check_heldout_reuse(path: Path, n_samples: int, seed: int, config, forward_mismatch: dict) -> None:
+def _check_heldout_reuse(path: Path, n_samples: int, seed: int, config, forward_mismatch: dict, montage: str) -> None:
     """Refuse to reuse a stored held-out set drawn with other settings than those asked for.
 
-    Compares the sample count, the set's seed, the forward model's changes and the
-    synthesis settings the sets vary (sources per sample, SNR range, deep share).
+    Compares the sample count, the set's seed, the forward model's changes, the synthesis
+    settings the sets vary (sources per sample, SNR range, deep share) and, for a named
+    10-10 montage, the channels.
     """
     import json
     from dataclasses import asdict
 
     from .._errors import BrainForgeError
+    from ..anatomy import CHANNEL_SUBSETS
     from ..synthesis.store import read_test_set
 
     meta = read_test_set(path).metadata
@@ -124,6 +126,7 @@ def _check_heldout_reuse(path: Path, n_samples: int, seed: int, config, forward_
         or meta["seed"] != seed
         or meta.get("forward_mismatch") != asked["forward_mismatch"]
         or stored_synthesis != {key: asked["synthesis"][key] for key in keys}
+        or (montage in CHANNEL_SUBSETS and set(meta["ch_names"]) != set(CHANNEL_SUBSETS[montage]))
     ):
         raise BrainForgeError(
             f"{path} holds {meta['n_samples']} samples drawn with seed {meta['seed']}, not the {n_samples} with "

@@ -114,10 +114,14 @@ class RegionConfidence:
         return len(self.confidence_set)
 
 
-def noise_pool(eeg: np.ndarray, peak_time: int, exclude: int) -> np.ndarray:
-    """Return the samples of ``eeg`` (n_channels, n_times) farther than ``exclude`` from ``peak_time``, centred."""
+def noise_pool(eeg: np.ndarray, peak_time: int, exclude: int, usable: np.ndarray | None = None) -> np.ndarray:
+    """Return the samples of ``eeg`` (n_channels, n_times) farther than ``exclude`` from ``peak_time``, centred.
+
+    ``usable`` (a mask over the times) leaves out others too, such as spans annotated as bad.
+    """
     distance = np.abs(np.arange(eeg.shape[1]) - peak_time)
-    pool = eeg[:, distance > exclude]
+    keep = distance > exclude if usable is None else (distance > exclude) & usable
+    pool = eeg[:, keep]
     if pool.shape[1] < MIN_NOISE_SAMPLES:
         raise BrainForgeError(
             f"The segment has {pool.shape[1]} samples away from its peak (> {exclude} samples), too few to "
@@ -146,6 +150,7 @@ def region_confidence(
     sfreq: float,
     config: UncertaintyConfig | None = None,
     *,
+    searched: np.ndarray | None = None,
     verbose: bool | str | int | None = None,
 ) -> RegionConfidence:
     """Bootstrap a fitted solver's estimate of ``eeg`` (n_channels, n_times) into a confidence per region.
@@ -162,6 +167,9 @@ def region_confidence(
         Sampling rate, Hz.
     config : UncertaintyConfig | None
         Bootstrap settings (defaults when None).
+    searched : array of bool, shape (n_times,) | None
+        Times the peak may be taken from and the noise drawn from (``localize``
+        leaves out spans annotated as bad and the filter's edges); None: all.
     verbose : bool | str | int | None
         Log level of MNE and BrainForge during the call (``"info"``, ``"warning"``, ...);
         None keeps the current one.
@@ -175,9 +183,10 @@ def region_confidence(
     eeg = np.asarray(eeg, float)
     estimate = solver.apply_regions(eeg, sfreq).data
     magnitude = np.abs(estimate)
-    peak_time = int(magnitude.max(axis=0).argmax())
+    largest = magnitude.max(axis=0)
+    peak_time = int(largest.argmax() if searched is None else np.where(searched, largest, -np.inf).argmax())
     scale = float(magnitude[:, peak_time].max()) or 1.0
-    pool = noise_pool(eeg, peak_time, round(config.noise_exclude_s * sfreq))
+    pool = noise_pool(eeg, peak_time, round(config.noise_exclude_s * sfreq), searched)
     half = round(config.peak_window_s * sfreq)
     window = slice(max(0, peak_time - half), peak_time + half + 1)
     rng = np.random.default_rng(config.seed)

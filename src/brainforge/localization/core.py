@@ -74,6 +74,12 @@ class Localization:
         the time courses file the whole span).
     confidence : RegionConfidence | None
         The bootstrap confidence per region (``uncertainty=``), else None.
+    excluded_spans_s : list of (float, float)
+        Spans left out of the peak search (annotated as bad; the filter's edges).
+    peak_index : int | None
+        Index (into :attr:`times`) of the peak time: the largest activity outside
+        ``excluded_spans_s``. The peaks, the report's pictures, the saved source
+        estimate's span and the confidence all use it.
     """
 
     stc: object
@@ -85,6 +91,17 @@ class Localization:
     notes: list[str] = field(default_factory=list)
     outputs: dict = field(default_factory=dict)
     confidence: object = None
+    excluded_spans_s: list = field(default_factory=list)
+    peak_index: int | None = None
+
+    def searched(self) -> np.ndarray:
+        """Return the mask of the times the peak search may use (not in :attr:`excluded_spans_s`)."""
+        return ~in_spans(self.times, self.excluded_spans_s, 0.5 / self.prepared.sfreq)
+
+    def find_peaks(self, n_peaks: int = 5) -> None:
+        """Set :attr:`peak_index` and :attr:`peaks` from the region time courses and the excluded spans."""
+        self.peak_index = peak_time_index(self.region_data, self.searched())
+        self.peaks = find_peaks(self.region_data, self.head, self.times, n_peaks, peak_index=self.peak_index)
 
     @property
     def times(self) -> np.ndarray:
@@ -116,26 +133,35 @@ def _solver_regions(solver) -> int:
     return int(head.get("n_regions", 1000))
 
 
-def find_peaks(region_data: np.ndarray, head, times: np.ndarray, n_peaks: int = 5, exclude_spans_s=()) -> list[dict]:
+def peak_time_index(region_data: np.ndarray, searched: np.ndarray | None = None) -> int:
+    """Return the time index of the largest |activity| among the ``searched`` times (all when None)."""
+    largest = np.abs(region_data).max(axis=0)
+    if searched is None:
+        return int(largest.argmax())
+    if not searched.any():
+        raise BrainForgeError(
+            "Every sample of the analysed span lies in a span annotated as bad (BAD_...); choose --tmin/--tmax "
+            "outside those spans, or rename the annotations if the data there are usable."
+        )
+    return int(np.where(searched, largest, -np.inf).argmax())
+
+
+def find_peaks(
+    region_data: np.ndarray, head, times: np.ndarray, n_peaks: int = 5, *, peak_index: int | None = None
+) -> list[dict]:
     """Return the strongest local maxima (region graph) at the time of the largest |activity|.
 
     Each peak carries its region's anatomical name, lobe and the share of the
-    region that name covers (:func:`brainforge.anatomy.region_labels`). Times
-    inside ``exclude_spans_s`` (s; spans annotated as bad) are not searched.
+    region that name covers (:func:`brainforge.anatomy.region_labels`).
+    ``peak_index`` gives the time instead (:meth:`Localization.find_peaks`
+    passes the largest activity outside the excluded spans).
     """
     from ..anatomy import region_labels
     from ..evaluation import local_maxima
 
     labels = region_labels(head)
     magnitude = np.abs(region_data)
-    largest = magnitude.max(axis=0)
-    excluded = in_spans(times, exclude_spans_s)
-    if excluded.all():
-        raise BrainForgeError(
-            "Every sample of the analysed span lies in a span annotated as bad (BAD_...); choose --tmin/--tmax "
-            "outside those spans, or rename the annotations if the data there are usable."
-        )
-    peak_time = int(np.where(excluded, -np.inf, largest).argmax())
+    peak_time = peak_time_index(region_data) if peak_index is None else int(peak_index)
     maxima = local_maxima(region_data[:, peak_time], head.region_adjacency, threshold=0.3)
     maxima = maxima[np.argsort(-magnitude[maxima, peak_time])][:n_peaks]
     top = magnitude[:, peak_time].max()
@@ -256,7 +282,9 @@ def _add_confidence(result: Localization, model, eeg: np.ndarray, config) -> Non
     """Bootstrap the solver on ``eeg`` (the result's span) and attach the confidence to the result and its peaks."""
     from ..inverse.uncertainty import region_confidence
 
-    confidence = region_confidence(model, eeg, result.head.region_distance_mm, result.prepared.sfreq, config)
+    confidence = region_confidence(
+        model, eeg, result.head.region_distance_mm, result.prepared.sfreq, config, searched=result.searched()
+    )
     result.confidence = confidence
     for peak in result.peaks:
         peak["confidence"] = round(float(confidence.confidence[peak["region"]]), 4)
@@ -281,7 +309,8 @@ def localize_prepared(prepared: PreparedEEG, solver="default", uncertainty=None)
     stc = activity.to_source_estimate(head, prepared.tmin)
     result = Localization(stc, region_data, head, prepared, name, notes=list(prepared.notes))
     edges = _edges_for(model, prepared)
-    result.peaks = find_peaks(region_data, head, result.times, exclude_spans_s=[*prepared.bad_spans_s, *edges])
+    result.excluded_spans_s = [*prepared.bad_spans_s, *edges]
+    result.find_peaks()
     _note_edges(result, edges, prepared)
     _add_network_notes(result, model, prepared.data.shape[1])
     config = _uncertainty_config(uncertainty, model)
@@ -382,12 +411,12 @@ def _edge_s(model, sfreq: float) -> float:
 
 
 def _edges_for(model, prepared: PreparedEEG) -> list[tuple[float, float]]:
-    """Return the prepared EEG's filter-edge spans, widened to the solver's :func:`_edge_s` where long enough."""
-    edge_s = _edge_s(model, prepared.sfreq)
-    span_s = prepared.data.shape[1] / prepared.sfreq
-    if not prepared.edge_spans_s or span_s < 4 * edge_s:
-        return list(prepared.edge_spans_s)
-    return [(0.0, edge_s) if start <= 0 else (end - 1.0 - edge_s, end) for start, end in prepared.edge_spans_s]
+    """Return the recording's filter-edge spans (:func:`_edge_s` long) that the prepared EEG reaches into."""
+    if prepared.recording_s is None:  # epochs, evoked data and event averages: no recording edge in their time base
+        return []
+    last_s = prepared.tmin + (prepared.data.shape[1] - 1) / prepared.sfreq
+    high_pass = prepared.preprocessing.get("applied", {}).get("high_pass_hz")
+    return filter_edge_spans_s(high_pass, prepared.recording_s, prepared.tmin, last_s, _edge_s(model, prepared.sfreq))
 
 
 def _add_network_notes(result: Localization, model, n_samples: int) -> None:
@@ -542,7 +571,10 @@ def _localize_stream(raw, model, name, config, tmp: Path, timecourses: str, chun
     chunk = max(step, round(chunk_s * sfreq) // step * step)
     writer = TimecourseWriter(tmp, head.region_names, timecourses, background=True)
     bad_spans = bad_spans_s_within(raw, span[0] / sfreq, (span[1] - 1) / sfreq)
-    edge_spans = filter_edge_spans_s(filters, span, n_out, _edge_s(model, sfreq))
+    recording_s = n_out / sfreq
+    edge_spans = filter_edge_spans_s(
+        filters.l_freq, recording_s, span[0] / sfreq, (span[1] - 1) / sfreq, _edge_s(model, sfreq)
+    )
     excluded = [*bad_spans, *edge_spans]
     best_value, best_sample = -1.0, None
     bar = tqdm(total=round((span[1] - span[0]) / sfreq, 3), unit="s", desc="Localizing", disable=not progress)
@@ -551,7 +583,8 @@ def _localize_stream(raw, model, name, config, tmp: Path, timecourses: str, chun
             last = min(span[1], first + chunk)
             _, activity, offset = _block_solver(model, stream, span, first, last)
             region = activity.data[:, offset : offset + last - first]
-            magnitude = np.where(in_spans(np.arange(first, last) / sfreq, excluded), -1.0, np.abs(region).max(axis=0))
+            skipped = in_spans(np.arange(first, last) / sfreq, excluded, 0.5 / sfreq)
+            magnitude = np.where(skipped, -1.0, np.abs(region).max(axis=0))
             index = int(magnitude.argmax())
             if magnitude[index] > best_value:
                 best_value, best_sample = float(magnitude[index]), first + index
@@ -565,7 +598,7 @@ def _localize_stream(raw, model, name, config, tmp: Path, timecourses: str, chun
             "Every sample of the analysed span lies in a span annotated as bad (BAD_...); choose --tmin/--tmax "
             "outside those spans, or rename the annotations if the data there are usable."
         )
-    result = _view(model, name, stream, span, chunk, best_sample, head, plan, config, bad_spans, edge_spans)
+    result = _view(model, name, stream, span, chunk, best_sample, head, plan, config, bad_spans, recording_s)
     result.outputs["region_timecourses"] = writer.describe()
     result.outputs["analysed_span_s"] = [round(span[0] / sfreq, 6), round((span[1] - 1) / sfreq, 6)]
     result.outputs["block_s"] = chunk / sfreq
@@ -573,7 +606,7 @@ def _localize_stream(raw, model, name, config, tmp: Path, timecourses: str, chun
 
 
 def _view(
-    model, name, stream, span, chunk, peak_sample, head, plan, config, bad_spans=(), edge_spans=()
+    model, name, stream, span, chunk, peak_sample, head, plan, config, bad_spans=(), recording_s=None
 ) -> Localization:
     """Solve again the block that holds the largest activity and wrap +-1 s around it as the result.
 
@@ -606,11 +639,13 @@ def _view(
     else:
         vertex = region[head.source_region, stc_lo - lo : stc_hi - lo]
     prepared = prepared_eeg(view_eeg, lo / sfreq, plan, stream.filters, config, "a continuous recording", None,
-                         stream.n_in, list(bad_spans), list(edge_spans))  # fmt: skip
+                         stream.n_in, list(bad_spans), recording_s)  # fmt: skip
     stc = source_estimate(vertex.astype(np.float32), head, stc_lo / sfreq, sfreq)
     result = Localization(stc, region, head, prepared, name, notes=list(prepared.notes))
-    result.peaks = find_peaks(region, head, result.times, exclude_spans_s=prepared.excluded_spans_s)
-    _note_edges(result, prepared.edge_spans_s, prepared)
+    edges = _edges_for(model, prepared)
+    result.excluded_spans_s = [*prepared.bad_spans_s, *edges]
+    result.find_peaks()
+    _note_edges(result, edges, prepared)
     _add_network_notes(result, model, stop - start)
     result.outputs["source_estimate_scope"] = (
         f"the whole analysed span ({stc_mb:.0f} MB as float32, within {MAX_STC_MB:g} MB)"
@@ -631,7 +666,8 @@ def saved_source_estimate(result: Localization):
     stc = result.stc
     saved = stc.copy()
     if stc.data.shape[0] * stc.data.shape[1] * 4 / 1e6 > MAX_STC_MB:
-        peak = result.times[int(np.abs(result.region_data).max(axis=0).argmax())]
+        index = result.peak_index if result.peak_index is not None else peak_time_index(result.region_data)
+        peak = result.times[index]
         tmin = max(stc.tmin, peak - SAVED_STC_HALF_SPAN_S)
         tmax = min(stc.times[-1], peak + SAVED_STC_HALF_SPAN_S)
         saved = saved.crop(tmin, tmax)

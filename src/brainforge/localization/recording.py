@@ -183,9 +183,10 @@ class PreparedEEG:
     bad_spans_s : list of (float, float)
         Spans (s, the time base of ``tmin``) that annotations starting with "bad" mark
         (MNE's convention); peaks are not searched there.
-    edge_spans_s : list of (float, float)
-        The recording's first and last :data:`FILTER_EDGE_S` where the high-pass
-        filter's edge transient inflates activity; peaks are not searched there either.
+    recording_s : float | None
+        A continuous recording's length (s, the time base of ``tmin``), whose first
+        and last :data:`FILTER_EDGE_S` the high-pass filter's edge transient
+        inflates; None for epochs, evoked data and event averages.
     """
 
     data: np.ndarray
@@ -198,12 +199,7 @@ class PreparedEEG:
     source: str = ""
     preprocessing: dict = field(default_factory=dict)
     bad_spans_s: list[tuple[float, float]] = field(default_factory=list)
-    edge_spans_s: list[tuple[float, float]] = field(default_factory=list)
-
-    @property
-    def excluded_spans_s(self) -> list[tuple[float, float]]:
-        """Spans left out of the peak search: those annotated as bad, and the filter's edges."""
-        return [*self.bad_spans_s, *self.edge_spans_s]
+    recording_s: float | None = None
 
 
 @dataclass
@@ -519,7 +515,12 @@ def _renamed_duplicates(names: list[str]) -> dict[str, str]:
         match = re.fullmatch(r"(.+)-(\d+)", name)
         if match:
             stems.setdefault(match.group(1), []).append(name)
-    return {stem: ", ".join(renamed) for stem, renamed in stems.items() if len(renamed) > 1}
+    # MNE numbers the copies from 0: channels of their own named Ch-1, Ch-2, ... are not copies.
+    return {
+        stem: ", ".join(renamed)
+        for stem, renamed in stems.items()
+        if len(renamed) > 1 and sorted(int(n.rsplit("-", 1)[1]) for n in renamed) == list(range(len(renamed)))
+    }
 
 
 def _place_channels(
@@ -788,15 +789,20 @@ def bad_spans_s_within(raw, first_s: float, last_s: float) -> list[tuple[float, 
     return [(start, end) for start, end in bad_spans_s(raw) if start <= last_s and end >= first_s]
 
 
-def in_spans(times_s: np.ndarray, spans_s) -> np.ndarray:
+def in_spans(times_s: np.ndarray, spans_s, tolerance_s: float = 0.0) -> np.ndarray:
     """Return the mask of the times (s) inside any of ``spans_s``.
 
-    A span holds its start, not its end; a zero-length span holds its instant.
+    A span holds its start, not its end, each moved ``tolerance_s`` earlier: with half a sample,
+    a span holds the samples MNE's ``reject_by_annotation`` drops (onset and end rounded to
+    the nearest sample). A zero-length span holds its instant.
     """
     times_s = np.asarray(times_s, float)
     mask = np.zeros(times_s.shape, bool)
     for start, end in spans_s:
-        mask |= (times_s >= start) & ((times_s < end) | (times_s == start))
+        if end <= start:
+            mask |= np.abs(times_s - start) <= max(tolerance_s, 1e-12)
+        else:
+            mask |= (times_s >= start - tolerance_s) & (times_s < end - tolerance_s)
     return mask
 
 
@@ -808,26 +814,20 @@ FILTER_EDGE_S = 0.5
 
 
 def filter_edge_spans_s(
-    filters: FilterPlan, span: tuple[int, int], n_out: int, edge_s: float = FILTER_EDGE_S
+    l_freq: float | None, recording_s: float, first_s: float, last_s: float, edge_s: float = FILTER_EDGE_S
 ) -> list[tuple[float, float]]:
-    """Return the spans (s) at the recording's own start and end that the high-pass edge transient inflates.
+    """Return the recording's first and last ``edge_s`` (s), where the high-pass edge transient inflates activity.
 
-    Only where the analysed span (output samples) reaches the recording's start or end (elsewhere
-    the filter reads real data beyond it), only with a high-pass, and only when the span is at
-    least four times ``edge_s`` long (a shorter span keeps every sample). ``edge_s`` is
-    :data:`FILTER_EDGE_S`, or a network's window when longer: a window that holds the transient is
-    scaled back by its larger maximum, all of it.
+    Only those that the analysed span ``first_s``-``last_s`` reaches into (a crop away from the
+    ends has none: the filter reads real data beyond it), only with a high-pass, and only when
+    the recording lasts at least four times ``edge_s`` (a shorter one keeps every sample).
+    ``edge_s`` is :data:`FILTER_EDGE_S`, or a network's window when longer: a window that holds
+    the transient is scaled back by its larger maximum, all of it.
     """
-    sfreq = filters.sfreq_out
-    start, stop = span
-    if filters.l_freq is None or (stop - start) / sfreq < 4 * edge_s:
+    if l_freq is None or recording_s < 4 * edge_s:
         return []
-    spans = []
-    if start == 0:
-        spans.append((0.0, edge_s))
-    if stop >= n_out:
-        spans.append((n_out / sfreq - edge_s, n_out / sfreq + 1.0))
-    return spans
+    spans = [(0.0, edge_s), (recording_s - edge_s, recording_s)]
+    return [(start, end) for start, end in spans if start <= last_s and end > first_s]
 
 
 def edge_spans_note(spans_s, l_freq: float | None) -> str | None:
@@ -835,7 +835,7 @@ def edge_spans_note(spans_s, l_freq: float | None) -> str | None:
     if not spans_s:
         return None
     which = " and ".join("first" if start <= 0 else "last" for start, _ in spans_s)
-    length = min(end - start for start, end in spans_s)
+    length = spans_s[0][1] - spans_s[0][0]
     return (
         f"The recording's {which} {length:g} s were left out of the peak search: the {l_freq:g}-Hz high-pass "
         "filter's edge transient inflates activity there (--l-freq 0 searches them)."
@@ -946,7 +946,7 @@ def prepare_recording(inst, sfreq: float, config: PreprocessingConfig | None = N
         return prepared_eeg(
             data, start / sfreq, plan, filters, config, "a continuous recording", None, inst.n_times,
             bad_spans_s_within(inst, start / sfreq, (stop - 1) / sfreq),
-            filter_edge_spans_s(filters, (start, stop), n_out),
+            n_out / sfreq,
         )  # fmt: skip
     if isinstance(inst, mne.BaseEpochs):
         evoked, source = inst.average(picks="all"), "the average of the epochs"
@@ -982,11 +982,11 @@ def prepared_eeg(
     used,
     filtered_samples: int,
     bad_spans: list | None = None,
-    edge_spans: list | None = None,
+    recording_s: float | None = None,
 ) -> PreparedEEG:
-    """Wrap prepared data with its channels, notes, settings, bad spans and filter edges."""
+    """Wrap prepared data with its channels, notes, settings, bad spans and (continuous) the recording's length."""
     notes = list(plan.notes)
-    bad_spans, edge_spans = list(bad_spans or []), list(edge_spans or [])
+    bad_spans = list(bad_spans or [])
     bad_note = bad_spans_note(bad_spans)
     if bad_note:
         notes.append(bad_note)
@@ -1012,5 +1012,5 @@ def prepared_eeg(
     return PreparedEEG(
         data=data, sfreq=float(filters.sfreq_out), tmin=float(tmin), ch_names=list(plan.ch_names),
         montage=plan.montage, dropped=plan.dropped_names, notes=notes, source=source, preprocessing=preprocessing,
-        bad_spans_s=bad_spans, edge_spans_s=edge_spans,
+        bad_spans_s=bad_spans, recording_s=recording_s,
     )  # fmt: skip

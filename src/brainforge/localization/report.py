@@ -140,7 +140,9 @@ def make_report(result):
     report = mne.Report(title=f"BrainForge localization ({result.solver})")
     report.add_html(_caveats_html(result), title="Run and caveats")
     report.add_html(_peaks_html(result), title="Peak regions")
-    peak_time = int(np.abs(result.region_data).max(axis=0).argmax())
+    peak_time = (
+        result.peak_index if result.peak_index is not None else int(np.abs(result.region_data).max(axis=0).argmax())
+    )
     for title, fig in (
         ("Brain at the peak", brain_figure(result, peak_time)),
         ("Peak regions, glass brain", peaks_figure(result)),

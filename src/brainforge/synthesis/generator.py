@@ -97,7 +97,7 @@ class SampleGenerator:
         if not len(library.background):
             raise BrainForgeError("The spike library holds no background activity.")
         segment_ms = library.waveforms.shape[1] / self.sfreq * 1000.0
-        if self.config.max_onset_delay_ms >= segment_ms:
+        if round(self.config.max_onset_delay_ms / 1000.0 * self.sfreq) >= library.waveforms.shape[1]:
             raise BrainForgeError(
                 f"max_onset_delay_ms (--max-onset-delay-ms) {self.config.max_onset_delay_ms:g} ms would move spikes "
                 f"out of the {segment_ms:g}-ms segment; choose less than {segment_ms:g} ms."

@@ -540,8 +540,10 @@ def _check_resumed_model(out_dir: Path, model_name: str, params: dict) -> None:
     if not run_file.is_file():
         return
     run = json.loads(run_file.read_text())
-    stored = (run.get("model"), run.get("model_params"))
-    if stored != (model_name, json.loads(json.dumps(params, default=str))):
+    stored = (run.get("model"), run.get("model_params") or {})
+    current = json.loads(json.dumps(params, default=str))
+    # Only the parameters the run recorded: one added to the model later takes its default.
+    if stored[0] != model_name or any(current.get(key, object()) != value for key, value in stored[1].items()):
         raise BrainForgeError(
             f"{out_dir} trains {stored[0]} with {stored[1]}, not {model_name} with {params}; resume it with its own "
             "model and parameters (`brainforge train --resume` reads them from run.json)."
