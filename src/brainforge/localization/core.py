@@ -225,9 +225,13 @@ def calibration_key(solver) -> str:
     name = str(solver)
     if name.lower() in CLASSICAL_SOLVERS:
         return name.lower()
-    if name == "default" or (Path(name).is_dir() and Path(name).resolve() == default_model_dir().resolve()):
+    if name == "default":
         return "default"
-    return name
+    try:
+        bundled = default_model_dir().resolve()
+    except BrainForgeError:  # an install without the bundled model: a folder is only itself
+        return name
+    return "default" if Path(name).is_dir() and Path(name).resolve() == bundled else name
 
 
 def calibrated_margin_mm(solver) -> float | None:
