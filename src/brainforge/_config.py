@@ -1,4 +1,4 @@
-"""Typed configurations back from JSON."""
+"""Typed configurations back from JSON, and lists of names as options give them."""
 
 from __future__ import annotations
 
@@ -18,3 +18,15 @@ def config_from_dict(config_class: type, params: dict):
 
 
 __all__ = ["config_from_dict"]
+
+
+def split_names(values) -> list[str]:
+    """Return names given as one comma-separated string, or as several such strings (repeated options).
+
+    ``"Fp1, Fp2"`` and ``["Fp1", "Fp2"]`` give ``["Fp1", "Fp2"]``; None gives ``[]``.
+    """
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = [values]
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from ._config import split_names
 from ._errors import BrainForgeError, check_seed
 
 app = typer.Typer(
@@ -568,11 +569,6 @@ def train_command(
     typer.echo(f"Model: {out}/model.safetensors + config.json")
 
 
-def _split_list(values: list[str] | None) -> list[str]:
-    """Repeated and comma-separated option values as one list."""
-    return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
-
-
 @app.command("benchmark")
 def benchmark_command(
     solvers: Annotated[
@@ -597,8 +593,8 @@ def benchmark_command(
     """Run solvers on stored test sets; write metric tables with intervals, timings and plots."""
     from .evaluation.benchmark import BenchmarkConfig, check_solver_names, run_benchmark
 
-    names = check_solver_names(_split_list([solvers]))
-    counts = _split_list([channels]) if channels else None
+    names = check_solver_names(split_names([solvers]))
+    counts = split_names([channels]) if channels else None
     if counts and not all(c.isdigit() for c in counts):
         raise BrainForgeError(f"--channels takes channel counts such as 16,21,32, got {channels!r}.")
     config = BenchmarkConfig(
@@ -607,7 +603,7 @@ def benchmark_command(
     )  # fmt: skip
     head_model = _synthesis_head(head, None, None)[0] if head else None
     start = time.perf_counter()
-    result = run_benchmark(names, _split_list(test), out, config, head=head_model, progress=progress)
+    result = run_benchmark(names, split_names(test), out, config, head=head_model, progress=progress)
     overall = result.summary[(result.summary.condition == "all") & (result.summary.metric == "loc_error_mm")]
     for _, row in overall.iterrows():
         typer.echo(f"{row.solver:>16}: localization error {row['mean']:.1f} mm [{row.ci_low:.1f}, {row.ci_high:.1f}]")
@@ -644,9 +640,9 @@ def compare_command(
     from .localization import default_model_dir
 
     logging.getLogger("brainforge").setLevel(logging.INFO)
-    candidates = candidates_from_labels(_split_list([networks])) if networks else DEFAULT_CANDIDATES
+    candidates = candidates_from_labels(split_names([networks])) if networks else DEFAULT_CANDIDATES
     folders = []
-    for name in _split_list([references]) if references else []:
+    for name in split_names([references]) if references else []:
         folder = default_model_dir() if name == "default" else Path(name)
         if not (folder / "config.json").is_file():
             raise BrainForgeError(f"--references {name}: not a model folder (no config.json).")
@@ -712,9 +708,9 @@ def localize_command(
     bootstrap = default_uncertainty(solver, resamples, seed) if uncertainty else None
     result = localize_file(
         recording, out, solver, l_freq=l_freq or None, h_freq=h_freq or None, tmin=tmin, tmax=tmax,
-        events=tuple(_split_list([events])) if events is not None else None,
-        channels=tuple(_split_list([channels])) if channels else None,
-        exclude=tuple(_split_list([exclude] if exclude else [])),
+        events=tuple(split_names([events])) if events is not None else None,
+        channels=tuple(split_names([channels])) if channels else None,
+        exclude=tuple(split_names([exclude] if exclude else [])),
         positions=positions,
         timecourses=timecourses, progress=progress and sys.stderr.isatty(), uncertainty=bootstrap,
     )  # fmt: skip

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._config import split_names
 from .._data import package_data
 from .._errors import BrainForgeError
 from .._logging import verbose
@@ -45,6 +46,11 @@ VIEW_HALF_SPAN_S = 1.0
 CHUNK_S = 20.0
 #: Head models whose channels are picked for recordings with standard names (no new leadfield needed).
 PICKABLE_HEADS = ("1010-64", "1010-75")
+#: Why a peak search stops when every sample is left out (the whole pass and the view say the same).
+NOTHING_TO_SEARCH = (
+    "Every sample of the analysed span lies in a span annotated as bad (BAD_...); choose --tmin/--tmax "
+    "outside those spans, or rename the annotations if the data there are usable."
+)
 
 
 @dataclass
@@ -139,10 +145,7 @@ def peak_time_index(region_data: np.ndarray, searched: np.ndarray | None = None)
     if searched is None:
         return int(largest.argmax())
     if not searched.any():
-        raise BrainForgeError(
-            "Every sample of the analysed span lies in a span annotated as bad (BAD_...); choose --tmin/--tmax "
-            "outside those spans, or rename the annotations if the data there are usable."
-        )
+        raise BrainForgeError(NOTHING_TO_SEARCH)
     return int(np.where(searched, largest, -np.inf).argmax())
 
 
@@ -380,7 +383,7 @@ def localize(
         Only with ``return_confidence`` or ``uncertainty``: ``confidence.confidence``
         per region, ``confidence.confidence_set``, and ``confidence.spread`` (regions x times).
     """
-    events, channels, exclude = (_name_list(names) for names in (events, channels, exclude))
+    events, channels, exclude = (split_names(names) for names in (events, channels, exclude))
     config = PreprocessingConfig(
         l_freq, h_freq, tmin, tmax, tuple(events) if events else None,
         tuple(channels) if channels else None, tuple(exclude or ()), positions,
@@ -393,13 +396,6 @@ def localize(
     if uncertainty is not None:
         return result.stc, result.confidence
     return result.stc
-
-
-def _name_list(names) -> list[str] | None:
-    """Return a list of names as given, or one string split at commas (``"Fp1,Fp2"``, ``"spike"``)."""
-    if isinstance(names, str):
-        return [name.strip() for name in names.split(",") if name.strip()]
-    return None if names is None else list(names)
 
 
 def _edge_s(model, sfreq: float) -> float:
@@ -598,10 +594,7 @@ def _localize_stream(raw, model, name, config, tmp: Path, timecourses: str, chun
         bar.close()
         writer.close()
     if best_sample is None:
-        raise BrainForgeError(
-            "Every sample of the analysed span lies in a span annotated as bad (BAD_...); choose --tmin/--tmax "
-            "outside those spans, or rename the annotations if the data there are usable."
-        )
+        raise BrainForgeError(NOTHING_TO_SEARCH)
     result = _view(model, name, stream, span, chunk, best_sample, head, plan, config, bad_spans, recording_s)
     result.outputs["region_timecourses"] = writer.describe()
     result.outputs["analysed_span_s"] = [round(span[0] / sfreq, 6), round((span[1] - 1) / sfreq, 6)]
