@@ -282,12 +282,17 @@ def test_stored_heldout_sets_are_reused_only_when_drawn_as_asked(head64, spike_l
 
     monkeypatch.setattr(anatomy, "make_head_model", no_new_head)
     assert write_heldout_test_sets(tmp_path, 4, seed=77, forwards=["shift15"]) == [stored]
-    changes = ({"seed": 78}, {"n_samples": 5}, {"sensor_snr_db": (0.0, 20.0)}, {"deep_share": 0.3})
-    changes += ({"montage": "1010-32"},)
-    for options in changes:
+    changes = {  # each change, and what the one-line refusal names
+        "seed 77, not 78": {"seed": 78},
+        "4 samples, not 5": {"n_samples": 5},
+        r"sensor_snr_db \[5.0, 20.0\], not \[0.0, 20.0\]": {"sensor_snr_db": (0.0, 20.0)},
+        "deep_share 0.15, not 0.3": {"deep_share": 0.3},
+        "64 other channels, not the 32 asked for": {"montage": "1010-32"},
+    }
+    for named, options in changes.items():
         kwargs = {"seed": 77, "forwards": ["shift15"], **options}
         n_samples = kwargs.pop("n_samples", 4)
-        with pytest.raises(BrainForgeError, match="choose another output folder or delete it"):
+        with pytest.raises(BrainForgeError, match=f"{named}; choose another output folder or delete it"):
             write_heldout_test_sets(tmp_path, n_samples, **kwargs)
 
 

@@ -24,7 +24,7 @@ def test_default_beats_sloreta_on_the_reference_leadfield(deepsif_dir, head64, s
     assert test.metadata["ch_names"] == list(head64.ch_names)
     assert len(test.metadata["region_centres_mm"]) == 994  # the reference's own parcellation
     assert write_reference_head_test_set(deepsif_dir, tmp_path, 24, seed=4000) == path  # reused
-    with pytest.raises(BrainForgeError, match="not the 30 with seed 4000"):
+    with pytest.raises(BrainForgeError, match="24 samples, not 30"):
         write_reference_head_test_set(deepsif_dir, tmp_path, 30, seed=4000)  # never reused for other settings
     samples = score_on_reference_head(["default", "sloreta"], path, head64)
     assert set(samples.n_channels) == {64, 16} and len(samples) == 4 * 24

@@ -110,25 +110,14 @@ def _check_heldout_reuse(path: Path, n_samples: int, seed: int, config, forward_
     settings the sets vary (sources per sample, SNR range, deep share) and, for a named
     10-10 montage, the channels.
     """
-    import json
     from dataclasses import asdict
 
-    from .._errors import BrainForgeError
     from ..anatomy import CHANNEL_SUBSETS
-    from ..synthesis.store import read_test_set
+    from ..synthesis.store import check_test_set_reuse
 
-    meta = read_test_set(path).metadata
-    asked = json.loads(json.dumps({"synthesis": asdict(config), "forward_mismatch": forward_mismatch}, default=str))
-    keys = ("n_sources", "sensor_snr_db", "deep_share")
-    stored_synthesis = {key: meta.get("synthesis", {}).get(key) for key in keys}
-    if (
-        meta["n_samples"] != n_samples
-        or meta["seed"] != seed
-        or meta.get("forward_mismatch") != asked["forward_mismatch"]
-        or stored_synthesis != {key: asked["synthesis"][key] for key in keys}
-        or (montage in CHANNEL_SUBSETS and set(meta["ch_names"]) != set(CHANNEL_SUBSETS[montage]))
-    ):
-        raise BrainForgeError(
-            f"{path} holds {meta['n_samples']} samples drawn with seed {meta['seed']}, not the {n_samples} with "
-            f"seed {seed} and these settings asked for; choose another output folder or delete it."
-        )
+    varied = ("n_sources", "sensor_snr_db", "deep_share")
+    check_test_set_reuse(
+        path, n_samples=n_samples, seed=seed,
+        synthesis={key: value for key, value in asdict(config).items() if key in varied},
+        metadata={"forward_mismatch": forward_mismatch}, ch_names=CHANNEL_SUBSETS.get(montage),
+    )  # fmt: skip

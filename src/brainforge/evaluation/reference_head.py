@@ -103,17 +103,12 @@ def write_reference_head_test_set(
 
 def _check_reuse(path: Path, n_samples: int, seed: int, n_sources, sensor_snr_db, names: list[str]) -> None:
     """Refuse to reuse a stored reference set drawn with other settings than those asked for."""
-    from ..synthesis.store import read_test_set
+    from ..synthesis.store import check_test_set_reuse
 
-    meta = read_test_set(path).metadata
-    synthesis = meta.get("synthesis", {})
-    stored = (meta["n_samples"], meta["seed"], tuple(synthesis.get("n_sources", ())), list(meta["ch_names"]))
-    stored_snr = tuple(synthesis.get("sensor_snr_db", ()))
-    if stored != (n_samples, seed, tuple(n_sources), names) or stored_snr != tuple(sensor_snr_db):
-        raise BrainForgeError(
-            f"{path} holds {meta['n_samples']} samples drawn with seed {meta['seed']} ({len(meta['ch_names'])} "
-            f"channels), not the {n_samples} with seed {seed} asked for; choose another output folder or delete it."
-        )
+    check_test_set_reuse(
+        path, n_samples=n_samples, seed=seed, synthesis={"n_sources": n_sources, "sensor_snr_db": sensor_snr_db},
+        ch_names=names, channel_order=True,
+    )  # fmt: skip
 
 
 def cross_distance_mm(ours_mm: np.ndarray, reference_mm: np.ndarray) -> np.ndarray:

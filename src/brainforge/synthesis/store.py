@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -207,3 +208,61 @@ def read_test_set(path: str | Path) -> TestSet:
         sensor_snr_db=root["sensor_snr_db"][:],
         metadata=metadata,
     )
+
+
+def check_test_set_reuse(
+    path: str | Path,
+    *,
+    n_samples: int,
+    seed: int,
+    synthesis: dict | None = None,
+    metadata: dict | None = None,
+    ch_names: Sequence[str] | None = None,
+    channel_order: bool = False,
+) -> None:
+    """Refuse to reuse a stored test set drawn with other settings than those asked for.
+
+    Parameters
+    ----------
+    path : path
+        The stored test set.
+    n_samples : int
+        Samples asked for.
+    seed : int
+        Dataset seed asked for.
+    synthesis : dict | None
+        Synthesis settings to compare (keys of :class:`SynthesisConfig`, as
+        stored in the set's ``synthesis`` metadata).
+    metadata : dict | None
+        Other top-level metadata to compare (for example ``forward_mismatch``).
+    ch_names : list of str | None
+        Channels asked for; None does not compare them.
+    channel_order : bool
+        Compare the channels' order too, not only their set.
+
+    Raises
+    ------
+    BrainForgeError
+        Naming each setting that differs.
+    """
+    stored = read_test_set(path).metadata
+    asked = json.loads(json.dumps({"synthesis": synthesis or {}, "metadata": metadata or {}}, default=str))
+    differences = []
+    if stored["n_samples"] != n_samples:
+        differences.append(f"{stored['n_samples']} samples, not {n_samples}")
+    if stored["seed"] != seed:
+        differences.append(f"seed {stored['seed']}, not {seed}")
+    for key, value in asked["synthesis"].items():
+        if stored.get("synthesis", {}).get(key) != value:
+            differences.append(f"{key} {stored.get('synthesis', {}).get(key)}, not {value}")
+    for key, value in asked["metadata"].items():
+        if stored.get(key) != value:
+            differences.append(f"{key} {stored.get(key)}, not {value}")
+    if ch_names is not None:
+        same = list(stored["ch_names"]) == list(ch_names) if channel_order else set(stored["ch_names"]) == set(ch_names)
+        if not same:
+            differences.append(f"{len(stored['ch_names'])} other channels, not the {len(ch_names)} asked for")
+    if differences:
+        raise BrainForgeError(
+            f"{path} was drawn with {'; '.join(differences)}; choose another output folder or delete it."
+        )
