@@ -103,6 +103,28 @@ class SourceActivity:
         return source_estimate(vertex_data, head, tmin, self.sfreq)
 
 
+def masked_peak_time(region_data: np.ndarray, searched: np.ndarray | None = None) -> int:
+    """Return the time index of the largest |activity| over regions among the ``searched`` times.
+
+    Parameters
+    ----------
+    region_data : array, shape (n_regions, n_times)
+        Region time courses.
+    searched : array of bool, shape (n_times,) | None
+        Times the search may use (all when None); at least one must be True.
+
+    Returns
+    -------
+    index : int
+    """
+    largest = np.abs(region_data).max(axis=0)
+    if searched is None:
+        return int(largest.argmax())
+    if not np.any(searched):
+        raise ValueError("masked_peak_time needs at least one searched time")
+    return int(np.where(searched, largest, -np.inf).argmax())
+
+
 def source_estimate(vertex_data: np.ndarray, head, tmin: float, sfreq: float):
     """Wrap dipole-level activity (n_sources, n_times) as an MNE estimate on fsaverage.
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from .._errors import BrainForgeError, check_seed
 from .._logging import verbose
+from .solvers import masked_peak_time
 
 #: Fewest noise-pool samples (outside the peak's neighbourhood) a segment must have.
 MIN_NOISE_SAMPLES = 50
@@ -183,8 +184,7 @@ def region_confidence(
     eeg = np.asarray(eeg, float)
     estimate = solver.apply_regions(eeg, sfreq).data
     magnitude = np.abs(estimate)
-    largest = magnitude.max(axis=0)
-    peak_time = int(largest.argmax() if searched is None else np.where(searched, largest, -np.inf).argmax())
+    peak_time = masked_peak_time(estimate, searched)
     scale = float(magnitude[:, peak_time].max()) or 1.0
     pool = noise_pool(eeg, peak_time, round(config.noise_exclude_s * sfreq), searched)
     half = round(config.peak_window_s * sfreq)

@@ -14,7 +14,7 @@ from .._config import split_names
 from .._data import package_data
 from .._errors import BrainForgeError
 from .._logging import verbose
-from ..inverse.solvers import DEFAULT_SFREQ_HZ, source_estimate
+from ..inverse.solvers import DEFAULT_SFREQ_HZ, masked_peak_time, source_estimate
 from .output import TimecourseWriter, check_out_dir, commit_tmp_dir, open_tmp_dir
 from .recording import (
     FILTER_EDGE_S,
@@ -141,12 +141,9 @@ def _solver_regions(solver) -> int:
 
 def peak_time_index(region_data: np.ndarray, searched: np.ndarray | None = None) -> int:
     """Return the time index of the largest |activity| among the ``searched`` times (all when None)."""
-    largest = np.abs(region_data).max(axis=0)
-    if searched is None:
-        return int(largest.argmax())
-    if not searched.any():
+    if searched is not None and not searched.any():
         raise BrainForgeError(NOTHING_TO_SEARCH)
-    return int(np.where(searched, largest, -np.inf).argmax())
+    return masked_peak_time(region_data, searched)
 
 
 def find_peaks(
@@ -583,11 +580,12 @@ def _localize_stream(raw, model, name, config, tmp: Path, timecourses: str, chun
             last = min(span[1], first + chunk)
             _, activity, offset = _block_solver(model, stream, span, first, last)
             region = activity.data[:, offset : offset + last - first]
-            skipped = in_spans(np.arange(first, last) / sfreq, excluded, 0.5 / sfreq)
-            magnitude = np.where(skipped, -1.0, np.abs(region).max(axis=0))
-            index = int(magnitude.argmax())
-            if magnitude[index] > best_value:
-                best_value, best_sample = float(magnitude[index]), first + index
+            searched = ~in_spans(np.arange(first, last) / sfreq, excluded, 0.5 / sfreq)
+            if searched.any():
+                index = masked_peak_time(region, searched)
+                value = float(np.abs(region[:, index]).max())
+                if value > best_value:
+                    best_value, best_sample = value, first + index
             writer.write(np.arange(first, last) / sfreq, region)
             bar.update(round((last - first) / sfreq, 3))
     finally:
