@@ -348,6 +348,13 @@ def test_channel_problems_name_their_cause_and_fix(tmp_path):
     # 100 Hz: the 70-Hz low-pass cannot be kept, and the notes say so.
     slow = prepare_recording(_raw(NAMES_32, sfreq=100.0, seconds=6.0), 500.0)
     assert any(note.startswith("Low-pass at 45 Hz instead of the requested 70 Hz") for note in slow.notes)
+    # Microvolts stored as volts (10 uV noise read as 10 V) stop with the fix; volts divided twice get a note.
+    as_microvolts = _raw(NAMES_32).apply_function(lambda x: x * 1e6)
+    with pytest.raises(BrainForgeError, match=r"swing \d+(\.\d+)? V peak to peak.*stored as V\. Rescale them to volts"):
+        prepare_recording(as_microvolts, 500.0)
+    tiny = prepare_recording(_raw(NAMES_32).apply_function(lambda x: x * 1e-4), 500.0)
+    assert sum("far less than EEG's microvolts: check the file's units" in note for note in tiny.notes) == 1
+    assert not any("microvolts" in note for note in prepare_recording(_raw(NAMES_32), 500.0).notes)
 
 
 def test_the_filters_edge_transient_is_left_out_of_the_peak_search(tmp_path):

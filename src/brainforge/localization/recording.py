@@ -60,6 +60,11 @@ FILE_POSITIONS_STANDARD_NOTE = (
 )
 #: Peak-to-peak below this is a flat channel, V.
 FLAT_PTP_V = 1e-9
+#: A median channel peak-to-peak above this is not EEG in volts (even DC-coupled amplifiers' offsets stay
+#: below it), V: the data are in other units stored as volts.
+MAX_EEG_PTP_V = 1.0
+#: A median channel peak-to-peak below this is far smaller than any EEG, V (a note says so).
+MIN_EEG_PTP_V = 1e-7
 #: Samples read at a time when scanning a recording for flat or non-finite channels.
 SCAN_CHUNK_SAMPLES = 100_000
 #: Channels that are not scalp EEG, by name (after "EEG "/"POL " prefixes and reference suffixes are removed):
@@ -489,8 +494,8 @@ def select_channels(inst, config: PreprocessingConfig, span: tuple[int, int | No
             "finite); check the recording and its units, and if only part of it holds NaN, choose --tmin/--tmax "
             "outside that part."
         )
+    notes = amplitude_notes(np.median(ptp[np.isin(candidates, chosen)]))
     dropped = {reason: names for reason, names in dropped.items() if names}
-    notes = []
     for reason, names in dropped.items():
         shown = ", ".join(names[:20]) + (f", ... ({len(names) - 20} more)" if len(names) > 20 else "")
         message = f"Dropped {len(names)} channel(s) {reason}: {shown}."
@@ -504,6 +509,31 @@ def select_channels(inst, config: PreprocessingConfig, span: tuple[int, int | No
         notes.extend(position_notes)
         source = Path(config.positions).name
     return _place_channels(chosen, file_pos, source, known, dropped, notes)
+
+
+def amplitude_notes(median_ptp_v: float) -> list[str]:
+    """Check the recording's units from its median channel peak-to-peak (V); return a note when it is tiny.
+
+    Raises
+    ------
+    BrainForgeError
+        When the channels swing more than :data:`MAX_EEG_PTP_V`: the data are
+        in microvolts or millivolts but stored as volts.
+    """
+    if median_ptp_v > MAX_EEG_PTP_V:
+        raise BrainForgeError(
+            f"The EEG channels swing {median_ptp_v:.3g} V peak to peak (median), far more than EEG's microvolts: the "
+            "data are probably in µV or mV but stored as V. Rescale them to volts (for µV: "
+            "raw.apply_function(lambda x: x * 1e-6)) or set the channels' units when converting the file."
+        )
+    if median_ptp_v < MIN_EEG_PTP_V:
+        message = (
+            f"The EEG channels swing only {median_ptp_v:.3g} V peak to peak (median), far less than EEG's "
+            "microvolts: check the file's units (the outputs' amplitudes are in the file's scale)."
+        )
+        logger.warning(message)
+        return [message]
+    return []
 
 
 def _renamed_duplicates(names: list[str]) -> dict[str, str]:
