@@ -1,10 +1,13 @@
 """A tiny version of the network comparison: two networks, a few hundred samples, a finite table."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from brainforge import BrainForgeError
 from brainforge.anatomy import make_head_model
 from brainforge.evaluation.compare import (
     Candidate,
@@ -64,6 +67,25 @@ def test_tiny_comparison_trains_scores_and_writes_a_finite_table(spike_library, 
     samples, timing = pd.read_csv(stored / "samples.csv"), pd.read_csv(stored / "timing.csv")
     write_comparison(config, tmp_path / "rebuilt", [test_set.name], samples, timing, result.budgets)
     assert (tmp_path / "rebuilt" / "comparison.md").read_text() == text
+    # The trained runs are never reused (or resumed) for another budget or training seed.
+    for changed, named in (
+        (replace(config, training=replace(training, seed=15)), "not for 10 with seed 15"),
+        (replace(config, cpu_budget_s=1200.0), "not for 20 with seed 14"),
+    ):
+        with pytest.raises(BrainForgeError, match=f"trained for 10 CPU min with seed 14, {named}; choose another"):
+            run_comparison(changed, tmp_path / "comparison", train_only=True)
+
+
+def test_the_cli_defaults_are_the_comparisons():
+    import inspect
+
+    from brainforge.cli import compare_command
+    from brainforge.evaluation.compare import DEFAULT_TRAINING
+
+    parameters = inspect.signature(compare_command).parameters
+    assert parameters["seed"].default == DEFAULT_TRAINING.seed
+    assert parameters["test_seed"].default == ComparisonConfig.test_seed
+    assert parameters["cpu_minutes"].default * 60 == ComparisonConfig.cpu_budget_s
 
 
 def test_median_interval_brackets_the_median():

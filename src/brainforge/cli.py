@@ -458,6 +458,9 @@ def train_command(
             "or higher on the head than the template's (0: none).",
         ),
     ] = 0.0,
+    bank_seed: Annotated[
+        int, typer.Option("--bank-seed", callback=_seed_option, help="Seed of the forward bank's cap placements.")
+    ] = 0,
     workers: Annotated[int, typer.Option("--workers", help="DataLoader worker processes.")] = 1,
     accelerator: Annotated[str, typer.Option("--accelerator", help="auto, cpu or gpu.")] = "auto",
     devices: Annotated[str, typer.Option("--devices", help="Devices; several GPUs train with DDP.")] = "auto",
@@ -487,8 +490,11 @@ def train_command(
     # Under DDP the launcher runs this command again for every other rank: rank 0 alone tells the progress.
     logging.getLogger("brainforge").setLevel(logging.INFO if _global_rank() == 0 else logging.WARNING)
     refuse_router_training(model)  # before the head model, spikes and forward bank are built
-    if resume and bank_vertical_shift_mm:
-        raise BrainForgeError("--resume takes the forward bank of the run it resumes; drop --bank-vertical-shift-mm.")
+    for flag, value in (("--bank-vertical-shift-mm", bank_vertical_shift_mm), ("--bank-seed", bank_seed)):
+        if resume and value:
+            raise BrainForgeError(f"--resume takes the forward bank of the run it resumes; drop {flag}.")
+        if value and not forward_bank and not resume:
+            raise BrainForgeError(f"{flag} needs --forward-bank; add it or drop the option.")
     if resume:
         run_file = out / RUN_FILE
         prepare_run_folder(out, resume, overwrite)
@@ -507,15 +513,14 @@ def train_command(
         synthesis = config_from_dict(SynthesisConfig, run["data"]["synthesis"])
         bank_config = cli.get("forward_bank")
     else:
-        if bank_vertical_shift_mm and not forward_bank:
-            raise BrainForgeError("--bank-vertical-shift-mm needs --forward-bank; add it or drop the option.")
         bank_config = None
         if forward_bank:
             # A cap moved down needs dense scalp rows that much lower.
             margin_mm = ForwardBankConfig.margin_mm + bank_vertical_shift_mm
             bank = ForwardBankConfig(
-                n_placements=bank_models, max_vertical_shift_mm=bank_vertical_shift_mm, margin_mm=margin_mm
-            )
+                n_placements=bank_models, max_vertical_shift_mm=bank_vertical_shift_mm, margin_mm=margin_mm,
+                seed=bank_seed,
+            )  # fmt: skip
             bank_config = asdict(bank)
         params = _model_params(param)
         config = TrainingConfig(
@@ -631,12 +636,25 @@ def compare_command(
             help="Model folders (or 'default', the bundled model) scored beside the networks, outside the budget.",
         ),
     ] = None,
+    seed: Annotated[
+        int, typer.Option("--seed", callback=_seed_option, help="Training seed, the same for every network.")
+    ] = 14,
+    test_seed: Annotated[
+        int, typer.Option("--test-seed", callback=_seed_option, help="Seed of the held-out test sets and intervals.")
+    ] = 2027,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = False,
 ) -> None:
     """Train each network on one data recipe for one CPU budget; score all beside sLORETA, eLORETA, LCMV."""
     import logging
+    from dataclasses import replace
 
-    from .evaluation.compare import DEFAULT_CANDIDATES, ComparisonConfig, candidates_from_labels, run_comparison
+    from .evaluation.compare import (
+        DEFAULT_CANDIDATES,
+        DEFAULT_TRAINING,
+        ComparisonConfig,
+        candidates_from_labels,
+        run_comparison,
+    )
     from .localization import default_model_dir
 
     logging.getLogger("brainforge").setLevel(logging.INFO)
@@ -648,8 +666,9 @@ def compare_command(
             raise BrainForgeError(f"--references {name}: not a model folder (no config.json).")
         folders.append(str(folder))
     config = ComparisonConfig(
-        candidates=candidates, cpu_budget_s=60.0 * cpu_minutes, test_samples=test_samples, references=tuple(folders)
-    )
+        candidates=candidates, cpu_budget_s=60.0 * cpu_minutes, test_samples=test_samples, references=tuple(folders),
+        training=replace(DEFAULT_TRAINING, seed=seed), test_seed=test_seed,
+    )  # fmt: skip
     start = time.perf_counter()
     result = run_comparison(config, out, train_only=train_only, progress=progress)
     if result is None:

@@ -224,11 +224,29 @@ def _still_falling(curve: list[dict], key: str = "val_peak_patch_error_mm") -> b
     return len(values) >= 2 and min(values[-2:]) < min(values[:-2] or values[:1])
 
 
+def _check_comparison_run(run_dir: Path, config: ComparisonConfig) -> None:
+    """Refuse to reuse or resume a run trained for another CPU budget or with another training seed."""
+    run_file = run_dir / "run.json"
+    if not run_file.is_file():
+        return
+    run = json.loads(run_file.read_text())
+    budget_s = run.get("comparison", {}).get("cpu_budget_s")
+    seed = run.get("training", {}).get("seed")
+    if (budget_s, seed) != (config.cpu_budget_s, config.training.seed):
+        trained = f"{budget_s / 60:g} CPU min" if isinstance(budget_s, int | float) else "no comparison budget"
+        raise BrainForgeError(
+            f"{run_dir} was trained for {trained} with seed {seed}, not for "
+            f"{config.cpu_budget_s / 60:g} with seed {config.training.seed}; choose another --out or delete "
+            f"{run_dir}."
+        )
+
+
 def train_candidate(candidate: Candidate, config: ComparisonConfig, generator, run_dir: Path, progress: bool) -> dict:
     """Train one network for the budget (or resume it), write and return ``budget.json``."""
     from ..training import train
     from ..training.train import LAST_CHECKPOINT
 
+    _check_comparison_run(run_dir, config)
     budget_file = run_dir / "budget.json"
     if budget_file.is_file():
         return json.loads(budget_file.read_text())
