@@ -115,6 +115,7 @@ def test_bad_options_stop_before_any_work_with_one_line(recording_1k, tmp_path, 
         (path, {"tmax": 9.0}, "--tmax 9 s lies outside the recording"),
         (path, {"tmin": -1.0}, "--tmin -1 s lies before the recording starts"),
         (path, {"l_freq": -1.0}, "--l-freq -1: a filter edge must be a positive frequency"),
+        (path, {"l_freq": 0.05}, "--l-freq 0.05: a high-pass below 0.1 Hz needs a filter 66 s long"),
         (path, {"l_freq": 80.0, "h_freq": 10.0}, "--l-freq 80 is not below --h-freq 10"),
         (path, {"l_freq": 300.0, "h_freq": None}, "is not below the low-pass edge 225 Hz"),
         (nan_path, {}, "Every EEG channel is flat or holds NaN"),
@@ -389,6 +390,16 @@ def test_the_filters_edge_transient_is_left_out_of_the_peak_search(tmp_path):
         return localize_prepared(prepared, solver).excluded_spans_s
 
     assert excluded(10.0, l_freq=None) == [] and excluded(1.5) == [] and excluded(3.0, "default") == []
+    # A lower high-pass has a longer transient (0.5 s / l_freq below 1 Hz), and more is left out.
+    low = [prepare_recording(_raw(names, seconds=40.0, seed=seed), 500.0, PreprocessingConfig(l_freq=0.2))
+           for seed in range(2)]  # fmt: skip
+    assert localize_prepared(low[0], "sloreta").excluded_spans_s == [(0.0, 2.5), (37.5, 40.0)]
+    assert localize_prepared(low[0], "default").excluded_spans_s == [(0.0, 2.5), (37.5, 40.0)]
+    low_rms = np.sqrt(np.mean([(p.data**2).mean(axis=0) for p in low], axis=0))
+    low_middle = low_rms[5000:15000].mean()
+    assert low_rms[:250].mean() > 1.4 * low_middle and low_rms[-250:].mean() > 1.4 * low_middle
+    assert low_rms[500:1000].mean() > 1.1 * low_middle  # still there 1-2 s in, beyond the 1-Hz edge
+    assert 0.9 < low_rms[1250:2500].mean() / low_middle < 1.1  # and gone by 2.5 s
     # Shorter than the network's 1-s window: a note says so (sLORETA needs none).
     short = prepare_recording(_raw(names, seconds=0.3), 500.0, PreprocessingConfig(l_freq=None))
     assert any("shorter than the network's 1-s window" in n for n in localize_prepared(short, "default").notes)

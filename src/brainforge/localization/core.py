@@ -17,7 +17,6 @@ from .._logging import verbose
 from ..inverse.solvers import DEFAULT_SFREQ_HZ, masked_peak_time, source_estimate
 from .output import TimecourseWriter, check_out_dir, commit_tmp_dir, open_tmp_dir
 from .recording import (
-    FILTER_EDGE_S,
     FilterPlan,
     PreparedEEG,
     PreprocessingConfig,
@@ -396,15 +395,16 @@ def localize(
 
 
 def _edge_s(model, sfreq: float) -> float:
-    """Return how much of each end of a recording the peak search skips after a high-pass, s.
+    """Return the least of each end of a recording that the peak search skips after a high-pass, s.
 
-    :data:`~brainforge.localization.recording.FILTER_EDGE_S`, or a network's window when longer: a
-    network scales each window back by its maximum, so the window that holds the edge transient is
-    inflated throughout (on white noise, 1.5 times the middle's activity 0.5-1 s from the ends, the
-    middle's beyond 1 s; ``scripts/edge_transient_probe.py``, docs/localize.md).
+    A network's window (0 for a classical solver; the high-pass's own edge,
+    :func:`~brainforge.localization.recording.filter_edge_s`, is added by
+    :func:`~brainforge.localization.recording.filter_edge_spans_s` when longer): a network scales
+    each window back by its maximum, so the window that holds the edge transient is inflated
+    throughout (on white noise, 1.5 times the middle's activity 0.5-1 s from the ends, the middle's
+    beyond 1 s; ``scripts/edge_transient_probe.py``, docs/localize.md).
     """
-    window_s = model.window_length / sfreq if _is_network(model) else 0.0
-    return max(FILTER_EDGE_S, window_s)
+    return model.window_length / sfreq if _is_network(model) else 0.0
 
 
 def _edges_for(model, prepared: PreparedEEG) -> list[tuple[float, float]]:

@@ -123,6 +123,12 @@ class PreprocessingConfig:
                 raise BrainForgeError(
                     f"{option} {value:g}: a filter edge must be a positive frequency in Hz; use {option} 0 for none."
                 )
+        if self.l_freq and self.l_freq < MIN_L_FREQ_HZ:
+            raise BrainForgeError(
+                f"--l-freq {self.l_freq:g}: a high-pass below {MIN_L_FREQ_HZ:g} Hz needs a filter "
+                f"{3.3 / self.l_freq:.0f} s long, and its edge transient spans {filter_edge_s(self.l_freq):.0f} s at "
+                f"each end; use --l-freq {MIN_L_FREQ_HZ:g} or more, or --l-freq 0 for none."
+            )
         if self.l_freq and self.h_freq and self.l_freq >= self.h_freq:
             raise BrainForgeError(
                 f"--l-freq {self.l_freq:g} is not below --h-freq {self.h_freq:g}: that would be a band-stop "
@@ -190,7 +196,7 @@ class PreparedEEG:
         (MNE's convention); peaks are not searched there.
     recording_s : float | None
         A continuous recording's length (s, the time base of ``tmin``), whose first
-        and last :data:`FILTER_EDGE_S` the high-pass filter's edge transient
+        and last :func:`filter_edge_s` the high-pass filter's edge transient
         inflates; None for epochs, evoked data and event averages.
     """
 
@@ -836,25 +842,42 @@ def in_spans(times_s: np.ndarray, spans_s, tolerance_s: float = 0.0) -> np.ndarr
     return mask
 
 
-#: How far the high-pass filter's edge transient reaches into a recording, s. After MNE's 1-Hz
-#: high-pass (which pads the ends by odd reflection), white noise has 1.4-2 times its middle RMS
-#: over the first and last 0.3 s, 1.1 times to 0.5 s, then the middle's (20 recordings of 10 s;
-#: tests/test_recordings.py checks the ends and 0.5-1 s).
+#: How far the high-pass filter's edge transient reaches into a recording at 1 Hz and above, s. After
+#: MNE's 1-Hz high-pass (which pads the ends by odd reflection), white noise has 1.4-2 times its middle
+#: RMS over the first and last 0.3 s, 1.1 times to 0.5 s, then the middle's (20 recordings of 10 s;
+#: tests/test_recordings.py checks the ends and 0.5-1 s). Lower edges reach further:
+#: :func:`filter_edge_s`.
 FILTER_EDGE_S = 0.5
+#: The lowest high-pass edge ``localize`` takes, Hz (0.1 Hz already needs a 33-s filter).
+MIN_L_FREQ_HZ = 0.1
+
+
+def filter_edge_s(l_freq: float) -> float:
+    """Return how far the edge transient of a high-pass at ``l_freq`` Hz reaches into a recording, s.
+
+    MNE's automatic transition band below 2 Hz is as wide as the edge itself, and the
+    transient lasts inversely to it: :data:`FILTER_EDGE_S` at 1 Hz and above, ``0.5 / l_freq``
+    below (white noise stays above 1.1 times its middle RMS for 0.4, 0.8, 2.0 and 4.7 s at 1,
+    0.5, 0.2 and 0.1 Hz; tests/test_recordings.py checks 0.2 Hz).
+    """
+    return FILTER_EDGE_S * max(1.0, 1.0 / l_freq)
 
 
 def filter_edge_spans_s(
-    l_freq: float | None, recording_s: float, first_s: float, last_s: float, edge_s: float = FILTER_EDGE_S
+    l_freq: float | None, recording_s: float, first_s: float, last_s: float, edge_s: float = 0.0
 ) -> list[tuple[float, float]]:
     """Return the recording's first and last ``edge_s`` (s), where the high-pass edge transient inflates activity.
 
     Only those that the analysed span ``first_s``-``last_s`` reaches into (a crop away from the
     ends has none: the filter reads real data beyond it), only with a high-pass, and only when
     the recording lasts at least four times ``edge_s`` (a shorter one keeps every sample).
-    ``edge_s`` is :data:`FILTER_EDGE_S`, or a network's window when longer: a window that holds
-    the transient is scaled back by its larger maximum, all of it.
+    Each span is :func:`filter_edge_s` long, or ``edge_s`` (a network's window) when longer: a
+    window that holds the transient is scaled back by its larger maximum, all of it.
     """
-    if l_freq is None or recording_s < 4 * edge_s:
+    if l_freq is None:
+        return []
+    edge_s = max(edge_s, filter_edge_s(l_freq))
+    if recording_s < 4 * edge_s:
         return []
     spans = [(0.0, edge_s), (recording_s - edge_s, recording_s)]
     return [(start, end) for start, end in spans if start <= last_s and end > first_s]
