@@ -331,6 +331,10 @@ def test_epoched_data_take_times_before_zero(recording_1k, tmp_path):
 
 def test_channel_problems_name_their_cause_and_fix(tmp_path):
     scalp = NAMES_32[:10]
+    with pytest.raises(BrainForgeError, match=r"holds MEG but no EEG channels \(types: grad, mag\).*mne.minimum_norm"):
+        prepare_recording(_raw(["MEG 0111", "MEG 0112", "MEG 0113"], types=["mag", "grad", "grad"]), 500.0)
+    with pytest.raises(BrainForgeError, match=r"no EEG channels \(its channel types are misc\); .*set_channel_types"):
+        prepare_recording(_raw(scalp, types="misc"), 500.0)
     non_scalp = _raw(["EOG1", "EOG2", "ECG", "EMG", "A1", "A2", "X1", "X2"])
     with pytest.raises(BrainForgeError, match=r"Every EEG channel has a name of a non-scalp channel.*--channels"):
         prepare_recording(non_scalp, 500.0)

@@ -462,9 +462,15 @@ def select_channels(inst, config: PreprocessingConfig, span: tuple[int, int | No
         dropped["not chosen with --channels"] = [name for name in inst.ch_names if name not in set(chosen)]
     else:
         if not eeg:
+            types = sorted(set(inst.get_channel_types()))
+            if {"mag", "grad"} & set(types):
+                raise BrainForgeError(
+                    f"The recording holds MEG but no EEG channels (types: {', '.join(types)}); BrainForge localizes "
+                    "EEG only: localize MEG with MNE-Python's mne.minimum_norm or mne.beamformer."
+                )
             raise BrainForgeError(
-                "The recording has no EEG channels (its channel types are "
-                f"{', '.join(sorted(set(inst.get_channel_types())))}); save it with EEG channel types."
+                f"The recording has no EEG channels (its channel types are {', '.join(types)}); if they hold "
+                "EEG, set their type to EEG (raw.set_channel_types) and save the file again."
             )
         non_scalp = [name for name in eeg if is_non_scalp(name)]
         chosen = [name for name in eeg if name not in set(non_scalp)]
