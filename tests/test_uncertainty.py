@@ -169,3 +169,14 @@ def test_calibrated_margins_are_found_whatever_the_spelling():
     for spelling in (str(default_model_dir()), make_solver("default"), LearnedSolver(default_model_dir())):
         assert calibrated_margin_mm(spelling) == default
     assert calibrated_margin_mm("dspm") is None and default_uncertainty("dspm").margin_mm == 0.0
+    # Options that change the estimate make another solver than the one calibrated; others do not.
+    from brainforge.localization.core import calibration_key
+
+    assert calibrated_margin_mm(make_solver("default", overlap=0.5, batch_size=4)) == default
+    for changed, key in (
+        (make_solver("sLORETA", lambda2=0.01), "sloreta (lambda2=0.01)"),
+        (make_solver("sloreta", baseline=np.ones((64, 10))), "sloreta (baseline=given)"),
+        (LearnedSolver(default_model_dir(), upsample=False), "default (upsample=False)"),
+    ):
+        assert calibration_key(changed) == key
+        assert calibrated_margin_mm(changed) is None and default_uncertainty(changed).margin_mm == 0.0

@@ -210,11 +210,17 @@ def calibration_key(solver) -> str:
 
     A classical method by its lower-case name (``"sLORETA"`` and ``"sloreta"`` are one
     solver), the bundled network as ``"default"`` (by name, by its folder's path, or as a
-    :class:`~brainforge.inverse.LearnedSolver` on that folder); anything else as given.
+    :class:`~brainforge.inverse.LearnedSolver` on that folder); anything else as given. A
+    solver object with options that change its 1-s estimates (:data:`CALIBRATION_OPTIONS`) set
+    otherwise than the calibration ran it gets a key of its own, with those options, which no
+    calibration holds.
     """
     from .._data import default_model_dir
     from ..inverse import CLASSICAL_SOLVERS, ClassicalSolver, LearnedSolver
 
+    changed = _changed_options(solver)
+    if changed:
+        return f"{calibration_key(type(solver)(**{**solver.get_params(), **_defaults(solver)}))} ({changed})"
     if isinstance(solver, ClassicalSolver):
         return solver.method.lower()
     if isinstance(solver, LearnedSolver):
@@ -231,6 +237,32 @@ def calibration_key(solver) -> str:
     except BrainForgeError:  # an install without the bundled model: a folder is only itself
         return name
     return "default" if Path(name).is_dir() and Path(name).resolve() == bundled else name
+
+
+#: The solver options that change a 1-s segment's estimate, by solver class: a solver object with
+#: any of them set otherwise than by default is not the solver that was calibrated.
+CALIBRATION_OPTIONS = {
+    "ClassicalSolver": ("lambda2", "baseline", "reg"),
+    "LearnedSolver": ("window_samples", "upsample"),
+}
+
+
+def _defaults(solver) -> dict:
+    """Return the constructor defaults of ``solver``'s :data:`CALIBRATION_OPTIONS`."""
+    import inspect
+
+    parameters = inspect.signature(type(solver).__init__).parameters
+    return {name: parameters[name].default for name in CALIBRATION_OPTIONS.get(type(solver).__name__, ())}
+
+
+def _changed_options(solver) -> str:
+    """Return ``solver``'s :data:`CALIBRATION_OPTIONS` that differ from their defaults, as text ("" if none)."""
+    changed = []
+    for name, default in _defaults(solver).items():
+        value = getattr(solver, name)
+        if (value is None) != (default is None) or (value is not None and not np.array_equal(value, default)):
+            changed.append(f"{name}=given" if isinstance(value, np.ndarray) else f"{name}={value!r}")
+    return ", ".join(changed)
 
 
 def calibrated_margin_mm(solver) -> float | None:
@@ -293,8 +325,9 @@ def _add_confidence(result: Localization, model, eeg: np.ndarray, config) -> Non
         peak["confidence"] = round(float(confidence.confidence[peak["region"]]), 4)
     if calibrated_margin_mm(model) is None and config.margin_mm == 0:
         result.notes.append(
-            f"The {100 * config.level:.0f} % confidence set counts noise only (no calibrated margin for this "
-            "solver): on head models unlike the template it holds the true source less often than it says."
+            f"The {100 * config.level:.0f} % confidence set counts noise only (no calibrated margin for "
+            f"{calibration_key(model)}): on head models unlike the template it holds the true source less often "
+            "than it says."
         )
 
 
