@@ -58,6 +58,8 @@ def test_head_export(tmp_path):
         (["train", "--model", "gru", "--out", "no-such-run", "--forward-bank", "--bank-seed", "-3"], "--bank-seed -3"),
         (["train", "--out", "no-such-run", "--resume", "--bank-seed", "3"], "drop --bank-seed"),
         (["compare", "--out", "no-such-comparison", "--test-seed", "-1"], "--test-seed -1: a seed must be"),
+        (["synth", "--out", "no-such-set.zarr", "--n", "1", "--noise-bank-seed", "-2"], "--noise-bank-seed -2"),
+        (["train", "--out", "no-such-run", "--resume", "--noise-bank-seed", "3"], "drop --noise-bank-seed"),
         (["synth", "--out", "no-such-set.zarr", "--n", "1", "--seed", "-3"], "--seed -3: a seed must be an integer"),
         (["head", "info", "--montage", "1010-64", "--jitter-seed", "-1"], "--jitter-seed -1: a seed must be"),
         # an operating-system error (here a file where a folder must go) is one line too

@@ -431,6 +431,14 @@ def test_cli_synth(head64, spike_library, tmp_path):
     stored = read_test_set(out)
     assert stored.eeg.shape == (4, 500, 64) and (stored.centres[:, :2] >= 0).all()
     assert json.loads(json.dumps(stored.metadata))["synthesis"]["sensor_snr_db"] == [10.0, 10.0]
+    # --noise-bank-seed draws another noise bank: the same sources, other sensor noise.
+    other = tmp_path / "other_noise.zarr"
+    result = run("--n", "4", "--sources", "2", "--snr", "10", "--noise-bank-seed", "1", "--out", str(other))
+    assert result.returncode == 0, result.stderr
+    other_set = read_test_set(other)
+    assert other_set.metadata["synthesis"]["noise_bank_seed"] == 1
+    np.testing.assert_array_equal(other_set.sources[:], stored.sources[:])
+    assert not np.allclose(other_set.eeg[:], stored.eeg[:])
     for args, message in [
         (["--snr", "20,5", "--out", str(tmp_path / "a.zarr")], "low <= high"),
         (["--forward-mismatch", "fem", "--out", str(tmp_path / "b.zarr")], "forward-mismatch"),

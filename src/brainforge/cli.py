@@ -57,6 +57,12 @@ def _seed_option(param: typer.CallbackParam, value: int) -> int:
 SeedOption = Annotated[
     int, typer.Option("--jitter-seed", callback=_seed_option, help="Seed of the electrode jitter directions.")
 ]
+NoiseBankSeedOption = Annotated[
+    int,
+    typer.Option(
+        "--noise-bank-seed", callback=_seed_option, help="Seed of the bank of white and 1/f sensor-noise segments."
+    ),
+]
 JobsOption = Annotated[int, typer.Option("--n-jobs", help="Parallel jobs for the forward model.")]
 
 
@@ -300,6 +306,7 @@ def synth(
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", callback=_seed_option, help="Dataset seed.")] = 0,
+    noise_bank_seed: NoiseBankSeedOption = 0,
 ) -> None:
     """Write a fixed synthetic test set (EEG, sources, labels, SNRs) with its metadata."""
     from .nmm import default_spike_library, read_spike_library
@@ -310,7 +317,7 @@ def synth(
         n_sources=_range(sources, "sources", int), sensor_snr_db=_range(snr, "snr"),
         source_snr_db=_range(source_snr, "source-snr"), deep_share=deep_share, overlap=overlap,
         max_onset_delay_ms=max_onset_delay_ms, noise_types=tuple(t.strip() for t in noise.split(",") if t.strip()),
-        snr_convention=snr_convention,
+        snr_convention=snr_convention, noise_bank_seed=noise_bank_seed,
     )  # fmt: skip
     model, mismatch = _synthesis_head(head, channels, forward_mismatch)
     library = read_spike_library(default_spike_library(progress=True) if spikes == "default" else spikes)
@@ -461,6 +468,7 @@ def train_command(
     bank_seed: Annotated[
         int, typer.Option("--bank-seed", callback=_seed_option, help="Seed of the forward bank's cap placements.")
     ] = 0,
+    noise_bank_seed: NoiseBankSeedOption = 0,
     workers: Annotated[int, typer.Option("--workers", help="DataLoader worker processes.")] = 1,
     accelerator: Annotated[str, typer.Option("--accelerator", help="auto, cpu or gpu.")] = "auto",
     devices: Annotated[str, typer.Option("--devices", help="Devices; several GPUs train with DDP.")] = "auto",
@@ -495,6 +503,8 @@ def train_command(
             raise BrainForgeError(f"--resume takes the forward bank of the run it resumes; drop {flag}.")
         if value and not forward_bank and not resume:
             raise BrainForgeError(f"{flag} needs --forward-bank; add it or drop the option.")
+    if resume and noise_bank_seed:
+        raise BrainForgeError("--resume takes the data settings of the run it resumes; drop --noise-bank-seed.")
     if resume:
         run_file = out / RUN_FILE
         prepare_run_folder(out, resume, overwrite)
@@ -537,7 +547,7 @@ def train_command(
         )  # fmt: skip
         synthesis = SynthesisConfig(
             n_sources=_range(sources, "sources", int), sensor_snr_db=_range(snr, "snr"), deep_share=deep_share,
-            background_share=background_share,
+            background_share=background_share, noise_bank_seed=noise_bank_seed,
         )  # fmt: skip
     cli = {
         "model": model, "head": head, "channels": channels, "n_regions": n_regions, "spikes": spikes,
