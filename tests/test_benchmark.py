@@ -195,6 +195,13 @@ def test_bad_input_is_refused(test_sets, head64, tmp_path):
     for text in ("skull:0.01", "jitter:5", "shift:25", "lower:25", "sphere"):
         assert forward_mismatch_label(parse_forward_mismatch(text)) == text
     assert parse_forward_mismatch("shift:15@0")["cap_shift_mm"] == (15.0, 0.0)
+    assert parse_forward_mismatch("jitter:10") == {"electrode_jitter_mm": 10.0}  # seed 0, make_head_model's default
+    assert parse_forward_mismatch("jitter:10@3") == {"electrode_jitter_mm": 10.0, "jitter_seed": 3}
+    assert forward_mismatch_label(parse_forward_mismatch("jitter:10@3")) == "jitter:10"
+    with pytest.raises(BrainForgeError, match="--forward-mismatch jitter seed -1: a seed must be an integer"):
+        parse_forward_mismatch("jitter:10@-1")
+    with pytest.raises(BrainForgeError, match=r"--forward-mismatch must be .*jitter:MM\[@SEED\]"):
+        parse_forward_mismatch("jitter:10@x")
     assert parse_forward_mismatch("lower:25") == {"cap_vertical_shift_mm": -25.0}
     for bad in ("skull:thick", "bone:1", "sphere:2", "lower:deep"):
         with pytest.raises(BrainForgeError, match="--forward-mismatch must be skull"):

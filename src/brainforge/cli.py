@@ -300,7 +300,7 @@ def synth(
         typer.Option(
             "--forward-mismatch",
             help=(
-                "skull:0.003, jitter:10, shift:15[@DEG] (cap moved along the scalp; 90 = towards the nose), "
+                "skull:0.003, jitter:10[@SEED], shift:15[@DEG] (cap moved along the scalp; 90 = towards the nose), "
                 "lower:20 (cap moved down the head) or sphere."
             ),
         ),

@@ -1,4 +1,4 @@
-"""The forward-mismatch grammar: ``skull:S_PER_M``, ``jitter:MM``, ``shift:MM[@DEG]``, ``lower:MM``, ``sphere``.
+"""The forward-mismatch grammar: ``skull:S_PER_M``, ``jitter:MM[@SEED]``, ``shift:MM[@DEG]``, ``lower:MM``, ``sphere``.
 
 A test set made on an altered head model records the alteration as
 :func:`~brainforge.anatomy.make_head_model` options; :func:`parse_forward_mismatch`
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._errors import BrainForgeError
+from .._errors import BrainForgeError, check_seed
 
-GRAMMAR = "skull:S_PER_M, jitter:MM, shift:MM[@DEG], lower:MM or sphere"
+GRAMMAR = "skull:S_PER_M, jitter:MM[@SEED], shift:MM[@DEG], lower:MM or sphere"
 
 
 def parse_forward_mismatch(text: str) -> dict:
@@ -21,9 +21,10 @@ def parse_forward_mismatch(text: str) -> dict:
     Parameters
     ----------
     text : str
-        ``skull:S_PER_M`` (skull conductivity, default 0.003), ``jitter:MM``
-        (electrode jitter, default 5), ``shift:MM[@DEG]`` (the whole cap moved
-        MM along the scalp, default 15, towards DEG degrees, 90 = the nose),
+        ``skull:S_PER_M`` (skull conductivity, default 0.003), ``jitter:MM[@SEED]``
+        (electrode jitter, default 5, its directions drawn with seed SEED,
+        default 0), ``shift:MM[@DEG]`` (the whole cap moved MM along the scalp,
+        default 15, towards DEG degrees, 90 = the nose),
         ``lower:MM`` (the whole cap moved MM down the head, default 20; negative: up)
         or ``sphere`` (a 3-shell sphere instead of the BEM).
 
@@ -37,7 +38,11 @@ def parse_forward_mismatch(text: str) -> dict:
         if kind == "skull":
             return {"conductivity": (0.3, float(value or 0.003), 0.3)}
         if kind == "jitter":
-            return {"electrode_jitter_mm": float(value or 5.0)}
+            distance, at, seed = value.partition("@")
+            options = {"electrode_jitter_mm": float(distance or 5.0)}
+            if not at:
+                return options
+            return {**options, "jitter_seed": check_seed(int(seed), "--forward-mismatch jitter seed")}
         if kind == "sphere" and not value:
             return {"conductor": "sphere"}
         if kind == "shift":
@@ -47,6 +52,8 @@ def parse_forward_mismatch(text: str) -> dict:
             return {"cap_shift_mm": (round(shift * np.cos(radians), 6), round(shift * np.sin(radians), 6))}
         if kind == "lower" and np.isfinite(float(value or 20.0)):
             return {"cap_vertical_shift_mm": -float(value or 20.0)}
+    except BrainForgeError:
+        raise
     except ValueError:
         pass
     raise BrainForgeError(f"--forward-mismatch must be {GRAMMAR}, got {text!r}.")
