@@ -290,7 +290,7 @@ def test_spans_annotated_bad_are_left_out_of_the_peak_search(recording_1k, tmp_p
     ):
         assert not 3.4 <= localized.peaks[0]["time_s"] < 3.6
         assert localized.times[localized.peak_index] == pytest.approx(localized.peaks[0]["time_s"], abs=1e-4)
-        assert any("annotated as bad" in note for note in localized.notes)
+        assert any("1 span(s) annotated as bad (0.2 s in all" in note for note in localized.notes)
     # The confidence bootstraps the same peak, with noise drawn outside the artifact.
     with_confidence = localize_file(marked, tmp_path / "confidence", "sloreta", report=False, uncertainty=True)
     assert with_confidence.confidence.peak_time == with_confidence.peak_index
@@ -314,6 +314,15 @@ def test_spans_annotated_bad_are_left_out_of_the_peak_search(recording_1k, tmp_p
     everything = _save(raw, tmp_path, "all_bad_raw.fif")
     with pytest.raises(BrainForgeError, match="Every sample of the analysed span lies in a span annotated as bad"):
         localize_file(everything, tmp_path / "all", "sloreta", report=False)
+
+
+def test_the_bad_spans_note_counts_their_union_within_the_analysed_span():
+    from brainforge.localization.recording import bad_spans_note
+
+    note = bad_spans_note([(9.0, 12.0), (0.0, 2.0), (1.0, 3.0)], (0.5, 10.0))  # overlapping, and past both ends
+    assert note.startswith("3 span(s) annotated as bad (3.5 s in all;")  # 0.5-3 and 9-10
+    assert bad_spans_note([(0.0, 2.0)]).startswith("1 span(s) annotated as bad (2.0 s in all;")
+    assert bad_spans_note([]) is None
 
 
 def test_epoched_data_take_times_before_zero(recording_1k, tmp_path):

@@ -666,8 +666,9 @@ def _view(
         vertex = activity.vertex_data[:, offset + stc_lo - first : offset + stc_hi - first]
     else:
         vertex = region[head.source_region, stc_lo - lo : stc_hi - lo]
+    analysed_s = (span[0] / sfreq, (span[1] - 1) / sfreq)
     prepared = prepared_eeg(view_eeg, lo / sfreq, plan, stream.filters, config, "a continuous recording", None,
-                         stream.n_in, list(bad_spans), recording_s)  # fmt: skip
+                         stream.n_in, list(bad_spans), recording_s, analysed_s)  # fmt: skip
     stc = source_estimate(vertex.astype(np.float32), head, stc_lo / sfreq, sfreq)
     result = Localization(stc, region, head, prepared, name, notes=list(prepared.notes))
     edges = _edges_for(model, prepared)

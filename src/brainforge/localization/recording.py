@@ -901,11 +901,18 @@ def edge_spans_note(spans_s, l_freq: float | None) -> str | None:
     )
 
 
-def bad_spans_note(spans_s) -> str | None:
-    """Return the report's note on the spans left out of the peak search, or None without any."""
+def bad_spans_note(spans_s, analysed_s: tuple[float, float] = (-np.inf, np.inf)) -> str | None:
+    """Return the report's note on the spans left out of the peak search, or None without any.
+
+    The seconds it gives are those of the spans' union within ``analysed_s`` (first, last; s).
+    """
     if not spans_s:
         return None
-    total = sum(end - start for start, end in spans_s)
+    total, reached = 0.0, analysed_s[0]
+    for start, end in sorted(spans_s):
+        start, end = max(start, reached), min(end, analysed_s[1])
+        if end > start:
+            total, reached = total + end - start, end
     return (
         f"{len(spans_s)} span(s) annotated as bad ({total:.1f} s in all; annotations starting with 'BAD', "
         "MNE's convention) were left out of the peak search; their time courses are still written."
@@ -1042,11 +1049,18 @@ def prepared_eeg(
     filtered_samples: int,
     bad_spans: list | None = None,
     recording_s: float | None = None,
+    analysed_s: tuple[float, float] | None = None,
 ) -> PreparedEEG:
-    """Wrap prepared data with its channels, notes, settings, bad spans and (continuous) the recording's length."""
+    """Wrap prepared data with its channels, notes, settings, bad spans and (continuous) the recording's length.
+
+    ``analysed_s`` (first, last; s) is the span the peak search covers, when ``data`` holds only a
+    view of it (default: the times of ``data``).
+    """
     notes = list(plan.notes)
     bad_spans = list(bad_spans or [])
-    bad_note = bad_spans_note(bad_spans)
+    if analysed_s is None:
+        analysed_s = (tmin, tmin + (np.shape(data)[1] - 1) / filters.sfreq_out)
+    bad_note = bad_spans_note(bad_spans, analysed_s)
     if bad_note:
         notes.append(bad_note)
     if filters.resampling:
