@@ -798,11 +798,11 @@ def main() -> None:
     except FileNotFoundError as err:
         typer.echo(f"Error: no such file or folder: {err.filename or err}", err=True)
         sys.exit(2)
-    except OSError as err:  # a file where a folder is needed, a folder nobody may write into, a full disk
+    except OSError as err:  # a file where a folder is needed, an unreadable file, a folder nobody may write into
         where = f" ({err.filename})" if err.filename else ""
         typer.echo(
-            f"Error: {err.strerror or err}{where}; check the path, that a folder is not a file, "
-            "and that you may write there.",
+            f"Error: {err.strerror or err}{where}; check the path, that a folder is not a file, that you may "
+            "read it (an input) or write there (an output), and the free disk space.",
             err=True,
         )
         sys.exit(2)
