@@ -74,6 +74,13 @@ def test_tiny_comparison_trains_scores_and_writes_a_finite_table(spike_library, 
     ):
         with pytest.raises(BrainForgeError, match=f"trained for 10 CPU min with seed 14, {named}; choose another"):
             run_comparison(changed, tmp_path / "comparison", train_only=True)
+    # A run stopped before its first epoch ended (run.json alone) is neither reused nor resumed: not refused.
+    from brainforge.evaluation.compare import _check_comparison_run
+
+    started = tmp_path / "started"
+    started.mkdir()
+    (started / "run.json").write_text((tmp_path / "comparison" / "runs" / "gru" / "run.json").read_text())
+    _check_comparison_run(started, replace(config, cpu_budget_s=1200.0))
 
 
 def test_the_cli_defaults_are_the_comparisons():

@@ -366,6 +366,8 @@ def test_channel_problems_name_their_cause_and_fix(tmp_path):
     as_microvolts = _raw(NAMES_32).apply_function(lambda x: x * 1e6)
     with pytest.raises(BrainForgeError, match=r"swing \d+(\.\d+)? V peak to peak.*stored as V\. Rescale them to volts"):
         prepare_recording(as_microvolts, 500.0)
+    millivolts = prepare_recording(_raw(NAMES_32).apply_function(lambda x: x * 1e3), 500.0)
+    assert sum("if the file holds millivolts stored as volts" in note for note in millivolts.notes) == 1
     tiny = prepare_recording(_raw(NAMES_32).apply_function(lambda x: x * 1e-4), 500.0)
     assert sum("far less than EEG's microvolts: check the file's units" in note for note in tiny.notes) == 1
     assert not any("microvolts" in note for note in prepare_recording(_raw(NAMES_32), 500.0).notes)
@@ -403,7 +405,14 @@ def test_the_filters_edge_transient_is_left_out_of_the_peak_search(tmp_path):
         return localize_prepared(prepared, solver).excluded_spans_s
 
     assert excluded(10.0, l_freq=None) == [] and excluded(1.5) == [] and excluded(3.0, "default") == []
-    # A lower high-pass has a longer transient (0.5 s / l_freq below 1 Hz), and more is left out.
+    # A lower high-pass has a longer transient (0.5 s / l_freq below 1 Hz), and more is left out; a
+    # recording too short for four of those keeps the 1-Hz edge, or the network's window.
+    from brainforge.localization.recording import filter_edge_spans_s
+
+    assert filter_edge_spans_s(0.2, 5.0, 0.0, 5.0) == [(0.0, 0.5), (4.5, 5.0)]
+    assert filter_edge_spans_s(0.2, 5.0, 0.0, 5.0, edge_s=1.0) == [(0.0, 1.0), (4.0, 5.0)]
+    assert filter_edge_spans_s(0.2, 10.0, 0.0, 10.0) == [(0.0, 2.5), (7.5, 10.0)]
+    assert filter_edge_spans_s(0.0, 10.0, 0.0, 10.0) == [] == filter_edge_spans_s(None, 10.0, 0.0, 10.0)
     low = [prepare_recording(_raw(names, seconds=40.0, seed=seed), 500.0, PreprocessingConfig(l_freq=0.2))
            for seed in range(2)]  # fmt: skip
     assert localize_prepared(low[0], "sloreta").excluded_spans_s == [(0.0, 2.5), (37.5, 40.0)]

@@ -157,7 +157,7 @@ def test_cli_uncertainty_writes_the_files_and_checks_resamples(head64, spike_lib
 
 def test_calibrated_margins_are_found_whatever_the_spelling():
     """sLORETA and sloreta are one solver; the bundled network by name, folder or solver object."""
-    from brainforge.inverse import LearnedSolver, make_solver
+    from brainforge.inverse import ClassicalSolver, LearnedSolver, make_solver
     from brainforge.localization import default_model_dir
     from brainforge.localization.core import calibrated_margin_mm, default_uncertainty
 
@@ -180,3 +180,20 @@ def test_calibrated_margins_are_found_whatever_the_spelling():
     ):
         assert calibration_key(changed) == key
         assert calibrated_margin_mm(changed) is None and default_uncertainty(changed).margin_mm == 0.0
+
+    class MySLORETA(ClassicalSolver):  # a user's subclass is checked as its base class is
+        pass
+
+    assert calibration_key(MySLORETA("sloreta")) == "sloreta"
+    assert calibration_key(MySLORETA("sloreta", lambda2=0.01)) == "sloreta (lambda2=0.01)"
+    assert calibration_key(make_solver("sloreta", baseline=[[0.0] * 10] * 64)) == "sloreta (baseline=given)"
+
+
+def test_the_peak_time_is_searched_only_where_allowed():
+    from brainforge.inverse.solvers import masked_peak_time
+
+    activity = np.array([[1.0, -5.0, 2.0, 0.0], [0.0, 1.0, -3.0, 0.5]])
+    assert masked_peak_time(activity) == 1  # the largest |value| over regions
+    assert masked_peak_time(activity, np.array([True, False, True, True])) == 2
+    with pytest.raises(BrainForgeError, match="No time is left to search for a peak"):
+        masked_peak_time(activity, np.zeros(4, bool))

@@ -445,7 +445,7 @@ def train_command(
         typer.Option(
             "--seed",
             callback=_seed_option,
-            help="Seed of weights, data, dropout and validation set (the forward and noise banks are fixed: seed 0).",
+            help="Seed of weights, data, dropout and validation set (the banks: --bank-seed, --noise-bank-seed).",
         ),
     ] = 0,
     forward_bank: Annotated[

@@ -62,7 +62,8 @@ def parse_forward_mismatch(text: str) -> dict:
 def forward_mismatch_label(options: dict | None) -> str:
     """Short name of head-model options relative to the template (``matched`` when unaltered).
 
-    The inverse of :func:`parse_forward_mismatch` (a shift is named by its distance only).
+    The inverse of :func:`parse_forward_mismatch`, except that a shift is named by its distance only
+    and a jitter without its seed (sets that differ only there are pooled under one name).
     """
     if not options:
         return "matched"

@@ -225,9 +225,16 @@ def _still_falling(curve: list[dict], key: str = "val_peak_patch_error_mm") -> b
 
 
 def _check_comparison_run(run_dir: Path, config: ComparisonConfig) -> None:
-    """Refuse to reuse or resume a run trained for another CPU budget or with another training seed."""
+    """Refuse to reuse or resume a run trained for another CPU budget or with another training seed.
+
+    Only a run that would be reused (``budget.json``) or resumed (its last checkpoint) is checked;
+    one stopped before its first epoch ended is trained again from the start.
+    """
+    from ..training.train import LAST_CHECKPOINT
+
     run_file = run_dir / "run.json"
-    if not run_file.is_file():
+    reused = (run_dir / "budget.json").is_file() or (run_dir / LAST_CHECKPOINT).is_file()
+    if not reused or not run_file.is_file():
         return
     run = json.loads(run_file.read_text())
     budget_s = run.get("comparison", {}).get("cpu_budget_s")

@@ -121,7 +121,7 @@ def masked_peak_time(region_data: np.ndarray, searched: np.ndarray | None = None
     if searched is None:
         return int(largest.argmax())
     if not np.any(searched):
-        raise ValueError("masked_peak_time needs at least one searched time")
+        raise BrainForgeError("No time is left to search for a peak: every sample is excluded.")
     return int(np.where(searched, largest, -np.inf).argmax())
 
 

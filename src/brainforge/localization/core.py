@@ -211,9 +211,10 @@ def calibration_key(solver) -> str:
     A classical method by its lower-case name (``"sLORETA"`` and ``"sloreta"`` are one
     solver), the bundled network as ``"default"`` (by name, by its folder's path, or as a
     :class:`~brainforge.inverse.LearnedSolver` on that folder); anything else as given. A
-    solver object with options that change its 1-s estimates (:data:`CALIBRATION_OPTIONS`) set
-    otherwise than the calibration ran it gets a key of its own, with those options, which no
-    calibration holds.
+    solver object with options that can change its 1-s estimates (:data:`CALIBRATION_OPTIONS`) set
+    otherwise than by default, as the calibration ran it, gets a key of its own, with those options,
+    which no calibration holds (also when a value happens to give the same estimate, such as a
+    network's own window length).
     """
     from .._data import default_model_dir
     from ..inverse import CLASSICAL_SOLVERS, ClassicalSolver, LearnedSolver
@@ -248,11 +249,13 @@ CALIBRATION_OPTIONS = {
 
 
 def _defaults(solver) -> dict:
-    """Return the constructor defaults of ``solver``'s :data:`CALIBRATION_OPTIONS`."""
+    """Return the constructor defaults of ``solver``'s :data:`CALIBRATION_OPTIONS` (found by its classes)."""
     import inspect
 
+    classes = [c.__name__ for c in type(solver).__mro__ if c.__name__ in CALIBRATION_OPTIONS]
+    names = CALIBRATION_OPTIONS[classes[0]] if classes else ()
     parameters = inspect.signature(type(solver).__init__).parameters
-    return {name: parameters[name].default for name in CALIBRATION_OPTIONS.get(type(solver).__name__, ())}
+    return {name: parameters[name].default for name in names if name in parameters}
 
 
 def _changed_options(solver) -> str:
@@ -261,7 +264,7 @@ def _changed_options(solver) -> str:
     for name, default in _defaults(solver).items():
         value = getattr(solver, name)
         if (value is None) != (default is None) or (value is not None and not np.array_equal(value, default)):
-            changed.append(f"{name}=given" if isinstance(value, np.ndarray) else f"{name}={value!r}")
+            changed.append(f"{name}={value!r}" if np.ndim(value) == 0 else f"{name}=given")
     return ", ".join(changed)
 
 

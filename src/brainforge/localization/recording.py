@@ -65,6 +65,9 @@ FLAT_PTP_V = 1e-9
 MAX_EEG_PTP_V = 1.0
 #: A median channel peak-to-peak below this is far smaller than any EEG, V (a note says so).
 MIN_EEG_PTP_V = 1e-7
+#: A median channel peak-to-peak above this is more than EEG usually swings, V (a note says so): millivolts
+#: stored as volts, or a DC-coupled recording's drifts.
+LARGE_EEG_PTP_V = 1e-2
 #: Samples read at a time when scanning a recording for flat or non-finite channels.
 SCAN_CHUNK_SAMPLES = 100_000
 #: Channels that are not scalp EEG, by name (after "EEG "/"POL " prefixes and reference suffixes are removed):
@@ -524,7 +527,10 @@ def select_channels(inst, config: PreprocessingConfig, span: tuple[int, int | No
 
 
 def amplitude_notes(median_ptp_v: float) -> list[str]:
-    """Check the recording's units from its median channel peak-to-peak (V); return a note when it is tiny.
+    """Check the recording's units from its median channel peak-to-peak (V); return a note when it is odd.
+
+    Above :data:`LARGE_EEG_PTP_V` (millivolts stored as volts give 0.01-1 V; a DC-coupled
+    recording's drifts can too) and below :data:`MIN_EEG_PTP_V` a note asks to check the units.
 
     Raises
     ------
@@ -535,9 +541,17 @@ def amplitude_notes(median_ptp_v: float) -> list[str]:
     if median_ptp_v > MAX_EEG_PTP_V:
         raise BrainForgeError(
             f"The EEG channels swing {median_ptp_v:.3g} V peak to peak (median), far more than EEG's microvolts: the "
-            "data are probably in µV or mV but stored as V. Rescale them to volts (for µV: "
+            "data are probably in µV but stored as V. Rescale them to volts (for µV: "
             "raw.apply_function(lambda x: x * 1e-6)) or set the channels' units when converting the file."
         )
+    if median_ptp_v > LARGE_EEG_PTP_V:
+        message = (
+            f"The EEG channels swing {median_ptp_v:.3g} V peak to peak (median), more than EEG usually does: if "
+            "the file holds millivolts stored as volts, rescale them (raw.apply_function(lambda x: x * 1e-3)); "
+            "a DC-coupled recording's drifts can swing this far too."
+        )
+        logger.warning(message)
+        return [message]
     if median_ptp_v < MIN_EEG_PTP_V:
         message = (
             f"The EEG channels swing only {median_ptp_v:.3g} V peak to peak (median), far less than EEG's "
@@ -872,17 +886,20 @@ def filter_edge_s(l_freq: float) -> float:
 def filter_edge_spans_s(
     l_freq: float | None, recording_s: float, first_s: float, last_s: float, edge_s: float = 0.0
 ) -> list[tuple[float, float]]:
-    """Return the recording's first and last ``edge_s`` (s), where the high-pass edge transient inflates activity.
+    """Return the recording's first and last spans (s) where the high-pass edge transient inflates activity.
 
     Only those that the analysed span ``first_s``-``last_s`` reaches into (a crop away from the
-    ends has none: the filter reads real data beyond it), only with a high-pass, and only when
-    the recording lasts at least four times ``edge_s`` (a shorter one keeps every sample).
-    Each span is :func:`filter_edge_s` long, or ``edge_s`` (a network's window) when longer: a
-    window that holds the transient is scaled back by its larger maximum, all of it.
+    ends has none: the filter reads real data beyond it), and only with a high-pass. Each span
+    is :func:`filter_edge_s` long, or ``edge_s`` (a network's window) when longer: a window that
+    holds the transient is scaled back by its larger maximum, all of it. A recording shorter
+    than four such spans gets the 1-Hz edge (:data:`FILTER_EDGE_S`) or the window instead, and
+    one shorter than four of those keeps every sample.
     """
-    if l_freq is None:
+    if not l_freq:
         return []
-    edge_s = max(edge_s, filter_edge_s(l_freq))
+    window_s, edge_s = edge_s, max(edge_s, filter_edge_s(l_freq))
+    if recording_s < 4 * edge_s:  # too short for a low high-pass's whole transient: at least the 1-Hz edge
+        edge_s = max(window_s, FILTER_EDGE_S)
     if recording_s < 4 * edge_s:
         return []
     spans = [(0.0, edge_s), (recording_s - edge_s, recording_s)]
