@@ -608,8 +608,8 @@ def benchmark_command(
     """Run solvers on stored test sets; write metric tables with intervals, timings and plots."""
     from .evaluation.benchmark import BenchmarkConfig, check_solver_names, run_benchmark
 
-    names = check_solver_names(split_names([solvers]))
-    counts = split_names([channels]) if channels else None
+    names = check_solver_names(split_names(solvers))
+    counts = split_names(channels) or None
     if counts and not all(c.isdigit() for c in counts):
         raise BrainForgeError(f"--channels takes channel counts such as 16,21,32, got {channels!r}.")
     config = BenchmarkConfig(
@@ -668,9 +668,9 @@ def compare_command(
     from .localization import default_model_dir
 
     logging.getLogger("brainforge").setLevel(logging.INFO)
-    candidates = candidates_from_labels(split_names([networks])) if networks else DEFAULT_CANDIDATES
+    candidates = candidates_from_labels(split_names(networks)) if networks else DEFAULT_CANDIDATES
     folders = []
-    for name in split_names([references]) if references else []:
+    for name in split_names(references):
         folder = default_model_dir() if name == "default" else Path(name)
         if not (folder / "config.json").is_file():
             raise BrainForgeError(f"--references {name}: not a model folder (no config.json).")
@@ -737,9 +737,9 @@ def localize_command(
     bootstrap = default_uncertainty(solver, resamples, seed) if uncertainty else None
     result = localize_file(
         recording, out, solver, l_freq=l_freq or None, h_freq=h_freq or None, tmin=tmin, tmax=tmax,
-        events=tuple(split_names([events])) if events is not None else None,
-        channels=tuple(split_names([channels])) if channels else None,
-        exclude=tuple(split_names([exclude] if exclude else [])),
+        events=tuple(split_names(events)) if events is not None else None,
+        channels=tuple(split_names(channels)) or None,
+        exclude=tuple(split_names(exclude)),
         positions=positions,
         timecourses=timecourses, progress=progress and sys.stderr.isatty(), uncertainty=bootstrap,
     )  # fmt: skip

@@ -216,12 +216,15 @@ def calibration_key(solver) -> str:
     which no calibration holds (also when a value happens to give the same estimate, such as a
     network's own window length).
     """
+    changed = _changed_options(solver)
+    return f"{_solver_key(solver)} ({changed})" if changed else _solver_key(solver)
+
+
+def _solver_key(solver) -> str:
+    """Return the name :func:`calibration_key` gives a solver, whatever its options."""
     from .._data import default_model_dir
     from ..inverse import CLASSICAL_SOLVERS, ClassicalSolver, LearnedSolver
 
-    changed = _changed_options(solver)
-    if changed:
-        return f"{calibration_key(type(solver)(**{**solver.get_params(), **_defaults(solver)}))} ({changed})"
     if isinstance(solver, ClassicalSolver):
         return solver.method.lower()
     if isinstance(solver, LearnedSolver):

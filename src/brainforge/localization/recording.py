@@ -536,7 +536,7 @@ def amplitude_notes(median_ptp_v: float) -> list[str]:
     ------
     BrainForgeError
         When the channels swing more than :data:`MAX_EEG_PTP_V`: the data are
-        in microvolts or millivolts but stored as volts.
+        in microvolts but stored as volts.
     """
     if median_ptp_v > MAX_EEG_PTP_V:
         raise BrainForgeError(
@@ -550,16 +550,15 @@ def amplitude_notes(median_ptp_v: float) -> list[str]:
             "the file holds millivolts stored as volts, rescale them (raw.apply_function(lambda x: x * 1e-3)); "
             "a DC-coupled recording's drifts can swing this far too."
         )
-        logger.warning(message)
-        return [message]
-    if median_ptp_v < MIN_EEG_PTP_V:
+    elif median_ptp_v < MIN_EEG_PTP_V:
         message = (
             f"The EEG channels swing only {median_ptp_v:.3g} V peak to peak (median), far less than EEG's "
             "microvolts: check the file's units (the outputs' amplitudes are in the file's scale)."
         )
-        logger.warning(message)
-        return [message]
-    return []
+    else:
+        return []
+    logger.warning(message)
+    return [message]
 
 
 def _renamed_duplicates(names: list[str]) -> dict[str, str]:
