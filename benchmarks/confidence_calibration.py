@@ -133,7 +133,10 @@ def main() -> None:
         "samples_per_set": args.n,
         "seed": 3030,
         "command": "benchmarks/confidence_calibration.py "
-        + " ".join(["--solvers", *args.solvers, "--n", str(args.n), "--resamples", str(args.resamples)]),
+        + " ".join(
+            ["--solvers", *args.solvers, "--n", str(args.n), "--resamples", str(args.resamples)]
+            + (["--update-package"] if args.update_package else [])
+        ),
         "commit": _commit(),
     }
     if args.update_package:
