@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from brainforge import BrainForgeError
-from brainforge.anatomy import make_head_model
+from brainforge.anatomy import ForwardBankConfig, make_head_model
 from brainforge.evaluation.compare import (
     Candidate,
     ComparisonConfig,
@@ -67,12 +67,18 @@ def test_tiny_comparison_trains_scores_and_writes_a_finite_table(spike_library, 
     samples, timing = pd.read_csv(stored / "samples.csv"), pd.read_csv(stored / "timing.csv")
     write_comparison(config, tmp_path / "rebuilt", [test_set.name], samples, timing, result.budgets)
     assert (tmp_path / "rebuilt" / "comparison.md").read_text() == text
-    # The trained runs are never reused (or resumed) for another budget or training seed.
+    # The trained runs are never reused (or resumed) for another budget or seed; the refusal names each difference.
     for changed, named in (
-        (replace(config, training=replace(training, seed=15)), "not for 10 with seed 15"),
-        (replace(config, cpu_budget_s=1200.0), "not for 20 with seed 14"),
+        (replace(config, training=replace(training, seed=15)), "training seed 14, not 15"),
+        (replace(config, cpu_budget_s=1200.0), "CPU budget 10 min, not 20 min"),
+        (replace(config, recipe=replace(recipe, noise_bank_seed=3)), "noise-bank seed 0, not 3"),
+        (replace(config, forward_bank=ForwardBankConfig(seed=2)), "forward-bank seed None, not 2"),
+        (
+            replace(config, cpu_budget_s=1200.0, recipe=replace(recipe, noise_bank_seed=3)),
+            "CPU budget 10 min, not 20 min; noise-bank seed 0, not 3",
+        ),
     ):
-        with pytest.raises(BrainForgeError, match=f"trained for 10 CPU min with seed 14, {named}; choose another"):
+        with pytest.raises(BrainForgeError, match=rf"trained with other settings \({named}\); choose another"):
             run_comparison(changed, tmp_path / "comparison", train_only=True)
     # A run stopped before its first epoch ended (run.json alone) is neither reused nor resumed: not refused.
     from brainforge.evaluation.compare import _check_comparison_run
@@ -87,10 +93,12 @@ def test_the_cli_defaults_are_the_comparisons():
     import inspect
 
     from brainforge.cli import compare_command
-    from brainforge.evaluation.compare import DEFAULT_TRAINING
+    from brainforge.evaluation.compare import DEFAULT_RECIPE, DEFAULT_TRAINING
 
     parameters = inspect.signature(compare_command).parameters
     assert parameters["seed"].default == DEFAULT_TRAINING.seed
+    assert parameters["bank_seed"].default == ForwardBankConfig().seed
+    assert parameters["noise_bank_seed"].default == DEFAULT_RECIPE.noise_bank_seed
     assert parameters["test_seed"].default == ComparisonConfig.test_seed
     assert parameters["cpu_minutes"].default * 60 == ComparisonConfig.cpu_budget_s
 

@@ -652,14 +652,25 @@ def compare_command(
     test_seed: Annotated[
         int, typer.Option("--test-seed", callback=_seed_option, help="Seed of the held-out test sets and intervals.")
     ] = 2027,
+    bank_seed: Annotated[
+        int,
+        typer.Option(
+            "--bank-seed",
+            callback=_seed_option,
+            help="Seed of the forward bank's cap placements, the same for every network.",
+        ),
+    ] = 0,
+    noise_bank_seed: NoiseBankSeedOption = 0,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = False,
 ) -> None:
     """Train each network on one data recipe for one CPU budget; score all beside sLORETA, eLORETA, LCMV."""
     import logging
     from dataclasses import replace
 
+    from .anatomy import ForwardBankConfig
     from .evaluation.compare import (
         DEFAULT_CANDIDATES,
+        DEFAULT_RECIPE,
         DEFAULT_TRAINING,
         ComparisonConfig,
         candidates_from_labels,
@@ -678,6 +689,7 @@ def compare_command(
     config = ComparisonConfig(
         candidates=candidates, cpu_budget_s=60.0 * cpu_minutes, test_samples=test_samples, references=tuple(folders),
         training=replace(DEFAULT_TRAINING, seed=seed), test_seed=test_seed,
+        forward_bank=ForwardBankConfig(seed=bank_seed), recipe=replace(DEFAULT_RECIPE, noise_bank_seed=noise_bank_seed),
     )  # fmt: skip
     start = time.perf_counter()
     result = run_comparison(config, out, train_only=train_only, progress=progress)

@@ -224,11 +224,21 @@ def _still_falling(curve: list[dict], key: str = "val_peak_patch_error_mm") -> b
     return len(values) >= 2 and min(values[-2:]) < min(values[:-2] or values[:1])
 
 
-def _check_comparison_run(run_dir: Path, config: ComparisonConfig) -> None:
-    """Refuse to reuse or resume a run trained for another CPU budget or with another training seed.
+def _run_settings(config: ComparisonConfig) -> dict:
+    """Return the settings a comparison run is recorded with and reused or resumed only for (``run.json``)."""
+    return {
+        "cpu_budget_s": config.cpu_budget_s,
+        "forward_bank_seed": None if config.forward_bank is None else config.forward_bank.seed,
+    }
 
-    Only a run that would be reused (``budget.json``) or resumed (its last checkpoint) is checked;
-    one stopped before its first epoch ended is trained again from the start.
+
+def _check_comparison_run(run_dir: Path, config: ComparisonConfig) -> None:
+    """Refuse to reuse or resume a run trained with another CPU budget or another seed.
+
+    The seeds compared are the training seed, the forward bank's (None: no bank) and the noise
+    bank's; runs recorded before the bank seeds were options used 0 for both. Only a run that
+    would be reused (``budget.json``) or resumed (its last checkpoint) is checked; one stopped
+    before its first epoch ended is trained again from the start.
     """
     from ..training.train import LAST_CHECKPOINT
 
@@ -237,14 +247,25 @@ def _check_comparison_run(run_dir: Path, config: ComparisonConfig) -> None:
     if not reused or not run_file.is_file():
         return
     run = json.loads(run_file.read_text())
-    budget_s = run.get("comparison", {}).get("cpu_budget_s")
-    seed = run.get("training", {}).get("seed")
-    if (budget_s, seed) != (config.cpu_budget_s, config.training.seed):
-        trained = f"{budget_s / 60:g} CPU min" if isinstance(budget_s, int | float) else "no comparison budget"
+    recorded = run.get("comparison", {})
+    budget_s = recorded.get("cpu_budget_s")
+    stored = {
+        "CPU budget": f"{budget_s / 60:g} min" if isinstance(budget_s, int | float) else "none",
+        "training seed": run.get("training", {}).get("seed"),
+        "forward-bank seed": recorded.get("forward_bank_seed", 0),
+        "noise-bank seed": run.get("data", {}).get("synthesis", {}).get("noise_bank_seed", 0),
+    }
+    asked = {
+        "CPU budget": f"{config.cpu_budget_s / 60:g} min",
+        "training seed": config.training.seed,
+        "forward-bank seed": _run_settings(config)["forward_bank_seed"],
+        "noise-bank seed": config.recipe.noise_bank_seed,
+    }
+    differences = [f"{name} {stored[name]}, not {asked[name]}" for name in stored if stored[name] != asked[name]]
+    if differences:
         raise BrainForgeError(
-            f"{run_dir} was trained for {trained} with seed {seed}, not for "
-            f"{config.cpu_budget_s / 60:g} with seed {config.training.seed}; choose another --out or delete "
-            f"{run_dir}."
+            f"{run_dir} was trained with other settings ({'; '.join(differences)}); choose another --out or "
+            f"delete {run_dir}."
         )
 
 
@@ -263,7 +284,7 @@ def train_candidate(candidate: Candidate, config: ComparisonConfig, generator, r
     result = train(
         candidate.model, generator, run_dir, config.training, model_params=candidate.params, resume=resume,
         overwrite=not resume, max_cpu_time_s=config.cpu_budget_s, progress=progress,
-        provenance={"comparison": {"label": candidate.label, "cpu_budget_s": config.cpu_budget_s}},
+        provenance={"comparison": {"label": candidate.label, **_run_settings(config)}},
     )  # fmt: skip
     curve = validation_curve(run_dir)
     budget = {
@@ -294,6 +315,8 @@ def train_candidate(candidate: Candidate, config: ComparisonConfig, generator, r
 def train_candidates(config: ComparisonConfig, out_dir: str | Path, *, progress: bool = False) -> dict[str, dict]:
     """Train every candidate that has no ``budget.json`` yet; return all budgets by label."""
     out_dir = Path(out_dir)
+    for candidate in config.candidates:  # every refusal before the training data is built
+        _check_comparison_run(out_dir / "runs" / candidate.label, config)
     generator = None
     budgets = {}
     for candidate in config.candidates:
