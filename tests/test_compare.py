@@ -72,7 +72,7 @@ def test_tiny_comparison_trains_scores_and_writes_a_finite_table(spike_library, 
         (replace(config, training=replace(training, seed=15)), "training seed 14, not 15"),
         (replace(config, cpu_budget_s=1200.0), "CPU budget 10 min, not 20 min"),
         (replace(config, recipe=replace(recipe, noise_bank_seed=3)), "noise-bank seed 0, not 3"),
-        (replace(config, forward_bank=ForwardBankConfig(seed=2)), "forward-bank seed None, not 2"),
+        (replace(config, forward_bank=ForwardBankConfig(seed=2)), "forward-bank seed none \\(no bank\\), not 2"),
         (
             replace(config, cpu_budget_s=1200.0, recipe=replace(recipe, noise_bank_seed=3)),
             "CPU budget 10 min, not 20 min; noise-bank seed 0, not 3",
@@ -87,6 +87,14 @@ def test_tiny_comparison_trains_scores_and_writes_a_finite_table(spike_library, 
     started.mkdir()
     (started / "run.json").write_text((tmp_path / "comparison" / "runs" / "gru" / "run.json").read_text())
     _check_comparison_run(started, replace(config, cpu_budget_s=1200.0))
+    # A run recorded before the bank seeds were options (its data has no noise_bank_seed) counts as seed 0.
+    old = json.loads((tmp_path / "comparison" / "runs" / "gru" / "run.json").read_text())
+    del old["data"]["synthesis"]["noise_bank_seed"]
+    (started / "budget.json").write_text("{}")
+    (started / "run.json").write_text(json.dumps(old))
+    _check_comparison_run(started, config)
+    with pytest.raises(BrainForgeError, match=r"noise-bank seed 0, not 1\); choose"):
+        _check_comparison_run(started, replace(config, recipe=replace(recipe, noise_bank_seed=1)))
 
 
 def test_the_cli_defaults_are_the_comparisons():

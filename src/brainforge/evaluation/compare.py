@@ -224,21 +224,13 @@ def _still_falling(curve: list[dict], key: str = "val_peak_patch_error_mm") -> b
     return len(values) >= 2 and min(values[-2:]) < min(values[:-2] or values[:1])
 
 
-def _run_settings(config: ComparisonConfig) -> dict:
-    """Return the settings a comparison run is recorded with and reused or resumed only for (``run.json``)."""
-    return {
-        "cpu_budget_s": config.cpu_budget_s,
-        "forward_bank_seed": None if config.forward_bank is None else config.forward_bank.seed,
-    }
-
-
 def _check_comparison_run(run_dir: Path, config: ComparisonConfig) -> None:
     """Refuse to reuse or resume a run trained with another CPU budget or another seed.
 
-    The seeds compared are the training seed, the forward bank's (None: no bank) and the noise
-    bank's; runs recorded before the bank seeds were options used 0 for both. Only a run that
-    would be reused (``budget.json``) or resumed (its last checkpoint) is checked; one stopped
-    before its first epoch ended is trained again from the start.
+    The seeds compared are the training seed, the forward bank's and the noise bank's, as
+    ``run.json`` records them (``training``, ``data``). Only a run that would be reused
+    (``budget.json``) or resumed (its last checkpoint) is checked; one stopped before its first
+    epoch ended is trained again from the start.
     """
     from ..training.train import LAST_CHECKPOINT
 
@@ -247,21 +239,31 @@ def _check_comparison_run(run_dir: Path, config: ComparisonConfig) -> None:
     if not reused or not run_file.is_file():
         return
     run = json.loads(run_file.read_text())
-    recorded = run.get("comparison", {})
-    budget_s = recorded.get("cpu_budget_s")
+    data = run.get("data", {})
+    bank = data.get("forward_bank")
     stored = {
-        "CPU budget": f"{budget_s / 60:g} min" if isinstance(budget_s, int | float) else "none",
+        "CPU budget": run.get("comparison", {}).get("cpu_budget_s"),
         "training seed": run.get("training", {}).get("seed"),
-        "forward-bank seed": recorded.get("forward_bank_seed", 0),
-        "noise-bank seed": run.get("data", {}).get("synthesis", {}).get("noise_bank_seed", 0),
+        "forward-bank seed": None if bank is None else bank.get("seed", 0),
+        "noise-bank seed": data.get("synthesis", {}).get("noise_bank_seed", 0),
     }
     asked = {
-        "CPU budget": f"{config.cpu_budget_s / 60:g} min",
+        "CPU budget": config.cpu_budget_s,
         "training seed": config.training.seed,
-        "forward-bank seed": _run_settings(config)["forward_bank_seed"],
+        "forward-bank seed": None if config.forward_bank is None else config.forward_bank.seed,
         "noise-bank seed": config.recipe.noise_bank_seed,
     }
-    differences = [f"{name} {stored[name]}, not {asked[name]}" for name in stored if stored[name] != asked[name]]
+
+    def text(name: str, value) -> str:
+        if name == "CPU budget":
+            return f"{value / 60:g} min" if isinstance(value, int | float) else "none"
+        return "none (no bank)" if value is None and name == "forward-bank seed" else str(value)
+
+    differences = [
+        f"{name} {text(name, stored[name])}, not {text(name, asked[name])}"
+        for name in stored
+        if stored[name] != asked[name]
+    ]
     if differences:
         raise BrainForgeError(
             f"{run_dir} was trained with other settings ({'; '.join(differences)}); choose another --out or "
@@ -284,7 +286,7 @@ def train_candidate(candidate: Candidate, config: ComparisonConfig, generator, r
     result = train(
         candidate.model, generator, run_dir, config.training, model_params=candidate.params, resume=resume,
         overwrite=not resume, max_cpu_time_s=config.cpu_budget_s, progress=progress,
-        provenance={"comparison": {"label": candidate.label, **_run_settings(config)}},
+        provenance={"comparison": {"label": candidate.label, "cpu_budget_s": config.cpu_budget_s}},
     )  # fmt: skip
     curve = validation_curve(run_dir)
     budget = {
