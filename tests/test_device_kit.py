@@ -1,6 +1,7 @@
 """The GPU-machine kit (scripts/device): its archive restores every array in its own dtype, and its time budget."""
 
 import importlib.util
+import io
 import json
 import tarfile
 import time
@@ -27,7 +28,8 @@ def test_packed_entry_unpacks_to_its_dtypes_within_the_stated_errors(tmp_path, m
         "ch_pos_mm": rng.uniform(-90, 90, size=(500, 3)),  # large float64: float32
         "conductivity": np.array([0.3, 0.006, 0.3]),  # small float64: exact
         "vertex_index": rng.integers(0, 1600, size=(500, 3)),  # int64: uint16, exact
-        "offsets": np.array([-5, 70000], dtype=np.int64),  # int64: int32, exact
+        "offsets": np.array([-5, 70000], dtype=np.int64),  # int8 and uint32 need int64: kept
+        "huge": np.array([-1, 2**62 + 1], dtype=np.int64),  # NumPy's common type would be float64: kept
         "mask": np.array([True, False]),
     }
     source = tmp_path / "entry.npz"
@@ -48,9 +50,24 @@ def test_packed_entry_unpacks_to_its_dtypes_within_the_stated_errors(tmp_path, m
     assert np.abs(restored["scalp_leadfield"] - leadfield).max() < 3e-4 * np.abs(leadfield).max()
     np.testing.assert_allclose(restored["ch_pos_mm"], arrays["ch_pos_mm"], rtol=6e-8)
     assert not np.array_equal(restored["ch_pos_mm"], arrays["ch_pos_mm"])  # it did travel as float32
-    for key in ("conductivity", "vertex_index", "offsets", "mask"):
+    for key in ("conductivity", "vertex_index", "offsets", "huge", "mask"):
         np.testing.assert_array_equal(restored[key], arrays[key])
     assert (tmp_path / "cache" / "manifest.json").is_file()
+    # A head model's arrays feed cache keys: packed with float32=False, every float but the leadfields is exact.
+    exact = np.load(io.BytesIO(pack.compact(source, float32=False)))
+    assert exact["ch_pos_mm"].dtype == np.float64 and np.array_equal(exact["ch_pos_mm"], arrays["ch_pos_mm"])
+
+
+def test_arguments_file_refuses_the_options_the_kit_sets(tmp_path):
+    train = _load("train")
+    args = tmp_path / "args.txt"
+    args.write_text("--model gru --workers 2 --out=x\n")
+    with pytest.raises(SystemExit, match="drop --out, --workers; the kit sets them"):
+        train.read_options(args)
+    with pytest.raises(SystemExit, match="no arguments file"):
+        train.read_options(tmp_path / "missing.txt")
+    assert train.head_name(["--model", "gru"]) == "1010-64"
+    assert train.head_name(["--head", "1010-32", "--head=my_head.npz"]) == "my_head.npz"
 
 
 def test_training_argv_sets_the_time_left_and_refuses_too_little(tmp_path, monkeypatch):

@@ -2,17 +2,19 @@
 
 Run here, on a full install with a warm cache::
 
-    BRAINFORGE_CACHE=... python scripts/device/pack.py data.tar.xz -- --head 1010-64 --spikes default --forward-bank ...
+    BRAINFORGE_CACHE=... python scripts/device/pack.py data.tar.xz training_runs/RUN/train_args.txt
 
-It runs that training command for one second of training (into a temporary
+It runs the training command of that arguments file (``train.py``'s
+:func:`read_options`) for one second of training (into a temporary
 folder, on the CPU) with every cache lookup recorded, so the archive holds
 exactly the entries this checkout's code reads for those options (head model,
 forward bank, spike library, ...) and no cache key is hard-coded. Leadfields
-(the largest float arrays) travel as float16 scaled by their max (relative
-error < 3e-4, far below the 5-20 dB sensor noise), the other float64 arrays
-of 1,000 values or more (electrode positions in mm, interpolation weights) as float32 (relative error
-< 6e-8), and integer arrays as the smallest integer type that holds their
-values (exactly); the rest travels as it is. ``unpack.py`` restores every array's
+(the largest float arrays) travel as float16 scaled by their largest entry
+(errors below 2.5e-4 of it, far below the 5-20 dB sensor noise); outside the
+head model, whose arrays feed cache keys, the other float64 arrays of 1,000
+values or more (the bank's electrode positions in mm, interpolation weights)
+travel as float32 (relative error < 6e-8); integer arrays travel as the
+smallest integer type that holds their values (exactly); the rest as it is. ``unpack.py`` restores every array's
 dtype under the same names. The device takes at most 64 MiB with the working
 tree, so every MB counts. ``manifest.json`` in the archive names the head entry (``"head"``), which the
 device passes to ``--head`` so that it need not rebuild the head's inputs, the
@@ -82,8 +84,11 @@ def record_training_inputs(train_args: list[str]) -> tuple[Path, list[Path], set
     return cache_module.get_cache_dir(), list(dict.fromkeys(used)), modules
 
 
-def compact(src: Path) -> bytes:
-    """Return the .npz bytes of ``src``, smaller: see the module's docstring for what each array becomes."""
+def compact(src: Path, float32: bool = True) -> bytes:
+    """Return the .npz bytes of ``src``, smaller: see the module's docstring for what each array becomes.
+
+    ``float32=False`` keeps every float64 array but the leadfields exact.
+    """
     stored = np.load(src)
     arrays = {}
     for key in stored.files:
@@ -94,10 +99,12 @@ def compact(src: Path) -> bytes:
             arrays["__scale__" + key] = np.array(scale)
             continue
         smaller = values
-        if values.dtype == np.float64 and values.size >= MIN_FLOAT32_SIZE:
+        if float32 and values.dtype == np.float64 and values.size >= MIN_FLOAT32_SIZE:
             smaller = values.astype(np.float32)
         elif values.dtype.kind in "iu" and values.size:
-            smaller = values.astype(np.result_type(np.min_scalar_type(values.min()), np.min_scalar_type(values.max())))
+            small = np.result_type(np.min_scalar_type(values.min()), np.min_scalar_type(values.max()))
+            if small.kind in "iu" and small.itemsize < values.itemsize:  # never a float: that would not be exact
+                smaller = values.astype(small)
         if smaller.dtype != values.dtype:
             arrays["__dtype__" + key] = np.array(values.dtype.str)
         arrays[key] = smaller
@@ -112,10 +119,11 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def main(out: Path, train_args: list[str]) -> None:
-    """Write the archive."""
-    if "--head" not in train_args:
-        raise SystemExit("name the head model: add --head 1010-64 (or another) to the options")
+def main(out: Path, args_file: Path) -> None:
+    """Write the archive for the training options of ``args_file``."""
+    from train import head_name, read_options  # scripts/device/train.py, beside this file
+
+    train_args = read_options(args_file)
     cache, used, modules = record_training_inputs(train_args)
     entries = [path for path in used if path.exists()]
     relative = [str(path.relative_to(cache)) for path in entries]
@@ -125,17 +133,23 @@ def main(out: Path, train_args: list[str]) -> None:
     with tarfile.open(out, "w:xz") as tar:
         for path, name in zip(entries, relative, strict=True):
             if path.suffix == ".npz":
-                _add_bytes(tar, name, compact(path))
+                # The head's arrays feed the cache keys of what is built from it (the forward bank): exact.
+                _add_bytes(tar, name, compact(path, float32=not name.startswith("head/")))
             else:
                 tar.add(path, name)
-        head_name = train_args[len(train_args) - 1 - train_args[::-1].index("--head") + 1]
-        manifest = {"head": heads[0], "head_name": head_name, "entries": relative, "modules": sorted(modules)}
+        manifest = {
+            "head": heads[0],
+            "head_name": head_name(train_args),
+            "entries": relative,
+            "modules": sorted(modules),
+        }
         _add_bytes(tar, "manifest.json", json.dumps(manifest, indent=1).encode())
     print(json.dumps({"head": heads[0], "entries": relative}, indent=1))
     print(f"{out}: {out.stat().st_size / 1e6:.1f} MB")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 3 or sys.argv[2] != "--":
-        raise SystemExit("usage: python scripts/device/pack.py ARCHIVE.tar.xz -- TRAIN_OPTIONS...")
-    main(Path(sys.argv[1]), sys.argv[3:])
+    if len(sys.argv) != 3:
+        raise SystemExit("usage: python scripts/device/pack.py ARCHIVE.tar.xz ARGS_FILE")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    main(Path(sys.argv[1]), Path(sys.argv[2]))

@@ -10,14 +10,14 @@ cd "$(git rev-parse --show-toplevel)"
 ASIDE=${ASIDE:-../brainforge-training-runs-aside}
 case "${1:-}" in
   away)
-    KEEP=${2:?name the run folder to keep, e.g. training_runs/default-v30-gpu}
+    KEEP=training_runs/$(basename "${2:?name the run folder to keep, e.g. training_runs/default-v30-gpu}")
     [ -d "$KEEP" ] || { echo "no folder $KEEP"; exit 1; }
     [ ! -e "$ASIDE" ] || { echo "$ASIDE exists: bring it back first (set_aside.sh back)"; exit 1; }
     mkdir -p "$ASIDE"
     for entry in training_runs/* training_runs/.[!.]*; do
-      if [ -e "$entry" ] && [ "$entry" != "${KEEP%/}" ]; then mv "$entry" "$ASIDE/"; fi
+      if [ -e "$entry" ] && [ "$entry" != "$KEEP" ]; then mv "$entry" "$ASIDE/"; fi
     done
-    echo "set aside in $ASIDE: $(ls "$ASIDE" | wc -l) entries"
+    echo "set aside in $ASIDE: $(ls -A "$ASIDE" | wc -l) entries; kept $KEEP"
     ;;
   back)
     [ -d "$ASIDE" ] || { echo "nothing set aside ($ASIDE)"; exit 1; }
@@ -25,7 +25,8 @@ case "${1:-}" in
       if [ -e "$entry" ]; then mv -n "$entry" training_runs/; fi
     done
     rmdir "$ASIDE"
-    git status --short training_runs | head
+    echo "brought back; git status of training_runs:"
+    git status --short training_runs | sed -n 1,10p
     ;;
   *) echo "usage: set_aside.sh away RUN_FOLDER | back"; exit 2 ;;
 esac

@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # Scoring of default-v30-gpu and soup_gpu (soup_v27_v28 + default-v30-gpu) against soup_v27_v28, as
 # training_runs/default-v30-gpu/decision_rule.md says, once the device run's weights are committed in
-# training_runs/default-v30-gpu. Every model is rebuilt from git, so this runs on a fresh machine.
+# training_runs/default-v30-gpu. The baseline comes from git and the soup is rebuilt, so this runs on a fresh machine.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 export BRAINFORGE_CACHE=${BRAINFORGE_CACHE:-/work/cache}
 M=${M:-/work/scratch/v30gpu}
 PY=.venv/bin/python
 [ -f training_runs/default-v30-gpu/model.safetensors ] || { echo "no default-v30-gpu weights committed yet"; exit 1; }
+# The rule: a run that exported its start (no epoch beat it: metrics epoch -1) is recorded as tried, not scored.
+$PY -c "import json, sys; sys.exit(json.load(open('training_runs/default-v30-gpu/config.json'))['metrics']['epoch'] < 0)" \
+  || { echo "default-v30-gpu exported its start (no epoch beat it): tried, not scored"; exit 1; }
 mkdir -p $M
 rm -rf $M/soup_v27_v28 && mkdir -p $M/soup_v27_v28
-for f in config.json model.safetensors; do  # the bundled default when the rule was written
-  git show 134a81f:src/brainforge/data/default_model/$f > $M/soup_v27_v28/$f
+for f in config.json model.safetensors; do  # the bundled default when the rule was written (134a81f, the
+  git show 134a81f:src/brainforge/data/default_model/$f > $M/soup_v27_v28/$f   # rule's commit's parent, the same)
 done
 rm -rf $M/default-v30-gpu && cp -r training_runs/default-v30-gpu $M/default-v30-gpu
-[ -d $M/soup_gpu ] || $PY scripts/model_soup.py $M/soup_gpu $M/soup_v27_v28 $M/default-v30-gpu
+rm -rf $M/soup_gpu && $PY scripts/model_soup.py $M/soup_gpu $M/soup_v27_v28 $M/default-v30-gpu
 MODELS=$M/soup_v27_v28,$M/default-v30-gpu,$M/soup_gpu
 for S in 5900 6000; do
   /usr/bin/time -f "%e s" $PY benchmarks/heldout_forward.py --model $MODELS --forwards shift15,shift25,skull0.01,sphere,lower25 \
