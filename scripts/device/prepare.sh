@@ -26,7 +26,7 @@ done
 TVB=$($PY -c "import tvb_data, os; print(os.path.dirname(tvb_data.__file__))")
 cp "$TVB/__init__.py" .gpu/site/tvb_data/ && cp "$TVB/connectivity/connectivity_76.zip" .gpu/site/tvb_data/connectivity/
 $PY scripts/device/pack.py .gpu/data.tar.xz "$ARGS_FILE"
-du -sh .gpu/* .gpu
+du -sh .gpu/*; du -sh .gpu
 # What travels: .gpu/ and the working tree without the training runs set aside (set_aside.sh), but
 # with the folder of ARGS_FILE's run; at most 64 MiB (67,108,864 bytes) together.
 RUN_FOLDER=$(dirname "$ARGS_FILE")

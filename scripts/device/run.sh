@@ -12,8 +12,10 @@ OUT=${OUT:-/tmp/out}
 [ -f .gpu/data.tar.xz ] || { echo "no .gpu/data.tar.xz: carry .gpu (scripts/device/prepare.sh builds it)"; exit 2; }
 mkdir -p "$OUT"
 set -x
-# 14 data workers pass batches through shared memory: make room where the machine allows it.
-mount -o remount,size=48G /dev/shm 2>&1 || true; df -h /dev/shm
+# 14 data workers pass batches through shared memory: make room where the machine allows it (on the
+# GPU machine only: a dry run elsewhere must not resize its host's /dev/shm).
+if command -v nvidia-smi > /dev/null; then mount -o remount,size=48G /dev/shm 2>&1 || true; fi
+df -h /dev/shm
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .gpu/whl/*.whl || exit 3
 export PYTHONPATH=/tmp/site:$PWD/.gpu/site:$PWD/src BRAINFORGE_CACHE=${BRAINFORGE_CACHE:-/tmp/bfcache} PYTHONUNBUFFERED=1
 python3 scripts/device/unpack.py .gpu/data.tar.xz || exit 4
