@@ -95,6 +95,12 @@ def test_tiny_comparison_trains_scores_and_writes_a_finite_table(spike_library, 
     _check_comparison_run(started, config)
     with pytest.raises(BrainForgeError, match=r"noise-bank seed 0, not 1\); choose"):
         _check_comparison_run(started, replace(config, recipe=replace(recipe, noise_bank_seed=1)))
+    # An older run trained on a bank whose record has no seed used seed 0.
+    old["data"]["forward_bank"] = {"n_placements": 4096}
+    (started / "run.json").write_text(json.dumps(old))
+    _check_comparison_run(started, replace(config, forward_bank=ForwardBankConfig()))
+    with pytest.raises(BrainForgeError, match=r"forward-bank seed 0, not 2\); choose"):
+        _check_comparison_run(started, replace(config, forward_bank=ForwardBankConfig(seed=2)))
 
 
 def test_the_cli_defaults_are_the_comparisons():

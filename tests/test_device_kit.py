@@ -46,8 +46,8 @@ def test_packed_entry_unpacks_to_its_dtypes_within_the_stated_errors(tmp_path, m
     assert sorted(restored.files) == sorted(arrays)
     for key, values in arrays.items():
         assert restored[key].dtype == values.dtype, key
-    leadfield = arrays["scalp_leadfield"]
-    assert np.abs(restored["scalp_leadfield"] - leadfield).max() < 3e-4 * np.abs(leadfield).max()
+    leadfield = arrays["scalp_leadfield"]  # half a float16 step below 1 is 2.44e-4
+    assert np.abs(restored["scalp_leadfield"] - leadfield).max() < 2.5e-4 * np.abs(leadfield).max()
     np.testing.assert_allclose(restored["ch_pos_mm"], arrays["ch_pos_mm"], rtol=6e-8)
     assert not np.array_equal(restored["ch_pos_mm"], arrays["ch_pos_mm"])  # it did travel as float32
     for key in ("conductivity", "vertex_index", "offsets", "huge", "mask"):

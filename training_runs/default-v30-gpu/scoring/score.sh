@@ -13,8 +13,9 @@ $PY -c "import json, sys; sys.exit(json.load(open('training_runs/default-v30-gpu
   || { echo "default-v30-gpu exported its start (no epoch beat it): tried, not scored"; exit 1; }
 mkdir -p $M
 rm -rf $M/soup_v27_v28 && mkdir -p $M/soup_v27_v28
-for f in config.json model.safetensors; do  # the bundled default when the rule was written (134a81f, the
-  git show 134a81f:src/brainforge/data/default_model/$f > $M/soup_v27_v28/$f   # rule's commit's parent, the same)
+# The bundled default when the rule was written: 134a81f's, byte for byte the rule's commit's (5cbd704).
+for f in config.json model.safetensors; do
+  git show 134a81f:src/brainforge/data/default_model/$f > $M/soup_v27_v28/$f
 done
 rm -rf $M/default-v30-gpu && cp -r training_runs/default-v30-gpu $M/default-v30-gpu
 rm -rf $M/soup_gpu && $PY scripts/model_soup.py $M/soup_gpu $M/soup_v27_v28 $M/default-v30-gpu
