@@ -272,11 +272,14 @@ def _check_comparison_run(run_dir: Path, config: ComparisonConfig) -> None:
 
 
 def train_candidate(candidate: Candidate, config: ComparisonConfig, generator, run_dir: Path, progress: bool) -> dict:
-    """Train one network for the budget (or resume it), write and return ``budget.json``."""
+    """Train one network for the budget (or resume it), write and return ``budget.json``.
+
+    :func:`train_candidates` has checked ``run_dir`` (:func:`_check_comparison_run`) before any
+    training data was built.
+    """
     from ..training import train
     from ..training.train import LAST_CHECKPOINT
 
-    _check_comparison_run(run_dir, config)
     budget_file = run_dir / "budget.json"
     if budget_file.is_file():
         return json.loads(budget_file.read_text())
