@@ -114,6 +114,8 @@ def test_bad_options_stop_before_any_work_with_one_line(recording_1k, tmp_path, 
         (path, {"tmin": 100.0}, "--tmin 100 s lies outside the recording"),
         (path, {"tmax": 9.0}, "--tmax 9 s lies outside the recording"),
         (path, {"tmin": -1.0}, "--tmin -1 s lies before the recording starts"),
+        (path, {"tmin": 5.0}, "The analysed span, 5 to 5 s, holds fewer than two samples"),
+        (path, {"events": ("spike_cortical",), "tmin": 0.4}, "The epoch window around each event, 0.4 to 0.3 s"),
         (path, {"l_freq": -1.0}, "--l-freq -1: a filter edge must be a positive frequency"),
         (path, {"l_freq": 0.05}, "--l-freq 0.05: a high-pass below 0.1 Hz needs a filter 66 s long"),
         (path, {"l_freq": 80.0, "h_freq": 10.0}, "--l-freq 80 is not below --h-freq 10"),
@@ -359,6 +361,10 @@ def test_channel_problems_name_their_cause_and_fix(tmp_path):
         prepare_recording(twice, 500.0)
     with pytest.raises(BrainForgeError, match="Channel\\(s\\) without positions that no standard montage knows: Ch-1"):
         prepare_recording(_raw([*scalp, "Ch-1", "Ch-2"]), 500.0)  # numbered channels of their own, not copies
+    with pytest.raises(BrainForgeError, match=r"without positions .*: E1, E2; give their positions with --positions"):
+        prepare_recording(_raw([*scalp, "E1", "E2"]), 500.0)
+    with pytest.raises(BrainForgeError, match=r"Fp1-F7, F7-T7 look like bipolar derivations, which cannot be"):
+        prepare_recording(_raw(["Fp1-F7", "F7-T7", *scalp]), 500.0)
     # 100 Hz: the 70-Hz low-pass cannot be kept, and the notes say so.
     slow = prepare_recording(_raw(NAMES_32, sfreq=100.0, seconds=6.0), 500.0)
     assert any(note.startswith("Low-pass at 45 Hz instead of the requested 70 Hz") for note in slow.notes)
@@ -371,6 +377,19 @@ def test_channel_problems_name_their_cause_and_fix(tmp_path):
     tiny = prepare_recording(_raw(NAMES_32).apply_function(lambda x: x * 1e-4), 500.0)
     assert sum("far less than EEG's microvolts: check the file's units" in note for note in tiny.notes) == 1
     assert not any("microvolts" in note for note in prepare_recording(_raw(NAMES_32), 500.0).notes)
+
+
+def test_nan_within_the_filters_reach_of_the_span_drops_its_channel():
+    # NaN from 6 s on in one channel; the span ends at 4 s, but its filtered values read 3.3 s
+    # further (the 1-Hz high-pass), so the channel is unusable there and is dropped.
+    raw = _raw(NAMES_32, seconds=8.0)
+    raw._data[0, 3000:] = np.nan
+    prepared = prepare_recording(raw, 500.0, PreprocessingConfig(tmax=4.0))
+    assert NAMES_32[0] not in prepared.ch_names and np.isfinite(prepared.data).all()
+    assert any("with NaN or infinite values: " + NAMES_32[0] in note for note in prepared.notes)
+    # Without the high-pass the reach is short, and the channel is kept.
+    kept = prepare_recording(raw, 500.0, PreprocessingConfig(tmax=4.0, l_freq=None))
+    assert NAMES_32[0] in kept.ch_names and np.isfinite(kept.data).all()
 
 
 def test_the_filters_edge_transient_is_left_out_of_the_peak_search(tmp_path):

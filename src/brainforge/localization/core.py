@@ -597,9 +597,8 @@ def _localize_stream(raw, model, name, config, tmp: Path, timecourses: str, chun
     filters = FilterPlan.make(raw.info["sfreq"], sfreq, config)
     n_out = filters.n_out(raw.n_times)
     span = output_span(raw.n_times / filters.sfreq_in, n_out, sfreq, config)
-    first_in = int(span[0] * filters.down / filters.up)
-    last_in = min(raw.n_times, -(-span[1] * filters.down // filters.up))
-    plan = select_channels(raw, config, (first_in, last_in))
+    # Scanned for NaN and flat channels: every input sample the span's filtered values depend on.
+    plan = select_channels(raw, config, filters.input_span(*span, raw.n_times))
     head = head_model_for(plan, _solver_regions(model))
     model.fit(head)
     stream = RecordingStream(raw, plan, filters)

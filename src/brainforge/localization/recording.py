@@ -269,10 +269,17 @@ def read_recording(path: str | Path, preload: bool = True, *, verbose: bool | st
         raise BrainForgeError(f"Recording not found: {path}.")
     name = path.name.lower()
     try:
-        if name.endswith(("-epo.fif", "_epo.fif", "-epo.fif.gz")):
+        if name.endswith(("-epo.fif", "_epo.fif", "-epo.fif.gz", "_epo.fif.gz")):
             return mne.read_epochs(path, preload=True)
-        if name.endswith(("-ave.fif", "_ave.fif", "-ave.fif.gz")):
-            return mne.read_evokeds(path)[0]
+        if name.endswith(("-ave.fif", "_ave.fif", "-ave.fif.gz", "_ave.fif.gz")):
+            evokeds = mne.read_evokeds(path)
+            if len(evokeds) > 1:
+                logger.warning(
+                    f"{path.name} holds {len(evokeds)} evoked responses "
+                    f"({', '.join(repr(e.comment) for e in evokeds)}); localizing the first. To choose another, "
+                    "save it alone with mne.write_evokeds."
+                )
+            return evokeds[0]
         return mne.io.read_raw(path, preload=preload)
     except Exception as err:  # MNE raises many types for unreadable files
         raise BrainForgeError(
@@ -295,6 +302,26 @@ def _strip_decorations(name: str) -> str:
     """Remove "EEG "/"POL " prefixes and reference suffixes (``-REF``, ``-A1``, ...) from a channel name."""
     cleaned = re.sub(r"^(EEG|eeg|POL|pol)[\s_-]*", "", name.strip())
     return re.sub(r"[-_ ](REF|Ref|ref|LE|AVG|Avg|avg|A1|A2|M1|M2|Cz)$", "", cleaned) or cleaned
+
+
+def _unknown_channels_error(unknown: list[str], known: dict[str, str]) -> BrainForgeError:
+    """Return the error for channels without positions: bipolar derivations named as such, the fixes otherwise."""
+    bipolar = [
+        name
+        for name in unknown
+        if len(parts := re.split(r"[-_ ]", _strip_decorations(name))) == 2
+        and all(standard_name(part, known) for part in parts)
+    ]
+    if bipolar:
+        return BrainForgeError(
+            f"Channel(s) {', '.join(bipolar)} look like bipolar derivations, which cannot be localized; "
+            "export the recording against one common reference (or the average) instead."
+        )
+    return BrainForgeError(
+        f"Channel(s) without positions that no standard montage knows: {', '.join(unknown)}; give their "
+        f"positions with --positions FILE, leave them out with --exclude {','.join(unknown)}, or rename them "
+        "to 10-05 names."
+    )
 
 
 def is_non_scalp(name: str) -> bool:
@@ -507,7 +534,7 @@ def select_channels(inst, config: PreprocessingConfig, span: tuple[int, int | No
         raise BrainForgeError(
             f"Every EEG channel is flat or holds NaN/infinite values ({len(flat)} flat, {len(nonfinite)} not "
             "finite); check the recording and its units, and if only part of it holds NaN, choose --tmin/--tmax "
-            "outside that part."
+            "clear of that part by the filter's margin (about 3.3 s with the 1-Hz high-pass)."
         )
     notes = amplitude_notes(np.median(ptp[np.isin(candidates, chosen)]))
     dropped = {reason: names for reason, names in dropped.items() if names}
@@ -597,10 +624,7 @@ def _place_channels(
                 f"The file names {', '.join(twice)} more than once (MNE renamed them "
                 f"{'; '.join(twice.values())}); keep one with --exclude, or fix the labels in the file."
             )
-        raise BrainForgeError(
-            f"Channel(s) without positions that no standard montage knows: {', '.join(unknown)}; leave them out "
-            f"with --exclude {','.join(unknown)}, rename them to 10-05 names, or use a file that stores positions."
-        )
+        raise _unknown_channels_error(unknown, known)
     montage = None
     names = list(chosen)
     has_file_positions = bool(np.isfinite(file_pos).all())
@@ -613,10 +637,7 @@ def _place_channels(
     if montage is None:
         missing = [n for n, s in zip(chosen, standard, strict=True) if s is None]
         if missing:
-            raise BrainForgeError(
-                f"Channel(s) without positions that no standard montage knows: {', '.join(missing)}; leave them "
-                f"out with --exclude {','.join(missing)} or rename them to 10-05 names."
-            )
+            raise _unknown_channels_error(missing, known)
         names = list(standard)
         # Without a montage here, file positions (if any) were within the tolerance of the standard ones.
         standard_note = FILE_POSITIONS_STANDARD_NOTE.format(source=source)
@@ -714,6 +735,19 @@ class FilterPlan:
         """Output samples of ``n_in`` input samples."""
         return math.ceil(n_in * self.up / self.down)
 
+    def input_span(self, start: int, stop: int, n_in: int) -> tuple[int, int]:
+        """Input samples [first, last) that output samples [start, stop) depend on, filter margins included.
+
+        ``first`` lies on the resampling grid, so that the block's output samples fall where
+        those of the whole recording do.
+        """
+        up, down = self.up, self.down
+        n_out = self.n_out(n_in)
+        margin_out = math.ceil(self.margin_in * up / down)
+        first = max(0, (start - margin_out) // up * up)
+        last = min(n_out, -(-(stop + margin_out) // up) * up)
+        return first // up * down, n_in if last >= n_out else last // up * down
+
     def apply(self, data: np.ndarray) -> np.ndarray:
         """Average-reference, band-pass and resample a block (n_channels, n_times) of EEG, V."""
         import mne
@@ -775,12 +809,8 @@ class RecordingStream:
 
     def block(self, start: int, stop: int) -> np.ndarray:
         """Return the prepared EEG of output samples [start, stop), shape (n_channels, stop - start), V."""
-        up, down = self.filters.up, self.filters.down
-        margin_out = math.ceil(self.filters.margin_in * up / down)
-        first = max(0, (start - margin_out) // up * up)  # on the resampling grid
-        last = min(self.n_out, -(-(stop + margin_out) // up) * up)
-        first_in = first // up * down
-        last_in = self.n_in if last >= self.n_out else last // up * down
+        first_in, last_in = self.filters.input_span(start, stop, self.n_in)
+        first = first_in // self.filters.down * self.filters.up  # the output sample of first_in
         data = self.raw.get_data(picks=self.plan.picks, start=first_in, stop=last_in)
         prepared = self.filters.apply(data)
         return prepared[:, start - first : stop - first]
@@ -806,7 +836,10 @@ def output_span(duration_s: float, n_out: int, sfreq_out: float, config: Preproc
     start = 0 if config.tmin is None else round(config.tmin * sfreq_out)
     stop = n_out if config.tmax is None else min(n_out, round(config.tmax * sfreq_out))
     if stop - start < 2:
-        raise BrainForgeError(f"--tmin {config.tmin:g} s and --tmax {config.tmax:g} s span less than two samples.")
+        raise BrainForgeError(
+            f"The analysed span, {start / sfreq_out:g} to {stop / sfreq_out:g} s, holds fewer than two samples; "
+            "widen it with --tmin/--tmax."
+        )
     return start, stop
 
 
@@ -958,6 +991,11 @@ def event_windows(raw, config: PreprocessingConfig, sfreq_out: float, n_out: int
     onsets_s = np.array([a["onset"] for a in raw.annotations if a["description"] in set(wanted)]) - raw.first_time
     tmin = -0.2 if config.tmin is None else config.tmin
     tmax = 0.3 if config.tmax is None else config.tmax
+    if tmax <= tmin:
+        raise BrainForgeError(
+            f"The epoch window around each event, {tmin:g} to {tmax:g} s (--tmin defaults to -0.2 s and --tmax to "
+            "0.3 s with --events), is empty; give a --tmax later than --tmin."
+        )
     length = round((tmax - tmin) * sfreq_out) + 1
     starts = np.round((onsets_s + tmin) * sfreq_out).astype(int)
     inside = (starts >= 0) & (starts + length <= n_out)
@@ -1021,9 +1059,8 @@ def prepare_recording(inst, sfreq: float, config: PreprocessingConfig | None = N
             source = f"the average of {len(starts)} epoch(s) around {', '.join(used['events'])}"
             return prepared_eeg(data, used["epoch_window_s"][0], plan, filters, config, source, used, inst.n_times)
         start, stop = output_span(inst.n_times / filters.sfreq_in, n_out, sfreq, config)
-        first_in = int(start * filters.down / filters.up)
-        last_in = min(inst.n_times, math.ceil(stop * filters.down / filters.up))
-        plan = select_channels(inst, config, (first_in, last_in))
+        # Scanned for NaN and flat channels: every input sample the span's filtered values depend on.
+        plan = select_channels(inst, config, filters.input_span(start, stop, inst.n_times))
         data = RecordingStream(inst, plan, filters).block(start, stop)
         return prepared_eeg(
             data, start / sfreq, plan, filters, config, "a continuous recording", None, inst.n_times,
