@@ -73,3 +73,29 @@ def spike_library():
     from brainforge.nmm import default_spike_library, read_spike_library
 
     return read_spike_library(default_spike_library())
+
+
+@pytest.fixture
+def cli_in_process(capsys, monkeypatch):
+    """Run ``brainforge ARGS`` through the real entry point (``brainforge.cli.main``) in this process.
+
+    Returns a function of the arguments giving ``(returncode, stdout, stderr)``: the same exit
+    status and one-line error output as the installed command, without a new interpreter's
+    imports (several seconds each).
+    """
+    import sys
+
+    from brainforge.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()  # drop what came before
+        monkeypatch.setattr(sys, "argv", ["brainforge", *map(str, args)])
+        try:
+            main()
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -56,21 +56,95 @@ def test_head_export(tmp_path):
         (["train", "--model", "gru", "--out", "no-such-run", "--bank-vertical-shift-mm", "20"], "needs --forward-bank"),
         (["train", "--model", "gru", "--out", "no-such-run", "--bank-seed", "3"], "--bank-seed needs --forward-bank"),
         (["train", "--model", "gru", "--out", "no-such-run", "--forward-bank", "--bank-seed", "-3"], "--bank-seed -3"),
-        (["train", "--out", "no-such-run", "--resume", "--bank-seed", "3"], "drop --bank-seed"),
         (["compare", "--out", "no-such-comparison", "--test-seed", "-1"], "--test-seed -1: a seed must be"),
         (["synth", "--out", "no-such-set.zarr", "--n", "1", "--noise-bank-seed", "-2"], "--noise-bank-seed -2"),
-        (["train", "--out", "no-such-run", "--resume", "--noise-bank-seed", "3"], "drop --noise-bank-seed"),
         (["synth", "--out", "no-such-set.zarr", "--n", "1", "--seed", "-3"], "--seed -3: a seed must be an integer"),
         (["head", "info", "--montage", "1010-64", "--jitter-seed", "-1"], "--jitter-seed -1: a seed must be"),
         # an operating-system error (here a file where a folder must go) is one line too
         (["demo", "--out", "afile"], "Not a directory (afile"),
     ],
 )
-def test_bad_input_gives_one_line_error(args, message, tmp_path, monkeypatch):
+def test_bad_input_gives_one_line_error(args, message, tmp_path, monkeypatch, cli_in_process):
     monkeypatch.chdir(tmp_path)  # relative --out folders land here, if ever made
     (tmp_path / "afile").write_text("")
-    result = run_cli(*args)
-    assert result.returncode == 2
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0], result.stderr
+    code, _, stderr = cli_in_process(*args)
+    assert code == 2
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0], stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # refused before anything was written
+
+
+def _train_refusal(*args: str) -> str:
+    """Run ``brainforge train`` in this process; return the one-line BrainForgeError it stops with."""
+    from typer.testing import CliRunner
+
+    from brainforge import BrainForgeError
+    from brainforge.cli import app
+
+    result = CliRunner().invoke(app, ["train", *args])
+    assert isinstance(result.exception, BrainForgeError), result.output
+    assert "\n" not in str(result.exception)
+    return str(result.exception)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="the GPU case assumes a machine without CUDA")
+def test_train_refuses_bad_settings_before_building_any_data(tmp_path, monkeypatch):
+    from brainforge import cli
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the training data were built before the settings were checked")
+
+    monkeypatch.setattr(cli, "training_generator", no_data)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("")
+    cases = [
+        (["--param", "n_heads=0"], "n_heads and n_layers must be 1 or more, got 0 and"),
+        (["--param", "dropout=1.5"], "The cnn_transformer hyper-parameters do not make a network (dropout"),
+        (["--param", "d_model=abc"], "Wrong CNNTransformerConfig parameter type(s): d_model='abc' (not int)"),
+        (["--model", "resnet"], "Unknown model 'resnet'"),
+        (["--model", "gru", "--montage-subsets", "16,32"], "--montage-subsets needs a network that takes any montage"),
+        (["--snr", "20,5"], "--snr 20,5: give the range low end first"),
+        (["--max-cpu-time", "01:-30"], "--max-cpu-time takes HH:MM (more than zero), got '01:-30'"),
+        (["--accelerator", "abacus"], "Unknown --accelerator 'abacus'"),
+        (["--accelerator", "gpu"], "this machine has no CUDA GPU"),
+        (["--devices", "0"], "--devices takes auto or a count of 1 or more, got '0'"),
+        (["--init", "no-such-model"], "Model folder not found: no-such-model"),
+    ]
+    for args, message in cases:
+        assert message in _train_refusal("--out", "run", *args)
+    assert "--out afile is a file, not a folder" in _train_refusal("--out", "afile")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # nothing was written
+
+
+def test_resume_refuses_settings_other_than_the_runs(tmp_path, monkeypatch):
+    from brainforge import cli
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the training data were built before the settings were checked")
+
+    monkeypatch.setattr(cli, "training_generator", no_data)
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    record = {
+        "cli": {"model": "gru", "head": "1010-16", "channels": None, "n_regions": 50, "spikes": "default",
+                "forward_bank": None},
+        "model_params": {"gru_units": 64},
+        "training": {"learning_rate": 0.001, "batch_size": 8},
+        "data": {"synthesis": {"n_sources": [1, 2]}},
+    }  # fmt: skip
+    (run / "run.json").write_text(json.dumps(record))
+    message = _train_refusal("--out", str(run), "--resume", "--lr", "0.1", "--batch-size", "8", "--max-epochs", "3")
+    assert "drop --lr 0.1 (the run's: 0.001), or start a new run" in message
+    for args, expected in [
+        (["--bank-seed", "3"], "--bank-seed 3 (the run's: 0)"),
+        (["--noise-bank-seed", "3"], "--noise-bank-seed 3 (the run's: 0)"),
+        (["--sources", "1,3"], "--sources 1,3 (the run's: (1, 2))"),
+        (["--param", "gru_units=32"], "--param gru_units=32 (the run's: 64)"),
+        (["--model", "cnn_transformer"], "--model cnn_transformer (the run's: gru)"),
+        (["--overwrite"], "--resume and --overwrite exclude each other"),
+    ]:
+        assert expected in _train_refusal("--out", str(run), "--resume", *args)
+    del record["cli"]
+    (run / "run.json").write_text(json.dumps(record))
+    assert "started without `brainforge train`" in _train_refusal("--out", str(run), "--resume")

@@ -163,6 +163,10 @@ def test_corrupt_or_foreign_checkpoints_give_one_line_errors(montage, tmp_path):
         ({"format_version": "1"}, "format_version '1' is not an integer"),
         ({"format_version": 99}, "needs a newer BrainForge"),
         ({"data": {**config.get("data", {}), "sfreq_hz": None}}, "data.sfreq_hz None is not a sampling rate"),
+        ({"n_regions": "30"}, "n_regions '30' is not a positive integer"),
+        ({"montage": {**config["montage"], "ch_names": "Fp1"}}, "montage.ch_names is not a list of channel names"),
+        ({"montage": {**config["montage"], "ch_pos_mm": [[0, 0]]}}, r"montage.ch_pos_mm is not \d+ positions of 3"),
+        ({"head_model": "template"}, "head_model is not a mapping"),
     ]
     for change, message in damages:
         (edited / "config.json").write_text(json.dumps({**config, **change}))

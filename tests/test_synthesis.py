@@ -415,13 +415,13 @@ def test_stored_test_set_equals_the_stream(generator, tmp_path):
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
 
 
-def test_cli_synth(head64, spike_library, tmp_path):
+def test_cli_synth(head64, spike_library, tmp_path, cli_in_process):
     import json
-    import subprocess
-    import sys
+    from types import SimpleNamespace
 
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "brainforge.cli", "synth", *args], capture_output=True, text=True)
+        code, stdout, stderr = cli_in_process("synth", *args)
+        return SimpleNamespace(returncode=code, stdout=stdout, stderr=stderr)
 
     out = tmp_path / "cli.zarr"
     result = run("--n", "4", "--sources", "2", "--snr", "10", "--out", str(out))
@@ -440,7 +440,7 @@ def test_cli_synth(head64, spike_library, tmp_path):
     np.testing.assert_array_equal(other_set.sources[:], stored.sources[:])
     assert not np.allclose(other_set.eeg[:], stored.eeg[:])
     for args, message in [
-        (["--snr", "20,5", "--out", str(tmp_path / "a.zarr")], "low <= high"),
+        (["--snr", "20,5", "--out", str(tmp_path / "a.zarr")], "give the range low end first"),
         (["--forward-mismatch", "fem", "--out", str(tmp_path / "b.zarr")], "forward-mismatch"),
         (["--sources", "1,5000", "--out", str(tmp_path / "c.zarr")], "regions"),
         (["--spikes", str(tmp_path / "none.zarr"), "--out", str(tmp_path / "d.zarr")], "not found"),

@@ -919,6 +919,10 @@ def test_subset_upsampling_shows_the_network_subsets_on_the_full_montage(generat
     )  # fmt: skip
     validation_eeg, validation_montage, _ = validating._validation_montage(eeg)
     assert validation_montage is montage
+    # Subsets larger than the montage are refused at construction, not at the first step.
+    too_many = TrainingConfig(montage_subsets=(65, 80))
+    with pytest.raises(BrainForgeError, match=r"--montage-subsets 65,80 asks for at least 65 channels; .* has 64"):
+        SourceLocalizer(model, too_many, head100.region_distance_mm, head100.region_leadfield)
     torch.testing.assert_close(validation_eeg, upsampled)
     # Its matrix is computed once, at construction, and reused by every validation batch ...
     cached = validating._validation_upsampling

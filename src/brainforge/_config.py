@@ -13,8 +13,34 @@ def config_from_dict(config_class: type, params: dict):
     unknown = set(params) - set(known)
     if unknown:
         raise BrainForgeError(f"Unknown {config_class.__name__} parameter(s): {', '.join(sorted(unknown))}.")
+    wrong = [
+        f"{name}={value!r} (not {known[name].type})"
+        for name, value in params.items()
+        if not _has_type(value, known[name].type)
+    ]
+    if wrong:
+        raise BrainForgeError(f"Wrong {config_class.__name__} parameter type(s): {', '.join(wrong)}.")
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
-    return config_class(**values)
+    try:
+        return config_class(**values)
+    except (ValueError, TypeError, ZeroDivisionError, AssertionError) as err:  # a check of the class's own
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise BrainForgeError(f"{config_class.__name__} parameter(s) {params}: {reason}.") from err
+
+
+#: Checks for the plain field annotations; other annotations (unions, tuples) are left to the class.
+_PLAIN_TYPES = {
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+}
+
+
+def _has_type(value, annotation) -> bool:
+    """Whether ``value`` fits a field annotated ``annotation`` (a string under postponed annotations)."""
+    check = _PLAIN_TYPES.get(annotation if isinstance(annotation, str) else getattr(annotation, "__name__", ""))
+    return check is None or check(value)
 
 
 __all__ = ["config_from_dict"]

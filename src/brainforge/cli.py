@@ -225,6 +225,8 @@ def _range(text: str, name: str, cast=float) -> tuple:
         values = values * 2
     if len(values) != 2:
         raise BrainForgeError(f"--{name} takes a number or a range 'low,high', got {text!r}.")
+    if values[0] > values[1]:
+        raise BrainForgeError(f"--{name} {text}: give the range low end first, as 'low,high'.")
     return tuple(values)
 
 
@@ -300,7 +302,8 @@ def synth(
         typer.Option(
             "--forward-mismatch",
             help=(
-                "skull:0.003, jitter:10[@SEED], shift:15[@DEG] (cap moved along the scalp; 90 = towards the nose), "
+                "skull:0.003, jitter:10 or jitter:10@SEED, shift:15 or shift:15@DEG (cap moved along the scalp; "
+                "DEG 90 = towards the nose), "
                 "lower:20 (cap moved down the head) or sphere."
             ),
         ),
@@ -313,6 +316,8 @@ def synth(
     from .synthesis import SampleGenerator, SynthesisConfig, load_deepsif_noise
     from .synthesis.store import write_test_set
 
+    if n < 1:  # before the head model and spike library are built
+        raise BrainForgeError(f"--n {n}: a test set needs at least one sample.")
     config = SynthesisConfig(
         n_sources=_range(sources, "sources", int), sensor_snr_db=_range(snr, "snr"),
         source_snr_db=_range(source_snr, "source-snr"), deep_share=deep_share, overlap=overlap,
@@ -334,6 +339,97 @@ def _monitor(name: str) -> str:
     return f"val_peak_{name}_error_mm"
 
 
+#: What `train --resume` may be given anew; the run's record (run.json) holds every other setting.
+RESUME_MAY_CHANGE = ("out", "resume", "max_epochs", "max_time", "max_cpu_time", "accelerator", "devices", "progress")
+
+
+def _refuse_changed_settings_on_resume(ctx: typer.Context, run: dict) -> None:
+    """Stop when ``train --resume`` is given a setting other than the one its run was started with.
+
+    The run's record (``run.json``) gives every setting on resume, so an option
+    repeated with the same value is fine, and one with another value, which
+    would be ignored, is refused. Only ``--max-epochs``, the time budgets,
+    ``--accelerator``, ``--devices`` and ``--progress`` may change.
+    """
+    from dataclasses import asdict
+
+    from ._config import config_from_dict
+    from .synthesis import SynthesisConfig
+    from .training import TrainingConfig
+
+    # Read back as resuming reads them: fields an older record lacks take their defaults.
+    training = asdict(TrainingConfig.from_dict(run["training"]))
+    synthesis = asdict(config_from_dict(SynthesisConfig, run["data"]["synthesis"]))
+    cli = run["cli"]
+    bank = cli.get("forward_bank") or {}
+    same_names = ("samples_per_epoch", "val_samples", "batch_size", "optimizer", "schedule", "patience", "seed")
+    same_names += ("loss", "monitor", "val_montage", "target_centre_half_mm", "peak_loss_weight")
+    same_names += ("peak_loss_sharpness", "subset_upsampling")
+    recorded = {
+        **{name: cli.get(name) for name in ("model", "head", "channels", "n_regions", "spikes")},
+        **{name: training[name] for name in same_names},
+        "init": run.get("init"),
+        "learning_rate": training["learning_rate"],
+        "workers": training["num_workers"],
+        "crop": training["crop_samples"],
+        "montage_subsets": training["montage_subsets"],
+        "montage_sizes": training["montage_size_distribution"],
+        "sources": synthesis["n_sources"],
+        "snr": synthesis["sensor_snr_db"],
+        "deep_share": synthesis["deep_share"],
+        "background_share": synthesis["background_share"],
+        "noise_bank_seed": synthesis["noise_bank_seed"],
+        "forward_bank": bool(bank),
+        "bank_models": bank.get("n_placements", 4096),
+        "bank_vertical_shift_mm": bank.get("max_vertical_shift_mm", 0.0),
+        "bank_seed": bank.get("seed", 0),
+    }
+    as_recorded = {
+        "init": lambda v: str(v),
+        "montage_subsets": lambda v: _range(v, "montage-subsets", int),
+        "sources": lambda v: _range(v, "sources", int),
+        "snr": lambda v: _range(v, "snr"),
+        "monitor": _monitor,
+    }
+    changed = []
+    for param in ctx.command.params:
+        name, given = param.name, ctx.params.get(param.name)
+        source = ctx.get_parameter_source(name)  # by name: Typer may bring its own copy of Click's enum
+        explicit = getattr(source, "name", None) in ("COMMANDLINE", "ENVIRONMENT")
+        if not explicit or name in RESUME_MAY_CHANGE:
+            continue
+        if name == "param":
+            params = _model_params(given)
+            changed += [
+                f"--param {key}={value!r} (the run's: {run['model_params'].get(key)!r})"
+                for key, value in params.items()
+                if run["model_params"].get(key) != value
+            ]
+        elif name in recorded:
+            value = as_recorded.get(name, lambda v: v)(given)
+            if value != recorded[name]:
+                changed.append(f"{param.opts[0]} {given} (the run's: {recorded[name]})")
+        else:  # a setting the run's record does not hold: resuming could not honour it
+            changed.append(f"{param.opts[0]} (not part of a resumed run)")
+    if changed:
+        raise BrainForgeError(
+            f"--resume continues the run with the settings it started with; drop {'; '.join(changed)}, or start "
+            "a new run in another --out."
+        )
+
+
+def _check_accelerator(accelerator: str, devices: str) -> None:
+    """Stop on an accelerator or device count that Lightning would refuse, before any data are built."""
+    import torch
+
+    if accelerator not in ("auto", "cpu", "gpu", "cuda", "mps"):
+        raise BrainForgeError(f"Unknown --accelerator {accelerator!r}; choose auto, cpu or gpu.")
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise BrainForgeError(f"--accelerator {accelerator}: this machine has no CUDA GPU; use auto or cpu.")
+    if devices != "auto" and not (devices.isdigit() and int(devices) > 0):
+        raise BrainForgeError(f"--devices takes auto or a count of 1 or more, got {devices!r}.")
+
+
 def _model_params(items: list[str] | None) -> dict:
     """``--param key=value`` (value parsed as JSON when it can be) to a dict."""
     params: dict = {}
@@ -350,6 +446,7 @@ def _model_params(items: list[str] | None) -> dict:
 
 @app.command("train")
 def train_command(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (model, checkpoints, logs).")],
     model: Annotated[
         str, typer.Option("--model", help="cnn_transformer, deepsif, convdip or gru.")
@@ -480,6 +577,8 @@ def train_command(
 
     from ._config import config_from_dict
     from .anatomy import ForwardBankConfig
+    from .models import MODELS, check_model_params
+    from .models.io import read_model_config
     from .synthesis import SynthesisConfig
     from .training import TrainingConfig, train
     from .training.data import refuse_empty_validation_shares
@@ -499,18 +598,22 @@ def train_command(
     logging.getLogger("brainforge").setLevel(logging.INFO if _global_rank() == 0 else logging.WARNING)
     refuse_router_training(model)  # before the head model, spikes and forward bank are built
     for flag, value in (("--bank-vertical-shift-mm", bank_vertical_shift_mm), ("--bank-seed", bank_seed)):
-        if resume and value:
-            raise BrainForgeError(f"--resume takes the forward bank of the run it resumes; drop {flag}.")
         if value and not forward_bank and not resume:
             raise BrainForgeError(f"{flag} needs --forward-bank; add it or drop the option.")
-    if resume and noise_bank_seed:
-        raise BrainForgeError("--resume takes the data settings of the run it resumes; drop --noise-bank-seed.")
+    _check_accelerator(accelerator, devices)
+    # The run folder is checked before the head model, spikes and forward bank are built.
+    prepare_run_folder(out, resume, overwrite, check_only=True)
     if resume:
         run_file = out / RUN_FILE
-        prepare_run_folder(out, resume, overwrite)
         if not run_file.is_file():
             raise BrainForgeError(f"Nothing to resume in {out} (no {RUN_FILE}); drop --resume to start.")
         run = json.loads(run_file.read_text())
+        if "cli" not in run:
+            raise BrainForgeError(
+                f"{out} holds a run started without `brainforge train` (from `brainforge compare` or the Python "
+                "train()); resume it the way it was started."
+            )
+        _refuse_changed_settings_on_resume(ctx, run)
         cli = run["cli"]
         model, head, channels, n_regions, spikes = (
             cli[k] for k in ("model", "head", "channels", "n_regions", "spikes")
@@ -533,6 +636,13 @@ def train_command(
             )  # fmt: skip
             bank_config = asdict(bank)
         params = _model_params(param)
+        check_model_params(model, n_regions, params)
+        if montage_subsets and not MODELS[model].any_montage:
+            raise BrainForgeError(
+                f"--montage-subsets needs a network that takes any montage; {model} does not. Drop --montage-subsets."
+            )
+        if init is not None:
+            read_model_config(init)  # a missing or damaged --init folder stops here
         config = TrainingConfig(
             loss=loss, optimizer=optimizer, learning_rate=learning_rate, schedule=schedule, batch_size=batch_size,
             samples_per_epoch=samples_per_epoch, val_samples=val_samples, patience=patience, seed=seed,
@@ -587,7 +697,12 @@ def train_command(
 @app.command("benchmark")
 def benchmark_command(
     solvers: Annotated[
-        str, typer.Option("--solvers", help="Comma-separated: sloreta,eloreta,dspm,mne,wmne,lcmv and model folders.")
+        str,
+        typer.Option(
+            "--solvers",
+            help="Comma-separated: sloreta,eloreta,dspm,mne,wmne,lcmv, default (the bundled network) "
+            "and model folders.",
+        ),
     ],
     test: Annotated[list[str], typer.Option("--test", help="Test set(s) from `brainforge synth` (repeatable).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder (CSV, Markdown, PNG).")],
@@ -707,8 +822,13 @@ def localize_command(
     solver: Annotated[
         str, typer.Option("--solver", help="default, a classical method (sloreta, eloreta, ...) or a model folder.")
     ] = "default",
-    tmin: Annotated[float | None, typer.Option("--tmin", help="Start, s (with --events: epoch start).")] = None,
-    tmax: Annotated[float | None, typer.Option("--tmax", help="End, s (with --events: epoch end).")] = None,
+    tmin: Annotated[
+        float | None,
+        typer.Option("--tmin", help="Start, s (with --events: epoch start about each event; default -0.2)."),
+    ] = None,
+    tmax: Annotated[
+        float | None, typer.Option("--tmax", help="End, s (with --events: epoch end about each event; default 0.3).")
+    ] = None,
     events: Annotated[
         str | None, typer.Option("--events", help="Annotation name(s) to average around, e.g. spike.")
     ] = None,
@@ -729,7 +849,9 @@ def localize_command(
     timecourses: Annotated[
         str, typer.Option("--timecourses", help="Region time courses: parquet, csv or none.")
     ] = "parquet",
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Show a progress bar (in a terminal).")
+    ] = True,
     uncertainty: Annotated[
         bool,
         typer.Option("--uncertainty", help="Add a confidence per region (noise-resampling bootstrap around the peak)."),

@@ -3,7 +3,7 @@
 A :class:`ChannelCountRouter` holds two trained relatives of one network and applies one by channel count.
 """
 
-from .base import MODELS, SourceModel, build_model
+from .base import MODELS, SourceModel, build_model, check_model_params
 from .cnn_transformer import CNNTransformer, CNNTransformerConfig
 from .convdip import ConvDip, ConvDipConfig
 from .deepsif import DeepSIF, DeepSIFConfig
@@ -25,6 +25,7 @@ __all__ = [
     "GRUConfig",
     "SourceModel",
     "build_model",
+    "check_model_params",
     "combine_by_channel_count",
     "default_model_dir",
     "load_model",

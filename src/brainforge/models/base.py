@@ -133,9 +133,38 @@ def build_model(name: str, n_regions: int, montage: Montage, config=None, **para
         config = config_from_dict(cls.config_class, params)
     elif params:
         raise BrainForgeError("Give either a config or keyword hyper-parameters, not both.")
-    model = cls(config, n_regions, montage)
+    try:
+        model = cls(config, n_regions, montage)
+    except (ValueError, TypeError, ZeroDivisionError, AssertionError, RuntimeError) as err:
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise BrainForgeError(f"The {name} hyper-parameters do not make a network ({reason}); check them.") from err
     logger.info(model.summary())
     return model
+
+
+def check_model_params(name: str, n_regions: int, params: dict) -> None:
+    """Build the network that ``name`` and ``params`` describe on a stand-in montage, and drop it.
+
+    Finds an unknown model, unknown or mistyped hyper-parameters and values
+    that make no network (``n_heads=0``), in a fraction of a second, before
+    a training run builds its data.
+
+    Raises
+    ------
+    BrainForgeError
+        Naming the problem.
+    """
+    # Sixteen electrodes on the upper half of a sphere of 90 mm: any network's input layer fits them.
+    theta = np.linspace(0.0, 2 * np.pi, 16, endpoint=False)
+    polar = np.linspace(0.3, 1.3, 16)
+    positions = 90.0 * np.stack([np.sin(polar) * np.cos(theta), np.sin(polar) * np.sin(theta), np.cos(polar)], 1)
+    montage = Montage(tuple(f"E{i}" for i in range(16)), positions)
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))  # no parameter count for a network that is dropped
+    try:
+        build_model(name, n_regions, montage, **params)
+    finally:
+        logger.setLevel(level)
 
 
 _CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)

@@ -101,6 +101,8 @@ class CNNTransformerConfig:
 
     def __post_init__(self) -> None:
         check_interpolation(self.interpolation)
+        if self.n_heads < 1 or self.n_layers < 1:
+            raise BrainForgeError(f"n_heads and n_layers must be 1 or more, got {self.n_heads} and {self.n_layers}.")
         if self.d_model % self.n_heads or self.d_model % 2:
             raise BrainForgeError(f"d_model ({self.d_model}) must be even and divisible by n_heads ({self.n_heads}).")
         if not self.conv_channels or min(self.conv_channels) < 1 or self.reduce_channels < 1:

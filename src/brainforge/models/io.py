@@ -97,6 +97,7 @@ def read_model_config(directory: str | Path) -> dict:
         raise BrainForgeError(
             f"{path} lacks the field {err}: not a complete BrainForge model config; re-train or re-download the model."
         ) from err
+    _check_field_types(config, path)
     data = config.get("data") or {}
     sfreq = data.get("sfreq_hz", 500.0) if isinstance(data, dict) else None
     if isinstance(sfreq, bool) or not isinstance(sfreq, int | float) or not 0 < sfreq < float("inf"):
@@ -107,6 +108,29 @@ def read_model_config(directory: str | Path) -> dict:
     if name not in MODELS:
         raise BrainForgeError(f"{path} names an unknown model {name!r}; known: {', '.join(sorted(MODELS))}.")
     return config
+
+
+def _check_field_types(config: dict, path: Path) -> None:
+    """Raise a one-line error where a config's required fields have the wrong type (a damaged or edited file)."""
+    n_regions = config["n_regions"]
+    names = config["montage"]["ch_names"]
+    positions = np.asarray(config["montage"]["ch_pos_mm"], dtype=object)
+    problems = []
+    if isinstance(n_regions, bool) or not isinstance(n_regions, int) or n_regions < 1:
+        problems.append(f"n_regions {n_regions!r} is not a positive integer")
+    if not isinstance(config["model"]["params"], dict):
+        problems.append("model.params is not a mapping")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        problems.append("montage.ch_names is not a list of channel names")
+    elif positions.shape != (len(names), 3) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in positions.ravel()
+    ):
+        problems.append(f"montage.ch_pos_mm is not {len(names)} positions of 3 numbers")
+    for field in ("head_model", "data", "training"):
+        if field in config and not isinstance(config[field], dict):
+            problems.append(f"{field} is not a mapping")
+    if problems:
+        raise BrainForgeError(f"{path}: {'; '.join(problems)} (a damaged file); re-train or re-download the model.")
 
 
 def training_input(config: dict) -> str:

@@ -139,6 +139,13 @@ class SourceLocalizer(pl.LightningModule):
                 f"--subset-upsampling needs a network that takes any montage; {model.name} does not. "
                 "Drop --subset-upsampling."
             )
+        if config.montage_subsets is not None and model.any_montage:  # fixed-montage networks take all channels
+            low, high = config.montage_subsets
+            if low > model.montage.n_channels:
+                raise BrainForgeError(
+                    f"--montage-subsets {low},{high} asks for at least {low} channels; the training montage has "
+                    f"{model.montage.n_channels}. Lower the first number."
+                )
         # The fixed validation cap's spline matrix, computed once (training subsets get theirs per step).
         self._validation_upsampling: np.ndarray | None = None
         index = self._validation_index

@@ -420,11 +420,26 @@ class WallTimeBudget(StepBudget):
         return total / world_size
 
 
+def _make_trainer(**options) -> pl.Trainer:
+    """Return ``pl.Trainer(**options)``; an accelerator or device count Lightning refuses stops on one line."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return pl.Trainer(**options)
+    except (MisconfigurationException, ValueError) as err:
+        reason = " ".join(str(err).split())
+        raise BrainForgeError(
+            f"--accelerator {options['accelerator']} --devices {options['devices']}: {reason} "
+            "(choose --accelerator auto, cpu or gpu and --devices auto or a count)."
+        ) from err
+
+
 def parse_cpu_time(text: str) -> float:
     """``HH:MM`` of CPU time to seconds."""
     hours, sep, minutes = text.partition(":")
     try:
-        seconds = 3600 * int(hours) + 60 * int(minutes)
+        parts = int(hours), int(minutes)
+        seconds = 3600 * parts[0] + 60 * parts[1] if min(parts) >= 0 else -1
     except ValueError:
         seconds = -1
     if not sep or seconds <= 0:
@@ -436,7 +451,7 @@ def parse_cpu_time(text: str) -> float:
 RUN_OUTPUTS = (RUN_FILE, str(LAST_CHECKPOINT), "model.safetensors", "config.json")
 
 
-def prepare_run_folder(out_dir: Path, resume: bool, overwrite: bool) -> None:
+def prepare_run_folder(out_dir: Path, resume: bool, overwrite: bool, check_only: bool = False) -> None:
     """Check that ``out_dir`` may be used: resume needs a checkpoint, a fresh run an empty folder.
 
     Parameters
@@ -447,11 +462,15 @@ def prepare_run_folder(out_dir: Path, resume: bool, overwrite: bool) -> None:
         Continue the run in it.
     overwrite : bool
         Delete an earlier run's outputs (checkpoints, logs, model, settings) first.
+    check_only : bool
+        Only check (the command line does, before the data are built); delete nothing.
     """
     import shutil
 
     if resume and overwrite:
         raise BrainForgeError("--resume and --overwrite exclude each other; pick one.")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BrainForgeError(f"--out {out_dir} is a file, not a folder; choose a folder for the run.")
     last = out_dir / LAST_CHECKPOINT
     if resume:
         if not last.is_file():
@@ -469,6 +488,8 @@ def prepare_run_folder(out_dir: Path, resume: bool, overwrite: bool) -> None:
             f"{out_dir} already holds a training run ({', '.join(found)}); pass --resume to continue it, "
             "--overwrite to replace it, or choose another --out."
         )
+    if check_only:
+        return
     for name in (*RUN_OUTPUTS, "checkpoints", "logs"):
         target = out_dir / name
         if target.is_dir():
@@ -646,17 +667,12 @@ def train(
     if init is not None:
         info["init"] = str(init)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if not resume and main_rank:
-        with atomic_path(out_dir / RUN_FILE) as tmp:
-            tmp.write_text(
-                json.dumps({"model": model_name, "model_params": model.hyper_parameters(), **info}, indent=1)
-            )
     export = ExportBestModel(out_dir, info, config.monitor)
     steps_per_epoch = -(-config.samples_per_epoch // config.batch_size)
     cpu_budget = CpuTimeBudget(max_cpu_time_s) if max_cpu_time_s is not None else None
     wall_budget = WallTimeBudget(parse_max_time(max_time)) if max_time else None
     early_stopping = EarlyStopping(config.monitor, patience=config.patience, mode="min")
-    trainer = pl.Trainer(
+    trainer = _make_trainer(
         accelerator=accelerator,
         devices=devices,
         max_epochs=config.max_epochs,
@@ -680,6 +696,12 @@ def train(
     # Under DDP each rank takes its share of an epoch's steps: log within it (Lightning warns otherwise).
     trainer.log_every_n_steps = max(1, min(50, steps_per_epoch // trainer.world_size))
     refuse_empty_validation_shares(config.val_samples, trainer.world_size)  # before the other ranks start
+    # Written once the trainer is made: a run refused above leaves no run.json that blocks a rerun.
+    if not resume and main_rank:
+        with atomic_path(out_dir / RUN_FILE) as tmp:
+            tmp.write_text(
+                json.dumps({"model": model_name, "model_params": model.hyper_parameters(), **info}, indent=1)
+            )
     with warnings.catch_warnings():
         # Lightning suggests more workers; on two cores one worker is the right call.
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
