@@ -148,3 +148,24 @@ def test_resume_refuses_settings_other_than_the_runs(tmp_path, monkeypatch):
     del record["cli"]
     (run / "run.json").write_text(json.dumps(record))
     assert "started without `brainforge train`" in _train_refusal("--out", str(run), "--resume")
+
+
+def test_ddp_ranks_after_the_first_do_not_check_the_run_folder_rank_0_is_writing(tmp_path, monkeypatch):
+    # Under DDP Lightning starts ranks 1... by running the same command again, once rank 0 has
+    # begun writing the folder: only rank 0 checks it, as train() does.
+    from typer.testing import CliRunner
+
+    from brainforge import cli
+
+    def data_reached(*args, **kwargs):
+        raise AssertionError("data reached")
+
+    monkeypatch.setattr(cli, "training_generator", data_reached)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    monkeypatch.setenv("RANK", "1")
+    result = CliRunner().invoke(cli.app, ["train", "--out", str(run), "--model", "gru"])
+    assert str(result.exception) == "data reached", result.output
+    monkeypatch.setenv("RANK", "0")
+    assert "already holds a training run" in _train_refusal("--out", str(run), "--model", "gru")

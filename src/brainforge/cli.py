@@ -601,8 +601,10 @@ def train_command(
         if value and not forward_bank and not resume:
             raise BrainForgeError(f"{flag} needs --forward-bank; add it or drop the option.")
     _check_accelerator(accelerator, devices)
-    # The run folder is checked before the head model, spikes and forward bank are built.
-    prepare_run_folder(out, resume, overwrite, check_only=True)
+    # The run folder is checked before the head model, spikes and forward bank are built; under DDP by
+    # rank 0 alone, as train() does (the other ranks start once rank 0 has begun writing it).
+    if _global_rank() == 0:
+        prepare_run_folder(out, resume, overwrite, check_only=True)
     if resume:
         run_file = out / RUN_FILE
         if not run_file.is_file():
