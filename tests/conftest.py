@@ -75,6 +75,19 @@ def spike_library():
     return read_spike_library(default_spike_library())
 
 
+@pytest.fixture(autouse=True)
+def _keep_log_levels():
+    """Restore MNE's and BrainForge's log levels after each test (in-process CLI runs set them)."""
+    import logging
+
+    import mne
+
+    mne_level, ours = mne.utils.logger.level, logging.getLogger("brainforge").level
+    yield
+    mne.utils.logger.setLevel(mne_level)
+    logging.getLogger("brainforge").setLevel(ours)
+
+
 @pytest.fixture
 def cli_in_process(capsys, monkeypatch):
     """Run ``brainforge ARGS`` through the real entry point (``brainforge.cli.main``) in this process.

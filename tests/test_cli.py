@@ -145,6 +145,14 @@ def test_resume_refuses_settings_other_than_the_runs(tmp_path, monkeypatch):
         (["--overwrite"], "--resume and --overwrite exclude each other"),
     ]:
         assert expected in _train_refusal("--out", str(run), "--resume", *args)
+    # The starting command repeated with --resume passes the check: --init (however spelt) is ignored,
+    # --workers may change, and the same values are the run's; the data are what comes next.
+    from typer.testing import CliRunner
+
+    same = ["--model", "gru", "--head", "1010-16", "--n-regions", "50", "--lr", "0.001", "--batch-size", "8"]
+    again = [*same, "--sources", "1,2", "--init", "../elsewhere/start", "--workers", "3", "--max-epochs", "9"]
+    result = CliRunner().invoke(cli.app, ["train", "--out", str(run), "--resume", *again])
+    assert str(result.exception) == "the training data were built before the settings were checked", result.output
     del record["cli"]
     (run / "run.json").write_text(json.dumps(record))
     assert "started without `brainforge train`" in _train_refusal("--out", str(run), "--resume")

@@ -23,8 +23,10 @@ def config_from_dict(config_class: type, params: dict):
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
     try:
         return config_class(**values)
-    except (ValueError, TypeError, ZeroDivisionError, AssertionError) as err:  # a check of the class's own
-        reason = " ".join(str(err).split()) or type(err).__name__
+    except BrainForgeError:  # the class's own one-line checks
+        raise
+    except (ValueError, TypeError, ZeroDivisionError, AssertionError) as err:
+        reason = " ".join(str(err).split()).rstrip(".") or type(err).__name__
         raise BrainForgeError(f"{config_class.__name__} parameter(s) {params}: {reason}.") from err
 
 

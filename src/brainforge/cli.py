@@ -340,7 +340,16 @@ def _monitor(name: str) -> str:
 
 
 #: What `train --resume` may be given anew; the run's record (run.json) holds every other setting.
-RESUME_MAY_CHANGE = ("out", "resume", "max_epochs", "max_time", "max_cpu_time", "accelerator", "devices", "progress")
+#: (`--init` is taken and ignored: a resumed run starts from its checkpoint, and keeps its own record.)
+RESUME_MAY_CHANGE = (
+    "out", "resume", "max_epochs", "max_time", "max_cpu_time", "accelerator", "devices", "progress", "workers", "init",
+)  # fmt: skip
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was given on the command line (or by its environment variable)."""
+    source = ctx.get_parameter_source(name)  # compared by name: Typer may bring its own copy of Click's enum
+    return getattr(source, "name", None) in ("COMMANDLINE", "ENVIRONMENT")
 
 
 def _refuse_changed_settings_on_resume(ctx: typer.Context, run: dict) -> None:
@@ -349,7 +358,8 @@ def _refuse_changed_settings_on_resume(ctx: typer.Context, run: dict) -> None:
     The run's record (``run.json``) gives every setting on resume, so an option
     repeated with the same value is fine, and one with another value, which
     would be ignored, is refused. Only ``--max-epochs``, the time budgets,
-    ``--accelerator``, ``--devices`` and ``--progress`` may change.
+    ``--accelerator``, ``--devices``, ``--workers`` and ``--progress`` may
+    change (``--init`` is ignored).
     """
     from dataclasses import asdict
 
@@ -368,9 +378,7 @@ def _refuse_changed_settings_on_resume(ctx: typer.Context, run: dict) -> None:
     recorded = {
         **{name: cli.get(name) for name in ("model", "head", "channels", "n_regions", "spikes")},
         **{name: training[name] for name in same_names},
-        "init": run.get("init"),
         "learning_rate": training["learning_rate"],
-        "workers": training["num_workers"],
         "crop": training["crop_samples"],
         "montage_subsets": training["montage_subsets"],
         "montage_sizes": training["montage_size_distribution"],
@@ -385,7 +393,6 @@ def _refuse_changed_settings_on_resume(ctx: typer.Context, run: dict) -> None:
         "bank_seed": bank.get("seed", 0),
     }
     as_recorded = {
-        "init": lambda v: str(v),
         "montage_subsets": lambda v: _range(v, "montage-subsets", int),
         "sources": lambda v: _range(v, "sources", int),
         "snr": lambda v: _range(v, "snr"),
@@ -394,9 +401,7 @@ def _refuse_changed_settings_on_resume(ctx: typer.Context, run: dict) -> None:
     changed = []
     for param in ctx.command.params:
         name, given = param.name, ctx.params.get(param.name)
-        source = ctx.get_parameter_source(name)  # by name: Typer may bring its own copy of Click's enum
-        explicit = getattr(source, "name", None) in ("COMMANDLINE", "ENVIRONMENT")
-        if not explicit or name in RESUME_MAY_CHANGE:
+        if not _given(ctx, name) or name in RESUME_MAY_CHANGE:
             continue
         if name == "param":
             params = _model_params(given)
@@ -624,6 +629,9 @@ def train_command(
         training = run["training"]
         if max_epochs is not None:
             training["max_epochs"] = max_epochs
+        if _given(ctx, "workers"):  # each sample's seed is its index's, whichever worker draws it
+            training["num_workers"] = workers
+        init = Path(run["init"]) if run.get("init") else None  # kept in the exported model's record
         config = TrainingConfig.from_dict(training)
         synthesis = config_from_dict(SynthesisConfig, run["data"]["synthesis"])
         bank_config = cli.get("forward_bank")

@@ -312,10 +312,16 @@ def _unknown_channels_error(unknown: list[str], known: dict[str, str]) -> BrainF
         if len(parts := re.split(r"[-_ ]", _strip_decorations(name))) == 2
         and all(standard_name(part, known) for part in parts)
     ]
+    others = [name for name in unknown if name not in set(bipolar)]
     if bipolar:
         return BrainForgeError(
-            f"Channel(s) {', '.join(bipolar)} look like bipolar derivations, which cannot be localized; "
-            "export the recording against one common reference (or the average) instead."
+            f"Channel(s) {', '.join(bipolar)} look like bipolar derivations, which cannot be localized; leave "
+            f"them out with --exclude {','.join(bipolar)}, or export the recording against one common reference"
+            + (
+                f" (and {', '.join(others)} have no known positions: give them with --positions FILE)."
+                if others
+                else "."
+            )
         )
     return BrainForgeError(
         f"Channel(s) without positions that no standard montage knows: {', '.join(unknown)}; give their "
@@ -997,6 +1003,11 @@ def event_windows(raw, config: PreprocessingConfig, sfreq_out: float, n_out: int
             "0.3 s with --events), is empty; give a --tmax later than --tmin."
         )
     length = round((tmax - tmin) * sfreq_out) + 1
+    if length < 2:
+        raise BrainForgeError(
+            f"The epoch window around each event, {tmin:g} to {tmax:g} s, holds fewer than two samples at "
+            f"{sfreq_out:g} Hz; widen it with --tmin/--tmax."
+        )
     starts = np.round((onsets_s + tmin) * sfreq_out).astype(int)
     inside = (starts >= 0) & (starts + length <= n_out)
     if not inside.any():

@@ -135,8 +135,10 @@ def build_model(name: str, n_regions: int, montage: Montage, config=None, **para
         raise BrainForgeError("Give either a config or keyword hyper-parameters, not both.")
     try:
         model = cls(config, n_regions, montage)
+    except BrainForgeError:  # the network's own one-line checks
+        raise
     except (ValueError, TypeError, ZeroDivisionError, AssertionError, RuntimeError) as err:
-        reason = " ".join(str(err).split()) or type(err).__name__
+        reason = " ".join(str(err).split()).rstrip(".") or type(err).__name__
         raise BrainForgeError(f"The {name} hyper-parameters do not make a network ({reason}); check them.") from err
     logger.info(model.summary())
     return model
