@@ -393,6 +393,48 @@ def test_nan_within_the_filters_reach_of_the_span_drops_its_channel():
     assert NAMES_32[0] in kept.ch_names and np.isfinite(kept.data).all()
 
 
+def test_a_recording_that_breaks_off_is_filtered_stretch_by_stretch(tmp_path):
+    # An acquisition skip as MNE reads an EGI pause: channels with their own DC offsets (5 mV), a
+    # zero-filled gap at 8-10 s annotated BAD_ACQ_SKIP, then the recording again.
+    from brainforge.localization import localize_prepared
+    from brainforge.localization.recording import FilterPlan, RecordingStream, select_channels
+
+    names = CHANNEL_SUBSETS["1010-64"]
+    raw = _raw(names, seconds=20.0, seed=3)
+    raw._data += np.random.default_rng(4).normal(scale=5e-3, size=(len(names), 1))
+    raw._data[:, 4000:5000] = 0.0
+
+    def near_and_middle(prepared):
+        rms = np.sqrt((prepared.data**2).mean(axis=0))
+        return np.r_[rms[3500:3750], rms[5250:5500]].mean(), rms[1000:3000].mean()  # 0.5-1 s from the gap
+
+    raw.set_annotations(mne.Annotations([8.0], [2.0], ["BAD_ACQ_SKIP"]))
+    prepared = prepare_recording(raw, 500.0)
+    assert prepared.breaks_s == [8.0, 10.0]
+    near, middle = near_and_middle(prepared)
+    assert near < 1.3 * middle  # each stretch filtered on its own, as MNE's raw.filter does
+    # The same data filtered across the gap (an annotation that marks no break): the steps ring on.
+    raw.set_annotations(mne.Annotations([8.0], [2.0], ["BAD_artefact"]))
+    across, _ = near_and_middle(prepare_recording(raw, 500.0))
+    assert across > 5 * middle
+    # The peak search leaves out the gap (a bad span) and each stretch's own 0.5-s edges by it.
+    result = localize_prepared(prepared, "sloreta")
+    assert {(7.5, 8.5), (9.5, 10.5), (8.0, 10.0)} <= set(result.excluded_spans_s)
+    assert not 7.5 <= result.peaks[0]["time_s"] < 10.5
+    assert any("breaks off and resumes at 2 point(s)" in note for note in result.notes)
+    # Block by block as whole, with blocks that start and end inside and beside the gap.
+    raw.set_annotations(mne.Annotations([8.0], [2.0], ["BAD_ACQ_SKIP"]))
+    filters = FilterPlan.make(500.0, 500.0, PreprocessingConfig())
+    stream = RecordingStream(raw, select_channels(raw, PreprocessingConfig()), filters)
+    whole = stream.block(0, 10000)
+    pieces = np.concatenate([stream.block(a, b) for a, b in [(0, 4600), (4600, 5100), (5100, 10000)]], axis=1)
+    np.testing.assert_allclose(pieces, whole, rtol=0, atol=1e-9 * np.abs(whole).max())
+    # A file, localized block by block, leaves out the same spans.
+    streamed = localize_file(_save(raw, tmp_path), tmp_path / "out", "sloreta")
+    assert not 7.5 <= streamed.peaks[0]["time_s"] < 10.5
+    assert any("breaks off and resumes at 2 point(s)" in note for note in streamed.notes)
+
+
 def test_the_filters_edge_transient_is_left_out_of_the_peak_search(tmp_path):
     """After a 1-Hz high-pass, white noise is stronger at the recording's ends: no peak is taken there."""
     from brainforge.localization import localize_prepared

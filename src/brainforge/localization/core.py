@@ -22,6 +22,7 @@ from .recording import (
     PreprocessingConfig,
     RecordingStream,
     bad_spans_s_within,
+    break_edge_spans_s,
     edge_spans_note,
     filter_edge_spans_s,
     in_spans,
@@ -350,10 +351,11 @@ def localize_prepared(prepared: PreparedEEG, solver="default", uncertainty=None)
     region_data = activity.data
     stc = activity.to_source_estimate(head, prepared.tmin)
     result = Localization(stc, region_data, head, prepared, name, notes=list(prepared.notes))
-    edges = _edges_for(model, prepared)
-    result.excluded_spans_s = [*prepared.bad_spans_s, *edges]
+    edges, breaks = _edges_for(model, prepared), _break_spans_for(model, prepared)
+    result.excluded_spans_s = [*prepared.bad_spans_s, *edges, *breaks]
     result.find_peaks()
     _note_edges(result, edges, prepared)
+    _note_breaks(result, breaks, prepared)
     _add_network_notes(result, model, prepared.data.shape[1])
     config = _uncertainty_config(uncertainty, model)
     if config is not None:
@@ -469,6 +471,34 @@ def _add_network_notes(result: Localization, model, n_samples: int) -> None:
         )
         logger.warning(message)
         result.notes.append(message)
+
+
+def _break_spans_for(
+    model, prepared: PreparedEEG, analysed_s: tuple[float, float] | None = None
+) -> list[tuple[float, float]]:
+    """Return the spans either side of the recording's breaks (:func:`break_edge_spans_s`) that the analysis reaches.
+
+    ``analysed_s`` (first, last; s) when the prepared EEG holds only a view of the analysed span.
+    """
+    if prepared.recording_s is None or not prepared.breaks_s:
+        return []
+    first_s, last_s = analysed_s or (prepared.tmin, prepared.tmin + (prepared.data.shape[1] - 1) / prepared.sfreq)
+    high_pass = prepared.preprocessing.get("applied", {}).get("high_pass_hz")
+    return break_edge_spans_s(high_pass, prepared.breaks_s, first_s, last_s, _edge_s(model, prepared.sfreq))
+
+
+def _note_breaks(result: Localization, spans, prepared: PreparedEEG) -> None:
+    """Add the note on the recording's breaks: filtered stretch by stretch, their edges left out of the peak search."""
+    if not prepared.breaks_s:
+        return
+    note = (
+        f"The recording breaks off and resumes at {len(prepared.breaks_s)} point(s) (annotated BAD_ACQ_SKIP or "
+        "boundary): each stretch between them was filtered on its own"
+    )
+    if spans:
+        half = (spans[0][1] - spans[0][0]) / 2
+        note += f", and {half:g} s either side of each break in the analysed span were left out of the peak search"
+    result.notes.append(note + ".")
 
 
 def _note_edges(result: Localization, edges, prepared: PreparedEEG) -> None:
@@ -610,7 +640,10 @@ def _localize_stream(raw, model, name, config, tmp: Path, timecourses: str, chun
     edge_spans = filter_edge_spans_s(
         filters.l_freq, recording_s, span[0] / sfreq, (span[1] - 1) / sfreq, _edge_s(model, sfreq)
     )
-    excluded = [*bad_spans, *edge_spans]
+    break_spans = break_edge_spans_s(
+        filters.l_freq, stream.breaks_s, span[0] / sfreq, (span[1] - 1) / sfreq, _edge_s(model, sfreq)
+    )
+    excluded = [*bad_spans, *edge_spans, *break_spans]
     best_value, best_sample = -1.0, None
     bar = tqdm(total=round((span[1] - span[0]) / sfreq, 3), unit="s", desc="Localizing", disable=not progress)
     try:
@@ -674,12 +707,14 @@ def _view(
     analysed_s = (span[0] / sfreq, (span[1] - 1) / sfreq)
     prepared = prepared_eeg(view_eeg, lo / sfreq, plan, stream.filters, config, "a continuous recording", None,
                          stream.n_in, list(bad_spans), recording_s, analysed_s)  # fmt: skip
+    prepared.breaks_s = stream.breaks_s
     stc = source_estimate(vertex.astype(np.float32), head, stc_lo / sfreq, sfreq)
     result = Localization(stc, region, head, prepared, name, notes=list(prepared.notes))
-    edges = _edges_for(model, prepared)
-    result.excluded_spans_s = [*prepared.bad_spans_s, *edges]
+    edges, breaks = _edges_for(model, prepared), _break_spans_for(model, prepared, analysed_s)
+    result.excluded_spans_s = [*prepared.bad_spans_s, *edges, *breaks]
     result.find_peaks()
     _note_edges(result, edges, prepared)
+    _note_breaks(result, breaks, prepared)
     _add_network_notes(result, model, stop - start)
     result.outputs["source_estimate_scope"] = (
         f"the whole analysed span ({stc_mb:.0f} MB as float32, within {MAX_STC_MB:g} MB)"

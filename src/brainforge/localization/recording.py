@@ -12,9 +12,12 @@ a recording of any length in chunks of bounded memory.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import re
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -201,6 +204,10 @@ class PreparedEEG:
         A continuous recording's length (s, the time base of ``tmin``), whose first
         and last :func:`filter_edge_s` the high-pass filter's edge transient
         inflates; None for epochs, evoked data and event averages.
+    breaks_s : list of float
+        Times (s, the time base of ``tmin``) where a continuous recording's data
+        break off and resume (:func:`recording_breaks_in`): each stretch between
+        them was filtered on its own, and each has edges like the recording's.
     """
 
     data: np.ndarray
@@ -214,6 +221,7 @@ class PreparedEEG:
     preprocessing: dict = field(default_factory=dict)
     bad_spans_s: list[tuple[float, float]] = field(default_factory=list)
     recording_s: float | None = None
+    breaks_s: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -754,16 +762,35 @@ class FilterPlan:
         last = min(n_out, -(-(stop + margin_out) // up) * up)
         return first // up * down, n_in if last >= n_out else last // up * down
 
-    def apply(self, data: np.ndarray) -> np.ndarray:
-        """Average-reference, band-pass and resample a block (n_channels, n_times) of EEG, V."""
+    def apply(self, data: np.ndarray, breaks: Sequence[int] = ()) -> np.ndarray:
+        """Average-reference, band-pass and resample a block (n_channels, n_times) of EEG, V.
+
+        ``breaks`` are the block's samples where the data break off and resume (an acquisition
+        skip, the joint of concatenated recordings): each stretch between them is band-passed on
+        its own, as MNE's ``raw.filter`` does by ``skip_by_annotation``, so that the step at a
+        joint (channel offsets against a zero-filled gap) does not ring through the filter.
+        """
         import mne
         from scipy.signal import resample_poly
 
         data = np.asarray(data, float)
         data = data - data.mean(axis=0)
         if self.l_freq is not None or self.h_freq is not None:
-            # Warnings pass; the filter's description is logged once, by FilterPlan.make, not per block.
-            data = mne.filter.filter_data(data, self.sfreq_in, self.l_freq, self.h_freq, verbose=quiet_level())
+            bounds = [0, *sorted(b for b in set(breaks) if 0 < b < data.shape[1]), data.shape[1]]
+            pieces = []
+            for first, last in itertools.pairwise(bounds):
+                piece = data[:, first:last]
+                if last - first < MIN_FILTERED_SAMPLES or not piece.any():  # a sliver, or a zero-filled gap
+                    pieces.append(np.zeros_like(piece))
+                    continue
+                with warnings.catch_warnings():
+                    if len(bounds) > 2:  # a stretch cut by a block's or a break's edge is often short: expected
+                        warnings.filterwarnings("ignore", message="filter_length .* is longer than the signal")
+                    # Other warnings pass; the filter's description is logged once, by FilterPlan.make.
+                    pieces.append(
+                        mne.filter.filter_data(piece, self.sfreq_in, self.l_freq, self.h_freq, verbose=quiet_level())
+                    )
+            data = np.concatenate(pieces, axis=1)
         if self.resampling:
             data = resample_poly(data, self.up, self.down, axis=1)
         return data - data.mean(axis=0)
@@ -812,13 +839,19 @@ class RecordingStream:
         self.filters = filters
         self.n_in = int(raw.n_times)
         self.n_out = filters.n_out(self.n_in)
+        self.breaks_in = recording_breaks_in(raw)
+
+    @property
+    def breaks_s(self) -> list[float]:
+        """Times (s from the first sample) where the data break off and resume: :func:`recording_breaks_in`."""
+        return [b / self.filters.sfreq_in for b in self.breaks_in]
 
     def block(self, start: int, stop: int) -> np.ndarray:
         """Return the prepared EEG of output samples [start, stop), shape (n_channels, stop - start), V."""
         first_in, last_in = self.filters.input_span(start, stop, self.n_in)
         first = first_in // self.filters.down * self.filters.up  # the output sample of first_in
         data = self.raw.get_data(picks=self.plan.picks, start=first_in, stop=last_in)
-        prepared = self.filters.apply(data)
+        prepared = self.filters.apply(data, [b - first_in for b in self.breaks_in if first_in < b < last_in])
         return prepared[:, start - first : stop - first]
 
     def span(self, config: PreprocessingConfig) -> tuple[int, int]:
@@ -864,6 +897,51 @@ def short_span_note(n_samples: int, filters: FilterPlan) -> str | None:
     )
     logger.warning(message)
     return message
+
+
+#: Annotations where a recording's data break off and resume (lower case): MNE's acquisition skips
+#: (EGI pauses, ...), EEGLAB's "boundary" events and the joints that ``mne.concatenate_raws`` marks.
+BREAK_ANNOTATIONS = ("bad_acq_skip", "boundary", "edge boundary", "bad boundary")
+#: Stretches between breaks shorter than this are not band-passed but zeroed, samples.
+MIN_FILTERED_SAMPLES = 8
+
+
+def recording_breaks_in(raw) -> list[int]:
+    """Return the input samples (from the first) where a recording's data break off or resume.
+
+    An acquisition skip (``BAD_ACQ_SKIP``) gives two, its start and end; a joint
+    (``boundary``, ``EDGE boundary``, ``BAD boundary``), one. MNE's ``raw.filter``
+    filters between them separately (``skip_by_annotation``), and so does
+    :meth:`FilterPlan.apply`.
+    """
+    sfreq, n_times = raw.info["sfreq"], raw.n_times
+    breaks = set()
+    for annotation in raw.annotations:
+        if annotation["description"].lower() not in BREAK_ANNOTATIONS:
+            continue
+        onset_s = annotation["onset"] - raw.first_time
+        for time_s in {onset_s, onset_s + annotation["duration"]}:
+            sample = round(time_s * sfreq)
+            if 0 < sample < n_times:
+                breaks.add(int(sample))
+    return sorted(breaks)
+
+
+def break_edge_spans_s(
+    l_freq: float | None, breaks_s, first_s: float, last_s: float, edge_s: float = 0.0
+) -> list[tuple[float, float]]:
+    """Return the spans (s) either side of each break where the stretches' own filter edges inflate activity.
+
+    Each stretch between breaks is filtered on its own (:meth:`FilterPlan.apply`), so it has the
+    edge transient of a recording's ends (:func:`filter_edge_spans_s`): :func:`filter_edge_s`, or
+    ``edge_s`` (a network's window) when longer, before and after the break. Only with a
+    high-pass, and only where the analysed span ``first_s``-``last_s`` reaches.
+    """
+    if not l_freq:
+        return []
+    edge_s = max(edge_s, filter_edge_s(l_freq))
+    spans = [(time_s - edge_s, time_s + edge_s) for time_s in breaks_s]
+    return [(start, end) for start, end in spans if start <= last_s and end > first_s]
 
 
 def bad_spans_s(raw) -> list[tuple[float, float]]:
@@ -1072,12 +1150,13 @@ def prepare_recording(inst, sfreq: float, config: PreprocessingConfig | None = N
         start, stop = output_span(inst.n_times / filters.sfreq_in, n_out, sfreq, config)
         # Scanned for NaN and flat channels: every input sample the span's filtered values depend on.
         plan = select_channels(inst, config, filters.input_span(start, stop, inst.n_times))
-        data = RecordingStream(inst, plan, filters).block(start, stop)
-        return prepared_eeg(
-            data, start / sfreq, plan, filters, config, "a continuous recording", None, inst.n_times,
-            bad_spans_s_within(inst, start / sfreq, (stop - 1) / sfreq),
-            n_out / sfreq,
+        stream = RecordingStream(inst, plan, filters)
+        prepared = prepared_eeg(
+            stream.block(start, stop), start / sfreq, plan, filters, config, "a continuous recording", None,
+            inst.n_times, bad_spans_s_within(inst, start / sfreq, (stop - 1) / sfreq), n_out / sfreq,
         )  # fmt: skip
+        prepared.breaks_s = stream.breaks_s
+        return prepared
     if isinstance(inst, mne.BaseEpochs):
         evoked, source = inst.average(picks="all"), "the average of the epochs"
     elif isinstance(inst, mne.Evoked):
