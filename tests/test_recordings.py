@@ -419,20 +419,54 @@ def test_a_recording_that_breaks_off_is_filtered_stretch_by_stretch(tmp_path):
     assert across > 5 * middle
     # The peak search leaves out the gap (a bad span) and each stretch's own 0.5-s edges by it.
     result = localize_prepared(prepared, "sloreta")
-    assert {(7.5, 8.5), (9.5, 10.5), (8.0, 10.0)} <= set(result.excluded_spans_s)
+    assert {(7.5, 8.0), (10.0, 10.5), (8.0, 10.0)} <= set(result.excluded_spans_s)
     assert not 7.5 <= result.peaks[0]["time_s"] < 10.5
     assert any("breaks off and resumes at 2 point(s)" in note for note in result.notes)
-    # Block by block as whole, with blocks that start and end inside and beside the gap.
-    raw.set_annotations(mne.Annotations([8.0], [2.0], ["BAD_ACQ_SKIP"]))
-    filters = FilterPlan.make(500.0, 500.0, PreprocessingConfig())
-    stream = RecordingStream(raw, select_channels(raw, PreprocessingConfig()), filters)
-    whole = stream.block(0, 10000)
-    pieces = np.concatenate([stream.block(a, b) for a, b in [(0, 4600), (4600, 5100), (5100, 10000)]], axis=1)
-    np.testing.assert_allclose(pieces, whole, rtol=0, atol=1e-9 * np.abs(whole).max())
+    # Block by block as whole, with blocks that start and end inside and beside the gap, at the
+    # solver's rate and resampled from 1000 and 512 Hz.
+    for sfreq in (500.0, 1000.0, 512.0):
+        other = _raw(CHANNEL_SUBSETS["1010-16"], sfreq=sfreq, seconds=20.0, seed=5)
+        other._data += np.random.default_rng(6).normal(scale=5e-3, size=(16, 1))
+        other._data[:, round(8 * sfreq) : round(10 * sfreq)] = 0.0
+        other.set_annotations(mne.Annotations([8.0], [2.0], ["BAD_ACQ_SKIP"]))
+        filters = FilterPlan.make(sfreq, 500.0, PreprocessingConfig())
+        stream = RecordingStream(other, select_channels(other, PreprocessingConfig()), filters)
+        whole = stream.block(0, 10000)
+        cuts = [(0, 3999), (3999, 4600), (4600, 5001), (5001, 10000)]
+        pieces = np.concatenate([stream.block(a, b) for a, b in cuts], axis=1)
+        np.testing.assert_allclose(pieces, whole, rtol=0, atol=1e-9 * np.abs(whole).max())
+    # Epochs around events: the one that reaches the break (0.2 s after it) is left out.
+    raw.set_annotations(mne.Annotations([8.0, 5.0, 10.2], [2.0, 0.0, 0.0], ["BAD_ACQ_SKIP", "spike", "spike"]))
+    averaged = prepare_recording(raw, 500.0, PreprocessingConfig(events=("spike",)))
+    used = averaged.preprocessing["events_used"]
+    assert (used["n_epochs"], used["epochs_at_breaks"], used["epochs_in_bad_spans"]) == (1, 1, 0)
+    assert any(note.startswith("1 epoch(s) reaching a break") for note in averaged.notes)
     # A file, localized block by block, leaves out the same spans.
+    raw.set_annotations(mne.Annotations([8.0], [2.0], ["BAD_ACQ_SKIP"]))
     streamed = localize_file(_save(raw, tmp_path), tmp_path / "out", "sloreta")
     assert not 7.5 <= streamed.peaks[0]["time_s"] < 10.5
     assert any("breaks off and resumes at 2 point(s)" in note for note in streamed.notes)
+
+
+def test_breaks_fall_on_the_first_sample_after_a_joint():
+    from brainforge.localization.recording import break_edge_spans_s, recording_breaks_in
+
+    raw = _raw(NAMES_32, seconds=20.0)
+    raw.set_annotations(
+        mne.Annotations(
+            [(3001 - 0.5) / 500, (4000 - 0.5) / 500, 3.0, 15.0],
+            [0.3, 2.0, 0.0, 1.0],
+            ["boundary", "BAD_ACQ_SKIP", "EDGE boundary", "BAD_blink"],
+        )
+    )
+    # EEGLAB's joint half a sample before sample 3001 (odd: rounding to even would give 3000), its
+    # duration the samples it removed (no second break); an EGI skip over samples 4000-4999; a
+    # joint of concatenated recordings; a bad span, which is no break.
+    assert recording_breaks_in(raw) == [1500, 3001, 4000, 5000]
+    # Each stretch's own edge by a break, shortened as a short recording's are: a 1-s stretch
+    # keeps none of 0.5 s (it is shorter than four), a 0.25-s one none at all.
+    spans = break_edge_spans_s(1.0, [5.0, 6.0, 6.25], 0.0, 20.0, recording_s=20.0)
+    assert spans == [(4.5, 5.0), (6.25, 6.75)]
 
 
 def test_the_filters_edge_transient_is_left_out_of_the_peak_search(tmp_path):

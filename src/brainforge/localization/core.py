@@ -31,6 +31,7 @@ from .recording import (
     prepared_eeg,
     read_recording,
     select_channels,
+    short_stretches_note,
 )
 
 logger = logging.getLogger("brainforge")
@@ -48,8 +49,9 @@ CHUNK_S = 20.0
 PICKABLE_HEADS = ("1010-64", "1010-75")
 #: Why a peak search stops when every sample is left out (the whole pass and the view say the same).
 NOTHING_TO_SEARCH = (
-    "Every sample of the analysed span lies in a span annotated as bad (BAD_...); choose --tmin/--tmax "
-    "outside those spans, or rename the annotations if the data there are usable."
+    "Every sample of the analysed span lies in a span annotated as bad (BAD_...), or at the filter's edges by "
+    "the recording's ends and breaks; choose --tmin/--tmax outside those spans, or rename the annotations if the "
+    "data there are usable."
 )
 
 
@@ -484,11 +486,12 @@ def _break_spans_for(
         return []
     first_s, last_s = analysed_s or (prepared.tmin, prepared.tmin + (prepared.data.shape[1] - 1) / prepared.sfreq)
     high_pass = prepared.preprocessing.get("applied", {}).get("high_pass_hz")
-    return break_edge_spans_s(high_pass, prepared.breaks_s, first_s, last_s, _edge_s(model, prepared.sfreq))
+    edge_s = _edge_s(model, prepared.sfreq)
+    return break_edge_spans_s(high_pass, prepared.breaks_s, first_s, last_s, edge_s, prepared.recording_s)
 
 
-def _note_breaks(result: Localization, spans, prepared: PreparedEEG) -> None:
-    """Add the note on the recording's breaks: filtered stretch by stretch, their edges left out of the peak search."""
+def _note_breaks(result: Localization, spans, prepared: PreparedEEG, analysed_s=None) -> None:
+    """Add the notes on the recording's breaks: filtered stretch by stretch, their edges left out, short stretches."""
     if not prepared.breaks_s:
         return
     note = (
@@ -496,9 +499,16 @@ def _note_breaks(result: Localization, spans, prepared: PreparedEEG) -> None:
         "boundary): each stretch between them was filtered on its own"
     )
     if spans:
-        half = (spans[0][1] - spans[0][0]) / 2
-        note += f", and {half:g} s either side of each break in the analysed span were left out of the peak search"
+        note += (
+            f", and the stretches' filter edges by the breaks ({sum(end - start for start, end in spans):.3g} s in "
+            "all) were left out of the peak search"
+        )
     result.notes.append(note + ".")
+    first_s, last_s = analysed_s or (prepared.tmin, prepared.tmin + (prepared.data.shape[1] - 1) / prepared.sfreq)
+    length_s = prepared.preprocessing.get("applied", {}).get("filter_length_s", 0.0)
+    short = short_stretches_note(prepared.breaks_s, prepared.recording_s, first_s, last_s, length_s)
+    if short:
+        result.notes.append(short)
 
 
 def _note_edges(result: Localization, edges, prepared: PreparedEEG) -> None:
@@ -641,7 +651,7 @@ def _localize_stream(raw, model, name, config, tmp: Path, timecourses: str, chun
         filters.l_freq, recording_s, span[0] / sfreq, (span[1] - 1) / sfreq, _edge_s(model, sfreq)
     )
     break_spans = break_edge_spans_s(
-        filters.l_freq, stream.breaks_s, span[0] / sfreq, (span[1] - 1) / sfreq, _edge_s(model, sfreq)
+        filters.l_freq, stream.breaks_s, span[0] / sfreq, (span[1] - 1) / sfreq, _edge_s(model, sfreq), recording_s
     )
     excluded = [*bad_spans, *edge_spans, *break_spans]
     best_value, best_sample = -1.0, None
@@ -714,7 +724,7 @@ def _view(
     result.excluded_spans_s = [*prepared.bad_spans_s, *edges, *breaks]
     result.find_peaks()
     _note_edges(result, edges, prepared)
-    _note_breaks(result, breaks, prepared)
+    _note_breaks(result, breaks, prepared, analysed_s)
     _add_network_notes(result, model, stop - start)
     result.outputs["source_estimate_scope"] = (
         f"the whole analysed span ({stc_mb:.0f} MB as float32, within {MAX_STC_MB:g} MB)"

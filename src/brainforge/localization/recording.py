@@ -784,7 +784,10 @@ class FilterPlan:
                     pieces.append(np.zeros_like(piece))
                     continue
                 with warnings.catch_warnings():
-                    if len(bounds) > 2:  # a stretch cut by a block's or a break's edge is often short: expected
+                    if len(bounds) > 2:
+                        # A stretch cut by the block's read window is short by design (its values there are
+                        # discarded); one between two breaks that is short is noted once per recording
+                        # (short_stretches_note) instead of warned about in every block.
                         warnings.filterwarnings("ignore", message="filter_length .* is longer than the signal")
                     # Other warnings pass; the filter's description is logged once, by FilterPlan.make.
                     pieces.append(
@@ -909,39 +912,72 @@ MIN_FILTERED_SAMPLES = 8
 def recording_breaks_in(raw) -> list[int]:
     """Return the input samples (from the first) where a recording's data break off or resume.
 
-    An acquisition skip (``BAD_ACQ_SKIP``) gives two, its start and end; a joint
-    (``boundary``, ``EDGE boundary``, ``BAD boundary``), one. MNE's ``raw.filter``
-    filters between them separately (``skip_by_annotation``), and so does
-    :meth:`FilterPlan.apply`.
+    An acquisition skip (``BAD_ACQ_SKIP``) gives two, the first sample of the gap and
+    the first after it; a joint (``boundary``, ``EDGE boundary``, ``BAD boundary``),
+    one, the first sample after it (EEGLAB's joints carry the removed samples as their
+    duration, which is no second break). A time between two samples (EGI's and
+    EEGLAB's joints sit half a sample before a sample) goes to the sample after it.
+    :meth:`FilterPlan.apply` filters between the breaks separately, as MNE's
+    ``raw.filter`` does between the spans of ``skip_by_annotation``.
     """
     sfreq, n_times = raw.info["sfreq"], raw.n_times
     breaks = set()
     for annotation in raw.annotations:
-        if annotation["description"].lower() not in BREAK_ANNOTATIONS:
+        description = annotation["description"].lower()
+        if description not in BREAK_ANNOTATIONS:
             continue
         onset_s = annotation["onset"] - raw.first_time
-        for time_s in {onset_s, onset_s + annotation["duration"]}:
-            sample = round(time_s * sfreq)
+        times_s = [onset_s, onset_s + annotation["duration"]] if description == "bad_acq_skip" else [onset_s]
+        for time_s in times_s:
+            sample = math.ceil(time_s * sfreq - 1e-6)  # the first sample at or after it
             if 0 < sample < n_times:
                 breaks.add(int(sample))
     return sorted(breaks)
 
 
 def break_edge_spans_s(
-    l_freq: float | None, breaks_s, first_s: float, last_s: float, edge_s: float = 0.0
+    l_freq: float | None, breaks_s, first_s: float, last_s: float, edge_s: float = 0.0, recording_s: float = np.inf
 ) -> list[tuple[float, float]]:
     """Return the spans (s) either side of each break where the stretches' own filter edges inflate activity.
 
-    Each stretch between breaks is filtered on its own (:meth:`FilterPlan.apply`), so it has the
-    edge transient of a recording's ends (:func:`filter_edge_spans_s`): :func:`filter_edge_s`, or
-    ``edge_s`` (a network's window) when longer, before and after the break. Only with a
+    Each stretch between breaks (and the recording's ends, at 0 and ``recording_s``) is
+    filtered on its own (:meth:`FilterPlan.apply`), so it has the edges of a recording
+    (:func:`filter_edge_spans_s`), shortened as a short recording's are: :func:`filter_edge_s`,
+    or ``edge_s`` (a network's window) when longer; a stretch shorter than four of those keeps
+    the 1-Hz edge or the window, and one shorter than four of those, none. Only with a
     high-pass, and only where the analysed span ``first_s``-``last_s`` reaches.
     """
-    if not l_freq:
+    if not l_freq or not len(breaks_s):
         return []
-    edge_s = max(edge_s, filter_edge_s(l_freq))
-    spans = [(time_s - edge_s, time_s + edge_s) for time_s in breaks_s]
+    bounds = [0.0, *sorted(breaks_s), recording_s]
+    spans = []
+    for index, time_s in enumerate(bounds[1:-1], start=1):
+        for start_s, end_s in ((bounds[index - 1], time_s), (time_s, bounds[index + 1])):
+            edges = filter_edge_spans_s(l_freq, end_s - start_s, 0.0, end_s - start_s, edge_s)
+            if edges:  # the stretch's own edge by the break: its last one before it, its first after it
+                length = edges[0][1] - edges[0][0]
+                spans.append((time_s - length, time_s) if end_s == time_s else (time_s, time_s + length))
     return [(start, end) for start, end in spans if start <= last_s and end > first_s]
+
+
+def short_stretches_note(
+    breaks_s, recording_s: float, first_s: float, last_s: float, filter_length_s: float
+) -> str | None:
+    """Return a note on the stretches between breaks, within the analysed span, shorter than the band-pass filter."""
+    if not len(breaks_s) or not filter_length_s:
+        return None
+    bounds = [0.0, *sorted(breaks_s), recording_s]
+    short = [
+        (start, end)
+        for start, end in itertools.pairwise(bounds)
+        if end - start < filter_length_s and start <= last_s and end > first_s
+    ]
+    if not short:
+        return None
+    return (
+        f"{len(short)} stretch(es) between breaks in the analysed span are shorter than the "
+        f"{filter_length_s:.3g}-s band-pass filter, which distorts them; raise --l-freq or leave them out."
+    )
 
 
 def bad_spans_s(raw) -> list[tuple[float, float]]:
@@ -1096,17 +1132,26 @@ def event_windows(raw, config: PreprocessingConfig, sfreq_out: float, n_out: int
     clean = np.array(
         [not any(start < onset + tmax and end > onset + tmin for start, end in spans) for onset in onsets_s], bool
     ).reshape(len(onsets_s))
+    # An epoch that reaches a break, or a stretch's filter edge by it, holds the edge transient.
+    reach_s = filter_edge_s(config.high_pass_hz) if config.high_pass_hz else 0.0
+    breaks_s = np.array(recording_breaks_in(raw)) / raw.info["sfreq"]
+    by_break = np.array(
+        [bool(np.any((breaks_s > onset + tmin - reach_s) & (breaks_s < onset + tmax + reach_s))) for onset in onsets_s],
+        bool,
+    ).reshape(len(onsets_s))
+    clean &= ~by_break
     if not (inside & clean).any():
         raise BrainForgeError(
-            "Every epoch around the events overlaps a span annotated as bad (BAD_...); narrow --tmin/--tmax, "
-            "or rename the annotations if those spans are usable."
+            "Every epoch around the events overlaps a span annotated as bad (BAD_...) or a break in the recording "
+            "(with the filter's edge by it); narrow --tmin/--tmax, or rename the annotations if those spans are usable."
         )
     used = {
         "events": wanted,
         "n_events": len(starts),
         "n_epochs": int((inside & clean).sum()),
         "epochs_outside_recording": int((~inside).sum()),
-        "epochs_in_bad_spans": int((inside & ~clean).sum()),
+        "epochs_in_bad_spans": int((inside & ~clean & ~by_break).sum()),
+        "epochs_at_breaks": int((inside & by_break).sum()),
         "epoch_window_s": [tmin, tmax],
     }
     return starts[inside & clean], length, used
@@ -1222,6 +1267,11 @@ def prepared_eeg(
         notes.append(
             f"{used['epochs_in_bad_spans']} epoch(s) overlapping spans annotated as bad (BAD_...) were left out "
             "of the average."
+        )
+    if used and used.get("epochs_at_breaks"):
+        notes.append(
+            f"{used['epochs_at_breaks']} epoch(s) reaching a break in the recording (BAD_ACQ_SKIP, boundary), or "
+            "the filter's edge by it, were left out of the average."
         )
     preprocessing = {"requested": config.as_dict(), "applied": filters.as_dict(), "events_used": used}
     preprocessing["dropped_channels"] = plan.dropped
