@@ -59,6 +59,7 @@ def test_head_export(tmp_path):
         (["compare", "--out", "no-such-comparison", "--test-seed", "-1"], "--test-seed -1: a seed must be"),
         (["synth", "--out", "no-such-set.zarr", "--n", "1", "--noise-bank-seed", "-2"], "--noise-bank-seed -2"),
         (["synth", "--out", "no-such-set.zarr", "--n", "1", "--seed", "-3"], "--seed -3: a seed must be an integer"),
+        (["synth", "--out", "no-such-set.zarr", "--n", "0"], "--n 0: a test set needs at least one sample"),
         (["head", "info", "--montage", "1010-64", "--jitter-seed", "-1"], "--jitter-seed -1: a seed must be"),
         # an operating-system error (here a file where a folder must go) is one line too
         (["demo", "--out", "afile"], "Not a directory (afile"),

@@ -1,6 +1,8 @@
 """Real recordings at clinical scale: blocks equal the whole, options checked first, clinical channels, outputs."""
 
+import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -328,6 +330,19 @@ def test_the_bad_spans_note_counts_their_union_within_the_analysed_span():
     assert bad_spans_note([]) is None
 
 
+@contextlib.contextmanager
+def logged_warnings():
+    """Collect the messages that the brainforge logger warns with, inside the block."""
+    records: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: records.append(record.getMessage())
+    logging.getLogger("brainforge").addHandler(handler)
+    try:
+        yield records
+    finally:
+        logging.getLogger("brainforge").removeHandler(handler)
+
+
 def test_epoched_data_take_times_before_zero(recording_1k, tmp_path):
     path, _ = recording_1k
     raw = mne.io.read_raw(path, preload=True, verbose="error")
@@ -339,6 +354,19 @@ def test_epoched_data_take_times_before_zero(recording_1k, tmp_path):
     assert result.times[0] == pytest.approx(-0.1, abs=1e-6) and result.times[-1] == pytest.approx(0.1, abs=1e-6)
     with pytest.raises(BrainForgeError, match="--tmin -1 s lies before the recording starts"):
         localize_file(path, tmp_path / "raw", "sloreta", tmin=-1.0)
+    # BIDS-style gzipped names, and a file of two evoked responses: the first is read, with a warning.
+    from brainforge.localization.recording import read_recording
+
+    epochs = mne.Epochs(raw, events, ids, tmin=-0.2, tmax=0.3, baseline=None, verbose="error")
+    epochs.save(tmp_path / "sub-01_epo.fif.gz", verbose="error")
+    assert isinstance(read_recording(tmp_path / "sub-01_epo.fif.gz"), mne.BaseEpochs)
+    other = evoked.copy()
+    evoked.comment, other.comment = "spike", "other"
+    mne.write_evokeds(tmp_path / "sub-01_ave.fif.gz", [evoked, other], verbose="error")
+    with logged_warnings() as records:
+        first = read_recording(tmp_path / "sub-01_ave.fif.gz")
+    assert isinstance(first, mne.Evoked) and first.comment == "spike"
+    assert any("holds 2 evoked responses ('spike', 'other'); localizing the first" in r for r in records)
 
 
 def test_channel_problems_name_their_cause_and_fix(tmp_path):

@@ -1,4 +1,4 @@
-"""Localization metrics as the references define them (PIPELINE.md §6).
+"""Localization metrics as the references define them (the design document's section 6; docs/inverse.md).
 
 All functions take region-level activity, ``estimate`` and ``truth`` of shape
 (n_regions, n_times), already cut to the window being scored (see
