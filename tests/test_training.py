@@ -447,7 +447,7 @@ def test_max_time_is_a_budget_per_invocation_checked_about_once_per_interval(mon
 
     from lightning.pytorch.trainer.call import _call_callbacks_load_state_dict
 
-    from brainforge.training.train import CpuTimeBudget, WallTimeBudget, parse_max_time
+    from brainforge.training.train import CpuTimeBudget, WallTimeBudget, parse_cpu_time, parse_max_time
 
     train_module = importlib.import_module("brainforge.training.train")  # the package's ``train`` is the function
 
@@ -455,6 +455,11 @@ def test_max_time_is_a_budget_per_invocation_checked_about_once_per_interval(mon
     for text in ("1:2:3", "00:00", "ab:10", "-1:30"):
         with pytest.raises(BrainForgeError, match="--max-time takes HH:MM"):
             parse_max_time(text)
+    # --max-cpu-time takes HH:MM only, by the same rules.
+    assert parse_cpu_time("01:20") == 4800.0
+    for text in ("00:01:20:00", "1:2:3", "00:00", "ab:10", "-1:30", "01:-30"):
+        with pytest.raises(BrainForgeError, match="--max-cpu-time takes HH:MM"):
+            parse_cpu_time(text)
     # A checkpoint of the code before (Lightning's timer at 5,000 s spent, the CPU budget at 123 s), loaded as a
     # resume does: the CPU budget takes up its seconds, the wall-time budget starts from nothing.
     budget, cpu_budget = WallTimeBudget(1.0, check_interval_s=0.125), CpuTimeBudget(3600.0)

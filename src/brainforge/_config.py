@@ -16,7 +16,7 @@ def config_from_dict(config_class: type, params: dict):
     wrong = [
         f"{name}={value!r} (not {known[name].type})"
         for name, value in params.items()
-        if not _has_type(value, known[name].type)
+        if not has_plain_type(value, known[name].type)
     ]
     if wrong:
         raise BrainForgeError(f"Wrong {config_class.__name__} parameter type(s): {', '.join(wrong)}.")
@@ -39,7 +39,7 @@ _PLAIN_TYPES = {
 }
 
 
-def _has_type(value, annotation) -> bool:
+def has_plain_type(value, annotation) -> bool:
     """Whether ``value`` fits a field annotated ``annotation`` (a string under postponed annotations)."""
     check = _PLAIN_TYPES.get(annotation if isinstance(annotation, str) else getattr(annotation, "__name__", ""))
     return check is None or check(value)

@@ -374,11 +374,10 @@ def _refuse_changed_settings_on_resume(ctx: typer.Context, run: dict) -> None:
     bank = cli.get("forward_bank") or {}
     same_names = ("samples_per_epoch", "val_samples", "batch_size", "optimizer", "schedule", "patience", "seed")
     same_names += ("loss", "monitor", "val_montage", "target_centre_half_mm", "peak_loss_weight")
-    same_names += ("peak_loss_sharpness", "subset_upsampling")
+    same_names += ("peak_loss_sharpness", "subset_upsampling", "learning_rate")
     recorded = {
         **{name: cli.get(name) for name in ("model", "head", "channels", "n_regions", "spikes")},
         **{name: training[name] for name in same_names},
-        "learning_rate": training["learning_rate"],
         "crop": training["crop_samples"],
         "montage_subsets": training["montage_subsets"],
         "montage_sizes": training["montage_size_distribution"],

@@ -454,9 +454,14 @@ def _edges_for(model, prepared: PreparedEEG) -> list[tuple[float, float]]:
     """Return the recording's filter-edge spans (:func:`_edge_s` long) that the prepared EEG reaches into."""
     if prepared.recording_s is None:  # epochs, evoked data and event averages: no recording edge in their time base
         return []
-    last_s = prepared.tmin + (prepared.data.shape[1] - 1) / prepared.sfreq
+    first_s, last_s = _span_s(prepared)
     high_pass = prepared.preprocessing.get("applied", {}).get("high_pass_hz")
-    return filter_edge_spans_s(high_pass, prepared.recording_s, prepared.tmin, last_s, _edge_s(model, prepared.sfreq))
+    return filter_edge_spans_s(high_pass, prepared.recording_s, first_s, last_s, _edge_s(model, prepared.sfreq))
+
+
+def _span_s(prepared: PreparedEEG) -> tuple[float, float]:
+    """Return the times (s) of the prepared EEG's first and last samples."""
+    return prepared.tmin, prepared.tmin + (prepared.data.shape[1] - 1) / prepared.sfreq
 
 
 def _add_network_notes(result: Localization, model, n_samples: int) -> None:
@@ -484,7 +489,7 @@ def _break_spans_for(
     """
     if prepared.recording_s is None or not prepared.breaks_s:
         return []
-    first_s, last_s = analysed_s or (prepared.tmin, prepared.tmin + (prepared.data.shape[1] - 1) / prepared.sfreq)
+    first_s, last_s = analysed_s or _span_s(prepared)
     high_pass = prepared.preprocessing.get("applied", {}).get("high_pass_hz")
     edge_s = _edge_s(model, prepared.sfreq)
     return break_edge_spans_s(high_pass, prepared.breaks_s, first_s, last_s, edge_s, prepared.recording_s)
@@ -504,7 +509,7 @@ def _note_breaks(result: Localization, spans, prepared: PreparedEEG, analysed_s=
             "all) were left out of the peak search"
         )
     result.notes.append(note + ".")
-    first_s, last_s = analysed_s or (prepared.tmin, prepared.tmin + (prepared.data.shape[1] - 1) / prepared.sfreq)
+    first_s, last_s = analysed_s or _span_s(prepared)
     length_s = prepared.preprocessing.get("applied", {}).get("filter_length_s", 0.0)
     short = short_stretches_note(prepared.breaks_s, prepared.recording_s, first_s, last_s, length_s)
     if short:
@@ -716,8 +721,7 @@ def _view(
         vertex = region[head.source_region, stc_lo - lo : stc_hi - lo]
     analysed_s = (span[0] / sfreq, (span[1] - 1) / sfreq)
     prepared = prepared_eeg(view_eeg, lo / sfreq, plan, stream.filters, config, "a continuous recording", None,
-                         stream.n_in, list(bad_spans), recording_s, analysed_s)  # fmt: skip
-    prepared.breaks_s = stream.breaks_s
+                         stream.n_in, list(bad_spans), recording_s, analysed_s, stream.breaks_s)  # fmt: skip
     stc = source_estimate(vertex.astype(np.float32), head, stc_lo / sfreq, sfreq)
     result = Localization(stc, region, head, prepared, name, notes=list(prepared.notes))
     edges, breaks = _edges_for(model, prepared), _break_spans_for(model, prepared, analysed_s)

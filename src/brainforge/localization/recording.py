@@ -935,6 +935,11 @@ def recording_breaks_in(raw) -> list[int]:
     return sorted(breaks)
 
 
+def _stretches_s(breaks_s, recording_s: float) -> list[tuple[float, float]]:
+    """Return the stretches (start, end; s) that ``breaks_s`` cut a recording of ``recording_s`` into."""
+    return list(itertools.pairwise([0.0, *sorted(breaks_s), recording_s]))
+
+
 def break_edge_spans_s(
     l_freq: float | None, breaks_s, first_s: float, last_s: float, edge_s: float = 0.0, recording_s: float = np.inf
 ) -> list[tuple[float, float]]:
@@ -949,15 +954,17 @@ def break_edge_spans_s(
     """
     if not l_freq or not len(breaks_s):
         return []
-    bounds = [0.0, *sorted(breaks_s), recording_s]
     spans = []
-    for index, time_s in enumerate(bounds[1:-1], start=1):
-        for start_s, end_s in ((bounds[index - 1], time_s), (time_s, bounds[index + 1])):
-            edges = filter_edge_spans_s(l_freq, end_s - start_s, 0.0, end_s - start_s, edge_s)
-            if edges:  # the stretch's own edge by the break: its last one before it, its first after it
-                length = edges[0][1] - edges[0][0]
-                spans.append((time_s - length, time_s) if end_s == time_s else (time_s, time_s + length))
-    return [(start, end) for start, end in spans if start <= last_s and end > first_s]
+    for start_s, end_s in _stretches_s(breaks_s, recording_s):
+        edges = filter_edge_spans_s(l_freq, end_s - start_s, 0.0, end_s - start_s, edge_s)
+        if not edges:
+            continue
+        length = edges[0][1] - edges[0][0]
+        if start_s > 0.0:  # the stretch's first edge lies by a break, not by the recording's start
+            spans.append((start_s, start_s + length))
+        if end_s < recording_s:
+            spans.append((end_s - length, end_s))
+    return sorted(span for span in spans if span[0] <= last_s and span[1] > first_s)
 
 
 def short_stretches_note(
@@ -966,10 +973,9 @@ def short_stretches_note(
     """Return a note on the stretches between breaks, within the analysed span, shorter than the band-pass filter."""
     if not len(breaks_s) or not filter_length_s:
         return None
-    bounds = [0.0, *sorted(breaks_s), recording_s]
     short = [
         (start, end)
-        for start, end in itertools.pairwise(bounds)
+        for start, end in _stretches_s(breaks_s, recording_s)
         if end - start < filter_length_s and start <= last_s and end > first_s
     ]
     if not short:
@@ -1196,12 +1202,11 @@ def prepare_recording(inst, sfreq: float, config: PreprocessingConfig | None = N
         # Scanned for NaN and flat channels: every input sample the span's filtered values depend on.
         plan = select_channels(inst, config, filters.input_span(start, stop, inst.n_times))
         stream = RecordingStream(inst, plan, filters)
-        prepared = prepared_eeg(
+        return prepared_eeg(
             stream.block(start, stop), start / sfreq, plan, filters, config, "a continuous recording", None,
             inst.n_times, bad_spans_s_within(inst, start / sfreq, (stop - 1) / sfreq), n_out / sfreq,
+            breaks_s=stream.breaks_s,
         )  # fmt: skip
-        prepared.breaks_s = stream.breaks_s
-        return prepared
     if isinstance(inst, mne.BaseEpochs):
         evoked, source = inst.average(picks="all"), "the average of the epochs"
     elif isinstance(inst, mne.Evoked):
@@ -1238,8 +1243,9 @@ def prepared_eeg(
     bad_spans: list | None = None,
     recording_s: float | None = None,
     analysed_s: tuple[float, float] | None = None,
+    breaks_s: list[float] | None = None,
 ) -> PreparedEEG:
-    """Wrap prepared data with its channels, notes, settings, bad spans and (continuous) the recording's length.
+    """Wrap prepared data with its channels, notes, settings, bad spans and (continuous) length and breaks.
 
     ``analysed_s`` (first, last; s) is the span the peak search covers, when ``data`` holds only a
     view of it (default: the times of ``data``).
@@ -1278,5 +1284,5 @@ def prepared_eeg(
     return PreparedEEG(
         data=data, sfreq=float(filters.sfreq_out), tmin=float(tmin), ch_names=list(plan.ch_names),
         montage=plan.montage, dropped=plan.dropped_names, notes=notes, source=source, preprocessing=preprocessing,
-        bad_spans_s=bad_spans, recording_s=recording_s,
+        bad_spans_s=bad_spans, recording_s=recording_s, breaks_s=list(breaks_s or []),
     )  # fmt: skip

@@ -11,7 +11,7 @@ import torch
 
 from .. import __version__
 from .._cache import atomic_path
-from .._config import config_from_dict
+from .._config import config_from_dict, has_plain_type
 from .._data import default_model_dir  # noqa: F401  (re-exported by brainforge.models)
 from .._errors import BrainForgeError
 from ..topomap import Montage
@@ -116,15 +116,13 @@ def _check_field_types(config: dict, path: Path) -> None:
     names = config["montage"]["ch_names"]
     positions = np.asarray(config["montage"]["ch_pos_mm"], dtype=object)
     problems = []
-    if isinstance(n_regions, bool) or not isinstance(n_regions, int) or n_regions < 1:
+    if not has_plain_type(n_regions, "int") or n_regions < 1:
         problems.append(f"n_regions {n_regions!r} is not a positive integer")
     if not isinstance(config["model"]["params"], dict):
         problems.append("model.params is not a mapping")
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         problems.append("montage.ch_names is not a list of channel names")
-    elif positions.shape != (len(names), 3) or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in positions.ravel()
-    ):
+    elif positions.shape != (len(names), 3) or not all(has_plain_type(v, "float") for v in positions.ravel()):
         problems.append(f"montage.ch_pos_mm is not {len(names)} positions of 3 numbers")
     for field in ("head_model", "data", "training"):
         if field in config and not isinstance(config[field], dict):

@@ -435,16 +435,8 @@ def _make_trainer(**options) -> pl.Trainer:
 
 
 def parse_cpu_time(text: str) -> float:
-    """``HH:MM`` of CPU time to seconds."""
-    hours, sep, minutes = text.partition(":")
-    try:
-        parts = int(hours), int(minutes)
-        seconds = 3600 * parts[0] + 60 * parts[1] if min(parts) >= 0 else -1
-    except ValueError:
-        seconds = -1
-    if not sep or seconds <= 0:
-        raise BrainForgeError(f"--max-cpu-time takes HH:MM (more than zero), got {text!r}.")
-    return float(seconds)
+    """``--max-cpu-time``'s ``HH:MM`` of CPU time to seconds."""
+    return _budget_seconds(text, "--max-cpu-time", lightning_form=False)
 
 
 #: What a run folder holds besides logs: found without --resume or --overwrite, training stops.
@@ -510,15 +502,22 @@ def _global_rank() -> int:
 
 def parse_max_time(text: str) -> float:
     """``--max-time``'s ``HH:MM`` (or Lightning's ``DD:HH:MM:SS``) to seconds."""
+    return _budget_seconds(text, "--max-time", lightning_form=True)
+
+
+def _budget_seconds(text: str, option: str, lightning_form: bool) -> float:
+    """``HH:MM`` (and, with ``lightning_form``, ``DD:HH:MM:SS``) to seconds; more than zero, no negative part."""
     try:
         numbers = [int(part) for part in text.split(":")]
     except ValueError:
         numbers = []
     if len(numbers) == 2:
         numbers = [0, *numbers, 0]
+    elif not lightning_form:
+        numbers = []
     seconds = 86400 * numbers[0] + 3600 * numbers[1] + 60 * numbers[2] + numbers[3] if len(numbers) == 4 else -1
     if seconds <= 0 or min(numbers) < 0:
-        raise BrainForgeError(f"--max-time takes HH:MM (more than zero), got {text!r}.")
+        raise BrainForgeError(f"{option} takes HH:MM (more than zero), got {text!r}.")
     return float(seconds)
 
 
