@@ -75,6 +75,21 @@ def test_bad_input_gives_one_line_error(args, message, tmp_path, monkeypatch, cl
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # refused before anything was written
 
 
+#: What ``train`` raises once it reaches its data (``no_training_data``): every check came before.
+DATA_REACHED = "the training data were built before the settings were checked"
+
+
+@pytest.fixture
+def no_training_data(monkeypatch):
+    """Make ``brainforge train`` stop with :data:`DATA_REACHED` where it would build its data."""
+    from brainforge import cli
+
+    def data_reached(*args, **kwargs):
+        raise AssertionError(DATA_REACHED)
+
+    monkeypatch.setattr(cli, "training_generator", data_reached)
+
+
 def _train_refusal(*args: str) -> str:
     """Run ``brainforge train`` in this process; return the one-line BrainForgeError it stops with."""
     from typer.testing import CliRunner
@@ -89,13 +104,7 @@ def _train_refusal(*args: str) -> str:
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="the GPU case assumes a machine without CUDA")
-def test_train_refuses_bad_settings_before_building_any_data(tmp_path, monkeypatch):
-    from brainforge import cli
-
-    def no_data(*args, **kwargs):
-        raise AssertionError("the training data were built before the settings were checked")
-
-    monkeypatch.setattr(cli, "training_generator", no_data)
+def test_train_refuses_bad_settings_before_building_any_data(tmp_path, monkeypatch, no_training_data):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "afile").write_text("")
     cases = [
@@ -117,13 +126,9 @@ def test_train_refuses_bad_settings_before_building_any_data(tmp_path, monkeypat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # nothing was written
 
 
-def test_resume_refuses_settings_other_than_the_runs(tmp_path, monkeypatch):
+def test_resume_refuses_settings_other_than_the_runs(tmp_path, no_training_data):
     from brainforge import cli
 
-    def no_data(*args, **kwargs):
-        raise AssertionError("the training data were built before the settings were checked")
-
-    monkeypatch.setattr(cli, "training_generator", no_data)
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "last.ckpt").write_bytes(b"")
@@ -153,28 +158,26 @@ def test_resume_refuses_settings_other_than_the_runs(tmp_path, monkeypatch):
     same = ["--model", "gru", "--head", "1010-16", "--n-regions", "50", "--lr", "0.001", "--batch-size", "8"]
     again = [*same, "--sources", "1,2", "--init", "../elsewhere/start", "--workers", "3", "--max-epochs", "9"]
     result = CliRunner().invoke(cli.app, ["train", "--out", str(run), "--resume", *again])
-    assert str(result.exception) == "the training data were built before the settings were checked", result.output
+    assert str(result.exception) == DATA_REACHED, result.output
     del record["cli"]
     (run / "run.json").write_text(json.dumps(record))
     assert "started without `brainforge train`" in _train_refusal("--out", str(run), "--resume")
 
 
-def test_ddp_ranks_after_the_first_do_not_check_the_run_folder_rank_0_is_writing(tmp_path, monkeypatch):
+def test_ddp_ranks_after_the_first_do_not_check_the_run_folder_rank_0_is_writing(
+    tmp_path, monkeypatch, no_training_data
+):
     # Under DDP Lightning starts ranks 1... by running the same command again, once rank 0 has
     # begun writing the folder: only rank 0 checks it, as train() does.
     from typer.testing import CliRunner
 
     from brainforge import cli
 
-    def data_reached(*args, **kwargs):
-        raise AssertionError("data reached")
-
-    monkeypatch.setattr(cli, "training_generator", data_reached)
     run = tmp_path / "run"
     run.mkdir()
     (run / "run.json").write_text("{}")
     monkeypatch.setenv("RANK", "1")
     result = CliRunner().invoke(cli.app, ["train", "--out", str(run), "--model", "gru"])
-    assert str(result.exception) == "data reached", result.output
+    assert str(result.exception) == DATA_REACHED, result.output
     monkeypatch.setenv("RANK", "0")
     assert "already holds a training run" in _train_refusal("--out", str(run), "--model", "gru")
