@@ -15,14 +15,6 @@ from brainforge._logging import set_log_level, use_log_level, verbose
 BRAINFORGE = logging.getLogger("brainforge")
 
 
-@pytest.fixture(autouse=True)
-def _restore_levels():
-    mne_level, ours = mne.utils.logger.level, BRAINFORGE.level
-    yield
-    mne.utils.logger.setLevel(mne_level)
-    BRAINFORGE.setLevel(ours)
-
-
 @verbose
 def _levels(*, verbose=None):
     return mne.utils.logger.level, BRAINFORGE.level
