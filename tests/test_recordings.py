@@ -1,6 +1,5 @@
 """Real recordings at clinical scale: blocks equal the whole, options checked first, clinical channels, outputs."""
 
-import contextlib
 import json
 import logging
 import os
@@ -330,20 +329,7 @@ def test_the_bad_spans_note_counts_their_union_within_the_analysed_span():
     assert bad_spans_note([]) is None
 
 
-@contextlib.contextmanager
-def logged_warnings():
-    """Collect the messages that the brainforge logger warns with, inside the block."""
-    records: list[str] = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = lambda record: records.append(record.getMessage())
-    logging.getLogger("brainforge").addHandler(handler)
-    try:
-        yield records
-    finally:
-        logging.getLogger("brainforge").removeHandler(handler)
-
-
-def test_epoched_data_take_times_before_zero(recording_1k, tmp_path):
+def test_epoched_data_take_times_before_zero(recording_1k, tmp_path, caplog):
     path, _ = recording_1k
     raw = mne.io.read_raw(path, preload=True, verbose="error")
     events, ids = mne.events_from_annotations(raw, {"spike_cortical": 1}, verbose="error")
@@ -363,10 +349,10 @@ def test_epoched_data_take_times_before_zero(recording_1k, tmp_path):
     other = evoked.copy()
     evoked.comment, other.comment = "spike", "other"
     mne.write_evokeds(tmp_path / "sub-01_ave.fif.gz", [evoked, other], verbose="error")
-    with logged_warnings() as records:
+    with caplog.at_level(logging.WARNING, logger="brainforge"):
         first = read_recording(tmp_path / "sub-01_ave.fif.gz")
     assert isinstance(first, mne.Evoked) and first.comment == "spike"
-    assert any("holds 2 evoked responses ('spike', 'other'); localizing the first" in r for r in records)
+    assert "holds 2 evoked responses ('spike', 'other'); localizing the first" in caplog.text
 
 
 def test_channel_problems_name_their_cause_and_fix(tmp_path):
