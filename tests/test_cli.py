@@ -60,9 +60,15 @@ def test_head_export(tmp_path):
         (["synth", "--out", "no-such-set.zarr", "--n", "1", "--noise-bank-seed", "-2"], "--noise-bank-seed -2"),
         (["synth", "--out", "no-such-set.zarr", "--n", "1", "--seed", "-3"], "--seed -3: a seed must be an integer"),
         (["synth", "--out", "no-such-set.zarr", "--n", "0"], "--n 0: a test set needs at least one sample"),
+        # a config's own check names the option, not the config field (n_sources, noise_types)
+        (["synth", "--out", "no-such-set.zarr", "--sources", "0"], "--sources must start at 1 or more, got (0, 0)"),
+        (["synth", "--out", "no-such-set.zarr", "--noise", "pink,brown"], "--noise must be among white, pink"),
+        (["synth", "--out", "no-such-set.zarr", "--noise", "realistic"], "--noise realistic needs --realistic-noise"),
+        (["synth", "--out", "afile"], "afile exists; choose another --out"),
         (["head", "info", "--montage", "1010-64", "--jitter-seed", "-1"], "--jitter-seed -1: a seed must be"),
         # an operating-system error (here a file where a folder must go) is one line too
         (["demo", "--out", "afile"], "Not a directory (afile"),
+        (["demo", "--out", "new-demo", "--snr", "nan"], "--snr nan: give the recording's SNR as a finite number"),
     ],
 )
 def test_bad_input_gives_one_line_error(args, message, tmp_path, monkeypatch, cli_in_process):
@@ -119,6 +125,12 @@ def test_train_refuses_bad_settings_before_building_any_data(tmp_path, monkeypat
         (["--accelerator", "gpu"], "this machine has no CUDA GPU"),
         (["--devices", "0"], "--devices takes auto or a count of 1 or more, got '0'"),
         (["--init", "no-such-model"], "Model folder not found: no-such-model"),
+        # the configs' own checks, naming the option instead of the field
+        (["--batch-size", "0"], "--batch-size must be at least 1, got 0."),
+        (["--sources", "0,2"], "--sources must start at 1 or more, got (0, 2)."),
+        (["--workers", "-2"], "--workers must be 0 or more, got -2."),
+        (["--montage-sizes", "octaves"], "Unknown --montage-sizes 'octaves'"),
+        (["--forward-bank", "--bank-models", "0"], "--bank-models must be at least 1, got 0."),
     ]
     for args, message in cases:
         assert message in _train_refusal("--out", "run", *args)

@@ -586,7 +586,7 @@ def test_cli_train_and_fine_tune(tmp_path):
     result = runner.invoke(app, [*fine_tune, *common, "--overwrite", "--val-montage", "1010-16"])
     assert result.exit_code != 0 and "takes any montage" in str(result.output) + str(result.exception)
     result = runner.invoke(app, [*fine_tune, *common, "--overwrite", "--val-montage", "1010-17"])
-    assert result.exit_code != 0 and "Unknown val_montage '1010-17'" in str(result.output) + str(result.exception)
+    assert result.exit_code != 0 and "Unknown --val-montage '1010-17'" in str(result.output) + str(result.exception)
     result = runner.invoke(app, [*fine_tune, *common, "--overwrite", "--subset-upsampling"])
     assert result.exit_code != 0 and "subset-upsampling needs a network" in str(result.output) + str(result.exception)
     result = runner.invoke(app, [*fine_tune, *common, "--overwrite", "--max-time", "90"])

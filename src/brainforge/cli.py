@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -193,11 +195,14 @@ def simulate(
     from .anatomy import read_connectivity
     from .nmm.campaign import CampaignConfig, parse_nodes, run_campaign
 
-    config = CampaignConfig(
-        connectome=connectome, engine=engine, duration_ms=duration * 1000.0, dt_ms=dt, seed=seed,
-        threshold=threshold, alignment=alignment, batch_size=batch_size,
-        normalize_coupling=normalize_coupling_to or normalize_coupling,
-    )  # fmt: skip
+    with _errors_name_options(
+        {"batch_size": "--batch-size", "normalize_coupling": "--normalize-coupling-to", "dt": "--dt"}
+    ):
+        config = CampaignConfig(
+            connectome=connectome, engine=engine, duration_ms=duration * 1000.0, dt_ms=dt, seed=seed,
+            threshold=threshold, alignment=alignment, batch_size=batch_size,
+            normalize_coupling=normalize_coupling_to or normalize_coupling,
+        )  # fmt: skip
     nodes = parse_nodes(regions, read_connectivity(connectome).n_nodes)
     summary = run_campaign(config, out, nodes=nodes, scheduler=scheduler, progress=not as_json)
     figures = summary.as_dict()
@@ -279,8 +284,17 @@ def training_generator(cli: dict, synthesis, progress: bool = False):
     return SampleGenerator(head_model, library, synthesis, forward_bank=bank)
 
 
+#: synth's options that set a SynthesisConfig field: option name -> field.
+SYNTH_OPTION_FIELDS = {
+    "sources": "n_sources", "snr": "sensor_snr_db", "source_snr": "source_snr_db", "deep_share": "deep_share",
+    "overlap": "overlap", "max_onset_delay_ms": "max_onset_delay_ms", "noise": "noise_types",
+    "snr_convention": "snr_convention", "noise_bank_seed": "noise_bank_seed",
+}  # fmt: skip
+
+
 @app.command("synth")
 def synth(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", "-o", help="Destination test set (.zarr).")],
     n: Annotated[int, typer.Option("--n", help="Number of samples.")] = 1000,
     head: Annotated[str, typer.Option("--head", help="Template montage name, or a head model .npz.")] = "1010-64",
@@ -318,12 +332,18 @@ def synth(
 
     if n < 1:  # before the head model and spike library are built
         raise BrainForgeError(f"--n {n}: a test set needs at least one sample.")
-    config = SynthesisConfig(
-        n_sources=_range(sources, "sources", int), sensor_snr_db=_range(snr, "snr"),
-        source_snr_db=_range(source_snr, "source-snr"), deep_share=deep_share, overlap=overlap,
-        max_onset_delay_ms=max_onset_delay_ms, noise_types=tuple(t.strip() for t in noise.split(",") if t.strip()),
-        snr_convention=snr_convention, noise_bank_seed=noise_bank_seed,
-    )  # fmt: skip
+    if out.exists():
+        raise BrainForgeError(f"{out} exists; choose another --out or delete it.")
+    flags = {field: param.opts[0] for param in ctx.command.params if (field := SYNTH_OPTION_FIELDS.get(param.name))}
+    with _errors_name_options(flags):
+        config = SynthesisConfig(
+            n_sources=_range(sources, "sources", int), sensor_snr_db=_range(snr, "snr"),
+            source_snr_db=_range(source_snr, "source-snr"), deep_share=deep_share, overlap=overlap,
+            max_onset_delay_ms=max_onset_delay_ms, noise_types=tuple(t.strip() for t in noise.split(",") if t.strip()),
+            snr_convention=snr_convention, noise_bank_seed=noise_bank_seed,
+        )  # fmt: skip
+    if "realistic" in config.noise_types and realistic_noise is None:
+        raise BrainForgeError("--noise realistic needs --realistic-noise FOLDER (the folder of realistic_noise.mat).")
     model, mismatch = _synthesis_head(head, channels, forward_mismatch)
     library = read_spike_library(default_spike_library(progress=True) if spikes == "default" else spikes)
     noise_source = load_deepsif_noise(realistic_noise) if realistic_noise else None
@@ -352,6 +372,96 @@ def _given(ctx: typer.Context, name: str) -> bool:
     return getattr(source, "name", None) in ("COMMANDLINE", "ENVIRONMENT")
 
 
+#: train's options that set a field of the run's configs: option name -> (config, field). The run's record
+#: (run.json) holds these configs, so one table serves a new run, its errors, and the check on --resume.
+TRAIN_OPTION_FIELDS: dict[str, tuple[str, str]] = {
+    **{name: ("training", name) for name in (
+        "loss", "optimizer", "learning_rate", "schedule", "batch_size", "samples_per_epoch", "val_samples",
+        "patience", "seed", "montage_subsets", "max_epochs", "target_centre_half_mm", "monitor",
+        "peak_loss_weight", "peak_loss_sharpness", "val_montage", "subset_upsampling",
+    )},
+    "montage_sizes": ("training", "montage_size_distribution"),
+    "crop": ("training", "crop_samples"),
+    "workers": ("training", "num_workers"),
+    "sources": ("synthesis", "n_sources"),
+    "snr": ("synthesis", "sensor_snr_db"),
+    "deep_share": ("synthesis", "deep_share"),
+    "background_share": ("synthesis", "background_share"),
+    "noise_bank_seed": ("synthesis", "noise_bank_seed"),
+    "bank_models": ("forward_bank", "n_placements"),
+    "bank_vertical_shift_mm": ("forward_bank", "max_vertical_shift_mm"),
+    "bank_seed": ("forward_bank", "seed"),
+}  # fmt: skip
+
+#: train's record of the run's command line itself (run.json's "cli").
+TRAIN_CLI_RECORD = ("model", "head", "channels", "n_regions", "spikes")
+
+
+def _train_option_value(name: str, text):
+    """Option ``name``'s command-line value as its config field holds it (ranges as tuples, --monitor's metric)."""
+    if name == "montage_subsets":
+        return _range(text, "montage-subsets", int) if text else None
+    if name == "sources":
+        return _range(text, "sources", int)
+    if name == "snr":
+        return _range(text, "snr")
+    if name == "monitor":
+        return _monitor(text)
+    return text
+
+
+@contextmanager
+def _errors_name_options(flags: dict[str, str]):
+    """Give a config's one-line error with the command-line options (``flags``: field -> option) for its fields."""
+    try:
+        yield
+    except BrainForgeError as error:
+        message = str(error)
+        for field, flag in flags.items():
+            # "batch_size must be ..." -> "--batch-size must be ..."; "num_workers (--workers)" -> "--workers"
+            message = re.sub(rf"(?<![\w-]){re.escape(field)}(?![\w-])( \(--[\w-]+\))?", flag, message)
+        raise BrainForgeError(message) from None
+
+
+def _train_configs(ctx: typer.Context):
+    """Build the training, synthesis and forward-bank configs that train's options give a new run.
+
+    Options left at None take their config's default. An invalid value
+    stops on one line that names the option, not the config field.
+
+    Returns
+    -------
+    training : TrainingConfig
+    synthesis : SynthesisConfig
+    forward_bank : dict or None
+        The forward bank's config as a dict (``asdict``), None without ``--forward-bank``.
+    """
+    from dataclasses import asdict
+
+    from .anatomy import ForwardBankConfig
+    from .synthesis import SynthesisConfig
+    from .training import TrainingConfig
+
+    flag = {param.name: param.opts[0] for param in ctx.command.params}
+    fields: dict[str, dict] = {"training": {}, "synthesis": {}, "forward_bank": {}}
+    options: dict[str, dict[str, str]] = {"training": {}, "synthesis": {}, "forward_bank": {}}
+    for name, (config, field) in TRAIN_OPTION_FIELDS.items():
+        value = _train_option_value(name, ctx.params[name])
+        if value is not None:
+            fields[config][field] = value
+        options[config][field] = flag[name]
+    with _errors_name_options(options["training"]):
+        training = TrainingConfig(**fields["training"])
+    with _errors_name_options(options["synthesis"]):
+        synthesis = SynthesisConfig(**fields["synthesis"])
+    if not ctx.params["forward_bank"]:
+        return training, synthesis, None
+    bank = fields["forward_bank"]
+    margin_mm = ForwardBankConfig.margin_mm + bank["max_vertical_shift_mm"]  # a lower cap needs lower scalp rows
+    with _errors_name_options(options["forward_bank"]):
+        return training, synthesis, asdict(ForwardBankConfig(**bank, margin_mm=margin_mm))
+
+
 def _refuse_changed_settings_on_resume(ctx: typer.Context, run: dict) -> None:
     """Stop when ``train --resume`` is given a setting other than the one its run was started with.
 
@@ -364,39 +474,20 @@ def _refuse_changed_settings_on_resume(ctx: typer.Context, run: dict) -> None:
     from dataclasses import asdict
 
     from ._config import config_from_dict
+    from .anatomy import ForwardBankConfig
     from .synthesis import SynthesisConfig
     from .training import TrainingConfig
 
     # Read back as resuming reads them: fields an older record lacks take their defaults.
-    training = asdict(TrainingConfig.from_dict(run["training"]))
-    synthesis = asdict(config_from_dict(SynthesisConfig, run["data"]["synthesis"]))
     cli = run["cli"]
-    bank = cli.get("forward_bank") or {}
-    same_names = ("samples_per_epoch", "val_samples", "batch_size", "optimizer", "schedule", "patience", "seed")
-    same_names += ("loss", "monitor", "val_montage", "target_centre_half_mm", "peak_loss_weight")
-    same_names += ("peak_loss_sharpness", "subset_upsampling", "learning_rate")
-    recorded = {
-        **{name: cli.get(name) for name in ("model", "head", "channels", "n_regions", "spikes")},
-        **{name: training[name] for name in same_names},
-        "crop": training["crop_samples"],
-        "montage_subsets": training["montage_subsets"],
-        "montage_sizes": training["montage_size_distribution"],
-        "sources": synthesis["n_sources"],
-        "snr": synthesis["sensor_snr_db"],
-        "deep_share": synthesis["deep_share"],
-        "background_share": synthesis["background_share"],
-        "noise_bank_seed": synthesis["noise_bank_seed"],
-        "forward_bank": bool(bank),
-        "bank_models": bank.get("n_placements", 4096),
-        "bank_vertical_shift_mm": bank.get("max_vertical_shift_mm", 0.0),
-        "bank_seed": bank.get("seed", 0),
+    configs = {
+        "training": asdict(TrainingConfig.from_dict(run["training"])),
+        "synthesis": asdict(config_from_dict(SynthesisConfig, run["data"]["synthesis"])),
+        "forward_bank": {**asdict(ForwardBankConfig()), **(cli.get("forward_bank") or {})},
     }
-    as_recorded = {
-        "montage_subsets": lambda v: _range(v, "montage-subsets", int),
-        "sources": lambda v: _range(v, "sources", int),
-        "snr": lambda v: _range(v, "snr"),
-        "monitor": _monitor,
-    }
+    recorded = {name: configs[config][field] for name, (config, field) in TRAIN_OPTION_FIELDS.items()}
+    recorded |= {name: cli.get(name) for name in TRAIN_CLI_RECORD}
+    recorded["forward_bank"] = bool(cli.get("forward_bank"))
     changed = []
     for param in ctx.command.params:
         name, given = param.name, ctx.params.get(param.name)
@@ -410,8 +501,7 @@ def _refuse_changed_settings_on_resume(ctx: typer.Context, run: dict) -> None:
                 if run["model_params"].get(key) != value
             ]
         elif name in recorded:
-            value = as_recorded.get(name, lambda v: v)(given)
-            if value != recorded[name]:
+            if _train_option_value(name, given) != recorded[name]:
                 changed.append(f"{param.opts[0]} {given} (the run's: {recorded[name]})")
         else:  # a setting the run's record does not hold: resuming could not honour it
             changed.append(f"{param.opts[0]} (not part of a resumed run)")
@@ -577,10 +667,8 @@ def train_command(
 ) -> None:
     """Train a network on on-the-fly synthetic EEG; writes safetensors + JSON to --out."""
     import logging
-    from dataclasses import asdict
 
     from ._config import config_from_dict
-    from .anatomy import ForwardBankConfig
     from .models import MODELS, check_model_params
     from .models.io import read_model_config
     from .synthesis import SynthesisConfig
@@ -620,10 +708,8 @@ def train_command(
                 "train()); resume it the way it was started."
             )
         _refuse_changed_settings_on_resume(ctx, run)
-        cli = run["cli"]
-        model, head, channels, n_regions, spikes = (
-            cli[k] for k in ("model", "head", "channels", "n_regions", "spikes")
-        )
+        cli = {name: run["cli"][name] for name in TRAIN_CLI_RECORD} | {"forward_bank": run["cli"].get("forward_bank")}
+        model = cli["model"]
         params = run["model_params"]
         training = run["training"]
         if max_epochs is not None:
@@ -633,17 +719,7 @@ def train_command(
         init = Path(run["init"]) if run.get("init") else None  # kept in the exported model's record
         config = TrainingConfig.from_dict(training)
         synthesis = config_from_dict(SynthesisConfig, run["data"]["synthesis"])
-        bank_config = cli.get("forward_bank")
     else:
-        bank_config = None
-        if forward_bank:
-            # A cap moved down needs dense scalp rows that much lower.
-            margin_mm = ForwardBankConfig.margin_mm + bank_vertical_shift_mm
-            bank = ForwardBankConfig(
-                n_placements=bank_models, max_vertical_shift_mm=bank_vertical_shift_mm, margin_mm=margin_mm,
-                seed=bank_seed,
-            )  # fmt: skip
-            bank_config = asdict(bank)
         params = _model_params(param)
         check_model_params(model, n_regions, params)
         if montage_subsets and not MODELS[model].any_montage:
@@ -652,26 +728,8 @@ def train_command(
             )
         if init is not None:
             read_model_config(init)  # a missing or damaged --init folder stops here
-        config = TrainingConfig(
-            loss=loss, optimizer=optimizer, learning_rate=learning_rate, schedule=schedule, batch_size=batch_size,
-            samples_per_epoch=samples_per_epoch, val_samples=val_samples, patience=patience, seed=seed,
-            montage_subsets=_range(montage_subsets, "montage-subsets", int) if montage_subsets else None,
-            montage_size_distribution=montage_sizes, crop_samples=crop, num_workers=workers,
-            target_centre_half_mm=target_centre_half_mm,
-            monitor=_monitor(monitor),
-            **({"max_epochs": max_epochs} if max_epochs is not None else {}),
-            **({"peak_loss_weight": peak_loss_weight} if peak_loss_weight is not None else {}),
-            **({"peak_loss_sharpness": peak_loss_sharpness} if peak_loss_sharpness is not None else {}),
-            val_montage=val_montage, subset_upsampling=subset_upsampling,
-        )  # fmt: skip
-        synthesis = SynthesisConfig(
-            n_sources=_range(sources, "sources", int), sensor_snr_db=_range(snr, "snr"), deep_share=deep_share,
-            background_share=background_share, noise_bank_seed=noise_bank_seed,
-        )  # fmt: skip
-    cli = {
-        "model": model, "head": head, "channels": channels, "n_regions": n_regions, "spikes": spikes,
-        "forward_bank": bank_config,
-    }  # fmt: skip
+        config, synthesis, bank_config = _train_configs(ctx)
+        cli = {name: ctx.params[name] for name in TRAIN_CLI_RECORD} | {"forward_bank": bank_config}
     device_count = int(devices) if devices.isdigit() else devices
     if isinstance(device_count, int):  # before the forward bank is built (train() checks again, for "auto")
         refuse_empty_validation_shares(config.val_samples, device_count)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._errors import BrainForgeError
+from .._errors import BrainForgeError, check_seed
 from .._logging import verbose
 
 logger = logging.getLogger("brainforge")
@@ -200,14 +200,18 @@ def run_demo(
     from .core import localize_file
 
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not (out_dir / DEMO_MARKER).is_file():
-            raise BrainForgeError(f"{out_dir} exists, is not empty and holds no earlier demo; choose another --out.")
-        shutil.rmtree(out_dir)  # an earlier demo's folder: replaced
+    earlier = out_dir.exists() and any(out_dir.iterdir())
+    if earlier and not (out_dir / DEMO_MARKER).is_file():
+        raise BrainForgeError(f"{out_dir} exists, is not empty and holds no earlier demo; choose another --out.")
+    if not np.isfinite(snr_db):
+        raise BrainForgeError(f"--snr {snr_db}: give the recording's SNR as a finite number of dB, e.g. --snr 10.")
+    check_seed(seed, "--seed")
     start = time.perf_counter()
     head = make_head_model("1010-64")
     library = read_spike_library(default_spike_library(progress=False))
     raw, truth = simulate_recording(head, library, ("cortical", "deep"), snr_db=snr_db, seed=seed)
+    if earlier:
+        shutil.rmtree(out_dir)  # an earlier demo's folder, replaced once the new recording exists
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / DEMO_MARKER).write_text("Written by `brainforge demo`; a new demo replaces this folder.\n")
     recording = out_dir / "recording_raw.fif"

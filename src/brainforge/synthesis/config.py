@@ -91,10 +91,7 @@ class SynthesisConfig:
         if self.n_channels is not None and self.n_channels[0] < 8:
             raise BrainForgeError("n_channels must keep at least 8 channels.")
         if not 0.0 <= self.max_onset_delay_ms < float("inf"):
-            raise BrainForgeError(
-                "max_onset_delay_ms (--max-onset-delay-ms) must be a finite delay >= 0 ms, "
-                f"got {self.max_onset_delay_ms}."
-            )
+            raise BrainForgeError(f"max_onset_delay_ms must be a finite delay >= 0 ms, got {self.max_onset_delay_ms}.")
         if self.noise_bank_segments < 0:
             raise BrainForgeError(
                 f"noise_bank_segments must be 0 (fresh noise) or more, got {self.noise_bank_segments}."

@@ -163,7 +163,7 @@ class TrainingConfig:
         if not 0 <= self.weight_decay < float("inf"):
             raise BrainForgeError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}.")
         if self.num_workers < 0:
-            raise BrainForgeError(f"num_workers (--workers) must be 0 or more, got {self.num_workers}.")
+            raise BrainForgeError(f"num_workers must be 0 or more, got {self.num_workers}.")
         check_seed(self.seed)
 
     def to_dict(self) -> dict:
