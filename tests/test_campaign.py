@@ -78,7 +78,7 @@ def test_dask_local_cluster_gives_the_same_library(library, tmp_path):
 
 
 def test_bad_campaign_parameters():
-    with pytest.raises(BrainForgeError, match="dt must be > 0"):
+    with pytest.raises(BrainForgeError, match="dt must be a finite step > 0"):
         CampaignConfig(dt_ms=0.0)
     with pytest.raises(BrainForgeError, match="transient"):
         CampaignConfig(duration_ms=900.0)
@@ -114,24 +114,30 @@ def test_tvb192_yields_spikes_only_with_its_largest_in_degree_normalized(tmp_pat
     assert counts["mean"] == 0 and counts["max"] > 0, counts
 
 
-def test_cli_simulate_errors(tmp_path):
-    def run(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "brainforge.cli", "simulate", *args], capture_output=True, text=True
-        )
-
+def test_cli_simulate_errors(tmp_path, cli_in_process):
     bad_zip = tmp_path / "bad.zip"
     bad_zip.write_text("nope")
+    results = tmp_path / "results"  # a folder of other files: never emptied to make a library
+    results.mkdir()
+    (results / "notes.txt").write_text("keep me")
     for args, message in [
         (["--connectome", "tvb77", "--out", str(tmp_path / "a.zarr")], "not found"),
         (["--connectome", str(bad_zip), "--out", str(tmp_path / "b.zarr")], "not a valid zip"),
-        (["--dt", "0", "--out", str(tmp_path / "c.zarr")], "dt must be > 0"),
+        (["--dt", "0", "--out", str(tmp_path / "c.zarr")], "--dt must be a finite step > 0 ms"),
+        (["--dt", "0.3", "--out", str(tmp_path / "c.zarr")], "--dt 0.3 ms does not divide the 2-ms sample"),
         (["--duration", "0.5", "--out", str(tmp_path / "d.zarr")], "transient"),
-        (["--normalize-coupling-to", "median", "--out", str(tmp_path / "e.zarr")], "normalize_coupling"),
+        (["--duration", "inf", "--out", str(tmp_path / "d.zarr")], "duration must be a finite time > 0"),
+        (["--normalize-coupling-to", "median", "--out", str(tmp_path / "e.zarr")], "--normalize-coupling-to must be"),
+        (["--batch-size", "0", "--out", str(tmp_path / "e.zarr")], "--batch-size must be >= 1"),
+        (["--regions", "9-5", "--out", str(tmp_path / "f.zarr")], "Regions 9-5: give the range low end first"),
+        (["--regions", ",", "--out", str(tmp_path / "f.zarr")], "Regions ',' name no region"),
+        (["--regions", "3", "--out", str(results)], "is not a spike library (no zarr.json)"),
     ]:
-        result = run(*args)
-        lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
-        assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+        code, _, stderr = cli_in_process("simulate", *args)
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        assert code == 2 and len(lines) == 1 and message in lines[0], stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.zip", "results"]
+    assert [p.name for p in results.iterdir()] == ["notes.txt"]
 
 
 def test_cli_simulate_json(tmp_path):

@@ -15,7 +15,7 @@ from .._errors import BrainForgeError
 from .._logging import verbose
 from ..anatomy.connectivity import Connectivity, read_connectivity
 from .library import finished_jobs, init_library, job_name, write_job
-from .model import PUBLISHED_SETTINGS, JansenRitParams, check_run
+from .model import PUBLISHED_SETTINGS, JansenRitParams, check_run, n_integration_steps
 from .spikes import SpikeRules, StreamingSpikeExtractor
 
 logger = logging.getLogger("brainforge")
@@ -97,6 +97,12 @@ class CampaignConfig:
         if self.engine not in ENGINES:
             raise BrainForgeError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}.")
         check_run(self.duration_ms, self.dt_ms, self.transient_ms)
+        per_sample = 2.0 / self.dt_ms  # integration steps per 2-ms sample of the 500-Hz output
+        if abs(per_sample - round(per_sample)) > 1e-9 * per_sample or round(per_sample) < 1:
+            raise BrainForgeError(
+                f"dt {self.dt_ms:g} ms does not divide the 2-ms sample of the 500-Hz output; use a step such as "
+                "0.1, 0.25, 0.5, 1 or 2 ms."
+            )
         rules = self.rules()
         if self.n_times < 2 * rules.edge_samples + rules.clip_samples:
             raise BrainForgeError(
@@ -109,7 +115,7 @@ class CampaignConfig:
     @property
     def n_steps(self) -> int:
         """Integration steps per simulation."""
-        return int(np.ceil(self.duration_ms / self.dt_ms))
+        return n_integration_steps(self.duration_ms, self.dt_ms)
 
     @property
     def n_times(self) -> int:
@@ -179,6 +185,10 @@ def parse_nodes(text: str | None, n_nodes: int) -> list[int]:
                 nodes.append(int(part))
         except ValueError as err:
             raise BrainForgeError(f"Cannot read regions {text!r}: use a list like 0-9,15,20.") from err
+        if "-" in part and lo > hi:
+            raise BrainForgeError(f"Regions {part}: give the range low end first, as in 0-9.")
+    if not nodes:
+        raise BrainForgeError(f"Regions {text!r} name no region: use a list like 0-9,15,20, or leave it out for all.")
     bad = [n for n in nodes if not 0 <= n < n_nodes]
     if bad:
         raise BrainForgeError(f"Regions {bad[:5]} are outside the connectome's 0..{n_nodes - 1}.")

@@ -66,6 +66,10 @@ def init_library(path: str | Path, metadata: dict) -> Path:
                 f"{path} was made with other parameters; resume with the same ones or choose another --out."
             )
     else:
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise BrainForgeError(
+                f"{path} exists and is not a spike library (no zarr.json); choose a new or empty folder for --out."
+            )
         root = _open_root(path, "w")
         root.attrs["brainforge_spike_library"] = json.loads(json.dumps(metadata))
     (path / "jobs").mkdir(parents=True, exist_ok=True)

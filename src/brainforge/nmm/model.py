@@ -72,16 +72,27 @@ def integer_delays(tract_lengths: np.ndarray, speed: float, dt_ms: float) -> np.
 
 def check_run(duration_ms: float, dt_ms: float, transient_ms: float = 0.0) -> int:
     """Validate timing before any work starts; return the number of steps."""
-    if not dt_ms > 0:
-        raise BrainForgeError(f"dt must be > 0 ms, got {dt_ms}.")
-    if not duration_ms > 0:
-        raise BrainForgeError(f"duration must be > 0, got {duration_ms} ms.")
+    if not 0 < dt_ms < float("inf"):
+        raise BrainForgeError(f"dt must be a finite step > 0 ms, got {dt_ms}.")
+    if not 0 < duration_ms < float("inf"):
+        raise BrainForgeError(f"duration must be a finite time > 0, got {duration_ms} ms.")
     if duration_ms <= transient_ms:
         raise BrainForgeError(
             f"duration {duration_ms:g} ms is not longer than the {transient_ms:g} ms transient that spike "
             "extraction drops; simulate longer."
         )
-    return int(np.ceil(duration_ms / dt_ms))
+    return n_integration_steps(duration_ms, dt_ms)
+
+
+def n_integration_steps(duration_ms: float, dt_ms: float) -> int:
+    """Return the steps of ``dt_ms`` that cover ``duration_ms``: a whole number of steps when it is one.
+
+    A duration that is a whole number of steps up to rounding (16.1 s as
+    16100.000000000002 ms) takes that number, not one step more.
+    """
+    ratio = duration_ms / dt_ms
+    nearest = round(ratio)
+    return int(nearest) if abs(ratio - nearest) <= 1e-9 * max(nearest, 1) else int(np.ceil(ratio))
 
 
 def random_initial_history(n_history: int, n_nodes: int, rng: np.random.Generator) -> np.ndarray:
