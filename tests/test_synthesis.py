@@ -386,7 +386,7 @@ def test_bad_parameters(head64, spike_library):
     for delay_ms, message in ((-5.0, "finite delay >= 0 ms"), (1000.0, "out of the 1000-ms segment")):
         with pytest.raises(BrainForgeError, match=message):
             SampleGenerator(head64, spike_library, SynthesisConfig(max_onset_delay_ms=delay_ms))
-    with pytest.raises(BrainForgeError, match="only 1014 regions"):
+    with pytest.raises(BrainForgeError, match="only 1000 regions to centre them on"):  # deep_share 0: cortical
         SampleGenerator(head64, spike_library, SynthesisConfig(n_sources=(1, 2000)))
     with pytest.raises(BrainForgeError, match="another connectome"):
         SampleGenerator(head64, spike_library, region_node=np.arange(head64.n_regions))
@@ -399,11 +399,13 @@ def test_bad_parameters(head64, spike_library):
 def test_stored_test_set_equals_the_stream(generator, tmp_path):
     from brainforge.synthesis.store import read_test_set, write_test_set
 
-    path = write_test_set(generator, 6, tmp_path / "test.zarr", seed=9, progress=False)
+    n = 67  # a whole 64-sample EEG chunk and part of the next
+    path = write_test_set(generator, n, tmp_path / "test.zarr", seed=9, progress=False)
     stored = read_test_set(path)
-    streamed = list(SyntheticEEGDataset(generator, n_samples=6, seed=9))
-    assert len(stored) == 6 and stored.metadata["ch_names"] == generator.head.ch_names
-    for i, item in enumerate(streamed):
+    streamed = list(SyntheticEEGDataset(generator, n_samples=n, seed=9))
+    assert len(stored) == n and stored.metadata["ch_names"] == generator.head.ch_names
+    np.testing.assert_array_equal(stored.eeg[:], np.stack([item["eeg"].numpy() for item in streamed]))
+    for i, item in list(enumerate(streamed))[:: n // 6]:
         np.testing.assert_array_equal(stored.eeg[i], item["eeg"].numpy())
         np.testing.assert_array_equal(stored.sources[i], item["sources"].numpy())
         np.testing.assert_array_equal(stored.active[i], item["active"].numpy())
@@ -490,3 +492,13 @@ def test_background_only_samples(head64, spike_library):
         assert bool(batch["sources"][row].any()) == (int(item["n_sources"]) > 0)
     with pytest.raises(BrainForgeError, match="background_share"):
         SynthesisConfig(background_share=1.0)
+
+
+def test_more_sources_than_their_pool_holds_stop_instead_of_drawing_forever(head64, spike_library):
+    n_deep = int(head64.region_is_deep.sum())
+    for share, pool in ((1.0, n_deep), (0.0, head64.n_regions - n_deep)):
+        config = SynthesisConfig(n_sources=(1, pool + 1), deep_share=share)
+        with pytest.raises(BrainForgeError, match=f"only {pool} regions to centre them on"):
+            SampleGenerator(head64, spike_library, config)
+    assert len(SampleGenerator(head64, spike_library, SynthesisConfig(n_sources=(n_deep, n_deep), deep_share=1.0))
+               .sample(0).centres) == n_deep  # fmt: skip

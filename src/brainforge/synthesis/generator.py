@@ -136,8 +136,13 @@ class SampleGenerator:
         if self.config.deep_share > 0 and not len(self._deep):
             raise BrainForgeError("deep_share > 0 but the head model has no deep regions.")
         max_k = self.config.n_sources[1]
-        if max_k > head.n_regions:
-            raise BrainForgeError(f"{max_k} sources asked for, but the head model has only {head.n_regions} regions.")
+        share = self.config.deep_share  # centres come from the deep pool with this probability, else the cortical
+        available = (len(self._cortical) if share < 1 else 0) + (len(self._deep) if share > 0 else 0)
+        if max_k > available:
+            raise BrainForgeError(
+                f"{max_k} sources asked for, but the head model has only {available} regions to centre them on "
+                f"(deep_share {share:g}); ask for fewer sources (--sources)."
+            )
         if self.config.n_channels is not None and self.config.n_channels[1] > head.n_channels:
             raise BrainForgeError(
                 f"n_channels up to {self.config.n_channels[1]} asked for, but the head model has {head.n_channels}."

@@ -77,9 +77,11 @@ def write_test_set(
         root = zarr.open_group(str(tmp), mode="w")
         first = generator.sample(sample_seed(seed, 0))
         n_times, n_channels = first.eeg.shape
+        block = 64  # samples per EEG chunk, written whole (a chunk written sample by sample is recompressed 64 times)
         eeg = root.create_array(
-            "eeg", shape=(n_samples, n_times, n_channels), dtype="f4", chunks=(64, n_times, n_channels)
+            "eeg", shape=(n_samples, n_times, n_channels), dtype="f4", chunks=(block, n_times, n_channels)
         )
+        eeg_block = np.zeros((block, n_times, n_channels), np.float32)
         sources = root.create_array(
             "sources", shape=(n_samples, n_times, head.n_regions), dtype="f4", chunks=(1, n_times, head.n_regions)
         )
@@ -93,7 +95,9 @@ def write_test_set(
         seeds = np.zeros(n_samples, np.int64)
         for i in tqdm(range(n_samples), desc="synthesizing", unit="sample", disable=not progress):
             sample = first if i == 0 else generator.sample(sample_seed(seed, i))
-            eeg[i] = sample.eeg
+            eeg_block[i % block] = sample.eeg
+            if i % block == block - 1 or i == n_samples - 1:
+                eeg[i - i % block : i + 1] = eeg_block[: i % block + 1]
             sources[i] = sample.sources
             active[i] = sample.active
             k = len(sample.centres)
