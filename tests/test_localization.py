@@ -22,6 +22,7 @@ from brainforge.localization import (
     simulate_recording,
     source_errors_mm,
 )
+from brainforge.localization.output import TMP_MARK
 
 N_SOURCES = 6  # single sources per recording, one after another
 
@@ -154,7 +155,7 @@ def test_cli_localize_errors_are_one_line(tmp_path):
         result = run(*args, "--out", str(out))
         lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
         assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
-        assert not out.exists() and not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+        assert not out.exists() and not [p for p in tmp_path.iterdir() if TMP_MARK in p.name]
 
 
 def test_demo_writes_recording_reports_and_errors(tmp_path):

@@ -23,7 +23,7 @@ from brainforge.localization import (
     prepare_recording,
     simulate_recording,
 )
-from brainforge.localization.output import OWNER_FILE, remove_stale_tmp
+from brainforge.localization.output import OWNER_FILE, TMP_MARK, remove_stale_tmp
 from brainforge.localization.recording import is_non_scalp
 
 NAMES_32 = CHANNEL_SUBSETS["1010-32"]
@@ -98,6 +98,32 @@ def test_long_recording_writes_compact_timecourses_and_a_bounded_source_estimate
     table = pd.read_csv(csv_out / "region_timecourses.csv")
     assert table.shape == (500, 1015) and table["time_s"].iloc[0] == 1.0
     assert json.loads((csv_out / "summary.json").read_text())["source_estimate"]["scope"].startswith("the whole")
+    blocks = localize_file(path, tmp_path / "blocks", "sloreta", report=False, tmin=1.0, tmax=2.0, chunk_s=0.5)
+    scope = json.loads((tmp_path / "blocks" / "summary.json").read_text())["source_estimate"]["scope"]
+    assert scope.startswith("+-0.1 s") and "blocks of 0.5 s" in scope  # the saved part is the peak's, not the whole
+    assert blocks.stc.times[-1] - blocks.stc.times[0] <= 0.2 + 1e-9
+    summary = json.loads((tmp_path / "blocks" / "summary.json").read_text())
+    assert summary["coordinates"].startswith("fsaverage MRI coordinates")
+    assert summary["source_estimate"]["values"].startswith("noise-normalized")
+    # the saved estimate's deep (volume) vertices 0, 1, ... are the table's rows, with their positions
+    deep = pd.read_csv(tmp_path / "blocks" / "deep_sources.csv")
+    saved = mne.read_source_estimate(tmp_path / "blocks" / "source_estimate-stc.h5")
+    head = blocks.head
+    assert list(deep["vertex"]) == list(saved.vertices[2]) and len(deep) == head.n_sources - head.n_cortical_sources
+    np.testing.assert_allclose(deep[["x_mm", "y_mm", "z_mm"]], head.source_pos_mm[head.n_cortical_sources :], atol=0.01)
+    assert set(deep["region"]) == set(head.region_names[-head.n_deep_regions :])
+
+
+def test_csv_timecourses_keep_every_sample_time_late_in_a_recording(tmp_path):
+    from brainforge.localization.output import TimecourseWriter
+
+    times_s = 3600.0 + np.arange(5) / 500.0  # an hour in, at 500 Hz: 5 significant digits would merge them
+    writer = TimecourseWriter(tmp_path, ["lh.0000", "rh.0001"], fmt="csv")
+    writer.write(times_s, np.full((2, 5), 1.234567e-9))
+    writer.close()
+    table = pd.read_csv(tmp_path / "region_timecourses.csv")
+    np.testing.assert_allclose(table["time_s"], times_s, rtol=0, atol=1e-9)
+    assert table["lh.0000"].iloc[0] == 1.2346e-9  # the values keep 5 significant digits
 
 
 def test_bad_options_stop_before_any_work_with_one_line(recording_1k, tmp_path, monkeypatch):
@@ -147,7 +173,7 @@ def test_bad_options_stop_before_any_work_with_one_line(recording_1k, tmp_path, 
     monkeypatch.setattr(core, "prepare_recording", no_work)
     with pytest.raises(BrainForgeError, match="Cannot write the output folder"):
         localize_file(path, unwritable, "default")
-    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+    assert not [p for p in tmp_path.iterdir() if TMP_MARK in p.name]
 
 
 def test_cli_prints_the_option_errors_as_one_line(recording_1k, tmp_path):
@@ -212,19 +238,23 @@ def test_output_permissions_and_stale_temporary_folders(recording_1k, tmp_path):
     path, _ = recording_1k
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stale = tmp_path / ".old.tmp-abc123"
+    stale = tmp_path / f".old{TMP_MARK}abc123"
     stale.mkdir()
     (stale / OWNER_FILE).write_text(f"{dead.pid} {os.uname().nodename}")
     (stale / "partial.parquet").write_bytes(b"x" * 100)
-    alive = tmp_path / ".busy.tmp-def456"
+    alive = tmp_path / f".busy{TMP_MARK}def456"
     alive.mkdir()
     (alive / OWNER_FILE).write_text(f"{os.getpid()} {os.uname().nodename}")
+    foreign = tmp_path / ".session.tmp-2024"  # another tool's hidden folder, hours old, without an owner file
+    foreign.mkdir()
+    os.utime(foreign, (time.time() - 7200, time.time() - 7200))
     old_mask = os.umask(0o022)
     try:
         localize_file(path, tmp_path / "out", "sloreta", tmax=1.0, report=False)
     finally:
         os.umask(old_mask)
     assert not stale.exists() and alive.exists()  # a running writer's folder is left alone
+    assert foreign.exists()  # and so is a folder BrainForge did not make
     assert (tmp_path / "out").stat().st_mode & 0o777 == 0o755
     assert {p.stat().st_mode & 0o777 for p in (tmp_path / "out").iterdir()} == {0o644}
     assert remove_stale_tmp(tmp_path) == []
@@ -240,16 +270,16 @@ def test_kill_during_writing_leaves_nothing_behind(recording_1k, tmp_path):
     process = subprocess.Popen([sys.executable, "-c", code])
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
-        partial = [p for p in tmp_path.glob(".out.tmp-*/region_timecourses.parquet")]
+        partial = [p for p in tmp_path.glob(f".out{TMP_MARK}*/region_timecourses.parquet")]
         if partial:
             break
         time.sleep(0.02)
     assert process.poll() is None, "the run ended before it was killed; nothing was tested"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    assert not out.exists() and list(tmp_path.glob(".out.tmp-*"))  # the partial output is hidden, not --out
+    assert not out.exists() and list(tmp_path.glob(f".out{TMP_MARK}*"))  # the partial output is hidden, not --out
     localize_file(path, out, "sloreta", tmax=1.0, report=False)  # the next run into the same parent
-    assert not list(tmp_path.glob(".*.tmp-*")) and (out / "summary.json").is_file()
+    assert not list(tmp_path.glob(f".*{TMP_MARK}*")) and (out / "summary.json").is_file()
 
 
 @pytest.mark.parametrize(("n_times", "length", "step"), [(100, 16, 8), (103, 16, 8), (50, 10, 3), (40, 12, 12)])

@@ -152,6 +152,7 @@ def test_cli_uncertainty_writes_the_files_and_checks_resamples(head64, spike_lib
     assert "confidence set" in good.stdout and re.search(r"confidence [01]\.\d\d", good.stdout), good.stdout
     summary = json.loads((tmp_path / "good" / "summary.json").read_text())
     assert summary["uncertainty"]["n_resamples"] == 6
+    assert summary["notes"] and all(f"Note: {note}" in good.stdout for note in summary["notes"]), good.stdout
     assert (tmp_path / "good" / "region_confidence.csv").is_file()
 
 

@@ -944,15 +944,18 @@ def localize_command(
         positions=positions,
         timecourses=timecourses, progress=progress and sys.stderr.isatty(), uncertainty=bootstrap,
     )  # fmt: skip
-    for note in result.prepared.notes:
+    for note in result.notes:  # the recording's, and the estimate's (its caveats, edges, breaks, margin)
         typer.echo(f"Note: {note}")
     for peak in result.peaks[:3]:
         typer.echo(
             f"Peak {peak['rank']}: {peak['name']} ({peak['label']}, {peak['lobe']}) at {peak['time_s']:.3f} s, "
-            f"({peak['x_mm']}, {peak['y_mm']}, {peak['z_mm']}) mm, relative amplitude {peak['relative_amplitude']:.2f}"
+            f"({peak['x_mm']}, {peak['y_mm']}, {peak['z_mm']}) mm (fsaverage MRI), "
+            f"relative amplitude {peak['relative_amplitude']:.2f}"
             + (f", confidence {peak['confidence']:.2f}" if "confidence" in peak else "")
         )
     written = ["source_estimate-stc.h5", "peaks.csv", "summary.json", "report.html"]
+    if result.head.n_deep_regions:
+        written.append("deep_sources.csv")
     if result.confidence is not None:
         written += ["source_spread-stc.h5", "region_confidence.csv"]
         typer.echo(

@@ -227,8 +227,12 @@ class HeadModel:
         if self.average_referenced:
             raise BrainForgeError("Pick channels before average referencing: the reference depends on the channel set.")
         index = [self.ch_names.index(n) for n in names]
+        description = self.description
+        if names != self.ch_names:
+            description += f"; {len(names)} of its {self.n_channels} channels picked"
         return replace(
             self,
+            description=description,
             ch_names=names,
             ch_pos_mm=self.ch_pos_mm[index],
             leadfield=None if self.leadfield is None else self.leadfield[index],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,9 +78,11 @@ class Localization:
     notes : list of str
         Caveats of this run.
     outputs : dict
-        What :func:`localize_file` wrote beyond ``stc`` and ``region_data``
-        (for a long recording these hold +-1 s around the largest activity,
-        the time courses file the whole span).
+        What :func:`localize_file` wrote beyond ``stc`` and ``region_data``.
+        For a recording solved in more than one block, ``region_data`` holds
+        +-1 s around the largest activity, ``stc`` +-0.1 s of it (its own
+        ``stc.times``; index it by time, not by :attr:`peak_index`), and the
+        time courses file the whole span.
     confidence : RegionConfidence | None
         The bootstrap confidence per region (``uncertainty=``), else None.
     excluded_spans_s : list of (float, float)
@@ -187,6 +190,27 @@ def find_peaks(
     ]
 
 
+#: The frame of every position a localization gives (peaks' x_mm, y_mm, z_mm; deep_sources.csv).
+COORDINATE_FRAME = (
+    "fsaverage MRI coordinates (surface RAS), mm: MNI305 space, not MNE's head frame "
+    "(fsaverage's head -> MRI transform moves points by about 5 cm)"
+)
+
+#: What the estimates' values are, by classical solver (MNE's apply_inverse and LCMV, fixed orientations).
+CLASSICAL_VALUES = {
+    "mne": "current dipole moment, A*m",
+    "wmne": "current dipole moment, A*m (depth-weighted)",
+    "eloreta": "current dipole moment, A*m",
+    "dspm": "noise-normalized (an F-like statistic), no unit",
+    "sloreta": "noise-normalized (standardized), no unit",
+    "lcmv": "neural activity index (unit-noise-gain-invariant weights), no unit",
+}
+#: What a network's estimates are.
+NETWORK_VALUES = (
+    "relative: the network's output times the scale of the EEG it normalized (V), no physical unit; compare "
+    "regions and times within a run"
+)
+
 NETWORK_NOTE = (
     "A network trained on synthetic spikes on the template head: it localizes focal, spike-like "
     "activity; slow or widespread activity and individual anatomy are outside its training."
@@ -194,12 +218,25 @@ NETWORK_NOTE = (
 
 
 def _as_solver(solver):
-    """Return (solver object, name): a name is looked up once; a solver object is used as given."""
-    if isinstance(solver, str):
+    """Return (solver object, name): a name or model folder is looked up once; a solver object is used as given."""
+    if isinstance(solver, str | os.PathLike):
         from ..inverse import make_solver
 
-        return make_solver(solver), solver
+        name = os.fspath(solver)
+        return make_solver(name), name
+    if not (callable(getattr(solver, "fit", None)) and callable(getattr(solver, "apply_regions", None))):
+        raise BrainForgeError(
+            f"solver={solver!r} is not a solver: give a name (default, sloreta, ...), a model folder, or an "
+            "object with fit() and apply_regions() such as make_solver()'s."
+        )
     return solver, getattr(solver, "name", type(solver).__name__)
+
+
+def value_units(model) -> str:
+    """Return what a solver's estimates are (:data:`CLASSICAL_VALUES`, :data:`NETWORK_VALUES`)."""
+    if _is_network(model):
+        return NETWORK_VALUES
+    return CLASSICAL_VALUES.get(getattr(model, "name", ""), "as the solver object gives them")
 
 
 def _is_network(model) -> bool:
@@ -432,6 +469,8 @@ def localize(
     uncertainty = _uncertainty_config(uncertainty, model)
     prepared = prepare_recording(inst, _solver_sfreq(model), config)
     result = localize_prepared(prepared, model, uncertainty)
+    for note in result.notes:  # only the estimate is returned: its caveats go to the log
+        logger.warning("Note: %s", note)
     if uncertainty is not None:
         return result.stc, result.confidence
     return result.stc
@@ -465,19 +504,18 @@ def _span_s(prepared: PreparedEEG) -> tuple[float, float]:
 
 
 def _add_network_notes(result: Localization, model, n_samples: int) -> None:
-    """Add what a network's estimate needs said: its training, and a span shorter than its window."""
+    """Record what the estimates' values are; add what a network's estimate needs said: its training, a short span."""
+    result.outputs["values"] = value_units(model)
     if not _is_network(model):
         return
     result.notes.append(NETWORK_NOTE)
     window = model.window_length
     if n_samples < window:
         sfreq = result.prepared.sfreq
-        message = (
+        result.notes.append(
             f"The analysed span ({n_samples / sfreq:.3g} s) is shorter than the network's {window / sfreq:g}-s "
             "window, which it was trained on whole: treat its estimate with care, and compare --solver sloreta."
         )
-        logger.warning(message)
-        result.notes.append(message)
 
 
 def _break_spans_for(
@@ -701,7 +739,7 @@ def _view(
     first = start + (peak_sample - start) // chunk * chunk
     last = min(stop, first + chunk)
     stc_mb = head.n_sources * (stop - start) * 4 / 1e6
-    whole = stc_mb <= MAX_STC_MB
+    whole = stc_mb <= MAX_STC_MB and (first, last) == (start, stop)  # a span in one block, small enough
     half = round(VIEW_HALF_SPAN_S * sfreq)
     lo, hi = (first, last) if whole else (max(first, peak_sample - half), min(last, peak_sample + half + 1))
     half = round(SAVED_STC_HALF_SPAN_S * sfreq)
@@ -730,11 +768,16 @@ def _view(
     _note_edges(result, edges, prepared)
     _note_breaks(result, breaks, prepared, analysed_s)
     _add_network_notes(result, model, stop - start)
+    reason = (
+        f"the whole span would take {stc_mb:.0f} MB (more than {MAX_STC_MB:g} MB)"
+        if stc_mb > MAX_STC_MB
+        else f"the span was solved in blocks of {chunk / sfreq:g} s (chunk_s)"
+    )
     result.outputs["source_estimate_scope"] = (
         f"the whole analysed span ({stc_mb:.0f} MB as float32, within {MAX_STC_MB:g} MB)"
         if whole
-        else f"+-{SAVED_STC_HALF_SPAN_S:g} s around the largest activity: the whole span would take "
-        f"{stc_mb:.0f} MB (more than {MAX_STC_MB:g} MB); use --tmin/--tmax or --events for other windows"
+        else f"+-{SAVED_STC_HALF_SPAN_S:g} s around the largest activity: {reason}; use --tmin/--tmax or --events "
+        "for other windows"
     )
     return result
 
@@ -801,6 +844,33 @@ def _write_confidence(result: Localization, saved, folder: Path) -> dict:
     }
 
 
+#: The deep sources' positions: the saved estimate's volume part has vertices 0, 1, ... in this table's order.
+DEEP_SOURCES_FILE = "deep_sources.csv"
+
+
+def deep_sources_table(head):
+    """Return the deep dipoles as the saved estimate's volume part numbers them: vertex, region, position (mm).
+
+    The volume part of ``source_estimate-stc.h5`` is a discrete source space
+    of the template's deep dipoles, vertices ``0 .. n_deep - 1``; no fsaverage
+    volume source space has them, so this table gives each one's region and
+    position (:data:`COORDINATE_FRAME`).
+    """
+    import pandas as pd
+
+    deep = np.arange(head.n_cortical_sources, head.n_sources)
+    regions = head.source_region[deep]
+    return pd.DataFrame(
+        {
+            "vertex": np.arange(len(deep)),
+            "region": [head.region_names[r] for r in regions],
+            "x_mm": head.source_pos_mm[deep, 0],
+            "y_mm": head.source_pos_mm[deep, 1],
+            "z_mm": head.source_pos_mm[deep, 2],
+        }
+    )
+
+
 def _write_results(result: Localization, folder: Path, report: bool = True) -> None:
     """Write the source estimate, peaks, summary and report of a result into ``folder``."""
     import pandas as pd
@@ -808,6 +878,8 @@ def _write_results(result: Localization, folder: Path, report: bool = True) -> N
     saved = saved_source_estimate(result)
     saved.save(folder / "source_estimate", ftype="h5")
     pd.DataFrame(result.peaks).to_csv(folder / "peaks.csv", index=False)
+    if result.head.n_deep_regions:
+        deep_sources_table(result.head).to_csv(folder / DEEP_SOURCES_FILE, index=False, float_format="%.2f")
     prepared = result.prepared
     summary = {
         "solver": result.solver,
@@ -824,7 +896,10 @@ def _write_results(result: Localization, folder: Path, report: bool = True) -> N
             "file": "source_estimate-stc.h5",
             "span_s": [round(float(saved.tmin), 6), round(float(saved.times[-1]), 6)],
             "scope": result.outputs.get("source_estimate_scope"),
+            "values": result.outputs.get("values"),
+            "deep_sources": DEEP_SOURCES_FILE if result.head.n_deep_regions else None,
         },
+        "coordinates": COORDINATE_FRAME,
         "block_s": result.outputs.get("block_s"),
         "peaks": result.peaks,
         "uncertainty": _write_confidence(result, saved, folder) if result.confidence is not None else None,

@@ -1,6 +1,6 @@
 """The output folder of a localization: checked first, written in a hidden temporary folder, renamed when whole.
 
-A run writes into ``.NAME.tmp-XXXX`` beside ``--out`` and renames it to
+A run writes into ``.NAME.brainforge-tmp-XXXX`` beside ``--out`` and renames it to
 ``--out`` only when every file is complete, so the folder is either whole or
 absent. The temporary folder holds an owner file with the process id; a
 later run into the same parent removes temporary folders whose process has
@@ -26,8 +26,8 @@ from .._errors import BrainForgeError
 
 logger = logging.getLogger("brainforge")
 
-#: Marks a temporary output folder: ``.NAME.tmp-XXXX``.
-TMP_MARK = ".tmp-"
+#: Marks a temporary output folder: ``.NAME.brainforge-tmp-XXXX`` (other tools' ``.tmp-`` folders are not ours).
+TMP_MARK = ".brainforge-tmp-"
 #: File in a temporary output folder naming the process that writes it: ``pid host``.
 OWNER_FILE = ".brainforge-owner"
 #: A temporary folder without an owner file counts as stale after this long, s.
@@ -37,6 +37,12 @@ ORPHAN_AGE_S = 3600.0
 def check_out_dir(out_dir: str | Path) -> Path:
     """Check that ``out_dir`` can become a new output folder (absent, or an empty folder)."""
     out_dir = Path(out_dir)
+    if out_dir.is_symlink():
+        raise BrainForgeError(f"--out {out_dir} is a symbolic link; give the path of a new or empty folder itself.")
+    if out_dir.name in ("", ".", "..") or out_dir.resolve() == Path.cwd().resolve():
+        raise BrainForgeError(
+            f"--out {out_dir} is the working folder or its parent; give a new folder's name, e.g. --out results."
+        )
     if out_dir.exists() and not out_dir.is_dir():
         raise BrainForgeError(f"--out {out_dir} is an existing file; give the path of a new or empty folder.")
     if out_dir.is_dir() and any(out_dir.iterdir()):
@@ -123,7 +129,8 @@ class TimecourseWriter:
     fmt : {"parquet", "csv", "none"}
         File format. Parquet stores float32 columns (one row group per chunk;
         byte-stream-split and zstd, no dictionary, about 0.8 of raw float32)
-        and is read by ``pandas.read_parquet``; CSV keeps 5 significant digits.
+        and is read by ``pandas.read_parquet``; CSV keeps 5 significant digits
+        of the values and the times to the microsecond.
     """
 
     FORMATS = ("parquet", "csv", "none")
@@ -185,7 +192,8 @@ class TimecourseWriter:
             import pandas as pd
 
             frame = pd.DataFrame(region_data.T, columns=self.names)
-            frame.insert(0, "time_s", np.round(times_s, 6))
+            # The times to the microsecond, whatever their size (float_format's 5 digits are for the values).
+            frame.insert(0, "time_s", np.char.mod("%.6f", times_s))
             frame.to_csv(self.path, mode="a", header=self.n_rows == 0, index=False, float_format="%.5g")
         self.n_rows += len(times_s)
 

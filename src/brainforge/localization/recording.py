@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._config import split_names
 from .._errors import BrainForgeError
 from .._logging import quiet_level, verbose
 from .positions import (
@@ -95,15 +96,17 @@ class PreprocessingConfig:
     tmin, tmax : float | None
         Analyse this span of the recording, s from its start (with events:
         the epoch around each event, s relative to it).
-    events : tuple of str | None
+    events : tuple of str | str | None
         Annotation descriptions to localize: epochs around every matching
         annotation are averaged (an evoked spike), then localized. Every name
         must occur in the recording.
-    channels : tuple of str | None
+    channels : tuple of str | str | None
         Use only these channels (file or 10-05 names); None: every scalp
         EEG channel.
-    exclude : tuple of str
-        Channels not to use (file or 10-05 names).
+    exclude : tuple of str | str
+        Channels not to use (file or 10-05 names). For ``events``,
+        ``channels`` and ``exclude``, one string is read as comma-separated
+        names (``"Fp1,Fp2"``).
     positions : str | path | None
         A file of electrode positions (digitized, for example) to use
         instead of those in the recording: any format in
@@ -121,6 +124,11 @@ class PreprocessingConfig:
     positions: str | Path | None = None  # stored as str
 
     def __post_init__(self) -> None:
+        for name in ("events", "channels", "exclude"):  # one string: comma-separated names, as on the command line
+            value = getattr(self, name)
+            if isinstance(value, str):
+                names = tuple(split_names(value))
+                object.__setattr__(self, name, names if names or name == "exclude" else None)
         if self.positions is not None:
             object.__setattr__(self, "positions", str(self.positions))  # a Path is accepted too
             check_positions_file(Path(self.positions))

@@ -10,13 +10,11 @@ import numpy as np
 BRAIN_VIEWS = (("left", "lateral"), ("left", "medial"), ("right", "lateral"), ("right", "medial"))
 
 
-def _matplotlib():
-    import matplotlib
+def _figure(**kwargs):
+    """Return a matplotlib Figure outside pyplot: no backend is chosen or changed (a notebook's stays inline)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(**kwargs)
 
 
 def brain_figure(result, time_index: int, region_values=None, title: str | None = None, threshold: float = 0.25):
@@ -25,7 +23,6 @@ def brain_figure(result, time_index: int, region_values=None, title: str | None 
 
     from ..anatomy import load_fsaverage5_cortex
 
-    plt = _matplotlib()
     head = result.head
     cortex = load_fsaverage5_cortex()
     cortical = head.source_region[: head.n_cortical_sources]
@@ -40,7 +37,8 @@ def brain_figure(result, time_index: int, region_values=None, title: str | None 
         "right": (cortex.pos[n_left:], cortex.tris[(cortex.tris >= n_left).all(axis=1)] - n_left),
     }
     maps = {"left": values[:n_left] / top, "right": values[n_left:] / top}
-    fig, axes = plt.subplots(1, 4, figsize=(14, 3.6), subplot_kw={"projection": "3d"})
+    fig = _figure(figsize=(14, 3.6))
+    axes = fig.subplots(1, 4, subplot_kw={"projection": "3d"})
     for axis, (hemi, view) in zip(axes, BRAIN_VIEWS, strict=True):
         plotting.plot_surf_stat_map(
             meshes[hemi], maps[hemi], hemi=hemi, view=view, axes=axis, figure=fig, cmap="hot", colorbar=False,
@@ -55,8 +53,7 @@ def peaks_figure(result):
     """Plot the peak regions, cortical and deep, as markers on a glass brain (template coordinates ~ MNI)."""
     from nilearn import plotting
 
-    plt = _matplotlib()
-    fig = plt.figure(figsize=(10, 3.4))
+    fig = _figure(figsize=(10, 3.4))
     peaks = result.peaks
     coords = np.array([[p["x_mm"], p["y_mm"], p["z_mm"]] for p in peaks])
     values = np.array([p["relative_amplitude"] for p in peaks])
@@ -69,8 +66,8 @@ def peaks_figure(result):
 
 def timecourse_figure(result, n_regions: int = 5):
     """Time courses of the peak regions."""
-    plt = _matplotlib()
-    fig, axis = plt.subplots(figsize=(9, 3.2))
+    fig = _figure(figsize=(9, 3.2))
+    axis = fig.subplots()
     for peak in result.peaks[:n_regions]:
         label = f"{peak['name']}: {peak['label']}{' (deep)' if peak['deep'] else ''}"
         axis.plot(result.times, result.region_data[peak["region"]], label=label, lw=1)
@@ -88,15 +85,17 @@ def topomap_figure(result, time_index: int):
 
     from ..inverse.forward import make_info
 
-    plt = _matplotlib()
     info = make_info(result.head, result.prepared.sfreq)
-    fig, axis = plt.subplots(figsize=(3.6, 3.6))
+    fig = _figure(figsize=(3.6, 3.6))
+    axis = fig.subplots()
     mne.viz.plot_topomap(result.prepared.data[:, time_index], info, axes=axis, show=False, contours=6)
     axis.set_title(f"EEG at t = {result.times[time_index]:.3f} s")
     return fig
 
 
 def _caveats_html(result) -> str:
+    from .core import COORDINATE_FRAME
+
     prepared = result.prepared
     rows = [
         ("solver", result.solver),
@@ -109,8 +108,10 @@ def _caveats_html(result) -> str:
     table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
     general = (
-        "<li>Template anatomy (fsaverage), not the patient's own; positions in mm are template coordinates.</li>"
-        "<li>Estimates are relative amplitudes; compare regions within a run, not across runs.</li>"
+        "<li>Template anatomy (fsaverage), not the patient's own; positions are "
+        f"{html.escape(COORDINATE_FRAME)}.</li>"
+        f"<li>Values: {html.escape(result.outputs.get('values') or 'as the solver gives them')}. The tables' "
+        "amplitudes are relative to the largest; compare regions within a run, not across runs.</li>"
     )
     return f"<table>{table}</table><h4>Caveats</h4><ul>{notes}{general}</ul>"
 
@@ -136,7 +137,6 @@ def make_report(result):
     """Build the ``mne.Report`` of a localization."""
     import mne
 
-    plt = _matplotlib()
     report = mne.Report(title=f"BrainForge localization ({result.solver})")
     report.add_html(_caveats_html(result), title="Run and caveats")
     report.add_html(_peaks_html(result), title="Peak regions")
@@ -150,12 +150,10 @@ def make_report(result):
         ("Topomap at the peak", topomap_figure(result, peak_time)),
     ):
         report.add_figure(fig, title=title, image_format="png")
-        plt.close(fig)
     if result.confidence is not None:
         report.add_html(_confidence_html(result), title="Confidence per region")
         fig = confidence_figure(result)
         report.add_figure(fig, title="Confidence per region, brain", image_format="png")
-        plt.close(fig)
     return report
 
 
