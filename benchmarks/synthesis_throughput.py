@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=6400)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--crop", type=int, default=16, help="training window, samples (the default model's)")
+    parser.add_argument("--crop", type=int, default=16, help="training window, samples (as `brainforge train --crop`)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
 

@@ -46,7 +46,12 @@ def smooth_time_autograd(activity: torch.Tensor, weights: tuple[float, ...]) -> 
 def main() -> None:
     """Time both ways and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=64, help="segments per step (training uses 64)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=64,
+        help="segments per step (the bundled model's CPU runs used 64; `brainforge train` defaults to 32)",
+    )
     parser.add_argument("--steps", type=int, default=6, help="timed steps per way")
     args = parser.parse_args()
 
