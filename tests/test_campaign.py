@@ -171,3 +171,37 @@ def test_tvb_engine_campaign(tmp_path):
     lib = read_spike_library(tmp_path / "tvb.zarr")
     assert summary.jobs_run == 3 and lib.n_jobs == 3 and lib.metadata["engine"] == "tvb"
     assert len(lib.nodes) > 0 and set(lib.nodes) <= {7} and (lib.amplitudes >= 8.0).all()
+
+
+def test_background_windows_hold_no_spike_of_their_stimulated_node():
+    import zarr
+
+    from brainforge.nmm import default_spike_library
+    from brainforge.nmm.library import finished_jobs
+
+    path = default_spike_library()
+    lib = read_spike_library(path)
+    threshold = lib.metadata["rules"]["threshold"]
+    windows = np.arange(len(lib.background))
+    assert lib.background[windows, :, lib.background_nodes].max() < threshold
+    # As the campaign stored them, the stimulated node spikes in some windows; every other column is kept.
+    names = finished_jobs(path, remove_incomplete=False)
+    groups = [zarr.open_group(str(path / "jobs" / name), mode="r") for name in names]
+    raw = np.concatenate([group["background"][:] for group in groups if "background" in group])
+    assert raw[windows, :, lib.background_nodes].max(axis=1).max() > threshold
+    others = np.ones(raw.shape[::2], bool)
+    others[windows, lib.background_nodes] = False
+    np.testing.assert_array_equal(lib.background.transpose(0, 2, 1)[others], raw.transpose(0, 2, 1)[others])
+
+
+def test_background_windows_cycle_through_the_settings():
+    from brainforge.nmm.campaign import background_stride
+
+    assert background_stride(76 * 3, 16, 3) == 14  # the default library: 17 windows, unchanged
+    for n_nodes, n_background in ((76, 64), (192, 64), (66, 64), (76, 16)):
+        n_jobs = n_nodes * 3
+        stride = background_stride(n_jobs, n_background, 3)
+        kept = range(0, n_jobs, stride)
+        assert {k % 3 for k in kept} == {0, 1, 2}  # job k runs setting k % 3
+        assert 0.75 * n_background <= len(kept) <= 2 * n_background  # about n_background
+    assert background_stride(100, 0, 3) == 0
