@@ -173,3 +173,17 @@ def test_streaming_keeps_background_windows():
     full = preprocess_run(raw, rules)
     assert background.shape == (2, 500, 5)  # the window at 2800 runs past the end: dropped
     np.testing.assert_array_equal(background[1], full[1200:1700].astype(np.float32))
+
+
+def test_streaming_finds_a_peak_on_a_chunk_edge_whose_next_sample_is_below_threshold():
+    from brainforge.nmm.spikes import thresholded_maxima
+
+    rules = SpikeRules(transient_samples=0, downsample=1)
+    raw = np.zeros((4000, N_REGIONS))
+    raw[1997:2000, 2] = [8.5, 9.0, 10.0]  # rises to the chunk's last sample; the next chunk starts at 5
+    raw[2000, 2] = 5.0
+    times, regions = thresholded_maxima(preprocess_run(raw, rules), rules)
+    assert (1999, 2) in set(zip(times.tolist(), regions.tolist(), strict=True))
+    summary = _stream(raw, 0, rules, [2000]).summary()
+    np.testing.assert_array_equal(summary.peak_times, times)
+    np.testing.assert_array_equal(summary.peak_regions, regions)

@@ -18,6 +18,11 @@ from .library import finished_jobs, init_library, job_name, write_job
 from .model import PUBLISHED_SETTINGS, JansenRitParams, check_run, n_integration_steps
 from .spikes import SpikeRules, StreamingSpikeExtractor
 
+try:  # POSIX file locks; elsewhere concurrent first builds are not guarded
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
 logger = logging.getLogger("brainforge")
 
 ENGINES = ("fast", "tvb")
@@ -52,13 +57,16 @@ class CampaignConfig:
     alignment : ``"block"`` | ``"peak"``
         Clip alignment.
     batch_size : int
-        Simulations integrated together by the fast engine (one Dask task).
+        Simulations integrated together on one thread by the fast engine (one Dask
+        task; in-process, ``scheduler="sync"``, one block per numba thread).
     n_background : int
-        Background windows kept in the whole library (one per chosen job). The jobs are
-        chosen evenly among those of one :func:`run_campaign` call, so a library built in
-        pieces (``nodes``, ``simulate --regions``) keeps up to this many per piece, other
-        clips than one built at once; build it in one call (Dask splits the work) to get
-        the same library.
+        About this many background windows are kept (one per chosen job): every
+        ``stride``-th job of one :func:`run_campaign` call, ``stride`` = jobs //
+        ``n_background`` (rounded up where more are kept: 17 for the default 16),
+        moved off multiples of the number of settings so that the windows cycle
+        through the settings. A library built in pieces (``nodes``, ``simulate
+        --regions``) chooses per piece, other clips than one built at once; build it
+        in one call (Dask splits the work) to get the same library.
     chunk_ms : float
         Simulated time integrated before feeding the extractor, ms.
     normalize_coupling : bool | ``"mean"`` | ``"max"``
@@ -197,6 +205,21 @@ def parse_nodes(text: str | None, n_nodes: int) -> list[int]:
 
 def _background_start(config: CampaignConfig) -> int:
     return config.n_times // 2 - config.rules().clip_samples // 2
+
+
+def background_stride(n_jobs: int, n_background: int, n_settings: int) -> int:
+    """Return the step between jobs that keep a background window (0: none).
+
+    Jobs run node by node, each node under every setting in turn, so a step
+    that is a multiple of ``n_settings`` would take every window from one
+    setting; such a step is lengthened by one.
+    """
+    if not n_background:
+        return 0
+    stride = max(1, n_jobs // n_background)
+    if n_settings > 1 and stride % n_settings == 0:
+        stride += 1
+    return stride
 
 
 def run_jobs(config: dict, jobs: Sequence[tuple[int, int, bool]], out: str) -> list[dict]:
@@ -349,17 +372,27 @@ def run_campaign(
     start = time.perf_counter()
     conn = read_connectivity(config.connectome)
     nodes = list(range(conn.n_nodes)) if nodes is None else [int(n) for n in nodes]
-    out = init_library(out, config.metadata(conn))
+    # Absolute paths: Dask workers on other machines resolve relative ones against their own folder.
+    out = init_library(Path(out).resolve(), config.metadata(conn))
     done = set(finished_jobs(out))
     all_jobs = [(node, s) for node in nodes for s in range(len(config.settings))]
-    stride = max(1, len(all_jobs) // max(1, config.n_background)) if config.n_background else 0
+    stride = background_stride(len(all_jobs), config.n_background, len(config.settings))
     todo = [
         (node, s, bool(stride) and k % stride == 0)
         for k, (node, s) in enumerate(all_jobs)
         if job_name(node, s) not in done
     ]
-    batches = _batches(todo, config.batch_size if config.engine == "fast" else 1)
+    size = config.batch_size if config.engine == "fast" else 1
+    if config.engine == "fast" and scheduler == "sync":
+        # In-process, one call integrates a block of batch_size per thread, blocks in parallel:
+        # every core works (a simulation's result does not depend on its batch or block).
+        import numba
+
+        size *= numba.get_num_threads()
+    batches = _batches(todo, size)
     config_dict = asdict(config)
+    if Path(config.connectome).is_file():
+        config_dict["connectome"] = str(Path(config.connectome).resolve())
     bar = tqdm(total=len(todo), desc="simulating", unit="sim", disable=not progress or not todo)
     if batches and scheduler == "sync":
         for batch in batches:
@@ -441,5 +474,11 @@ def default_spike_library(
     settings["normalise_coupling"] = settings.pop("normalize_coupling")
     key = hash_inputs("spike-library-2", settings)
     out = get_cache_dir() / "spikes" / f"tvb76-{key}.zarr"
-    run_campaign(DEFAULT_LIBRARY_CONFIG, out, scheduler=scheduler, progress=progress)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # One builder at a time (two `brainforge` processes, or ranks started together, on an empty cache):
+    # the others wait, then find every job done.
+    with open(out.parent / f"{out.name}.lock", "w") as lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        run_campaign(DEFAULT_LIBRARY_CONFIG, out, scheduler=scheduler, progress=progress)
     return out

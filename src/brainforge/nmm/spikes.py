@@ -367,7 +367,9 @@ class StreamingSpikeExtractor:
     def _find_peaks(self, clipped: np.ndarray, first: int) -> None:
         buffer = np.vstack([self._tail, clipped])
         origin = first - len(self._tail)
-        for region in np.flatnonzero(clipped.any(axis=0)):
+        # Regions above the threshold now, or with a possible peak kept from the last chunk (its right side
+        # is this chunk's first row, which may lie below the threshold).
+        for region in np.flatnonzero(clipped.any(axis=0) | (self._tail > 0).any(axis=0)):
             peaks = _local_maxima(buffer[:, region]) + origin
             peaks = peaks[peaks > self._last_peak[region]]
             if len(peaks):
