@@ -127,7 +127,8 @@ def test_cli_simulate_errors(tmp_path, cli_in_process):
         (["--dt", "0.3", "--out", str(tmp_path / "c.zarr")], "--dt 0.3 ms does not divide the 2-ms sample"),
         (["--duration", "0.5", "--out", str(tmp_path / "d.zarr")], "transient"),
         (["--duration", "inf", "--out", str(tmp_path / "d.zarr")], "duration must be a finite time > 0"),
-        (["--normalize-coupling-to", "median", "--out", str(tmp_path / "e.zarr")], "--normalize-coupling-to must be"),
+        (["--normalize-coupling-to", "median", "--out", str(tmp_path / "e.zarr")], "takes mean or max, got 'median'"),
+        (["--engine", "gpu", "--out", str(tmp_path / "e.zarr")], "--engine must be one of fast, tvb"),
         (["--batch-size", "0", "--out", str(tmp_path / "e.zarr")], "--batch-size must be >= 1"),
         (["--regions", "9-5", "--out", str(tmp_path / "f.zarr")], "Regions 9-5: give the range low end first"),
         (["--regions", ",", "--out", str(tmp_path / "f.zarr")], "Regions ',' name no region"),
@@ -205,3 +206,4 @@ def test_background_windows_cycle_through_the_settings():
         assert {k % 3 for k in kept} == {0, 1, 2}  # job k runs setting k % 3
         assert 0.75 * n_background <= len(kept) <= 2 * n_background  # about n_background
     assert background_stride(100, 0, 3) == 0
+    assert background_stride(76 * 4, 50, 4) == 7  # 6 shares a factor with 4 settings: 0 and 2 only

@@ -130,6 +130,7 @@ def test_train_refuses_bad_settings_before_building_any_data(tmp_path, monkeypat
         (["--sources", "0,2"], "--sources must start at 1 or more, got (0, 2)."),
         (["--workers", "-2"], "--workers must be 0 or more, got -2."),
         (["--montage-sizes", "octaves"], "Unknown --montage-sizes 'octaves'"),
+        (["--loss", "seed"], "Unknown --loss 'seed'; choose from"),  # a value that names a field stays as given
         (["--forward-bank", "--bank-models", "0"], "--bank-models must be at least 1, got 0."),
     ]
     for args, message in cases:
@@ -154,6 +155,8 @@ def test_resume_refuses_settings_other_than_the_runs(tmp_path, no_training_data)
     (run / "run.json").write_text(json.dumps(record))
     message = _train_refusal("--out", str(run), "--resume", "--lr", "0.1", "--batch-size", "8", "--max-epochs", "3")
     assert "drop --lr 0.1 (the run's: 0.001), or start a new run" in message
+    zero_epochs = _train_refusal("--out", str(run), "--resume", "--max-epochs", "0")
+    assert "--max-epochs must be at least 1, got 0." in zero_epochs
     for args, expected in [
         (["--bank-seed", "3"], "--bank-seed 3 (the run's: 0)"),
         (["--noise-bank-seed", "3"], "--noise-bank-seed 3 (the run's: 0)"),

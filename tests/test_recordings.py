@@ -114,6 +114,20 @@ def test_long_recording_writes_compact_timecourses_and_a_bounded_source_estimate
     assert set(deep["region"]) == set(head.region_names[-head.n_deep_regions :])
 
 
+def test_out_folders_that_cannot_be_renamed_into_place_are_refused_first(tmp_path, monkeypatch):
+    from brainforge.localization.output import check_out_dir
+
+    monkeypatch.chdir(tmp_path)
+    for out in (".", "/", str(tmp_path)):
+        with pytest.raises(BrainForgeError, match="is the working folder or one that holds it"):
+            check_out_dir(out)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "empty")
+    with pytest.raises(BrainForgeError, match="is a symbolic link"):
+        check_out_dir("link")
+    assert check_out_dir("results/run/..") == tmp_path / "results"  # a name to rename to
+
+
 def test_csv_timecourses_keep_every_sample_time_late_in_a_recording(tmp_path):
     from brainforge.localization.output import TimecourseWriter
 
@@ -245,6 +259,9 @@ def test_output_permissions_and_stale_temporary_folders(recording_1k, tmp_path):
     alive = tmp_path / f".busy{TMP_MARK}def456"
     alive.mkdir()
     (alive / OWNER_FILE).write_text(f"{os.getpid()} {os.uname().nodename}")
+    earlier = tmp_path / ".old.tmp-xyz789"  # an earlier version's, killed: its owner file names a dead process
+    earlier.mkdir()
+    (earlier / OWNER_FILE).write_text(f"{dead.pid} {os.uname().nodename}")
     foreign = tmp_path / ".session.tmp-2024"  # another tool's hidden folder, hours old, without an owner file
     foreign.mkdir()
     os.utime(foreign, (time.time() - 7200, time.time() - 7200))
@@ -254,7 +271,7 @@ def test_output_permissions_and_stale_temporary_folders(recording_1k, tmp_path):
     finally:
         os.umask(old_mask)
     assert not stale.exists() and alive.exists()  # a running writer's folder is left alone
-    assert foreign.exists()  # and so is a folder BrainForge did not make
+    assert foreign.exists() and not earlier.exists()  # a folder BrainForge did not make is left alone too
     assert (tmp_path / "out").stat().st_mode & 0o777 == 0o755
     assert {p.stat().st_mode & 0o777 for p in (tmp_path / "out").iterdir()} == {0o644}
     assert remove_stale_tmp(tmp_path) == []

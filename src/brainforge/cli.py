@@ -195,9 +195,9 @@ def simulate(
     from .anatomy import read_connectivity
     from .nmm.campaign import CampaignConfig, parse_nodes, run_campaign
 
-    with _errors_name_options(
-        {"batch_size": "--batch-size", "normalize_coupling": "--normalize-coupling-to", "dt": "--dt"}
-    ):
+    if normalize_coupling_to not in (None, "mean", "max"):
+        raise BrainForgeError(f"--normalize-coupling-to takes mean or max, got {normalize_coupling_to!r}.")
+    with _errors_name_options({"batch_size": "--batch-size", "dt": "--dt", "engine": "--engine"}):
         config = CampaignConfig(
             connectome=connectome, engine=engine, duration_ms=duration * 1000.0, dt_ms=dt, seed=seed,
             threshold=threshold, alignment=alignment, batch_size=batch_size,
@@ -418,9 +418,19 @@ def _errors_name_options(flags: dict[str, str]):
     except BrainForgeError as error:
         message = str(error)
         for field, flag in flags.items():
-            # "batch_size must be ..." -> "--batch-size must be ..."; "num_workers (--workers)" -> "--workers"
-            message = re.sub(rf"(?<![\w-]){re.escape(field)}(?![\w-])( \(--[\w-]+\))?", flag, message)
+            # The field that opens the message: "batch_size must be ..." -> "--batch-size must be ...",
+            # "Unknown loss 'x'" -> "Unknown --loss 'x'" (values quoted later are left as given).
+            message = re.sub(rf"^(Unknown )?{re.escape(field)}(?![\w-])", rf"\g<1>{flag}", message, count=1)
         raise BrainForgeError(message) from None
+
+
+def _train_option_flags(ctx: typer.Context) -> dict[str, dict[str, str]]:
+    """Return, per config of :data:`TRAIN_OPTION_FIELDS`, its fields' command-line options (field -> --flag)."""
+    flag = {param.name: param.opts[0] for param in ctx.command.params}
+    options: dict[str, dict[str, str]] = {"training": {}, "synthesis": {}, "forward_bank": {}}
+    for name, (config, field) in TRAIN_OPTION_FIELDS.items():
+        options[config][field] = flag[name]
+    return options
 
 
 def _train_configs(ctx: typer.Context):
@@ -442,14 +452,12 @@ def _train_configs(ctx: typer.Context):
     from .synthesis import SynthesisConfig
     from .training import TrainingConfig
 
-    flag = {param.name: param.opts[0] for param in ctx.command.params}
     fields: dict[str, dict] = {"training": {}, "synthesis": {}, "forward_bank": {}}
-    options: dict[str, dict[str, str]] = {"training": {}, "synthesis": {}, "forward_bank": {}}
     for name, (config, field) in TRAIN_OPTION_FIELDS.items():
         value = _train_option_value(name, ctx.params[name])
         if value is not None:
             fields[config][field] = value
-        options[config][field] = flag[name]
+    options = _train_option_flags(ctx)
     with _errors_name_options(options["training"]):
         training = TrainingConfig(**fields["training"])
     with _errors_name_options(options["synthesis"]):
@@ -717,7 +725,8 @@ def train_command(
         if _given(ctx, "workers"):  # each sample's seed is its index's, whichever worker draws it
             training["num_workers"] = workers
         init = Path(run["init"]) if run.get("init") else None  # kept in the exported model's record
-        config = TrainingConfig.from_dict(training)
+        with _errors_name_options(_train_option_flags(ctx)["training"]):  # --max-epochs 0, --workers -1
+            config = TrainingConfig.from_dict(training)
         synthesis = config_from_dict(SynthesisConfig, run["data"]["synthesis"])
     else:
         params = _model_params(param)
@@ -931,21 +940,23 @@ def localize_command(
     Recordings of any length are processed in 20-s blocks in bounded memory.
     """
     from .localization import localize_file
-    from .localization.core import default_uncertainty
+    from .localization.core import default_uncertainty, logged_warnings
 
     if resamples < 2:  # checked with or without --uncertainty, before any work
         raise BrainForgeError(f"--resamples must be at least 2, got {resamples}.")
     bootstrap = default_uncertainty(solver, resamples, seed) if uncertainty else None
-    result = localize_file(
-        recording, out, solver, l_freq=l_freq or None, h_freq=h_freq or None, tmin=tmin, tmax=tmax,
-        events=tuple(split_names(events)) if events is not None else None,
-        channels=tuple(split_names(channels)) or None,
-        exclude=tuple(split_names(exclude)),
-        positions=positions,
-        timecourses=timecourses, progress=progress and sys.stderr.isatty(), uncertainty=bootstrap,
-    )  # fmt: skip
-    for note in result.notes:  # the recording's, and the estimate's (its caveats, edges, breaks, margin)
-        typer.echo(f"Note: {note}")
+    with logged_warnings() as logged:
+        result = localize_file(
+            recording, out, solver, l_freq=l_freq or None, h_freq=h_freq or None, tmin=tmin, tmax=tmax,
+            events=tuple(split_names(events)) if events is not None else None,
+            channels=tuple(split_names(channels)) or None,
+            exclude=tuple(split_names(exclude)),
+            positions=positions,
+            timecourses=timecourses, progress=progress and sys.stderr.isatty(), uncertainty=bootstrap,
+        )  # fmt: skip
+    for note in result.notes:  # the recording's and the estimate's caveats, each once (some were logged)
+        if note not in logged:
+            typer.echo(f"Note: {note}")
     for peak in result.peaks[:3]:
         typer.echo(
             f"Peak {peak['rank']}: {peak['name']} ({peak['label']}, {peak['lobe']}) at {peak['time_s']:.3f} s, "

@@ -6,6 +6,8 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -215,6 +217,26 @@ NETWORK_NOTE = (
     "A network trained on synthetic spikes on the template head: it localizes focal, spike-like "
     "activity; slow or widespread activity and individual anatomy are outside its training."
 )
+
+
+@contextmanager
+def logged_warnings() -> Iterator[set[str]]:
+    """Collect the messages BrainForge logs at warning level or above while the block runs.
+
+    Callers that show a result's notes use it to leave out the ones the log showed already.
+    """
+    logged: set[str] = set()
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            logged.add(record.getMessage())
+
+    handler = _Collect(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield logged
+    finally:
+        logger.removeHandler(handler)
 
 
 def _as_solver(solver):
@@ -467,10 +489,12 @@ def localize(
     model, _ = _as_solver(solver)
     uncertainty = uncertainty if uncertainty is not None else (True if return_confidence else None)
     uncertainty = _uncertainty_config(uncertainty, model)
-    prepared = prepare_recording(inst, _solver_sfreq(model), config)
-    result = localize_prepared(prepared, model, uncertainty)
-    for note in result.notes:  # only the estimate is returned: its caveats go to the log
-        logger.warning("Note: %s", note)
+    with logged_warnings() as logged:
+        prepared = prepare_recording(inst, _solver_sfreq(model), config)
+        result = localize_prepared(prepared, model, uncertainty)
+    for note in result.notes:  # only the estimate is returned: its caveats go to the log, each once
+        if note not in logged:
+            logger.warning("Note: %s", note)
     if uncertainty is not None:
         return result.stc, result.confidence
     return result.stc
@@ -512,10 +536,12 @@ def _add_network_notes(result: Localization, model, n_samples: int) -> None:
     window = model.window_length
     if n_samples < window:
         sfreq = result.prepared.sfreq
-        result.notes.append(
+        message = (
             f"The analysed span ({n_samples / sfreq:.3g} s) is shorter than the network's {window / sfreq:g}-s "
             "window, which it was trained on whole: treat its estimate with care, and compare --solver sloreta."
         )
+        logger.warning(message)
+        result.notes.append(message)
 
 
 def _break_spans_for(
@@ -618,7 +644,7 @@ def localize_file(
     Returns
     -------
     result : Localization
-        The estimate around the largest activity (all of it for a short span).
+        The estimate around the largest activity (all of it for a short span solved in one block).
     """
     import mne
 
@@ -729,8 +755,9 @@ def _view(
 ) -> Localization:
     """Solve again the block that holds the largest activity and wrap +-1 s around it as the result.
 
-    The dipole-level estimate covers the whole span when it fits
-    :data:`MAX_STC_MB`, else +-:data:`SAVED_STC_HALF_SPAN_S` around the peak.
+    The dipole-level estimate covers the whole span when it was solved in
+    one block and fits :data:`MAX_STC_MB`, else +-:data:`SAVED_STC_HALF_SPAN_S`
+    around the peak.
     Solving the same block as the pass did gives the same values (a
     network's windows and LCMV's covariance depend on the block).
     """

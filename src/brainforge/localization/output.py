@@ -39,9 +39,12 @@ def check_out_dir(out_dir: str | Path) -> Path:
     out_dir = Path(out_dir)
     if out_dir.is_symlink():
         raise BrainForgeError(f"--out {out_dir} is a symbolic link; give the path of a new or empty folder itself.")
-    if out_dir.name in ("", ".", "..") or out_dir.resolve() == Path.cwd().resolve():
+    if out_dir.name in ("", ".", ".."):
+        out_dir = Path(os.path.abspath(out_dir))  # a/b/.. -> a: a folder with a name, renamed into place at the end
+    cwd = Path.cwd().resolve()
+    if out_dir.resolve() == cwd or out_dir.resolve() in cwd.parents:
         raise BrainForgeError(
-            f"--out {out_dir} is the working folder or its parent; give a new folder's name, e.g. --out results."
+            f"--out {out_dir} is the working folder or one that holds it; give a new folder, e.g. --out results."
         )
     if out_dir.exists() and not out_dir.is_dir():
         raise BrainForgeError(f"--out {out_dir} is an existing file; give the path of a new or empty folder.")
@@ -77,7 +80,9 @@ def remove_stale_tmp(parent: str | Path) -> list[Path]:
     if not parent.is_dir():
         return []
     removed = []
-    for folder in parent.glob(f".*{TMP_MARK}*"):
+    # Also the .NAME.tmp-XXXX folders of versions before the mark, known by their owner file.
+    earlier = [f for f in parent.glob(".*.tmp-*") if (f / OWNER_FILE).is_file()]
+    for folder in [*parent.glob(f".*{TMP_MARK}*"), *earlier]:
         if folder.is_dir() and not _owner_alive(folder):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)

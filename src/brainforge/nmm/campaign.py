@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -24,6 +25,10 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
 logger = logging.getLogger("brainforge")
+
+#: In-process campaigns integrate one block per numba thread, as long as the simulations' chunk buffers
+#: stay within this many bytes.
+SYNC_BUFFER_BYTES = 1 << 30
 
 ENGINES = ("fast", "tvb")
 
@@ -211,13 +216,13 @@ def background_stride(n_jobs: int, n_background: int, n_settings: int) -> int:
     """Return the step between jobs that keep a background window (0: none).
 
     Jobs run node by node, each node under every setting in turn, so a step
-    that is a multiple of ``n_settings`` would take every window from one
-    setting; such a step is lengthened by one.
+    sharing a factor with ``n_settings`` would take every window from some of
+    the settings only; the step is lengthened until it shares none.
     """
     if not n_background:
         return 0
     stride = max(1, n_jobs // n_background)
-    if n_settings > 1 and stride % n_settings == 0:
+    while math.gcd(stride, n_settings) > 1:  # coprime: consecutive picks step through every setting
         stride += 1
     return stride
 
@@ -388,7 +393,10 @@ def run_campaign(
         # every core works (a simulation's result does not depend on its batch or block).
         import numba
 
-        size *= numba.get_num_threads()
+        # Each simulation holds two float32 buffers of chunk_steps x nodes (noise draws, output).
+        per_simulation = 2 * 4 * max(1, round(config.chunk_ms / config.dt_ms)) * conn.n_nodes
+        affordable = max(size, int(SYNC_BUFFER_BYTES // per_simulation) // size * size)
+        size = min(size * numba.get_num_threads(), affordable)
     batches = _batches(todo, size)
     config_dict = asdict(config)
     if Path(config.connectome).is_file():
@@ -477,8 +485,15 @@ def default_spike_library(
     out.parent.mkdir(parents=True, exist_ok=True)
     # One builder at a time (two `brainforge` processes, or ranks started together, on an empty cache):
     # the others wait, then find every job done.
-    with open(out.parent / f"{out.name}.lock", "w") as lock:
-        if fcntl is not None:
+    try:
+        lock = open(out.parent / f"{out.name}.lock", "w")  # held across the build
+    except OSError:  # a cache the user may read but not write: a finished library needs no lock
+        lock = None
+    try:
+        if lock is not None and fcntl is not None:
             fcntl.flock(lock, fcntl.LOCK_EX)
         run_campaign(DEFAULT_LIBRARY_CONFIG, out, scheduler=scheduler, progress=progress)
+    finally:
+        if lock is not None:
+            lock.close()
     return out
