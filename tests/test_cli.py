@@ -130,7 +130,8 @@ def test_train_refuses_bad_settings_before_building_any_data(tmp_path, monkeypat
         (["--sources", "0,2"], "--sources must start at 1 or more, got (0, 2)."),
         (["--workers", "-2"], "--workers must be 0 or more, got -2."),
         (["--montage-sizes", "octaves"], "Unknown --montage-sizes 'octaves'"),
-        (["--loss", "seed"], "Unknown --loss 'seed'; choose from"),  # a value that names a field stays as given
+        (["--loss", "seed"], "Unknown --loss 'seed'; choose from"),
+        (["--lr", "nan"], "--lr must be a finite number >= 0, got nan."),  # a value that names a field stays as given
         (["--forward-bank", "--bank-models", "0"], "--bank-models must be at least 1, got 0."),
     ]
     for args, message in cases:

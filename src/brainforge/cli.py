@@ -195,6 +195,8 @@ def simulate(
     from .anatomy import read_connectivity
     from .nmm.campaign import CampaignConfig, parse_nodes, run_campaign
 
+    if not 0 < duration < float("inf"):
+        raise BrainForgeError(f"--duration {duration:g}: give the simulated time per job in s, e.g. --duration 20.")
     if normalize_coupling_to not in (None, "mean", "max"):
         raise BrainForgeError(f"--normalize-coupling-to takes mean or max, got {normalize_coupling_to!r}.")
     with _errors_name_options({"batch_size": "--batch-size", "dt": "--dt", "engine": "--engine"}):

@@ -159,7 +159,7 @@ class TrainingConfig:
         if self.crop_samples is not None and self.crop_samples < 2:
             raise BrainForgeError(f"crop_samples must be at least 2, got {self.crop_samples}.")
         if not 0 <= self.learning_rate < float("inf"):  # 0 trains nothing: scoring a start, as a test does
-            raise BrainForgeError(f"The learning rate must be a finite number >= 0, got {self.learning_rate}.")
+            raise BrainForgeError(f"learning_rate must be a finite number >= 0, got {self.learning_rate}.")
         if not 0 <= self.weight_decay < float("inf"):
             raise BrainForgeError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}.")
         if self.num_workers < 0:
