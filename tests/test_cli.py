@@ -68,6 +68,7 @@ def test_head_export(tmp_path):
         (["head", "info", "--montage", "1010-64", "--jitter-seed", "-1"], "--jitter-seed -1: a seed must be"),
         # an operating-system error (here a file where a folder must go) is one line too
         (["demo", "--out", "afile"], "Not a directory (afile"),
+        (["localize", "afile", "--out", "new-out", "--condition", "0"], "afile is not one. Drop --condition"),
         (["demo", "--out", "new-demo", "--snr", "nan"], "--snr nan: give the recording's SNR as a finite number"),
     ],
 )

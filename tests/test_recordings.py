@@ -400,6 +400,13 @@ def test_epoched_data_take_times_before_zero(recording_1k, tmp_path, caplog):
         first = read_recording(tmp_path / "sub-01_ave.fif.gz")
     assert isinstance(first, mne.Evoked) and first.comment == "spike"
     assert "holds 2 evoked responses ('spike', 'other'); localizing the first" in caplog.text
+    assert "give --condition NAME or INDEX" in caplog.text
+    ave = tmp_path / "sub-01_ave.fif.gz"
+    assert read_recording(ave, condition="other").comment == read_recording(ave, condition=1).comment == "other"
+    with pytest.raises(BrainForgeError, match=r"--condition rest: .* give one of 'spike', 'other' or an index"):
+        read_recording(ave, condition="rest")
+    with pytest.raises(BrainForgeError, match=r"is not one\. Drop --condition"):
+        read_recording(tmp_path / "sub-01_epo.fif.gz", condition=0)
 
 
 def test_channel_problems_name_their_cause_and_fix(tmp_path):

@@ -916,6 +916,12 @@ def localize_command(
         str | None, typer.Option("--channels", help="Use only these channels, e.g. Fp1,Fp2,Cz (file or 10-05 names).")
     ] = None,
     exclude: Annotated[str | None, typer.Option("--exclude", help="Leave these channels out, e.g. T9,T10.")] = None,
+    condition: Annotated[
+        str | None,
+        typer.Option(
+            "--condition", help="An -ave.fif file's evoked response to localize: its name (comment) or index from 0."
+        ),
+    ] = None,
     positions: Annotated[
         Path | None,
         typer.Option(
@@ -955,6 +961,7 @@ def localize_command(
             exclude=tuple(split_names(exclude)),
             positions=positions,
             timecourses=timecourses, progress=progress and sys.stderr.isatty(), uncertainty=bootstrap,
+            condition=condition,
         )  # fmt: skip
     for note in result.notes:  # the recording's and the estimate's caveats, each once (some were logged)
         if note not in logged:

@@ -603,6 +603,7 @@ def localize_file(
     progress: bool = False,
     report: bool = True,
     uncertainty=None,
+    condition: str | int | None = None,
     verbose: bool | str | int | None = None,
     **options,
 ) -> Localization:
@@ -634,6 +635,9 @@ def localize_file(
         activity for a long recording): ``source_spread-stc.h5``,
         ``region_confidence.csv``, a ``confidence`` column in peaks.csv and a
         brain picture in the report.
+    condition : str | int | None
+        With an ``-ave.fif`` file of several evoked responses: which one, by
+        comment or index from 0 (:func:`read_recording`). None: the first.
     **options
         :class:`PreprocessingConfig` fields (``l_freq``, ``h_freq``, ``tmin``,
         ``tmax``, ``events``, ``channels``, ``exclude``, ``positions``).
@@ -656,7 +660,7 @@ def localize_file(
         raise BrainForgeError(f"chunk_s must be positive, got {chunk_s}.")
     model, name = _as_solver(solver)  # an unknown solver stops before the file is read
     uncertainty = _uncertainty_config(uncertainty, model)
-    inst = read_recording(path, preload=False)
+    inst = read_recording(path, preload=False, condition=condition)
     tmp = open_tmp_dir(out_dir)
     try:
         if isinstance(inst, mne.io.BaseRaw) and not config.events:

@@ -263,8 +263,27 @@ class ChannelPlan:
         return list(dict.fromkeys(name for names in self.dropped.values() for name in names))
 
 
+def _pick_evoked(evokeds: list, condition: str | int, file_name: str):
+    """Return the evoked response that ``condition`` names: a comment, else an index from 0."""
+    comments = [e.comment for e in evokeds]
+    if str(condition) in comments:
+        return evokeds[comments.index(str(condition))]
+    if str(condition).lstrip("-").isdigit() and 0 <= int(condition) < len(evokeds):
+        return evokeds[int(condition)]
+    raise BrainForgeError(
+        f"--condition {condition}: {file_name} holds no such evoked response; give one of "
+        f"{', '.join(repr(c) for c in comments)} or an index from 0 to {len(evokeds) - 1}."
+    )
+
+
 @verbose
-def read_recording(path: str | Path, preload: bool = True, *, verbose: bool | str | int | None = None):
+def read_recording(
+    path: str | Path,
+    preload: bool = True,
+    *,
+    condition: str | int | None = None,
+    verbose: bool | str | int | None = None,
+):
     """Read any EEG file that MNE reads (raw FIF, EDF, BDF, BrainVision, EEGLAB, EGI, ...; -epo/-ave.fif).
 
     Parameters
@@ -274,6 +293,10 @@ def read_recording(path: str | Path, preload: bool = True, *, verbose: bool | st
     preload : bool
         Load a raw recording's data into memory (False: read it on demand, as
         chunked localization does).
+    condition : str | int | None
+        Which evoked response of an ``-ave.fif`` file: its comment (the
+        condition's name) or its index from 0. None: the first (with a
+        warning when there are several).
     verbose : bool | str | int | None
         Log level of MNE and BrainForge during the call (``"info"``, ``"warning"``, ...);
         None keeps the current one.
@@ -284,19 +307,29 @@ def read_recording(path: str | Path, preload: bool = True, *, verbose: bool | st
     if not path.exists():
         raise BrainForgeError(f"Recording not found: {path}.")
     name = path.name.lower()
+    evoked_file = name.endswith(("-ave.fif", "_ave.fif", "-ave.fif.gz", "_ave.fif.gz"))
+    if condition is not None and not evoked_file:
+        raise BrainForgeError(
+            f"--condition {condition} chooses among the evoked responses of an -ave.fif file; {path.name} is not "
+            "one. Drop --condition."
+        )
     try:
         if name.endswith(("-epo.fif", "_epo.fif", "-epo.fif.gz", "_epo.fif.gz")):
             return mne.read_epochs(path, preload=True)
-        if name.endswith(("-ave.fif", "_ave.fif", "-ave.fif.gz", "_ave.fif.gz")):
+        if evoked_file:
             evokeds = mne.read_evokeds(path)
-            if len(evokeds) > 1:
+            if condition is None and len(evokeds) > 1:
                 logger.warning(
                     f"{path.name} holds {len(evokeds)} evoked responses "
                     f"({', '.join(repr(e.comment) for e in evokeds)}); localizing the first. To choose another, "
-                    "save it alone with mne.write_evokeds."
+                    "give --condition NAME or INDEX."
                 )
+            if condition is not None:
+                return _pick_evoked(evokeds, condition, path.name)
             return evokeds[0]
         return mne.io.read_raw(path, preload=preload)
+    except BrainForgeError:
+        raise
     except Exception as err:  # MNE raises many types for unreadable files
         raise BrainForgeError(
             f"Cannot read {path.name} as EEG ({error_reason(err)}); BrainForge reads what MNE reads: FIF, EDF, BDF, "
@@ -1218,7 +1251,7 @@ def prepare_recording(inst, sfreq: float, config: PreprocessingConfig | None = N
     if isinstance(inst, mne.BaseEpochs):
         evoked, source = inst.average(picks="all"), "the average of the epochs"
     elif isinstance(inst, mne.Evoked):
-        evoked, source = inst.copy(), "an evoked response"
+        evoked, source = inst.copy(), f"the evoked response {inst.comment!r}" if inst.comment else "an evoked response"
     else:
         raise BrainForgeError(f"Expected an mne Raw, Epochs or Evoked object, got {type(inst).__name__}.")
     if config.events:
