@@ -414,7 +414,47 @@ def test_stored_test_set_equals_the_stream(generator, tmp_path):
     assert stored.sfreq == generator.sfreq == 500.0
     with pytest.raises(BrainForgeError, match="exists"):
         write_test_set(generator, 2, path, progress=False)
-    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # nothing left beside it
+
+
+def test_an_interrupted_test_set_resumes_after_its_last_whole_block(generator, tmp_path):
+    from brainforge.synthesis.store import PARTIAL_MARK, read_test_set, write_test_set
+
+    class Interrupted:  # the generator, stopped after 100 samples
+        def __init__(self):
+            self.calls = 0
+
+        def __getattr__(self, name):
+            return getattr(generator, name)
+
+        def sample(self, seed):
+            self.calls += 1
+            if self.calls > 100:
+                raise KeyboardInterrupt
+            return generator.sample(seed)
+
+    out = tmp_path / "set.zarr"
+    with pytest.raises(KeyboardInterrupt):
+        write_test_set(Interrupted(), 150, out, seed=4, progress=False)
+    partial = tmp_path / f".set.zarr{PARTIAL_MARK}"
+    assert not out.exists() and partial.is_dir()
+    import zarr
+
+    assert dict(zarr.open_group(str(partial), mode="r").attrs)["brainforge_partial"]["written"] == 64
+    write_test_set(generator, 150, out, seed=4, progress=False)  # the same call again: blocks 2 and 3
+    whole = write_test_set(generator, 150, tmp_path / "whole.zarr", seed=4, progress=False)
+    resumed, reference = read_test_set(out), read_test_set(whole)
+    for name in ("eeg", "sources"):
+        np.testing.assert_array_equal(getattr(resumed, name)[:], getattr(reference, name)[:])
+    for name in ("active", "patch_regions", "centres", "onsets", "source_snr_db", "sensor_snr_db"):
+        np.testing.assert_array_equal(getattr(resumed, name), getattr(reference, name))
+    assert resumed.metadata == reference.metadata and not partial.exists()
+    # A leftover begun with other settings is started afresh, not continued.
+    with pytest.raises(KeyboardInterrupt):
+        write_test_set(Interrupted(), 150, tmp_path / "other.zarr", seed=4, progress=False)
+    write_test_set(generator, 150, tmp_path / "other.zarr", seed=5, progress=False)
+    other = read_test_set(tmp_path / "other.zarr")
+    np.testing.assert_array_equal(other.eeg[0], generator.sample(sample_seed(5, 0)).eeg)
 
 
 def test_cli_synth(head64, spike_library, tmp_path, cli_in_process):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,7 +18,16 @@ from .._logging import verbose
 from .dataset import sample_seed
 from .generator import SampleGenerator
 
+logger = logging.getLogger("brainforge")
+
 NOISE_CODES = {"white": 0, "pink": 1, "realistic": 2}
+
+
+#: Samples per chunk of every array along the sample axis, and per resumable step of :func:`write_test_set`.
+BLOCK_SAMPLES = 64
+
+#: Marks the folder an unfinished ``write_test_set`` writes beside ``out``: ``.NAME.brainforge-partial``.
+PARTIAL_MARK = ".brainforge-partial"
 
 
 @verbose
@@ -35,8 +44,12 @@ def write_test_set(
     """Draw ``n_samples`` samples and store them, with their metadata, in a Zarr folder.
 
     Sample ``i`` is the sample the on-the-fly dataset with the same seed
-    yields at index ``i``. The folder is written under a temporary name and
-    renamed when complete, so a test set is either whole or absent.
+    yields at index ``i``. The set is written into ``.NAME.brainforge-partial``
+    beside ``out``, :data:`BLOCK_SAMPLES` samples at a time, and renamed to
+    ``out`` when complete, so a test set is either whole or absent. An
+    interrupted run is resumable: the same call again (same generator, seed,
+    size and description) continues after the last whole block; a different
+    one starts the partial folder afresh.
 
     Parameters
     ----------
@@ -60,8 +73,6 @@ def write_test_set(
     -------
     out : Path
     """
-    import zarr
-
     out = Path(out)
     if n_samples < 1:
         raise BrainForgeError(f"n_samples must be >= 1, got {n_samples}.")
@@ -69,77 +80,125 @@ def write_test_set(
         raise BrainForgeError(f"{out} exists; choose another --out or delete it.")
     if generator.config.n_channels is not None:
         raise BrainForgeError("A stored test set needs a fixed montage: pick channels instead of n_channels.")
-    head = generator.head
-    k_max = generator.config.n_sources[1]
+    first = generator.sample(sample_seed(seed, 0))
+    metadata = _test_set_metadata(generator, first, n_samples, seed, description)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        root = zarr.open_group(str(tmp), mode="w")
-        first = generator.sample(sample_seed(seed, 0))
-        n_times, n_channels = first.eeg.shape
-        block = 64  # samples per EEG chunk, written whole (a chunk written sample by sample is recompressed 64 times)
-        eeg = root.create_array(
-            "eeg", shape=(n_samples, n_times, n_channels), dtype="f4", chunks=(block, n_times, n_channels)
-        )
-        eeg_block = np.zeros((block, n_times, n_channels), np.float32)
-        sources = root.create_array(
-            "sources", shape=(n_samples, n_times, head.n_regions), dtype="f4", chunks=(1, n_times, head.n_regions)
-        )
-        active = np.zeros((n_samples, head.n_regions), bool)
-        patch_regions = np.zeros((n_samples, k_max, head.n_regions), bool)
-        centres = np.full((n_samples, k_max), -1, np.int64)
-        onsets = np.full((n_samples, k_max), -1, np.int64)
-        source_snr = np.full((n_samples, k_max), np.nan)
-        sensor_snr = np.zeros(n_samples)
-        noise = np.zeros(n_samples, np.int8)
-        seeds = np.zeros(n_samples, np.int64)
-        for i in tqdm(range(n_samples), desc="synthesizing", unit="sample", disable=not progress):
-            sample = first if i == 0 else generator.sample(sample_seed(seed, i))
-            eeg_block[i % block] = sample.eeg
-            if i % block == block - 1 or i == n_samples - 1:
-                eeg[i - i % block : i + 1] = eeg_block[: i % block + 1]
-            sources[i] = sample.sources
-            active[i] = sample.active
-            k = len(sample.centres)
-            for j, patch in enumerate(sample.patches):
-                patch_regions[i, j, patch] = True
-            centres[i, :k], onsets[i, :k], source_snr[i, :k] = sample.centres, sample.onsets, sample.source_snr_db
-            sensor_snr[i], noise[i], seeds[i] = sample.sensor_snr_db, NOISE_CODES[sample.noise_type], sample.seed
-        for name, data in [
-            ("active", active), ("patch_regions", patch_regions), ("centres", centres), ("onsets", onsets),
-            ("source_snr_db", source_snr),
-            ("sensor_snr_db", sensor_snr), ("noise_type", noise), ("seed", seeds),
-        ]:  # fmt: skip
-            root.create_array(name, data=data)
-        from .. import __version__
-
-        root.attrs["brainforge_test_set"] = json.loads(
-            json.dumps(
-                {
-                    "n_samples": n_samples,
-                    "seed": seed,
-                    "ch_names": first.ch_names,
-                    "ch_pos_mm": first.ch_pos_mm.tolist(),
-                    "region_names": head.region_names,
-                    "n_deep_regions": head.n_deep_regions,
-                    "sfreq_hz": generator.sfreq,
-                    "head": head.description,
-                    "head_config": None if head.config is None else asdict(head.config),
-                    "region_centres_mm": head.region_centres_mm.round(3).tolist(),
-                    "synthesis": asdict(generator.config),
-                    "spike_library": {k: generator.library.metadata.get(k) for k in ("connectome", "engine", "seed")},
-                    "noise_codes": NOISE_CODES,
-                    "package_version": __version__,
-                    **(description or {}),
-                },
-                default=str,
-            )
-        )
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    partial = out.parent / f".{out.name}{PARTIAL_MARK}"
+    root, written = _open_partial(partial, metadata)
+    if written is None:
+        root = _create_arrays(partial, metadata, first, n_samples, generator.config.n_sources[1], generator.head)
+        written = 0
+    elif written:
+        logger.info("Resuming %s after %d of %d samples.", out, written, n_samples)
+    bar = tqdm(total=n_samples, initial=written, desc="synthesizing", unit="sample", disable=not progress)
+    for start in range(written, n_samples, BLOCK_SAMPLES):
+        stop = min(n_samples, start + BLOCK_SAMPLES)
+        samples = [first if i == 0 else generator.sample(sample_seed(seed, i)) for i in range(start, stop)]
+        _write_block(root, start, samples)
+        root.attrs["brainforge_partial"] = {"metadata": metadata, "written": stop}  # after the block's chunks
+        bar.update(stop - start)
+    bar.close()
+    attrs = dict(root.attrs)
+    attrs.pop("brainforge_partial", None)
+    attrs["brainforge_test_set"] = metadata
+    root.attrs.put(attrs)
+    os.replace(partial, out)
     return out
+
+
+def _test_set_metadata(generator: SampleGenerator, first, n_samples: int, seed: int, description) -> dict:
+    """Return a test set's metadata (JSON types): what it holds and how it was drawn."""
+    from .. import __version__
+
+    head = generator.head
+    return json.loads(
+        json.dumps(
+            {
+                "n_samples": n_samples,
+                "seed": seed,
+                "ch_names": first.ch_names,
+                "ch_pos_mm": first.ch_pos_mm.tolist(),
+                "region_names": head.region_names,
+                "n_deep_regions": head.n_deep_regions,
+                "sfreq_hz": generator.sfreq,
+                "head": head.description,
+                "head_config": None if head.config is None else asdict(head.config),
+                "region_centres_mm": head.region_centres_mm.round(3).tolist(),
+                "synthesis": asdict(generator.config),
+                "spike_library": {k: generator.library.metadata.get(k) for k in ("connectome", "engine", "seed")},
+                "noise_codes": NOISE_CODES,
+                "package_version": __version__,
+                **(description or {}),
+            },
+            default=str,
+        )
+    )
+
+
+def _open_partial(partial: Path, metadata: dict):
+    """Return (root, samples written) of an unfinished set made with ``metadata``; (None, None) to start afresh."""
+    import zarr
+
+    if not partial.exists():
+        return None, None
+    try:
+        root = zarr.open_group(str(partial), mode="r+")
+        state = dict(root.attrs).get("brainforge_partial") or {}
+    except Exception:  # an unreadable leftover is started again
+        state = {}
+    if state.get("metadata") == metadata:
+        return root, int(state.get("written", 0))
+    logger.info("Starting %s afresh: it was begun with other settings or is unreadable.", partial)
+    shutil.rmtree(partial)
+    return None, None
+
+
+def _create_arrays(partial: Path, metadata: dict, first, n_samples: int, k_max: int, head):
+    """Create the partial folder and its empty arrays, chunked by :data:`BLOCK_SAMPLES` along the samples."""
+    import zarr
+
+    n_times, n_channels = first.eeg.shape
+    n_regions, block = head.n_regions, BLOCK_SAMPLES
+    root = zarr.open_group(str(partial), mode="w")
+    shapes = {
+        "eeg": ((n_samples, n_times, n_channels), "f4", (block, n_times, n_channels), 0.0),
+        "sources": ((n_samples, n_times, n_regions), "f4", (1, n_times, n_regions), 0.0),
+        "active": ((n_samples, n_regions), "bool", (block, n_regions), False),
+        "patch_regions": ((n_samples, k_max, n_regions), "bool", (block, k_max, n_regions), False),
+        "centres": ((n_samples, k_max), "i8", (block, k_max), -1),
+        "onsets": ((n_samples, k_max), "i8", (block, k_max), -1),
+        "source_snr_db": ((n_samples, k_max), "f8", (block, k_max), np.nan),
+        "sensor_snr_db": ((n_samples,), "f8", (block,), 0.0),
+        "noise_type": ((n_samples,), "i1", (block,), 0),
+        "seed": ((n_samples,), "i8", (block,), 0),
+    }
+    for name, (shape, dtype, chunks, fill) in shapes.items():
+        root.create_array(name, shape=shape, dtype=dtype, chunks=chunks, fill_value=fill)
+    root.attrs["brainforge_partial"] = {"metadata": metadata, "written": 0}
+    return root
+
+
+def _write_block(root, start: int, samples: list) -> None:
+    """Write samples ``start``, ``start + 1``, ... into every array (whole chunks)."""
+    n, k_max, n_regions = len(samples), root["centres"].shape[1], root["active"].shape[1]
+    stop = start + n
+    patch_regions = np.zeros((n, k_max, n_regions), bool)
+    centres, onsets = np.full((n, k_max), -1, np.int64), np.full((n, k_max), -1, np.int64)
+    source_snr = np.full((n, k_max), np.nan)
+    for i, sample in enumerate(samples):
+        k = len(sample.centres)
+        for j, patch in enumerate(sample.patches):
+            patch_regions[i, j, patch] = True
+        centres[i, :k], onsets[i, :k], source_snr[i, :k] = sample.centres, sample.onsets, sample.source_snr_db
+    root["eeg"][start:stop] = np.stack([sample.eeg for sample in samples])
+    root["sources"][start:stop] = np.stack([sample.sources for sample in samples])
+    root["active"][start:stop] = np.stack([sample.active for sample in samples])
+    root["patch_regions"][start:stop] = patch_regions
+    root["centres"][start:stop], root["onsets"][start:stop] = centres, onsets
+    root["source_snr_db"][start:stop] = source_snr
+    root["sensor_snr_db"][start:stop] = [sample.sensor_snr_db for sample in samples]
+    root["noise_type"][start:stop] = [NOISE_CODES[sample.noise_type] for sample in samples]
+    root["seed"][start:stop] = [sample.seed for sample in samples]
 
 
 @dataclass
