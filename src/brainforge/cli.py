@@ -330,12 +330,11 @@ def synth(
     """Write a fixed synthetic test set (EEG, sources, labels, SNRs) with its metadata."""
     from .nmm import default_spike_library, read_spike_library
     from .synthesis import SampleGenerator, SynthesisConfig, load_deepsif_noise
-    from .synthesis.store import write_test_set
+    from .synthesis.store import check_test_set_out, write_test_set
 
     if n < 1:  # before the head model and spike library are built
         raise BrainForgeError(f"--n {n}: a test set needs at least one sample.")
-    if out.exists():
-        raise BrainForgeError(f"{out} exists; choose another --out or delete it.")
+    check_test_set_out(out)  # before the head model and spike library are built
     flags = {field: param.opts[0] for param in ctx.command.params if (field := SYNTH_OPTION_FIELDS.get(param.name))}
     with _errors_name_options(flags):
         config = SynthesisConfig(

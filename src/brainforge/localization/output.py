@@ -41,8 +41,8 @@ def check_out_dir(out_dir: str | Path) -> Path:
         raise BrainForgeError(f"--out {out_dir} is a symbolic link; give the path of a new or empty folder itself.")
     if out_dir.name in ("", ".", ".."):
         out_dir = Path(os.path.abspath(out_dir))  # a/b/.. -> a: a folder with a name, renamed into place at the end
-    cwd = Path.cwd().resolve()
-    if out_dir.resolve() == cwd or out_dir.resolve() in cwd.parents:
+    cwd, resolved = Path.cwd().resolve(), out_dir.resolve()
+    if resolved == cwd or resolved in cwd.parents:
         raise BrainForgeError(
             f"--out {out_dir} is the working folder or one that holds it; give a new folder, e.g. --out results."
         )

@@ -30,6 +30,12 @@ BLOCK_SAMPLES = 64
 PARTIAL_MARK = ".brainforge-partial"
 
 
+def check_test_set_out(out: str | Path) -> None:
+    """Stop when ``out`` exists: a test set is written to a new folder only."""
+    if Path(out).exists():
+        raise BrainForgeError(f"{out} exists; choose another --out or delete it.")
+
+
 @verbose
 def write_test_set(
     generator: SampleGenerator,
@@ -76,8 +82,7 @@ def write_test_set(
     out = Path(out)
     if n_samples < 1:
         raise BrainForgeError(f"n_samples must be >= 1, got {n_samples}.")
-    if out.exists():
-        raise BrainForgeError(f"{out} exists; choose another --out or delete it.")
+    check_test_set_out(out)
     if generator.config.n_channels is not None:
         raise BrainForgeError("A stored test set needs a fixed montage: pick channels instead of n_channels.")
     first = generator.sample(sample_seed(seed, 0))
