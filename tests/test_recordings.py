@@ -516,6 +516,46 @@ def test_a_recording_that_breaks_off_is_filtered_stretch_by_stretch(tmp_path):
     assert any("breaks off and resumes at 2 point(s)" in note for note in streamed.notes)
 
 
+def test_nan_in_a_bad_span_is_a_gap_like_an_acquisition_skip(tmp_path):
+    # A dropout stored as NaN over 8-10 s, in every channel, annotated bad: the same prepared
+    # EEG and breaks as a zero-filled gap annotated BAD_ACQ_SKIP, no channel dropped.
+    from brainforge.localization import localize_prepared
+    from brainforge.localization.recording import nan_gaps_in, recording_breaks_in
+
+    names = CHANNEL_SUBSETS["1010-64"]
+    skipped = _raw(names, seconds=20.0, seed=3)
+    skipped._data[:, 4000:5000] = 0.0
+    skipped.set_annotations(mne.Annotations([8.0], [2.0], ["BAD_ACQ_SKIP"]))
+    dropout = skipped.copy()
+    dropout._data[:, 4000:5000] = np.nan
+    # An annotation that ends on the gap's last sample, not after it, still covers it.
+    dropout.set_annotations(mne.Annotations([8.0], [1.998], ["BAD_dropout"]))
+    assert nan_gaps_in(dropout) == [(4000, 5000)] and recording_breaks_in(dropout) == [4000, 5000]
+    reference = prepare_recording(skipped, 500.0)
+    prepared = prepare_recording(dropout, 500.0)
+    assert prepared.ch_names == reference.ch_names == list(names)
+    assert prepared.breaks_s == [8.0, 10.0]
+    np.testing.assert_array_equal(prepared.data, reference.data)
+    result = localize_prepared(prepared, "sloreta")
+    assert np.isfinite(result.stc.data).all() and not 7.5 <= result.peaks[0]["time_s"] < 10.5
+    assert any("the edges of NaN in a bad span" in note for note in result.notes)
+    # NaN in a few channels only, from a file localized block by block: none is dropped.
+    dropout._data[:, 4000:5000] = 0.0
+    dropout._data[:3, 4100:4200] = np.nan
+    streamed = localize_file(_save(dropout, tmp_path), tmp_path / "out", "sloreta")
+    assert not any("NaN or infinite" in note for note in streamed.notes)
+    assert not 7.7 <= streamed.peaks[0]["time_s"] < 10.0
+    # Averaged epochs: the one that reaches the gap is left out, the other is finite.
+    dropout._data[:, 4000:5000] = np.nan
+    dropout.set_annotations(mne.Annotations([8.0, 5.0, 10.2], [2.0, 0.0, 0.0], ["BAD_dropout", "spike", "spike"]))
+    averaged = prepare_recording(dropout, 500.0, PreprocessingConfig(events=("spike",)))
+    assert averaged.preprocessing["events_used"]["n_epochs"] == 1 and np.isfinite(averaged.data).all()
+    # NaN outside every bad span still drops its channel; in every channel it stops, naming the fix.
+    dropout.set_annotations(mne.Annotations([12.0], [1.0], ["BAD_dropout"]))
+    with pytest.raises(BrainForgeError, match=r"annotate that part as bad \(BAD_\.\.\.: it is then read as a gap\)"):
+        prepare_recording(dropout, 500.0)
+
+
 def test_breaks_fall_on_the_first_sample_after_a_joint():
     from brainforge.localization.recording import break_edge_spans_s, recording_breaks_in
 

@@ -565,7 +565,7 @@ def _note_breaks(result: Localization, spans, prepared: PreparedEEG, analysed_s=
         return
     note = (
         f"The recording breaks off and resumes at {len(prepared.breaks_s)} point(s) (annotated BAD_ACQ_SKIP or "
-        "boundary): each stretch between them was filtered on its own"
+        "boundary, or the edges of NaN in a bad span): each stretch between them was filtered on its own"
     )
     if spans:
         note += (

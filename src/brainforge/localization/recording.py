@@ -487,7 +487,10 @@ def _match_names(requested: tuple[str, ...], available: list[str], known: dict[s
 
 
 def scan_channels(inst, picks: list[str], start: int = 0, stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Return (finite, peak-to-peak V) per channel over samples [start, stop), reading in bounded chunks."""
+    """Return (finite, peak-to-peak V) per channel over samples [start, stop), reading in bounded chunks.
+
+    A raw recording's gaps (:func:`nan_gaps_in`) are left out: their values are never used.
+    """
     import mne
 
     if not isinstance(inst, mne.io.BaseRaw):
@@ -499,8 +502,11 @@ def scan_channels(inst, picks: list[str], start: int = 0, stop: int | None = Non
     finite = np.ones(len(picks), bool)
     low = np.full(len(picks), np.inf)
     high = np.full(len(picks), -np.inf)
+    gaps = nan_gaps_in(inst)
     for first in range(start, stop, SCAN_CHUNK_SAMPLES):
-        data = inst.get_data(picks=picks, start=first, stop=min(stop, first + SCAN_CHUNK_SAMPLES))
+        last = min(stop, first + SCAN_CHUNK_SAMPLES)
+        data = inst.get_data(picks=picks, start=first, stop=last)
+        data = data[:, ~_gap_mask(gaps, first, last)]  # a gap's values are read as zero, not used
         finite &= np.isfinite(data).all(axis=1)
         with np.errstate(invalid="ignore"):
             low = np.fmin(low, np.nanmin(data, axis=1, initial=np.inf))
@@ -588,8 +594,9 @@ def select_channels(inst, config: PreprocessingConfig, span: tuple[int, int | No
     if not chosen:
         raise BrainForgeError(
             f"Every EEG channel is flat or holds NaN/infinite values ({len(flat)} flat, {len(nonfinite)} not "
-            "finite); check the recording and its units, and if only part of it holds NaN, choose --tmin/--tmax "
-            "clear of that part by the filter's margin (about 3.3 s with the 1-Hz high-pass)."
+            "finite); check the recording and its units, and if only part of it holds NaN, annotate that part as bad "
+            "(BAD_...: it is then read as a gap) or choose --tmin/--tmax clear of it by the filter's margin (about "
+            "3.3 s with the 1-Hz high-pass)."
         )
     notes = amplitude_notes(np.median(ptp[np.isin(candidates, chosen)]))
     dropped = {reason: names for reason, names in dropped.items() if names}
@@ -883,7 +890,8 @@ class RecordingStream:
         self.filters = filters
         self.n_in = int(raw.n_times)
         self.n_out = filters.n_out(self.n_in)
-        self.breaks_in = recording_breaks_in(raw)
+        self.gaps_in = nan_gaps_in(raw)
+        self.breaks_in = recording_breaks_in(raw, self.gaps_in)
 
     @property
     def breaks_s(self) -> list[float]:
@@ -895,6 +903,7 @@ class RecordingStream:
         first_in, last_in = self.filters.input_span(start, stop, self.n_in)
         first = first_in // self.filters.down * self.filters.up  # the output sample of first_in
         data = self.raw.get_data(picks=self.plan.picks, start=first_in, stop=last_in)
+        data[:, _gap_mask(self.gaps_in, first_in, last_in)] = 0.0
         prepared = self.filters.apply(data, [b - first_in for b in self.breaks_in if first_in < b < last_in])
         return prepared[:, start - first : stop - first]
 
@@ -950,7 +959,66 @@ BREAK_ANNOTATIONS = ("bad_acq_skip", "boundary", "edge boundary", "bad boundary"
 MIN_FILTERED_SAMPLES = 8
 
 
-def recording_breaks_in(raw) -> list[int]:
+def _annotation_samples(raw, annotation) -> tuple[int, int]:
+    """Return the input samples [first, stop) from an annotation's onset to its end (the first at or after each)."""
+    onset_s = annotation["onset"] - raw.first_time
+    first = math.ceil(onset_s * raw.info["sfreq"] - 1e-6)
+    stop = math.ceil((onset_s + annotation["duration"]) * raw.info["sfreq"] - 1e-6)
+    return first, stop
+
+
+def nan_gaps_in(raw) -> list[tuple[int, int]]:
+    """Return the gaps of a recording: input samples [first, stop) of NaN or infinite EEG in spans annotated bad.
+
+    A dropout that a file stores as NaN, once annotated bad (``BAD_...``), is a gap:
+    it reaches from the first to the last sample of the annotated span (its end sample
+    included, for annotations that end on their last sample) where any EEG channel is
+    not finite. Its values are read as zero (:class:`RecordingStream`), its edges are
+    breaks (:func:`recording_breaks_in`), so the stretches either side are filtered on
+    their own, and :func:`scan_channels` drops no channel for it. Non-finite values
+    outside bad spans still drop their channel.
+    """
+    import mne
+
+    picks = mne.pick_types(raw.info, eeg=True, exclude=[])
+    gaps = []
+    if not len(picks):
+        return gaps
+    for annotation in raw.annotations:
+        if not annotation["description"].lower().startswith("bad"):
+            continue
+        first, stop = _annotation_samples(raw, annotation)
+        first, stop = max(first, 0), min(stop + 1, raw.n_times)
+        if stop <= first:
+            continue
+        for start in range(first, stop, SCAN_CHUNK_SAMPLES):
+            last = min(stop, start + SCAN_CHUNK_SAMPLES)
+            bad = np.flatnonzero(~np.isfinite(raw.get_data(picks=picks, start=start, stop=last)).all(axis=0))
+            if len(bad):
+                gaps.append((start + int(bad[0]), start + int(bad[-1]) + 1))
+    return _merged(gaps)
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Return ``spans`` ([first, stop) pairs) sorted, with overlapping or touching ones merged."""
+    merged: list[tuple[int, int]] = []
+    for first, stop in sorted(spans):
+        if merged and first <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], stop))
+        else:
+            merged.append((first, stop))
+    return merged
+
+
+def _gap_mask(gaps: list[tuple[int, int]], start: int, stop: int) -> np.ndarray:
+    """Return the mask of input samples [start, stop) that lie in ``gaps`` (:func:`nan_gaps_in`)."""
+    mask = np.zeros(stop - start, bool)
+    for first, last in gaps:
+        mask[max(first, start) - start : max(min(last, stop) - start, 0)] = True
+    return mask
+
+
+def recording_breaks_in(raw, gaps: list[tuple[int, int]] | None = None) -> list[int]:
     """Return the input samples (from the first) where a recording's data break off or resume.
 
     An acquisition skip (``BAD_ACQ_SKIP``) gives two, the first sample of the gap and
@@ -958,11 +1026,13 @@ def recording_breaks_in(raw) -> list[int]:
     one, the first sample after it (EEGLAB's joints carry the removed samples as their
     duration, which is no second break). A time between two samples (EGI's and
     EEGLAB's joints sit half a sample before a sample) goes to the sample after it.
-    :meth:`FilterPlan.apply` filters between the breaks separately, as MNE's
-    ``raw.filter`` does between the spans of ``skip_by_annotation``.
+    A gap of NaN in a bad span (:func:`nan_gaps_in`; pass ``gaps`` when already found)
+    gives two, as an acquisition skip does. :meth:`FilterPlan.apply` filters between the
+    breaks separately, as MNE's ``raw.filter`` does between the spans of
+    ``skip_by_annotation``.
     """
     sfreq, n_times = raw.info["sfreq"], raw.n_times
-    breaks = set()
+    breaks = {edge for gap in (nan_gaps_in(raw) if gaps is None else gaps) for edge in gap if 0 < edge < n_times}
     for annotation in raw.annotations:
         description = annotation["description"].lower()
         if description not in BREAK_ANNOTATIONS:
