@@ -1,7 +1,10 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from brainforge._cache import atomic_path, cached, get_cache_dir, hash_inputs
+from brainforge import _cache
+from brainforge._cache import atomic_path, cached, durable_replace, get_cache_dir, hash_inputs
 
 
 def test_hash_is_stable_and_sensitive():
@@ -33,6 +36,29 @@ def test_atomic_path_leaves_nothing_on_error(tmp_path):
         raise RuntimeError("interrupted")
     np.testing.assert_array_equal(np.load(dest), np.arange(3))
     assert [p.name for p in tmp_path.iterdir()] == ["out.npy"]
+
+
+def test_a_durable_rename_flushes_every_file_and_folder_first_and_its_new_parent_after(tmp_path, monkeypatch):
+    events = []
+    monkeypatch.setattr(_cache, "_fsync", lambda path, directory: events.append(("fsync", path)))
+    real_replace = _cache.os.replace
+    monkeypatch.setattr(_cache.os, "replace", lambda a, b: (events.append(("replace", b)), real_replace(a, b)))
+    tree = tmp_path / ".tree.partial"
+    (tree / "arrays" / "eeg").mkdir(parents=True)
+    for name in ("zarr.json", "arrays/eeg/c0", "arrays/eeg/c1"):
+        (tree / name).write_bytes(b"x")
+    (tmp_path / "sets").mkdir()
+    durable_replace(tree, tmp_path / "sets" / "tree")
+    flushed = {path.relative_to(tree) for kind, path in events[:-2]}
+    assert flushed == {Path("."), Path("arrays"), Path("arrays/eeg"), Path("zarr.json"), Path("arrays/eeg/c0"),
+                       Path("arrays/eeg/c1")}  # fmt: skip
+    assert events[-2:] == [("replace", tmp_path / "sets" / "tree"), ("fsync", tmp_path / "sets")]
+    assert (tmp_path / "sets" / "tree" / "arrays" / "eeg" / "c1").read_bytes() == b"x"
+    # A file through atomic_path, with the real fsync.
+    monkeypatch.undo()
+    with atomic_path(tmp_path / "one.txt") as tmp:
+        tmp.write_text("whole")
+    assert (tmp_path / "one.txt").read_text() == "whole"
 
 
 def test_cached_builds_once_then_loads(tmp_path):

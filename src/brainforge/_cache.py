@@ -3,7 +3,7 @@
 Every expensive artefact (BEM solution, leadfield, parcellation, whole head
 model) is stored under a key that hashes every input that determines it. A
 partially written file can never be observed: entries are written to a
-temporary name in the same folder and renamed into place. An entry that
+temporary name in the same folder, flushed to the disk and renamed into place. An entry that
 cannot be read is deleted and rebuilt.
 """
 
@@ -88,12 +88,51 @@ def hash_inputs(*values: Any) -> str:
     return hasher.hexdigest()[:24]
 
 
+def _fsync(path: Path, directory: bool) -> None:
+    """Flush one file's or folder's data to the disk (folders where the system allows it)."""
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        if directory:  # Windows cannot open a folder; its renames are durable without it
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not directory:
+            raise
+    finally:
+        os.close(fd)
+
+
+def durable_replace(source: Path | str, destination: Path | str) -> None:
+    """Rename a finished file or folder to ``destination``, durably.
+
+    Every file under ``source`` and every folder in it is flushed to the disk
+    first, then :func:`os.replace` renames it, then the folder that holds
+    ``destination`` is flushed: after a crash or a power loss, ``destination``
+    is either absent or whole, never a name for empty or partial files.
+    """
+    source, destination = Path(source), Path(destination)
+    if source.is_dir():
+        for folder, _, files in os.walk(source):
+            for name in files:
+                _fsync(Path(folder) / name, directory=False)
+            _fsync(Path(folder), directory=True)
+    else:
+        _fsync(source, directory=False)
+    os.replace(source, destination)
+    _fsync(destination.parent, directory=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path that is renamed to ``path`` on success.
 
     The temporary file lives in the destination folder, so the final
-    :func:`os.replace` is atomic. Its name keeps the destination's suffixes
+    rename is atomic, and it is flushed to the disk first
+    (:func:`durable_replace`). Its name keeps the destination's suffixes
     (MNE checks them). On error the temporary file is removed and ``path`` is
     left untouched.
     """
@@ -106,7 +145,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.replace(tmp, path)
+        durable_replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._cache import durable_replace
 from .._errors import BrainForgeError
 
 logger = logging.getLogger("brainforge")
@@ -118,7 +119,7 @@ def commit_tmp_dir(tmp: Path, out_dir: Path) -> Path:
         os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
     if out_dir.exists():
         out_dir.rmdir()  # empty (checked before the run)
-    os.replace(tmp, out_dir)
+    durable_replace(tmp, out_dir)
     return out_dir
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._cache import durable_replace
 from .._errors import BrainForgeError
 
 logger = logging.getLogger("brainforge")
@@ -132,7 +132,7 @@ def write_job(
         group.attrs.update({**attributes, "node": int(node), "setting": int(setting), "complete": True})
         if final.exists():
             shutil.rmtree(final)
-        os.replace(tmp, final)
+        durable_replace(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from .._cache import durable_replace
 from .._errors import BrainForgeError
 from .._logging import verbose
 from .dataset import sample_seed
@@ -107,7 +107,7 @@ def write_test_set(
     attrs.pop("brainforge_partial", None)
     attrs["brainforge_test_set"] = metadata
     root.attrs.put(attrs)
-    os.replace(partial, out)
+    durable_replace(partial, out)
     return out
 
 
