@@ -56,6 +56,24 @@ def test_realized_snrs_match_the_request(head64, spike_library, convention, offs
             assert abs(recomputed - 15.0) < 0.5 and reported == pytest.approx(recomputed)
 
 
+@pytest.mark.parametrize("noise_bank_segments", [0, 8192])
+def test_the_sensor_snr_is_that_of_the_average_referenced_eeg(head64, spike_library, noise_bank_segments):
+    # On 8 channels, the average reference removes an eighth of white noise's power (0.58 dB):
+    # the SNR asked for is the one the sample's EEG has after it, as normalize_eeg() references it.
+    config = SynthesisConfig(sensor_snr_db=(12.0, 12.0), n_channels=(8, 8), noise_bank_segments=noise_bank_segments)
+    gen = SampleGenerator(head64, spike_library, config)
+    for seed in range(3):
+        sample = gen.sample(seed, keep_parts=True)
+        assert sample.eeg.shape[1] == 8
+
+        def referenced_power(x):
+            x = x - x.mean(axis=0)
+            return np.mean((x - x.mean(axis=1, keepdims=True)) ** 2)
+
+        realized = 10 * np.log10(referenced_power(sample.parts["clean"]) / referenced_power(sample.parts["noise"]))
+        assert realized == pytest.approx(12.0, abs=1e-6) and sample.sensor_snr_db == pytest.approx(12.0, abs=1e-6)
+
+
 def test_patches_are_contiguous_distinct_and_bounded(head64, spike_library):
     gen = SampleGenerator(head64, spike_library, SynthesisConfig(n_sources=(3, 3), max_patch_regions=20))
     for seed in range(30):

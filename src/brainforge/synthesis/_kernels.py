@@ -26,7 +26,8 @@ class _SensorNoise:
     means : array, shape (n_channels,)
         Each channel's time mean.
     power : float
-        Mean power after removing each channel's time mean (:func:`power`).
+        Mean power after removing each channel's time mean and each time's
+        channel mean (the average reference; :func:`power`).
     """
 
     source: np.ndarray
@@ -61,11 +62,13 @@ def _clean_eeg(background, waves, topographies):  # pragma: no cover - compiled
     means : array, shape (n_channels,)
         Each channel's time mean.
     power : float
-        Mean power after removing each channel's time mean (:func:`power`).
+        Mean power after removing each channel's time mean and each time's
+        channel mean (the average reference; :func:`power`).
     """
     n_channels, n_times = background.shape
     clean = np.empty((n_channels, n_times))
     means = np.empty(n_channels)
+    time_sums = np.zeros(n_times)
     power_sum = 0.0
     for c in range(n_channels):
         row = clean[c]
@@ -81,10 +84,53 @@ def _clean_eeg(background, waves, topographies):  # pragma: no cover - compiled
         mean = total / n_times
         squares = 0.0
         for t in range(n_times):
-            squares += (row[t] - mean) * (row[t] - mean)
+            value = row[t] - mean
+            squares += value * value
+            time_sums[t] += value
         means[c] = mean
         power_sum += squares
-    return clean, means, power_sum / (n_channels * n_times)
+    return clean, means, _referenced(power_sum, time_sums, n_channels)
+
+
+@njit(cache=True, fastmath=True)
+def _referenced(power_sum, time_sums, n_channels):  # pragma: no cover - compiled
+    """Mean power after the average reference, from the sum of squares and each time's channel sum.
+
+    Removing each time's channel mean ``m_t`` takes ``mean_t m_t**2`` from the mean power.
+    """
+    n_times = len(time_sums)
+    common = 0.0
+    for t in range(n_times):
+        common += (time_sums[t] / n_channels) ** 2
+    return power_sum / (n_channels * n_times) - common / n_times
+
+
+@njit(cache=True, fastmath=True)
+def _noise_power(source, segments, shifts, signs, noise_means, channel_powers, n_times):  # pragma: no cover
+    """Mean power of :class:`_SensorNoise` after removing each channel's time mean and the average reference.
+
+    ``channel_powers`` are the channels' powers about their time means (a noise bank's
+    :meth:`~.noise.NoiseBank.moments`, which shifts and signs keep); only each time's
+    channel sum is computed here.
+    """
+    n_channels = len(segments)
+    time_sums = np.zeros(n_times)
+    offset = 0.0
+    power_sum = 0.0
+    for c in range(n_channels):
+        noise_row = source[segments[c]]
+        shift = shifts[c]
+        split = n_times - shift
+        sign = signs[c]
+        for t in range(split):
+            time_sums[t] += sign * noise_row[t + shift]
+        for t in range(split, n_times):
+            time_sums[t] += sign * noise_row[t - split]
+        offset += noise_means[c]
+        power_sum += channel_powers[c] * n_times
+    for t in range(n_times):
+        time_sums[t] -= offset
+    return _referenced(power_sum, time_sums, n_channels)
 
 
 @njit(cache=True, fastmath=True)

@@ -22,6 +22,7 @@ from ._kernels import (
     _interpolate_topography,
     _largest_product,
     _mix_and_normalize,
+    _noise_power,
     _peak_time,
     _reference_background,
     _SensorNoise,
@@ -450,11 +451,11 @@ class SampleGenerator:
         if kind != "realistic" and self._noise_bank is not None:
             bank = self._noise_bank
             segments, shifts, signs = bank.pick(len(names), n_times, rng)
-            means, powers = bank.moments(kind, n_times)
-            return _SensorNoise(
-                bank.segments(kind, n_times), segments, shifts, signs, signs * means[segments],
-                float(np.mean(powers[segments])),
-            )  # fmt: skip
+            means, powers = (moment[segments] for moment in bank.moments(kind, n_times))
+            means *= signs
+            source = bank.segments(kind, n_times)
+            noise_power = float(_noise_power(source, segments, shifts, signs, means, powers, n_times))
+            return _SensorNoise(source, segments, shifts, signs, means, noise_power)
         if kind == "white":
             noise = white_noise(n_times, len(names), rng)
         elif kind == "pink":

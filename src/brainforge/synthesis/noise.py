@@ -1,7 +1,8 @@
 """Sensor noise and the SNR definitions used everywhere in BrainForge.
 
 SNR definitions (decibels, powers averaged over time and channels, after
-removing each channel's mean over time; EEG average-referenced):
+removing each channel's mean over time and then, as the average reference,
+each time's mean over channels: the EEG a sample holds):
 
 - **sensor SNR** = 10 log10(P(clean EEG) / P(noise)), over the whole window.
 - **source SNR** = 10 log10(P(EEG of the patch) / P(EEG of the background
@@ -28,8 +29,13 @@ NOISE_TYPES = ("white", "pink", "realistic")
 
 
 def power(x: np.ndarray) -> float:
-    """Mean power after removing each channel's time mean; ``x`` is (time, channels)."""
+    """Mean power of EEG ``x`` (time, channels) after removing each channel's time mean, average-referenced.
+
+    Each time's channel mean is removed too, as :func:`~.normalize.normalize_eeg`
+    does, so that an SNR is that of the EEG a sample holds.
+    """
     centred = x - x.mean(axis=0)
+    centred -= centred.mean(axis=1, keepdims=True)
     return float(np.mean(centred**2))
 
 
