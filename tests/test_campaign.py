@@ -213,3 +213,40 @@ def test_background_windows_cycle_through_the_settings():
         assert 0.75 * n_background <= len(kept) <= 2 * n_background  # about n_background
     assert background_stride(100, 0, 3) == 0
     assert background_stride(76 * 4, 50, 4) == 7  # 6 shares a factor with 4 settings: 0 and 2 only
+
+
+def test_in_process_calls_hold_whole_blocks_within_the_buffer_cap(monkeypatch):
+    from brainforge.nmm import campaign
+
+    per_simulation = 2 * 4 * 100 * 76  # two float32 buffers of 100 steps x 76 nodes
+    assert campaign.sync_call_size(8, 2, 100, 76) == 16  # one block per thread, far within 1 GB
+    monkeypatch.setattr(campaign, "SYNC_BUFFER_BYTES", 20 * per_simulation)
+    assert campaign.sync_call_size(8, 4, 100, 76) == 16  # 20 simulations fit: two whole blocks, not four
+    monkeypatch.setattr(campaign, "SYNC_BUFFER_BYTES", 3 * per_simulation)
+    assert campaign.sync_call_size(8, 4, 100, 76) == 8  # one block at least
+
+
+def test_integration_steps_of_a_whole_duration_take_no_step_more():
+    from brainforge.nmm.model import n_integration_steps
+
+    assert n_integration_steps(16.1 * 1000, 0.1) == 161000  # 16100.000000000002 ms
+    assert n_integration_steps(16100.05, 0.1) == 161001  # half a step more: one step more
+    assert n_integration_steps(1.0, 0.3) == 4
+
+
+def test_the_default_library_waits_while_another_process_builds_it():
+    import fcntl
+    import threading
+
+    from brainforge.nmm import default_spike_library
+
+    path = default_spike_library()
+    done = []
+    with open(path.parent / f"{path.name}.lock", "w") as held:  # another builder's lock
+        fcntl.flock(held, fcntl.LOCK_EX)
+        waiting = threading.Thread(target=lambda: done.append(default_spike_library()))
+        waiting.start()
+        waiting.join(1.0)
+        assert not done
+    waiting.join(120)
+    assert done == [path]

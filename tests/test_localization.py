@@ -91,6 +91,26 @@ def test_python_api_takes_raw_epochs_and_evoked(recording):
     as_list = brainforge.localize(raw, "sloreta", events=["spike_cortical"], exclude=["Fp1", "Fp2"], tmax=0.1)
     as_text = brainforge.localize(raw, "sloreta", events="spike_cortical", exclude="Fp1, Fp2", tmax=0.1)
     np.testing.assert_array_equal(as_text.data, as_list.data)
+    # A model folder given as a Path is the model; an object that is no solver is refused first.
+    from pathlib import Path
+
+    from brainforge._data import default_model_dir
+
+    by_path = brainforge.localize(raw, Path(default_model_dir()), tmax=4.0)
+    np.testing.assert_array_equal(by_path.data, brainforge.localize(raw, "default", tmax=4.0).data)
+    with pytest.raises(BrainForgeError, match=r"solver=.* is not a solver: give a name"):
+        brainforge.localize(raw, object())
+
+
+@pytest.mark.parametrize("recording", ["1010-21"], indirect=True)
+def test_the_python_api_logs_each_note_of_the_estimate_once(recording, caplog):
+    raw = read_recording(recording["fif"])
+    with caplog.at_level("WARNING", logger="brainforge"):
+        brainforge.localize(raw, "default", tmax=4.0)
+    messages = [record.getMessage() for record in caplog.records]
+    caveat = [m for m in messages if "trained on synthetic" in m]  # the network's caveat, a note of the estimate
+    assert len(caveat) == 1, messages
+    assert len(messages) == len(set(m.removeprefix("Note: ") for m in messages)), messages
 
 
 def _raw(names, sfreq=500.0, n_times=1000, seed=0, ch_type="eeg"):

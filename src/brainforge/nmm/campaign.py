@@ -30,6 +30,18 @@ logger = logging.getLogger("brainforge")
 #: stay within this many bytes.
 SYNC_BUFFER_BYTES = 1 << 30
 
+
+def sync_call_size(batch_size: int, n_threads: int, chunk_steps: int, n_nodes: int) -> int:
+    """Return how many simulations one in-process call integrates: a block of ``batch_size`` per thread.
+
+    Each simulation holds two float32 buffers of ``chunk_steps`` x ``n_nodes`` (noise draws,
+    output); the blocks are cut to whole blocks within :data:`SYNC_BUFFER_BYTES`, one block at least.
+    """
+    per_simulation = 2 * 4 * max(1, chunk_steps) * n_nodes
+    affordable = max(batch_size, int(SYNC_BUFFER_BYTES // per_simulation) // batch_size * batch_size)
+    return min(batch_size * n_threads, affordable)
+
+
 ENGINES = ("fast", "tvb")
 
 #: Mean weighted in-degree (row sum of the weights) of DeepSIF's 998-node connectome.
@@ -393,10 +405,7 @@ def run_campaign(
         # every core works (a simulation's result does not depend on its batch or block).
         import numba
 
-        # Each simulation holds two float32 buffers of chunk_steps x nodes (noise draws, output).
-        per_simulation = 2 * 4 * max(1, round(config.chunk_ms / config.dt_ms)) * conn.n_nodes
-        affordable = max(size, int(SYNC_BUFFER_BYTES // per_simulation) // size * size)
-        size = min(size * numba.get_num_threads(), affordable)
+        size = sync_call_size(size, numba.get_num_threads(), round(config.chunk_ms / config.dt_ms), conn.n_nodes)
     batches = _batches(todo, size)
     config_dict = asdict(config)
     if Path(config.connectome).is_file():
