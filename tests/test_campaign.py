@@ -40,6 +40,12 @@ def test_library_content(library):
     assert lib.background.shape[1:] == (500, 76) and 1 <= len(lib.background) <= 4
     np.testing.assert_array_equal(summary.spikes_per_node, lib.spikes_per_node())
     assert summary.bytes_on_disk > 0
+    # Each job records the CPU numba compiled for: its bits are the same only on that kind of CPU.
+    import llvmlite.binding
+    import zarr
+
+    job = zarr.open_group(str(out / "jobs" / "n0005_s1"), mode="r")
+    assert job.attrs["machine"]["cpu"] == llvmlite.binding.get_host_cpu_name() and job.attrs["node"] == 5
 
 
 def test_resume_redoes_only_missing_or_broken_jobs(library, tmp_path):
@@ -173,6 +179,10 @@ def test_tvb_engine_campaign(tmp_path):
     lib = read_spike_library(tmp_path / "tvb.zarr")
     assert summary.jobs_run == 3 and lib.n_jobs == 3 and lib.metadata["engine"] == "tvb"
     assert len(lib.nodes) > 0 and set(lib.nodes) <= {7} and (lib.amplitudes >= 8.0).all()
+    import zarr
+
+    job = zarr.open_group(str(tmp_path / "tvb.zarr" / "jobs" / "n0007_s0"), mode="r")
+    assert job.attrs["machine"]["engine"] == "tvb" and job.attrs["machine"]["tvb_library"]
 
 
 def test_background_windows_hold_no_spike():

@@ -31,6 +31,27 @@ logger = logging.getLogger("brainforge")
 SYNC_BUFFER_BYTES = 1 << 30
 
 
+def compute_target(engine: str) -> dict:
+    """Return what a job's bits depend on beyond its seed and settings (stored in each job's attributes).
+
+    That is the engine's library version and, for the compiled engine, the CPU that numba
+    compiled for: its vectorized ``exp`` and ``fastmath`` sums differ between instruction
+    sets, so a job is the same bit for bit only on the same kind of CPU.
+    """
+    if engine != "fast":
+        from importlib.metadata import version
+
+        return {"engine": engine, "tvb_library": version("tvb-library")}
+    import llvmlite.binding
+    import numba
+
+    return {
+        "engine": engine,
+        "numba": numba.__version__,
+        "cpu": numba.config.CPU_NAME or llvmlite.binding.get_host_cpu_name(),
+    }
+
+
 def sync_call_size(batch_size: int, n_threads: int, chunk_steps: int, n_nodes: int) -> int:
     """Return how many simulations one in-process call integrates: a block of ``batch_size`` per thread.
 
@@ -286,7 +307,8 @@ def run_jobs(config: dict, jobs: Sequence[tuple[int, int, bool]], out: str) -> l
         nbytes = write_job(
             out, node, setting, spikes.waveforms, spikes.peak_times, spikes.peak_amplitudes, background,
             {"mu": config_obj.settings[setting][0], "noise_factor": config_obj.settings[setting][1],
-             "seed": seed, "n_spikes": len(spikes), "n_times": spikes.n_times, "seconds": seconds},
+             "seed": seed, "n_spikes": len(spikes), "n_times": spikes.n_times, "seconds": seconds,
+             "machine": compute_target(config_obj.engine)},
         )  # fmt: skip
         results.append({"node": node, "setting": setting, "n_spikes": len(spikes), "bytes": nbytes})
     return results
