@@ -560,3 +560,8 @@ def test_more_sources_than_their_pool_holds_stop_instead_of_drawing_forever(head
             SampleGenerator(head64, spike_library, config)
     assert len(SampleGenerator(head64, spike_library, SynthesisConfig(n_sources=(n_deep, n_deep), deep_share=1.0))
                .sample(0).centres) == n_deep  # fmt: skip
+    # Nearly all deep, more sources than deep regions: once the deep pool is taken, the rest are
+    # cortical (each further draw was rejected with probability 1 - 1e-12 before).
+    config = SynthesisConfig(n_sources=(n_deep + 3, n_deep + 3), deep_share=1.0 - 1e-12)
+    centres = SampleGenerator(head64, spike_library, config).sample(0).centres
+    assert len(set(centres)) == n_deep + 3 and head64.region_is_deep[centres].sum() == n_deep

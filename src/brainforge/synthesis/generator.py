@@ -232,12 +232,22 @@ class SampleGenerator:
         return int(rng.integers(cfg.n_sources[0], cfg.n_sources[1] + 1))
 
     def _draw_centres(self, k: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw ``k`` distinct centres, each from the deep pool with probability ``deep_share``.
+
+        A pool whose regions are all taken gives way to the other (so that a ``deep_share``
+        just below 1 with more sources than deep regions does not draw for ever).
+        """
         centres: list[int] = []
+        taken = {"deep": 0, "cortical": 0}
         while len(centres) < k:
-            pool = self._deep if rng.random() < self.config.deep_share else self._cortical
+            kind = "deep" if rng.random() < self.config.deep_share else "cortical"
+            if taken[kind] == len(self._deep if kind == "deep" else self._cortical):
+                kind = "cortical" if kind == "deep" else "deep"
+            pool = self._deep if kind == "deep" else self._cortical
             region = int(pool[rng.integers(len(pool))])
             if region not in centres:
                 centres.append(region)
+                taken[kind] += 1
         return np.array(centres, np.int64)
 
     def _channels(self, rng: np.random.Generator) -> np.ndarray:
