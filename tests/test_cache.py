@@ -47,6 +47,7 @@ def test_a_durable_rename_flushes_every_file_and_folder_first_and_its_new_parent
     (tree / "arrays" / "eeg").mkdir(parents=True)
     for name in ("zarr.json", "arrays/eeg/c0", "arrays/eeg/c1"):
         (tree / name).write_bytes(b"x")
+    (tree / "elsewhere").symlink_to(tmp_path / "missing")  # a link is renamed with the tree, not flushed
     (tmp_path / "sets").mkdir()
     durable_replace(tree, tmp_path / "sets" / "tree")
     flushed = {path.relative_to(tree) for kind, path in events[:-2]}
@@ -54,6 +55,7 @@ def test_a_durable_rename_flushes_every_file_and_folder_first_and_its_new_parent
                        Path("arrays/eeg/c1")}  # fmt: skip
     assert events[-2:] == [("replace", tmp_path / "sets" / "tree"), ("fsync", tmp_path / "sets")]
     assert (tmp_path / "sets" / "tree" / "arrays" / "eeg" / "c1").read_bytes() == b"x"
+    assert (tmp_path / "sets" / "tree" / "elsewhere").is_symlink()
     # A file through atomic_path, with the real fsync.
     monkeypatch.undo()
     with atomic_path(tmp_path / "one.txt") as tmp:

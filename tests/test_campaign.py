@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -41,11 +42,13 @@ def test_library_content(library):
     np.testing.assert_array_equal(summary.spikes_per_node, lib.spikes_per_node())
     assert summary.bytes_on_disk > 0
     # Each job records the CPU numba compiled for: its bits are the same only on that kind of CPU.
-    import llvmlite.binding
     import zarr
 
+    from brainforge.nmm.campaign import compute_target
+
     job = zarr.open_group(str(out / "jobs" / "n0005_s1"), mode="r")
-    assert job.attrs["machine"]["cpu"] == llvmlite.binding.get_host_cpu_name() and job.attrs["node"] == 5
+    assert job.attrs["machine"] == compute_target("fast") and job.attrs["node"] == 5
+    assert job.attrs["machine"]["cpu"] and "libc" in job.attrs["machine"]
 
 
 def test_resume_redoes_only_missing_or_broken_jobs(library, tmp_path):
@@ -244,19 +247,23 @@ def test_integration_steps_of_a_whole_duration_take_no_step_more():
     assert n_integration_steps(1.0, 0.3) == 4
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file locks")
 def test_the_default_library_waits_while_another_process_builds_it():
     import fcntl
     import threading
 
     from brainforge.nmm import default_spike_library
 
-    path = default_spike_library()
+    path = default_spike_library()  # built (or found) first: what follows only waits, or reads
+    started = time.perf_counter()
+    default_spike_library()
+    found_s = time.perf_counter() - started  # what finding the finished library takes
     done = []
     with open(path.parent / f"{path.name}.lock", "w") as held:  # another builder's lock
         fcntl.flock(held, fcntl.LOCK_EX)
-        waiting = threading.Thread(target=lambda: done.append(default_spike_library()))
+        waiting = threading.Thread(target=lambda: done.append(default_spike_library()), daemon=True)
         waiting.start()
-        waiting.join(1.0)
-        assert not done
-    waiting.join(120)
+        waiting.join(max(3 * found_s, 2.0))
+        assert not done  # it waits while the lock is held
+    waiting.join(300)
     assert done == [path]

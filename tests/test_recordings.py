@@ -530,7 +530,9 @@ def test_nan_in_a_bad_span_is_a_gap_like_an_acquisition_skip(tmp_path):
     dropout._data[:, 4000:5000] = np.nan
     # An annotation that ends on the gap's last sample, not after it, still covers it.
     dropout.set_annotations(mne.Annotations([8.0], [1.998], ["BAD_dropout"]))
-    assert nan_gaps_in(dropout) == [(4000, 5000)] and recording_breaks_in(dropout) == [4000, 5000]
+    gaps = nan_gaps_in(dropout, list(names))
+    assert gaps == [(4000, 5000)] and recording_breaks_in(dropout, gaps) == [4000, 5000]
+    assert recording_breaks_in(dropout) == []  # no annotation marks a break: the NaN does
     reference = prepare_recording(skipped, 500.0)
     prepared = prepare_recording(dropout, 500.0)
     assert prepared.ch_names == reference.ch_names == list(names)
@@ -550,6 +552,25 @@ def test_nan_in_a_bad_span_is_a_gap_like_an_acquisition_skip(tmp_path):
     dropout.set_annotations(mne.Annotations([8.0, 5.0, 10.2], [2.0, 0.0, 0.0], ["BAD_dropout", "spike", "spike"]))
     averaged = prepare_recording(dropout, 500.0, PreprocessingConfig(events=("spike",)))
     assert averaged.preprocessing["events_used"]["n_epochs"] == 1 and np.isfinite(averaged.data).all()
+    # A recording that starts later than its file's first sample (cropped): the same, shifted.
+    later = dropout.copy().crop(tmin=2.0)
+    later._data[:, 3000:4000] = np.nan  # input samples from the crop: 8-10 s of the original
+    assert later.first_time == pytest.approx(2.0)
+    assert prepare_recording(later, 500.0).breaks_s == [6.0, 8.0]
+    # NaN only in channels that are not used (marked bad, or excluded) makes no gap: their bad spans
+    # stay ordinary data; nor does NaN under an annotation for some channels only (annotate_nan's),
+    # which drops those channels as before.
+    dead = skipped.copy()
+    dead._data[:, 4000:5000] = dead._data[:, 6000:7000]
+    dead._data[0] = np.nan
+    dead.info["bads"] = [names[0]]
+    dead.set_annotations(mne.Annotations([8.0], [2.0], ["BAD_muscle"]))
+    assert prepare_recording(dead, 500.0).breaks_s == []
+    assert prepare_recording(dead, 500.0, PreprocessingConfig(exclude=(names[0],))).breaks_s == []
+    dead.info["bads"] = []
+    dead.set_annotations(mne.Annotations([0.0], [20.0], ["BAD_NAN"], ch_names=[[names[0]]]))
+    kept = prepare_recording(dead, 500.0)
+    assert names[0] not in kept.ch_names and kept.breaks_s == [] and np.isfinite(kept.data).all()
     # NaN outside every bad span still drops its channel; in every channel it stops, naming the fix.
     dropout.set_annotations(mne.Annotations([12.0], [1.0], ["BAD_dropout"]))
     with pytest.raises(BrainForgeError, match=r"annotate that part as bad \(BAD_\.\.\.: it is then read as a gap\)"):

@@ -90,7 +90,10 @@ def hash_inputs(*values: Any) -> str:
 
 def _fsync(path: Path, directory: bool) -> None:
     """Flush one file's or folder's data to the disk (folders where the system allows it)."""
-    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
+    if directory:
+        flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+    else:  # Windows flushes (FlushFileBuffers) only through a handle open for writing
+        flags = os.O_RDWR | getattr(os, "O_BINARY", 0) if os.name == "nt" else os.O_RDONLY
     try:
         fd = os.open(path, flags)
     except OSError:
@@ -116,9 +119,14 @@ def durable_replace(source: Path | str, destination: Path | str) -> None:
     """
     source, destination = Path(source), Path(destination)
     if source.is_dir():
-        for folder, _, files in os.walk(source):
+
+        def unreadable(error: OSError) -> None:
+            raise error
+
+        for folder, _, files in os.walk(source, onerror=unreadable):
             for name in files:
-                _fsync(Path(folder) / name, directory=False)
+                if not os.path.islink(os.path.join(folder, name)):  # a link's target is not ours to flush
+                    _fsync(Path(folder) / name, directory=False)
             _fsync(Path(folder), directory=True)
     else:
         _fsync(source, directory=False)

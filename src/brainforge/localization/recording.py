@@ -12,6 +12,7 @@ a recording of any length in chunks of bounded memory.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import logging
 import math
@@ -502,7 +503,12 @@ def scan_channels(inst, picks: list[str], start: int = 0, stop: int | None = Non
     finite = np.ones(len(picks), bool)
     low = np.full(len(picks), np.inf)
     high = np.full(len(picks), -np.inf)
-    gaps = nan_gaps_in(inst)
+    gaps = nan_gaps_in(inst, picks, (start, stop))
+    if sum(min(last, stop) - max(first, start) for first, last in gaps) >= stop - start:
+        raise BrainForgeError(
+            "Every sample of the analysed span lies in NaN within spans annotated as bad (BAD_...); choose "
+            "--tmin/--tmax outside them."
+        )
     for first in range(start, stop, SCAN_CHUNK_SAMPLES):
         last = min(stop, first + SCAN_CHUNK_SAMPLES)
         data = inst.get_data(picks=picks, start=first, stop=last)
@@ -890,7 +896,7 @@ class RecordingStream:
         self.filters = filters
         self.n_in = int(raw.n_times)
         self.n_out = filters.n_out(self.n_in)
-        self.gaps_in = nan_gaps_in(raw)
+        self.gaps_in = nan_gaps_in(raw, plan.picks)
         self.breaks_in = recording_breaks_in(raw, self.gaps_in)
 
     @property
@@ -967,36 +973,49 @@ def _annotation_samples(raw, annotation) -> tuple[int, int]:
     return first, stop
 
 
-def nan_gaps_in(raw) -> list[tuple[int, int]]:
+def nan_gaps_in(raw, picks, span: tuple[int, int | None] = (0, None)) -> list[tuple[int, int]]:
     """Return the gaps of a recording: input samples [first, stop) of NaN or infinite EEG in spans annotated bad.
 
-    A dropout that a file stores as NaN, once annotated bad (``BAD_...``), is a gap:
-    it reaches from the first to the last sample of the annotated span (its end sample
-    included, for annotations that end on their last sample) where any EEG channel is
-    not finite. Its values are read as zero (:class:`RecordingStream`), its edges are
-    breaks (:func:`recording_breaks_in`), so the stretches either side are filtered on
-    their own, and :func:`scan_channels` drops no channel for it. Non-finite values
-    outside bad spans still drop their channel.
-    """
-    import mne
+    A dropout that a file stores as NaN, once annotated bad (``BAD_...``, for all
+    channels), is a gap: within each bad span (overlapping ones merged; its end
+    sample included, for annotations that end on their last sample) it reaches from
+    the first to the last sample where one of ``picks`` is not finite. Its values are
+    read as zero (:class:`RecordingStream`), its edges are breaks
+    (:func:`recording_breaks_in`), so the stretches either side are filtered on their
+    own, and :func:`scan_channels` drops no channel for it. Non-finite values outside
+    bad spans still drop their channel; so do those in an annotation made for some
+    channels only (``mne.preprocessing.annotate_nan``'s), which mark those channels bad.
 
-    picks = mne.pick_types(raw.info, eeg=True, exclude=[])
-    gaps = []
-    if not len(picks):
-        return gaps
+    Parameters
+    ----------
+    raw : mne.io.Raw
+        The recording (need not be loaded).
+    picks : list of str
+        The channels used.
+    span : (int, int | None)
+        Input samples [first, stop) to look in (default: all).
+    """
+    first_in, stop_in = span[0], raw.n_times if span[1] is None else span[1]
+    spans = []
     for annotation in raw.annotations:
-        if not annotation["description"].lower().startswith("bad"):
+        if not annotation["description"].lower().startswith("bad") or len(annotation.get("ch_names") or ()):
             continue
         first, stop = _annotation_samples(raw, annotation)
-        first, stop = max(first, 0), min(stop + 1, raw.n_times)
-        if stop <= first:
-            continue
+        first, stop = max(first, first_in, 0), min(stop + 1, stop_in, raw.n_times)
+        if stop > first:
+            spans.append((first, stop))
+    gaps = []
+    for first, stop in _merged(spans):
+        bad_first = bad_last = None
         for start in range(first, stop, SCAN_CHUNK_SAMPLES):
             last = min(stop, start + SCAN_CHUNK_SAMPLES)
             bad = np.flatnonzero(~np.isfinite(raw.get_data(picks=picks, start=start, stop=last)).all(axis=0))
             if len(bad):
-                gaps.append((start + int(bad[0]), start + int(bad[-1]) + 1))
-    return _merged(gaps)
+                bad_first = start + int(bad[0]) if bad_first is None else bad_first
+                bad_last = start + int(bad[-1])
+        if bad_first is not None:
+            gaps.append((bad_first, bad_last + 1))
+    return gaps
 
 
 def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -1013,12 +1032,14 @@ def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 def _gap_mask(gaps: list[tuple[int, int]], start: int, stop: int) -> np.ndarray:
     """Return the mask of input samples [start, stop) that lie in ``gaps`` (:func:`nan_gaps_in`)."""
     mask = np.zeros(stop - start, bool)
-    for first, last in gaps:
+    firsts = [first for first, _ in gaps]  # sorted and disjoint
+    begin = max(bisect.bisect_right(firsts, start) - 1, 0)
+    for first, last in gaps[begin : bisect.bisect_left(firsts, stop)]:
         mask[max(first, start) - start : max(min(last, stop) - start, 0)] = True
     return mask
 
 
-def recording_breaks_in(raw, gaps: list[tuple[int, int]] | None = None) -> list[int]:
+def recording_breaks_in(raw, gaps: Sequence[tuple[int, int]] = ()) -> list[int]:
     """Return the input samples (from the first) where a recording's data break off or resume.
 
     An acquisition skip (``BAD_ACQ_SKIP``) gives two, the first sample of the gap and
@@ -1026,13 +1047,13 @@ def recording_breaks_in(raw, gaps: list[tuple[int, int]] | None = None) -> list[
     one, the first sample after it (EEGLAB's joints carry the removed samples as their
     duration, which is no second break). A time between two samples (EGI's and
     EEGLAB's joints sit half a sample before a sample) goes to the sample after it.
-    A gap of NaN in a bad span (:func:`nan_gaps_in`; pass ``gaps`` when already found)
-    gives two, as an acquisition skip does. :meth:`FilterPlan.apply` filters between the
+    Each of ``gaps``, NaN in a bad span (:func:`nan_gaps_in`, which depend on the
+    channels used), gives two, as an acquisition skip does. :meth:`FilterPlan.apply` filters between the
     breaks separately, as MNE's ``raw.filter`` does between the spans of
     ``skip_by_annotation``.
     """
     sfreq, n_times = raw.info["sfreq"], raw.n_times
-    breaks = {edge for gap in (nan_gaps_in(raw) if gaps is None else gaps) for edge in gap if 0 < edge < n_times}
+    breaks = {edge for gap in gaps for edge in gap if 0 < edge < n_times}
     for annotation in raw.annotations:
         description = annotation["description"].lower()
         if description not in BREAK_ANNOTATIONS:
@@ -1205,8 +1226,13 @@ def bad_spans_note(spans_s, analysed_s: tuple[float, float] = (-np.inf, np.inf))
     )
 
 
-def event_windows(raw, config: PreprocessingConfig, sfreq_out: float, n_out: int) -> tuple[np.ndarray, int, dict]:
+def event_windows(
+    raw, config: PreprocessingConfig, sfreq_out: float, n_out: int, breaks_in: Sequence[int] | None = None
+) -> tuple[np.ndarray, int, dict]:
     """Output-sample starts of the epochs around the annotations that ``config.events`` names.
+
+    ``breaks_in`` are the recording's breaks (:attr:`RecordingStream.breaks_in`, which
+    knows the gaps of the channels used); by default those its annotations mark.
 
     Returns
     -------
@@ -1251,7 +1277,7 @@ def event_windows(raw, config: PreprocessingConfig, sfreq_out: float, n_out: int
     ).reshape(len(onsets_s))
     # An epoch that reaches a break, or a stretch's filter edge by it, holds the edge transient.
     reach_s = filter_edge_s(config.high_pass_hz) if config.high_pass_hz else 0.0
-    breaks_s = np.array(recording_breaks_in(raw)) / raw.info["sfreq"]
+    breaks_s = np.array(recording_breaks_in(raw) if breaks_in is None else breaks_in) / raw.info["sfreq"]
     by_break = np.array(
         [bool(np.any((breaks_s > onset + tmin - reach_s) & (breaks_s < onset + tmax + reach_s))) for onset in onsets_s],
         bool,
@@ -1303,9 +1329,10 @@ def prepare_recording(inst, sfreq: float, config: PreprocessingConfig | None = N
         filters = FilterPlan.make(inst.info["sfreq"], sfreq, config)
         n_out = filters.n_out(inst.n_times)
         if config.events:
-            starts, length, used = event_windows(inst, config, sfreq, n_out)
+            event_windows(inst, config, sfreq, n_out)  # the events and window checked before the channel scan
             plan = select_channels(inst, config)
             stream = RecordingStream(inst, plan, filters)
+            starts, length, used = event_windows(inst, config, sfreq, n_out, stream.breaks_in)
             data = np.mean([stream.block(first, first + length) for first in starts], axis=0)
             source = f"the average of {len(starts)} epoch(s) around {', '.join(used['events'])}"
             return prepared_eeg(data, used["epoch_window_s"][0], plan, filters, config, source, used, inst.n_times)

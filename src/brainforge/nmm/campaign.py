@@ -42,13 +42,20 @@ def compute_target(engine: str) -> dict:
         from importlib.metadata import version
 
         return {"engine": engine, "tvb_library": version("tvb-library")}
+    import platform
+
     import llvmlite.binding
     import numba
+
+    from .engine import VECTOR_EXP
 
     return {
         "engine": engine,
         "numba": numba.__version__,
         "cpu": numba.config.CPU_NAME or llvmlite.binding.get_host_cpu_name(),
+        "cpu_features": numba.config.CPU_FEATURES or "host",
+        "vector_exp": list(VECTOR_EXP) if VECTOR_EXP else None,
+        "libc": " ".join(platform.libc_ver()),
     }
 
 

@@ -1,10 +1,11 @@
 """Sensor noise and the SNR definitions used everywhere in BrainForge.
 
 SNR definitions (decibels, powers averaged over time and channels, after
-removing each channel's mean over time and then, as the average reference,
-each time's mean over channels: the EEG a sample holds):
+removing each channel's mean over time):
 
-- **sensor SNR** = 10 log10(P(clean EEG) / P(noise)), over the whole window.
+- **sensor SNR** = 10 log10(P(clean EEG) / P(noise)), over the whole window,
+  both average-referenced (each time's mean over channels removed, as
+  :func:`~.normalize.normalize_eeg` does): the SNR of the EEG a sample holds.
 - **source SNR** = 10 log10(P(EEG of the patch) / P(EEG of the background
   activity of every other region)), in a window of +-100 samples around the
   spike peak, as DeepSIF's ``calcualate_SNR`` computes it.
