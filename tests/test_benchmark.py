@@ -185,6 +185,16 @@ def test_bad_input_is_refused(test_sets, head64, tmp_path):
         check_test_set_head(metadata, head64, "other.zarr")
     with pytest.raises(BrainForgeError, match="Test set not found"):
         run_benchmark(["sloreta"], [tmp_path / "none.zarr"], tmp_path / "out", progress=False)
+    # A copy cut short: its record broken, or an array folder lost.
+    import shutil
+
+    broken = shutil.copytree(test_sets[0], tmp_path / "broken.zarr")
+    shutil.rmtree(broken / "onsets")
+    with pytest.raises(BrainForgeError, match=r"broken.zarr is damaged \(a copy cut short"):
+        read_test_set(broken)
+    (broken / "zarr.json").write_text('{"zarr_format": 3, "node_')
+    with pytest.raises(BrainForgeError, match=r"broken.zarr is damaged"):
+        run_benchmark(["sloreta"], [broken], tmp_path / "out", progress=False)
     with pytest.raises(BrainForgeError, match="No 10-10 subset"):
         BenchmarkConfig(channel_counts=(17,))
     with pytest.raises(BrainForgeError, match="--lambda2 must be positive"):

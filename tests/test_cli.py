@@ -179,6 +179,12 @@ def test_resume_refuses_settings_other_than_the_runs(tmp_path, no_training_data)
     del record["cli"]
     (run / "run.json").write_text(json.dumps(record))
     assert "started without `brainforge train`" in _train_refusal("--out", str(run), "--resume")
+    # A record cut short, or one without the run's settings, stops on one line that names it.
+    (run / "run.json").write_text('{"model": "gru", "model_para')
+    assert "run.json is damaged (it is not a JSON object" in _train_refusal("--out", str(run), "--resume")
+    (run / "run.json").write_text(json.dumps({"model": "gru"}))
+    lacking = _train_refusal("--out", str(run), "--resume")
+    assert "run.json is damaged (it lacks model_params, training, data)" in lacking
 
 
 def test_ddp_ranks_after_the_first_do_not_check_the_run_folder_rank_0_is_writing(

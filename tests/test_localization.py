@@ -102,6 +102,40 @@ def test_python_api_takes_raw_epochs_and_evoked(recording):
         brainforge.localize(raw, object())
 
 
+def test_a_networks_head_options_choose_the_regions_of_the_head_it_localizes_on(monkeypatch):
+    from types import SimpleNamespace
+
+    import brainforge.anatomy
+    from brainforge.localization.core import _solver_regions, head_model_for
+
+    head_config = {"n_regions": 500, "deep": False, "deep_spacing_mm": 4.0, "seed": 3, "skull_mm": 7.0}
+    options = _solver_regions(SimpleNamespace(config={"head_model": {"config": head_config}}))
+    assert options == {"n_regions": 500, "deep": False, "deep_spacing_mm": 4.0, "seed": 3}
+    assert _solver_regions(object()) == {}  # a classical solver: the template's regions
+    asked = []
+    head = SimpleNamespace(pick_channels=lambda names: names)
+    monkeypatch.setattr(brainforge.anatomy, "make_head_model", lambda montage, **kwargs: asked.append(kwargs) or head)
+    prepared = prepare_recording(_raw(["Fp1", "Fz", "Cz", "Pz", "Oz", "C3", "C4", "T7", "T8"]), 500.0)
+    head_model_for(prepared, options)
+    assert asked == [options]
+
+
+@pytest.mark.slow
+def test_a_network_trained_on_a_head_without_deep_regions_localizes_on_that_head(tmp_path):
+    from brainforge.anatomy import make_head_model
+    from brainforge.models import build_model, save_model
+    from brainforge.topomap import Montage
+    from brainforge.training.train import head_model_info
+
+    head = make_head_model("1010-21", deep=False)
+    network = build_model("gru", head.n_regions, Montage.from_head_model(head)).eval()
+    folder = save_model(network, tmp_path / "net", {"head_model": head_model_info(head)})
+    prepared = prepare_recording(_raw(CHANNEL_SUBSETS["1010-21"], n_times=3000), 500.0)
+    result = localize_prepared(prepared, str(folder))  # it asked for the template's 1014 regions before
+    assert result.head.n_regions == 1000 and result.head.n_deep_regions == 0
+    assert np.isfinite(result.region_data).all()
+
+
 @pytest.mark.parametrize("recording", ["1010-21"], indirect=True)
 def test_the_python_api_logs_each_note_of_the_estimate_once(recording, caplog):
     raw = read_recording(recording["fif"])

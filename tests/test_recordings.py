@@ -448,6 +448,30 @@ def test_channel_problems_name_their_cause_and_fix(tmp_path):
     assert not any("microvolts" in note for note in prepare_recording(_raw(NAMES_32), 500.0).notes)
 
 
+def test_files_cut_short_or_named_for_another_kind_are_read_or_refused_on_one_line(tmp_path):
+    from brainforge.localization.recording import read_recording
+
+    raw = _raw(NAMES_32, seconds=10.0)
+    whole = _save(raw, tmp_path, "whole_raw.fif")
+    content = whole.read_bytes()
+    cut = tmp_path / "cut_raw.fif"
+    cut.write_bytes(content[: int(0.6 * len(content))])  # an interrupted copy
+    with pytest.raises(BrainForgeError, match=r"cut_raw.fif.*(truncated or damaged|Cannot read)"):
+        read_recording(cut, preload=False)  # opened from its header, then its last sample read
+    with pytest.raises(BrainForgeError, match=r"cut_raw.fif"):
+        localize_file(cut, tmp_path / "out", "sloreta")
+    # Epochs and evoked responses saved under names without -epo/-ave are read as such.
+    epochs = mne.make_fixed_length_epochs(raw, duration=1.0, verbose="error")
+    epochs.save(tmp_path / "my_epochs.fif", verbose="error")
+    assert isinstance(read_recording(tmp_path / "my_epochs.fif"), mne.BaseEpochs)
+    epochs.average().save(tmp_path / "my_evoked.fif", verbose="error")
+    assert isinstance(read_recording(tmp_path / "my_evoked.fif"), mne.Evoked)
+    # A recording of one sample.
+    one = mne.io.RawArray(np.zeros((len(NAMES_32), 1)), raw.info, verbose="error")
+    with pytest.raises(BrainForgeError, match=r"holds 1 sample\(s\); a recording needs at least two"):
+        read_recording(_save(one, tmp_path, "one_raw.fif"))
+
+
 def test_nan_within_the_filters_reach_of_the_span_drops_its_channel():
     # NaN from 6 s on in one channel; the span ends at 4 s, but its filtered values read 3.3 s
     # further (the 1-Hz high-pass), so the channel is unusable there and is dropped.

@@ -689,6 +689,7 @@ def train_command(
         parse_cpu_time,
         parse_max_time,
         prepare_run_folder,
+        read_run_record,
         refuse_router_training,
     )
 
@@ -710,11 +711,17 @@ def train_command(
         run_file = out / RUN_FILE
         if not run_file.is_file():
             raise BrainForgeError(f"Nothing to resume in {out} (no {RUN_FILE}); drop --resume to start.")
-        run = json.loads(run_file.read_text())
+        run = read_run_record(out, ("model_params", "training", "data"))
         if "cli" not in run:
             raise BrainForgeError(
                 f"{out} holds a run started without `brainforge train` (from `brainforge compare` or the Python "
                 "train()); resume it the way it was started."
+            )
+        missing = [name for name in TRAIN_CLI_RECORD if name not in run["cli"]]
+        if missing or "synthesis" not in run["data"]:
+            raise BrainForgeError(
+                f"{run_file} is damaged (it lacks {', '.join(missing) or 'data.synthesis'}); restore it, or start the "
+                "run afresh with --overwrite."
             )
         _refuse_changed_settings_on_resume(ctx, run)
         cli = {name: run["cli"][name] for name in TRAIN_CLI_RECORD} | {"forward_bank": run["cli"].get("forward_bank")}

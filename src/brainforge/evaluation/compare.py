@@ -232,13 +232,13 @@ def _check_comparison_run(run_dir: Path, config: ComparisonConfig) -> None:
     (``budget.json``) or resumed (its last checkpoint) is checked; one stopped before its first
     epoch ended is trained again from the start.
     """
-    from ..training.train import LAST_CHECKPOINT
+    from ..training.train import LAST_CHECKPOINT, read_run_record
 
     run_file = run_dir / "run.json"
     reused = (run_dir / "budget.json").is_file() or (run_dir / LAST_CHECKPOINT).is_file()
     if not reused or not run_file.is_file():
         return
-    run = json.loads(run_file.read_text())
+    run = read_run_record(run_dir)
     data = run.get("data", {})
     bank = data.get("forward_bank")
     stored = {
@@ -282,7 +282,13 @@ def train_candidate(candidate: Candidate, config: ComparisonConfig, generator, r
 
     budget_file = run_dir / "budget.json"
     if budget_file.is_file():
-        return json.loads(budget_file.read_text())
+        try:
+            return json.loads(budget_file.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise BrainForgeError(
+                f"{budget_file} is damaged ({err}); delete it (and {run_dir.name}'s checkpoints to start over) and "
+                "run the comparison again."
+            ) from err
     resume = (run_dir / LAST_CHECKPOINT).is_file()
     logger.info("%s %s for %.0f CPU s", "Resuming" if resume else "Training", candidate.label, config.cpu_budget_s)
     start = time.perf_counter()

@@ -122,28 +122,34 @@ class Localization:
         return self.prepared.tmin + np.arange(self.region_data.shape[1]) / self.prepared.sfreq
 
 
-def head_model_for(prepared, n_regions: int = 1000):
+def head_model_for(prepared, regions: dict | None = None):
     """Return the template head model with the recording's channels (picked from a cached one where possible).
 
     ``prepared`` is a :class:`PreparedEEG` or a ``ChannelPlan``: anything with
-    ``ch_names`` and ``montage``.
+    ``ch_names`` and ``montage``. ``regions`` are the region options of
+    :func:`~brainforge.anatomy.make_head_model` (:func:`_solver_regions`; default: the template's).
     """
     from ..anatomy import CHANNEL_SUBSETS, make_head_model
 
+    regions = regions or {}
     names = prepared.ch_names
     if prepared.montage is not None:
-        return make_head_model(prepared.montage, n_regions=n_regions)
+        return make_head_model(prepared.montage, **regions)
     for base in PICKABLE_HEADS:
         if set(names) <= set(CHANNEL_SUBSETS[base]):
-            return make_head_model(base, n_regions=n_regions).pick_channels(names)
-    return make_head_model(names, n_regions=n_regions)
+            return make_head_model(base, **regions).pick_channels(names)
+    return make_head_model(names, **regions)
 
 
-def _solver_regions(solver) -> int:
-    """Cortical regions of the template the solver was trained on (1000 for classical solvers)."""
+#: Options of make_head_model that decide a head model's regions, which a network's outputs are.
+REGION_OPTIONS = ("n_regions", "deep", "deep_spacing_mm", "seed")
+
+
+def _solver_regions(solver) -> dict:
+    """Region options of the template a network was trained on (:data:`REGION_OPTIONS`; none for classical solvers)."""
     config = getattr(solver, "config", None) or {}
     head = (config.get("head_model") or {}).get("config") or {}
-    return int(head.get("n_regions", 1000))
+    return {name: head[name] for name in REGION_OPTIONS if head.get(name) is not None}
 
 
 def peak_time_index(region_data: np.ndarray, searched: np.ndarray | None = None) -> int:

@@ -328,13 +328,71 @@ def read_recording(
             if condition is not None:
                 return _pick_evoked(evokeds, condition, path.name)
             return evokeds[0]
-        return mne.io.read_raw(path, preload=preload)
+        try:
+            raw = mne.io.read_raw(path, preload=preload)
+        except (ValueError, TypeError) as err:
+            if name.endswith(".set") and "number of trials" in str(err).lower():  # epoched EEGLAB: its epochs
+                return mne.read_epochs_eeglab(path)
+            if name.endswith((".fif", ".fif.gz")) and "no raw data" in str(err).lower():
+                return _read_fif_without_raw(path)
+            raise
+        check_readable(raw, path.name)
+        return raw
     except BrainForgeError:
         raise
     except Exception as err:  # MNE raises many types for unreadable files
         raise BrainForgeError(
             f"Cannot read {path.name} as EEG ({error_reason(err)}); BrainForge reads what MNE reads: FIF, EDF, BDF, "
             "BrainVision (.vhdr), EEGLAB (.set), EGI (.mff), ANT (.cnt), ..."
+        ) from err
+
+
+def _read_fif_without_raw(path: Path):
+    """Read a FIF file that holds epochs or evoked responses under a name without ``-epo``/``-ave``."""
+    import mne
+
+    try:
+        return mne.read_epochs(path, preload=True)
+    except Exception:  # not epochs: evoked responses, or nothing
+        pass
+    try:
+        evokeds = mne.read_evokeds(path)
+    except Exception as err:
+        raise BrainForgeError(
+            f"{path.name} holds no raw recording, epochs or evoked responses that MNE can read ({error_reason(err)})."
+        ) from err
+    if len(evokeds) > 1:
+        logger.warning(
+            f"{path.name} holds {len(evokeds)} evoked responses; localizing the first. To choose another, rename "
+            "the file to end in -ave.fif and give --condition NAME or INDEX."
+        )
+    return evokeds[0]
+
+
+def check_readable(raw, file_name: str) -> None:
+    """Read a raw recording's last sample, so that a file cut short stops here, on one line.
+
+    MNE opens a truncated file from its header and fails only when it reads the
+    missing samples (a ``RuntimeError`` or ``ValueError`` deep in its reader).
+    """
+    if raw.n_times < 2:
+        raise BrainForgeError(
+            f"{file_name} holds {raw.n_times} sample(s); a recording needs at least two. Check the file's export."
+        )
+    read_samples(raw, None, raw.n_times - 1, raw.n_times, file_name)
+
+
+def read_samples(raw, picks, start: int, stop: int, file_name: str | None = None) -> np.ndarray:
+    """Return ``raw.get_data(picks, start, stop)``; a file that cannot give them stops on one line."""
+    try:
+        return raw.get_data(picks=picks, start=start, stop=stop)
+    except (ValueError, RuntimeError, OSError, EOFError) as err:
+        name = file_name
+        if name is None:
+            name = Path(raw.filenames[0]).name if raw.filenames and raw.filenames[0] else "the recording"
+        raise BrainForgeError(
+            f"Cannot read samples {start}-{stop} of {name}: the file is truncated or damaged ({error_reason(err)}). "
+            "Copy or export it again."
         ) from err
 
 
@@ -511,7 +569,7 @@ def scan_channels(inst, picks: list[str], start: int = 0, stop: int | None = Non
         )
     for first in range(start, stop, SCAN_CHUNK_SAMPLES):
         last = min(stop, first + SCAN_CHUNK_SAMPLES)
-        data = inst.get_data(picks=picks, start=first, stop=last)
+        data = read_samples(inst, picks, first, last)
         data = data[:, ~_gap_mask(gaps, first, last)]  # a gap's values are read as zero, not used
         finite &= np.isfinite(data).all(axis=1)
         with np.errstate(invalid="ignore"):
@@ -908,7 +966,7 @@ class RecordingStream:
         """Return the prepared EEG of output samples [start, stop), shape (n_channels, stop - start), V."""
         first_in, last_in = self.filters.input_span(start, stop, self.n_in)
         first = first_in // self.filters.down * self.filters.up  # the output sample of first_in
-        data = self.raw.get_data(picks=self.plan.picks, start=first_in, stop=last_in)
+        data = read_samples(self.raw, self.plan.picks, first_in, last_in)
         data[:, _gap_mask(self.gaps_in, first_in, last_in)] = 0.0
         prepared = self.filters.apply(data, [b - first_in for b in self.breaks_in if first_in < b < last_in])
         return prepared[:, start - first : stop - first]
@@ -933,6 +991,10 @@ def output_span(duration_s: float, n_out: int, sfreq_out: float, config: Preproc
             )
     start = 0 if config.tmin is None else round(config.tmin * sfreq_out)
     stop = n_out if config.tmax is None else min(n_out, round(config.tmax * sfreq_out))
+    if stop - start < 2 and config.tmin is None and config.tmax is None:
+        raise BrainForgeError(
+            f"The recording holds {n_out} sample(s) at {sfreq_out:g} Hz; a recording needs at least two."
+        )
     if stop - start < 2:
         raise BrainForgeError(
             f"The analysed span, {start / sfreq_out:g} to {stop / sfreq_out:g} s, holds fewer than two samples; "
@@ -1009,7 +1071,7 @@ def nan_gaps_in(raw, picks, span: tuple[int, int | None] = (0, None)) -> list[tu
         bad_first = bad_last = None
         for start in range(first, stop, SCAN_CHUNK_SAMPLES):
             last = min(stop, start + SCAN_CHUNK_SAMPLES)
-            bad = np.flatnonzero(~np.isfinite(raw.get_data(picks=picks, start=start, stop=last)).all(axis=0))
+            bad = np.flatnonzero(~np.isfinite(read_samples(raw, picks, start, last)).all(axis=0))
             if len(bad):
                 bad_first = start + int(bad[0]) if bad_first is None else bad_first
                 bad_last = start + int(bad[-1])

@@ -256,8 +256,12 @@ def read_test_set(path: str | Path) -> TestSet:
     path = Path(path)
     if not (path / "zarr.json").exists():
         raise BrainForgeError(f"Test set not found: {path}. Make one with `brainforge synth`.")
-    root = zarr.open_group(str(path), mode="r")
-    metadata = dict(root.attrs).get("brainforge_test_set")
+    damaged = f"{path} is damaged (a copy cut short, or files lost); copy it again or re-create it (brainforge synth)"
+    try:
+        root = zarr.open_group(str(path), mode="r")
+        metadata = dict(root.attrs).get("brainforge_test_set")
+    except Exception as err:  # zarr raises JSON, value and key errors for a broken zarr.json
+        raise BrainForgeError(f"{damaged} ({type(err).__name__}: {err}).") from err
     if metadata is None:
         raise BrainForgeError(f"{path} is not a BrainForge test set.")
     if "patch_regions" not in root:
@@ -265,17 +269,23 @@ def read_test_set(path: str | Path) -> TestSet:
             f"{path} was written by an older BrainForge without per-patch regions; "
             "re-create it with `brainforge synth`."
         )
-    return TestSet(
-        eeg=root["eeg"],
-        sources=root["sources"],
-        active=root["active"][:],
-        patch_regions=root["patch_regions"][:],
-        centres=root["centres"][:],
-        onsets=root["onsets"][:],
-        source_snr_db=root["source_snr_db"][:],
-        sensor_snr_db=root["sensor_snr_db"][:],
-        metadata=metadata,
-    )
+    try:
+        test_set = TestSet(
+            eeg=root["eeg"],
+            sources=root["sources"],
+            active=root["active"][:],
+            patch_regions=root["patch_regions"][:],
+            centres=root["centres"][:],
+            onsets=root["onsets"][:],
+            source_snr_db=root["source_snr_db"][:],
+            sensor_snr_db=root["sensor_snr_db"][:],
+            metadata=metadata,
+        )
+    except Exception as err:  # a lost array, or a chunk that does not decode
+        raise BrainForgeError(f"{damaged} ({type(err).__name__}: {err}).") from err
+    if test_set.eeg.shape[0] != len(test_set.centres) or test_set.sources.shape[0] != len(test_set.centres):
+        raise BrainForgeError(f"{damaged} (its arrays hold different numbers of samples).")
+    return test_set
 
 
 def check_test_set_reuse(

@@ -554,12 +554,26 @@ def _run_info(generator: SampleGenerator, config: TrainingConfig, loss: str, pro
     }
 
 
+def read_run_record(out_dir: Path, required: tuple[str, ...] = ()) -> dict:
+    """Return a run folder's record (``run.json``); a damaged one, or one lacking ``required`` keys, stops here."""
+    run_file = Path(out_dir) / RUN_FILE
+    try:
+        run = json.loads(run_file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        run = err
+    missing = [key for key in required if key not in run] if isinstance(run, dict) else list(required)
+    if not isinstance(run, dict) or missing:
+        why = f"it lacks {', '.join(missing)}" if isinstance(run, dict) else f"it is not a JSON object: {run}"
+        raise BrainForgeError(f"{run_file} is damaged ({why}); restore it, or start the run afresh with --overwrite.")
+    return run
+
+
 def _check_resumed_model(out_dir: Path, model_name: str, params: dict) -> None:
     """Stop on one line when a resume asks for another network than the run in ``out_dir`` trains."""
     run_file = out_dir / RUN_FILE
     if not run_file.is_file():
         return
-    run = json.loads(run_file.read_text())
+    run = read_run_record(out_dir)
     stored = (run.get("model"), run.get("model_params") or {})
     current = json.loads(json.dumps(params, default=str))
     # Only the parameters the run recorded: one added to the model later takes its default.
