@@ -189,6 +189,9 @@ def test_bad_input_is_refused(test_sets, head64, tmp_path):
     import shutil
 
     broken = shutil.copytree(test_sets[0], tmp_path / "broken.zarr")
+    next(path for path in (broken / "eeg").rglob("*") if path.is_file() and path.name != "zarr.json").unlink()
+    with pytest.raises(BrainForgeError, match=r"broken.zarr is damaged .*1 of its \d+ EEG chunks are missing"):
+        read_test_set(broken)
     shutil.rmtree(broken / "onsets")
     with pytest.raises(BrainForgeError, match=r"broken.zarr is damaged \(a copy cut short"):
         read_test_set(broken)

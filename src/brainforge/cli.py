@@ -717,11 +717,15 @@ def train_command(
                 f"{out} holds a run started without `brainforge train` (from `brainforge compare` or the Python "
                 "train()); resume it the way it was started."
             )
-        missing = [name for name in TRAIN_CLI_RECORD if name not in run["cli"]]
-        if missing or "synthesis" not in run["data"]:
+        sections = {name: run[name] for name in ("cli", "data", "training", "model_params")}
+        missing = [f"{name} (as an object)" for name, value in sections.items() if not isinstance(value, dict)]
+        if not missing:
+            missing = [name for name in TRAIN_CLI_RECORD if name not in run["cli"]]
+            missing += [] if isinstance(run["data"].get("synthesis"), dict) else ["data.synthesis"]
+        if missing:
             raise BrainForgeError(
-                f"{run_file} is damaged (it lacks {', '.join(missing) or 'data.synthesis'}); restore it, or start the "
-                "run afresh with --overwrite."
+                f"{run_file} is damaged (it lacks {', '.join(missing)}); restore it, or start the run afresh with "
+                "--overwrite."
             )
         _refuse_changed_settings_on_resume(ctx, run)
         cli = {name: run["cli"][name] for name in TRAIN_CLI_RECORD} | {"forward_bank": run["cli"].get("forward_bank")}

@@ -238,7 +238,7 @@ def _check_comparison_run(run_dir: Path, config: ComparisonConfig) -> None:
     reused = (run_dir / "budget.json").is_file() or (run_dir / LAST_CHECKPOINT).is_file()
     if not reused or not run_file.is_file():
         return
-    run = read_run_record(run_dir)
+    run = read_run_record(run_dir, fix=f"delete {run_dir} to train that network again")
     data = run.get("data", {})
     bank = data.get("forward_bank")
     stored = {
@@ -453,7 +453,7 @@ def score_candidates(
     if config.test_sets is None:
         tests = write_heldout_test_sets(
             out_dir / "test_sets", config.test_samples, seed=config.test_seed, n_sources=config.test_sources,
-            deep_share=config.test_deep_share, montage=config.montage,
+            deep_share=config.test_deep_share, montage=config.montage, n_regions=config.n_regions,
         )  # fmt: skip
     else:
         tests = [Path(p) for p in config.test_sets]

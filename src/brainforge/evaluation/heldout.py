@@ -44,6 +44,7 @@ def write_heldout_test_sets(
     deep_share: float = 0.15,
     forwards: Sequence[str] | None = None,
     montage: str = "1010-64",
+    n_regions: int = 1000,
 ) -> list[Path]:
     """Write (or reuse) one stored test set per held-out forward model.
 
@@ -67,6 +68,8 @@ def write_heldout_test_sets(
         :data:`HELDOUT_FORWARDS` always uses ``seed + k``.
     montage : str
         Template montage of the head models.
+    n_regions : int
+        Cortical regions of the head models (those of the networks to score).
 
     Returns
     -------
@@ -95,7 +98,7 @@ def write_heldout_test_sets(
             _check_heldout_reuse(path, n_samples, seed + offset, config, options, montage)
         else:
             library = library or read_spike_library(default_spike_library(progress=False))
-            head = make_head_model(montage, **options)
+            head = make_head_model(montage, n_regions=n_regions, **options)
             generator = SampleGenerator(head, library, config)
             description = {"forward_mismatch": options}
             write_test_set(generator, n_samples, path, seed=seed + offset, description=description, progress=False)

@@ -353,13 +353,16 @@ def _read_fif_without_raw(path: Path):
 
     try:
         return mne.read_epochs(path, preload=True)
-    except Exception:  # not epochs: evoked responses, or nothing
-        pass
+    except Exception as err:
+        if not any(why in str(err).lower() for why in ("could not find epochs data", "could not find event data")):
+            raise  # epochs, but damaged
     try:
         evokeds = mne.read_evokeds(path)
     except Exception as err:
+        if "could not find evoked data" not in str(err).lower():  # evoked responses, but damaged
+            raise
         raise BrainForgeError(
-            f"{path.name} holds no raw recording, epochs or evoked responses that MNE can read ({error_reason(err)})."
+            f"{path.name} holds no raw recording, epochs or evoked responses that MNE can read."
         ) from err
     if len(evokeds) > 1:
         logger.warning(
@@ -384,12 +387,15 @@ def check_readable(raw, file_name: str) -> None:
 
 def read_samples(raw, picks, start: int, stop: int, file_name: str | None = None) -> np.ndarray:
     """Return ``raw.get_data(picks, start, stop)``; a file that cannot give them stops on one line."""
+    import zlib
+
     try:
         return raw.get_data(picks=picks, start=start, stop=stop)
-    except (ValueError, RuntimeError, OSError, EOFError) as err:
-        name = file_name
-        if name is None:
-            name = Path(raw.filenames[0]).name if raw.filenames and raw.filenames[0] else "the recording"
+    except (ValueError, RuntimeError, OSError, EOFError, zlib.error) as err:
+        files = [f for f in (raw.filenames or ()) if f]
+        if raw.preload or not files:  # the data are in memory: no file to blame
+            raise
+        name = file_name or Path(files[0]).name
         raise BrainForgeError(
             f"Cannot read samples {start}-{stop} of {name}: the file is truncated or damaged ({error_reason(err)}). "
             "Copy or export it again."
@@ -993,7 +999,8 @@ def output_span(duration_s: float, n_out: int, sfreq_out: float, config: Preproc
     stop = n_out if config.tmax is None else min(n_out, round(config.tmax * sfreq_out))
     if stop - start < 2 and config.tmin is None and config.tmax is None:
         raise BrainForgeError(
-            f"The recording holds {n_out} sample(s) at {sfreq_out:g} Hz; a recording needs at least two."
+            f"The recording ({duration_s * 1000:.3g} ms) gives {n_out} sample(s) at the solver's {sfreq_out:g} Hz; "
+            "a recording needs at least two."
         )
     if stop - start < 2:
         raise BrainForgeError(

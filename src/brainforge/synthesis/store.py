@@ -264,7 +264,7 @@ def read_test_set(path: str | Path) -> TestSet:
         raise BrainForgeError(f"{damaged} ({type(err).__name__}: {err}).") from err
     if metadata is None:
         raise BrainForgeError(f"{path} is not a BrainForge test set.")
-    if "patch_regions" not in root:
+    if not (path / "patch_regions").exists():  # a folder of the store: its member, whole or not
         raise BrainForgeError(
             f"{path} was written by an older BrainForge without per-patch regions; "
             "re-create it with `brainforge synth`."
@@ -283,8 +283,15 @@ def read_test_set(path: str | Path) -> TestSet:
         )
     except Exception as err:  # a lost array, or a chunk that does not decode
         raise BrainForgeError(f"{damaged} ({type(err).__name__}: {err}).") from err
-    if test_set.eeg.shape[0] != len(test_set.centres) or test_set.sources.shape[0] != len(test_set.centres):
-        raise BrainForgeError(f"{damaged} (its arrays hold different numbers of samples).")
+    n_samples = metadata.get("n_samples", len(test_set.centres))
+    if {test_set.eeg.shape[0], test_set.sources.shape[0], len(test_set.centres)} != {n_samples}:
+        raise BrainForgeError(f"{damaged} (its arrays do not hold the {n_samples} samples it records).")
+    try:  # every EEG chunk holds data (never only zeros), so each is stored: a lost one is a lost file
+        lost = test_set.eeg.nchunks - test_set.eeg.nchunks_initialized
+    except Exception:  # a store that cannot list its chunks: not checked
+        lost = 0
+    if lost:
+        raise BrainForgeError(f"{damaged} ({lost} of its {test_set.eeg.nchunks} EEG chunks are missing).")
     return test_set
 
 

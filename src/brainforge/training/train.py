@@ -554,8 +554,13 @@ def _run_info(generator: SampleGenerator, config: TrainingConfig, loss: str, pro
     }
 
 
-def read_run_record(out_dir: Path, required: tuple[str, ...] = ()) -> dict:
-    """Return a run folder's record (``run.json``); a damaged one, or one lacking ``required`` keys, stops here."""
+def read_run_record(
+    out_dir: Path, required: tuple[str, ...] = (), fix: str = "restore it, or start the run afresh with --overwrite"
+) -> dict:
+    """Return a run folder's record (``run.json``); a damaged one, or one lacking ``required`` keys, stops here.
+
+    ``fix`` ends the message: what the caller's user can do.
+    """
     run_file = Path(out_dir) / RUN_FILE
     try:
         run = json.loads(run_file.read_text())
@@ -564,7 +569,7 @@ def read_run_record(out_dir: Path, required: tuple[str, ...] = ()) -> dict:
     missing = [key for key in required if key not in run] if isinstance(run, dict) else list(required)
     if not isinstance(run, dict) or missing:
         why = f"it lacks {', '.join(missing)}" if isinstance(run, dict) else f"it is not a JSON object: {run}"
-        raise BrainForgeError(f"{run_file} is damaged ({why}); restore it, or start the run afresh with --overwrite.")
+        raise BrainForgeError(f"{run_file} is damaged ({why}); {fix}.")
     return run
 
 
@@ -573,7 +578,7 @@ def _check_resumed_model(out_dir: Path, model_name: str, params: dict) -> None:
     run_file = out_dir / RUN_FILE
     if not run_file.is_file():
         return
-    run = read_run_record(out_dir)
+    run = read_run_record(out_dir, fix="restore it, or train into a new folder (or overwrite=True)")
     stored = (run.get("model"), run.get("model_params") or {})
     current = json.loads(json.dumps(params, default=str))
     # Only the parameters the run recorded: one added to the model later takes its default.
