@@ -236,6 +236,7 @@ def test_cli_benchmark(test_sets, tmp_path):
     for args, message in [
         (["--solvers", "sloreta,nope"], "Unknown solver"),
         (["--solvers", "sloreta", "--channels", "sixteen"], "--channels"),
+        (["--solvers", "sloreta", "--bootstrap", "0"], "--bootstrap must be >= 1"),
     ]:
         result = run(*args, "--test", str(test_sets[0]), "--out", str(tmp_path / "x"))
         lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]

@@ -267,3 +267,32 @@ def test_the_default_library_waits_while_another_process_builds_it():
         assert not done  # it waits while the lock is held
     waiting.join(300)
     assert done == [path]
+
+
+def test_a_damaged_library_names_the_job_and_the_fix(library, tmp_path):
+    out, _ = library
+    copy = shutil.copytree(out, tmp_path / "copy.zarr")
+    shutil.rmtree(copy / "jobs" / "n0005_s1" / "amplitudes")
+    with pytest.raises(BrainForgeError, match=r"Job n0005_s1 of spike library .* damaged .*delete .*n0005_s1 and run"):
+        read_spike_library(copy)
+    (copy / "zarr.json").write_text("{")
+    with pytest.raises(BrainForgeError, match=r"copy.zarr is (damaged|not a readable spike library)"):
+        read_spike_library(copy)
+
+
+def test_a_connectome_file_is_recorded_as_an_absolute_path(tmp_path, monkeypatch):
+    import zipfile
+
+    from brainforge.anatomy.connectivity import read_connectivity
+    from brainforge.nmm.library import _comparable
+
+    with zipfile.ZipFile(tmp_path / "three.zip", "w") as z:
+        z.writestr("weights.txt", "0 1 1\n1 0 1\n1 1 0\n")
+        z.writestr("tract_lengths.txt", "0 9 9\n9 0 9\n9 9 0\n")
+        z.writestr("centres.txt", "A 0 0 0\nB 10 0 0\nC 0 10 0\n")
+    monkeypatch.chdir(tmp_path)
+    config = CampaignConfig(connectome="three.zip")
+    metadata = config.metadata(read_connectivity("three.zip"))
+    assert metadata["connectome"] == str(tmp_path / "three.zip")  # read from any folder later
+    # A library of an earlier version recorded it as given: resumed from the same folder, it is the same.
+    assert _comparable({**metadata, "connectome": "three.zip"}) == _comparable(metadata)

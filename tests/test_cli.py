@@ -19,6 +19,10 @@ def test_head_info_json():
     assert info["leadfield_shape"] == [64, info["n_sources"]]
     assert info["region_leadfield_shape"] == [64, 1014]
     assert {"cache_dir", "build_seconds"} <= set(info)
+    # --channels takes a 10-10 subset's name, as synth and train do.
+    subset = run_cli("head", "info", "--montage", "1010-64", "--channels", "1010-32", "--json")
+    assert subset.returncode == 0, subset.stderr
+    assert json.loads(subset.stdout.strip().splitlines()[-1])["n_channels"] == 32
 
 
 @pytest.mark.usefixtures("head64")

@@ -34,6 +34,14 @@ def test_connectivity_errors(tmp_path):
         z.writestr("readme.txt", "nothing")
     with pytest.raises(BrainForgeError, match=r"weights\.txt"):
         read_connectivity(empty)
+    # Comma-separated numbers with a header line, as a spreadsheet exports them.
+    csv = tmp_path / "csv.zip"
+    with zipfile.ZipFile(csv, "w") as z:
+        z.writestr("weights.txt", "a,b\n0,1\n1,0\n")
+        z.writestr("tract_lengths.txt", "a,b\n0,9\n9,0\n")
+        z.writestr("centres.txt", "A 0 0 0\nB 1 1 1\n")
+    with pytest.raises(BrainForgeError, match=r"csv.zip is not in TVB's connectivity format"):
+        read_connectivity(csv)
 
 
 def test_deepsif_node_mapping():

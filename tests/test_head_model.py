@@ -176,6 +176,13 @@ def test_save_and_read_round_trip(head64, tmp_path):
     old = read_head_model(legacy)
     np.testing.assert_array_equal(old.ch_pos_mm, head64.ch_pos_mm)
     np.testing.assert_array_equal(old.region_centres_mm, head64.region_centres_mm)
+    # Another program's .npz, and one that lost an array.
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    with pytest.raises(BrainForgeError, match=r"other.npz is not a BrainForge head model"):
+        read_head_model(tmp_path / "other.npz")
+    np.savez(tmp_path / "lost.npz", **{key: value for key, value in arrays.items() if key != "region_leadfield"})
+    with pytest.raises(BrainForgeError, match=r"lost.npz is damaged or from an unknown version \(KeyError"):
+        read_head_model(tmp_path / "lost.npz")
 
 
 def test_bad_files_and_options_give_clear_errors(tmp_path):

@@ -505,17 +505,31 @@ def test_cli_synth(head64, spike_library, tmp_path, cli_in_process):
         (["--sources", "1,5000", "--out", str(tmp_path / "c.zarr")], "regions"),
         (["--spikes", str(tmp_path / "none.zarr"), "--out", str(tmp_path / "d.zarr")], "not found"),
         (["--out", str(out)], "exists"),
+        (["--head", "subject.fif", "--out", str(tmp_path / "e.zarr")], "or a head model .npz from `brainforge head"),
+        (
+            ["--noise", "realistic", "--realistic-noise", str(tmp_path), "--out", str(tmp_path / "f.zarr")],
+            "Realistic-noise file missing",
+        ),
     ]:
         result = run("--n", "2", *args)
         lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
         assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
 
 
-def test_realistic_noise_from_the_deepsif_folder(deepsif_dir, spike_library):
+def test_realistic_noise_from_the_deepsif_folder(deepsif_dir, spike_library, tmp_path):
     from brainforge.synthesis import load_deepsif_noise
 
     noise = load_deepsif_noise(deepsif_dir)
     assert noise.segments.shape == (4, 500, 75)
+    assert load_deepsif_noise(deepsif_dir / "realistic_noise.mat").ch_names == noise.ch_names  # the file itself
+    import shutil
+
+    shutil.copy(deepsif_dir / "electrode_75.mat", tmp_path / "electrode_75.mat")
+    (tmp_path / "realistic_noise.mat").write_text("<html>a page saved instead of the file</html>")
+    with pytest.raises(BrainForgeError, match=r"Cannot read DeepSIF's realistic noise from .*realistic_noise.mat"):
+        load_deepsif_noise(tmp_path)
+    with pytest.raises(BrainForgeError, match=r"takes the folder that holds DeepSIF's realistic_noise.mat"):
+        load_deepsif_noise(tmp_path / "elsewhere")
     head = make_head_model("1010-32")
     gen = SampleGenerator(head, spike_library, SynthesisConfig(noise_types=("realistic",)), realistic_noise=noise)
     sample = gen.sample(0, keep_parts=True)

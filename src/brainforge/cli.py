@@ -69,10 +69,10 @@ JobsOption = Annotated[int, typer.Option("--n-jobs", help="Parallel jobs for the
 
 
 def _head_model(montage, channels, n_regions, deep, conductor, skull, jitter, seed, n_jobs):
-    from .anatomy import make_head_model
+    from .anatomy import CHANNEL_SUBSETS, make_head_model
     from .anatomy.bem import DEFAULT_CONDUCTIVITY
 
-    picks = [c.strip() for c in channels.split(",") if c.strip()] if channels else None
+    picks = (CHANNEL_SUBSETS.get(channels) or split_names(channels)) if channels else None
     return make_head_model(
         montage,
         channels=picks,
@@ -237,6 +237,12 @@ def _range(text: str, name: str, cast=float) -> tuple:
     return tuple(values)
 
 
+def _builtin_montages() -> list[str]:
+    import mne
+
+    return mne.channels.get_builtin_montages()
+
+
 def _synthesis_head(head: str, channels: str | None, mismatch: str | None, n_regions: int = 1000):
     """Return the head model that makes the EEG: a template montage or a saved .npz, optionally altered."""
     from .anatomy import CHANNEL_SUBSETS, make_head_model, read_head_model
@@ -245,11 +251,16 @@ def _synthesis_head(head: str, channels: str | None, mismatch: str | None, n_reg
     picks = None
     if channels:
         picks = CHANNEL_SUBSETS.get(channels) or [c.strip() for c in channels.split(",") if c.strip()]
-    if head.endswith(".npz"):
+    if head.lower().endswith(".npz"):
         if mismatch:
             raise BrainForgeError("--forward-mismatch needs a template head (a montage name), not a saved .npz.")
         model = read_head_model(head)
         return model.pick_channels(picks) if picks else model, None
+    if Path(head).suffix and head not in CHANNEL_SUBSETS and head not in _builtin_montages():  # a file's name
+        raise BrainForgeError(
+            f"--head {head}: give a template montage name (brainforge head montages) or a head model .npz from "
+            "`brainforge head export`; a recording's positions go to `brainforge localize --positions`."
+        )
     options = parse_forward_mismatch(mismatch) if mismatch else {}
     model = make_head_model(head, channels=picks, n_regions=n_regions, **options)
     return model, options
@@ -345,9 +356,9 @@ def synth(
         )  # fmt: skip
     if "realistic" in config.noise_types and realistic_noise is None:
         raise BrainForgeError("--noise realistic needs --realistic-noise FOLDER (the folder of realistic_noise.mat).")
+    noise_source = load_deepsif_noise(realistic_noise) if realistic_noise else None  # before the slow steps
     model, mismatch = _synthesis_head(head, channels, forward_mismatch)
     library = read_spike_library(default_spike_library(progress=True) if spikes == "default" else spikes)
-    noise_source = load_deepsif_noise(realistic_noise) if realistic_noise else None
     generator = SampleGenerator(model, library, config, realistic_noise=noise_source)
     path = write_test_set(generator, n, out, seed=seed, description={"forward_mismatch": mismatch or None})
     typer.echo(f"Wrote {path}: {n} samples, {model.n_channels} channels, {model.n_regions} regions.")
@@ -815,10 +826,11 @@ def benchmark_command(
     counts = split_names(channels) or None
     if counts and not all(c.isdigit() for c in counts):
         raise BrainForgeError(f"--channels takes channel counts such as 16,21,32, got {channels!r}.")
-    config = BenchmarkConfig(
-        channel_counts=tuple(int(c) for c in counts) if counts else None,
-        max_samples=max_samples, n_bootstrap=bootstrap, solver_lambda2=lambda2, seed=seed,
-    )  # fmt: skip
+    with _errors_name_options({"n_bootstrap": "--bootstrap", "max_samples": "--max-samples"}):
+        config = BenchmarkConfig(
+            channel_counts=tuple(int(c) for c in counts) if counts else None,
+            max_samples=max_samples, n_bootstrap=bootstrap, solver_lambda2=lambda2, seed=seed,
+        )  # fmt: skip
     head_model = _synthesis_head(head, None, None)[0] if head else None
     start = time.perf_counter()
     result = run_benchmark(names, split_names(test), out, config, head=head_model, progress=progress)

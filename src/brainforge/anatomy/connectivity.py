@@ -130,21 +130,29 @@ def read_connectivity(source: str | Path) -> Connectivity:
                     "it needs weights.txt, tract_lengths.txt and centres.txt."
                 )
             areas, cortical = read("areas.txt"), read("cortical.txt")
-            weights_arr = np.loadtxt(io.BytesIO(weights))
-            lengths_arr = np.loadtxt(io.BytesIO(lengths))
-            rows = [line.split() for line in centres.decode().splitlines() if line.strip()]
     except zipfile.BadZipFile as err:
         raise BrainForgeError(f"{path} is not a valid zip file ({err}).") from err
-    labels = [row[0] for row in rows]
-    centres_arr = np.array([[float(v) for v in row[1:4]] for row in rows])
-    conn = Connectivity(
-        weights=weights_arr,
-        tract_lengths=lengths_arr,
-        centres=_tvb_data_to_ras(centres_arr) if from_tvb_data else centres_arr,
-        labels=labels,
-        areas=None if areas is None else np.loadtxt(io.BytesIO(areas)),
-        cortical=None if cortical is None else np.loadtxt(io.BytesIO(cortical)).astype(bool),
-    )
+    try:
+        weights_arr = np.loadtxt(io.BytesIO(weights))
+        lengths_arr = np.loadtxt(io.BytesIO(lengths))
+        rows = [line.split() for line in centres.decode().splitlines() if line.strip()]
+        labels = [row[0] for row in rows]
+        centres_arr = np.array([[float(v) for v in row[1:4]] for row in rows])
+        if centres_arr.shape != (len(rows), 3):
+            raise ValueError("each line of centres.txt needs a label and three coordinates")
+        conn = Connectivity(
+            weights=weights_arr,
+            tract_lengths=lengths_arr,
+            centres=_tvb_data_to_ras(centres_arr) if from_tvb_data else centres_arr,
+            labels=labels,
+            areas=None if areas is None else np.loadtxt(io.BytesIO(areas)),
+            cortical=None if cortical is None else np.loadtxt(io.BytesIO(cortical)).astype(bool),
+        )
+    except (ValueError, IndexError, UnicodeDecodeError) as err:
+        raise BrainForgeError(
+            f"{path.name} is not in TVB's connectivity format ({err}): weights.txt and tract_lengths.txt hold "
+            "whitespace-separated numbers, one row per region, and centres.txt a label and x y z per line."
+        ) from err
     n = len(labels)
     if conn.weights.shape != (n, n) or conn.tract_lengths.shape != (n, n):
         raise BrainForgeError(

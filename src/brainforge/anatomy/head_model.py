@@ -303,11 +303,26 @@ def read_head_model(fname: str | Path) -> HeadModel:
     try:
         with np.load(fname, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-        meta = json.loads(str(arrays.pop("meta")))
     except Exception as err:
         raise BrainForgeError(
             f"Cannot read head model {fname}: {err}. Rebuild it with `brainforge head export`."
         ) from err
+    if "meta" not in arrays:
+        raise BrainForgeError(
+            f"{fname} is not a BrainForge head model (no 'meta' record); make one with `brainforge head export`."
+        )
+    try:
+        return _head_model_from_arrays(arrays)
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        raise BrainForgeError(
+            f"Head model {fname} is damaged or from an unknown version ({type(err).__name__}: {err}); rebuild it "
+            "with `brainforge head export`."
+        ) from err
+
+
+def _head_model_from_arrays(arrays: dict) -> HeadModel:
+    """Build a :class:`HeadModel` from the arrays of its ``.npz`` file (:func:`read_head_model`)."""
+    meta = json.loads(str(arrays.pop("meta")))
     for legacy in ("source_pos", "region_centres", "ch_pos"):  # files written before the names carried units
         if legacy in arrays:
             arrays[f"{legacy}_mm"] = arrays.pop(legacy)

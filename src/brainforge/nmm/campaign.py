@@ -200,8 +200,11 @@ class CampaignConfig:
         """Everything that defines the library's content (checked on resume)."""
         from .. import __version__
 
+        connectome = self.connectome  # a file as an absolute path: the library is read from other folders
+        if Path(connectome).is_file():
+            connectome = str(Path(connectome).resolve())
         return {
-            "connectome": self.connectome,
+            "connectome": connectome,
             "n_nodes": conn.n_nodes,
             "labels": list(conn.labels),
             "centres": np.asarray(conn.centres, float).round(3).tolist(),

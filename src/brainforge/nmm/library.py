@@ -79,8 +79,16 @@ def init_library(path: str | Path, metadata: dict) -> Path:
 
 
 def _comparable(metadata: dict) -> dict:
-    """Metadata without fields that may differ between resumed runs."""
-    return {k: v for k, v in json.loads(json.dumps(metadata)).items() if k not in ("package_version", "nodes")}
+    """Metadata without fields that may differ between resumed runs; a connectome file as an absolute path.
+
+    (Libraries made before 2026-12-08 recorded a connectome file as given; resumed from the same folder,
+    it is the same file.)
+    """
+    comparable = {k: v for k, v in json.loads(json.dumps(metadata)).items() if k not in ("package_version", "nodes")}
+    connectome = comparable.get("connectome")
+    if isinstance(connectome, str) and Path(connectome).is_file():
+        comparable["connectome"] = str(Path(connectome).resolve())
+    return comparable
 
 
 def _is_complete(folder: Path) -> bool:
@@ -252,28 +260,42 @@ def read_spike_library(path: str | Path) -> SpikeLibrary:
     path = Path(path)
     if not (path / "zarr.json").exists():
         raise BrainForgeError(f"Spike library not found: {path}. Make one with `brainforge simulate`.")
-    root = _open_root(path, "r")
-    metadata = dict(root.attrs).get("brainforge_spike_library")
+    try:
+        root = _open_root(path, "r")
+        metadata = dict(root.attrs).get("brainforge_spike_library")
+        if metadata is not None:
+            clip, n_nodes = int(metadata["rules"]["clip_samples"]), int(metadata["n_nodes"])
+            threshold_mv = float(metadata["rules"]["threshold"])
+    except BrainForgeError:
+        raise
+    except Exception as err:  # a broken zarr.json, or a record without its rules
+        raise BrainForgeError(
+            f"{path} is damaged ({type(err).__name__}: {err}); copy it again, or simulate it again with "
+            "`brainforge simulate`."
+        ) from err
     if metadata is None:
         raise BrainForgeError(f"{path} is not a BrainForge spike library.")
-    clip = int(metadata["rules"]["clip_samples"])
     waves, nodes, settings, amps, backgrounds, bg_nodes = [], [], [], [], [], []
     names = finished_jobs(path, remove_incomplete=False)
     for name in names:
-        group = zarr.open_group(str(path / "jobs" / name), mode="r")
-        n = int(group.attrs["n_spikes"])
-        waves.append(group["waveforms"][:] if n else np.zeros((0, clip), np.float32))
-        amps.append(group["amplitudes"][:])
-        nodes.append(np.full(n, int(group.attrs["node"])))
-        settings.append(np.full(n, int(group.attrs["setting"])))
-        if "background" in group:
-            bg = group["background"][:]
-            backgrounds.append(bg)
-            bg_nodes.append(np.full(len(bg), int(group.attrs["node"])))
-    n_nodes = int(metadata["n_nodes"])
+        try:
+            group = zarr.open_group(str(path / "jobs" / name), mode="r")
+            n = int(group.attrs["n_spikes"])
+            waves.append(group["waveforms"][:] if n else np.zeros((0, clip), np.float32))
+            amps.append(group["amplitudes"][:])
+            nodes.append(np.full(n, int(group.attrs["node"])))
+            settings.append(np.full(n, int(group.attrs["setting"])))
+            if "background" in group:
+                bg = group["background"][:]
+                backgrounds.append(bg)
+                bg_nodes.append(np.full(len(bg), int(group.attrs["node"])))
+        except Exception as err:  # a lost array, or a chunk that does not decode
+            raise BrainForgeError(
+                f"Job {name} of spike library {path} is damaged ({type(err).__name__}: {err}); delete "
+                f"{path / 'jobs' / name} and run the same `brainforge simulate` command again to redo it."
+            ) from err
     background = np.concatenate(backgrounds) if backgrounds else np.zeros((0, clip, n_nodes), np.float32)
     background_nodes = np.concatenate(bg_nodes) if bg_nodes else np.zeros(0, np.int64)
-    threshold_mv = float(metadata["rules"]["threshold"])
     return SpikeLibrary(
         waveforms=np.concatenate(waves) if waves else np.zeros((0, clip), np.float32),
         nodes=np.concatenate(nodes).astype(np.int64) if nodes else np.zeros(0, np.int64),

@@ -8,6 +8,7 @@ says and returns :class:`~.sample.Sample`; its compiled array kernels live in
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -172,7 +173,13 @@ class SampleGenerator:
             else:
                 from ..anatomy.connectivity import map_regions_to_nodes, read_connectivity
 
-                conn = read_connectivity(self.library.metadata["connectome"])
+                connectome = self.library.metadata["connectome"]
+                if Path(connectome).suffix and not Path(connectome).is_file():  # a file, not a bundled name
+                    raise BrainForgeError(
+                        f"The spike library was simulated on the connectome file {connectome}, which is not there "
+                        "now; put it back, or simulate a library on a connectome at hand."
+                    )
+                conn = read_connectivity(connectome)
                 if conn.n_nodes != n_nodes:
                     raise BrainForgeError("The spike library's connectome file no longer matches the library.")
                 region_node = map_regions_to_nodes(conn, self.head.region_centres_mm)

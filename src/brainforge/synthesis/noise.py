@@ -221,16 +221,30 @@ class RealisticNoise:
 
 
 def load_deepsif_noise(folder: str | Path) -> RealisticNoise:
-    """Read DeepSIF's ``realistic_noise.mat`` (4 x 500 x 75) with the channel names of ``electrode_75.mat``."""
+    """Read DeepSIF's ``realistic_noise.mat`` (4 x 500 x 75) with the channel names of ``electrode_75.mat``.
+
+    ``folder`` holds both files (``realistic_noise.mat`` itself is accepted too).
+    """
     from scipy.io import loadmat
 
     folder = Path(folder)
+    if folder.name == "realistic_noise.mat":
+        folder = folder.parent
     noise_file, electrodes = folder / "realistic_noise.mat", folder / "electrode_75.mat"
     for f in (noise_file, electrodes):
         if not f.is_file():
-            raise BrainForgeError(f"Realistic-noise file missing: {f}.")
-    data = np.asarray(loadmat(noise_file)["data"], float)
-    names = [str(n) for n in np.atleast_1d(loadmat(electrodes, squeeze_me=True)["eloc75"]["labels"])]
+            raise BrainForgeError(
+                f"Realistic-noise file missing: {f}; --realistic-noise takes the folder that holds DeepSIF's "
+                "realistic_noise.mat and electrode_75.mat."
+            )
+    try:
+        data = np.asarray(loadmat(noise_file)["data"], float)
+        names = [str(n) for n in np.atleast_1d(loadmat(electrodes, squeeze_me=True)["eloc75"]["labels"])]
+    except Exception as err:  # not MATLAB v5 (an HTML page, a v7.3 file, a download cut short), or other fields
+        raise BrainForgeError(
+            f"Cannot read DeepSIF's realistic noise from {folder} ({type(err).__name__}: {err}); it needs "
+            "realistic_noise.mat (its 'data') and electrode_75.mat (its 'eloc75' labels) as DeepSIF publishes them."
+        ) from err
     if data.ndim != 3 or data.shape[2] != len(names):
         raise BrainForgeError(f"{noise_file.name} has shape {data.shape}, expected (segments, times, {len(names)}).")
     return RealisticNoise(segments=data, ch_names=names)
