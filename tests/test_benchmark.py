@@ -221,7 +221,7 @@ def test_bad_input_is_refused(test_sets, head64, tmp_path):
             parse_forward_mismatch(bad)
 
 
-def test_cli_benchmark(test_sets, tmp_path):
+def test_cli_benchmark(test_sets, tmp_path, cli_in_process):
     def run(*args):
         return subprocess.run(
             [sys.executable, "-m", "brainforge.cli", "benchmark", *args], capture_output=True, text=True
@@ -236,11 +236,14 @@ def test_cli_benchmark(test_sets, tmp_path):
     for args, message in [
         (["--solvers", "sloreta,nope"], "Unknown solver"),
         (["--solvers", "sloreta", "--channels", "sixteen"], "--channels"),
-        (["--solvers", "sloreta", "--bootstrap", "0"], "--bootstrap must be >= 1"),
     ]:
         result = run(*args, "--test", str(test_sets[0]), "--out", str(tmp_path / "x"))
         lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
         assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+    # Config errors name the options (in this process: the same entry point, no new interpreter).
+    code, _, stderr = cli_in_process("benchmark", "--solvers", "sloreta", "--bootstrap", "0", "--test",
+                                     str(test_sets[0]), "--out", str(tmp_path / "x"))  # fmt: skip
+    assert code == 2 and "Error: --bootstrap must be >= 1" in stderr, stderr
 
 
 def test_learned_solver_runs_in_overlapping_windows(model_dirs, head64):

@@ -11,7 +11,7 @@ def run_cli(*args):
 
 
 @pytest.mark.usefixtures("head64")
-def test_head_info_json():
+def test_head_info_json(cli_in_process):
     result = run_cli("head", "info", "--montage", "1010-64", "--json")
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout.strip().splitlines()[-1])
@@ -20,9 +20,9 @@ def test_head_info_json():
     assert info["region_leadfield_shape"] == [64, 1014]
     assert {"cache_dir", "build_seconds"} <= set(info)
     # --channels takes a 10-10 subset's name, as synth and train do.
-    subset = run_cli("head", "info", "--montage", "1010-64", "--channels", "1010-32", "--json")
-    assert subset.returncode == 0, subset.stderr
-    assert json.loads(subset.stdout.strip().splitlines()[-1])["n_channels"] == 32
+    code, stdout, stderr = cli_in_process("head", "info", "--montage", "1010-64", "--channels", "1010-32", "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout.strip().splitlines()[-1])["n_channels"] == 32
 
 
 @pytest.mark.usefixtures("head64")
