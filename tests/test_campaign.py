@@ -149,6 +149,11 @@ def test_cli_simulate_errors(tmp_path, cli_in_process):
         assert code == 2 and len(lines) == 1 and message in lines[0], stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.zip", "results"]
     assert [p.name for p in results.iterdir()] == ["notes.txt"]
+    # Not a scheduler's address (Dask's own ValueError, or its timeout's OSError, under the generic
+    # advice on paths and disk space before).
+    code, _, stderr = cli_in_process("simulate", "--regions", "3", "--scheduler", "threads", "--out",
+                                     str(tmp_path / "g.zarr"))  # fmt: skip
+    assert code == 2 and "--scheduler threads: no Dask scheduler answers there" in stderr, stderr
 
 
 def test_cli_simulate_json(tmp_path):

@@ -474,7 +474,14 @@ def _run_with_dask(config: dict, batches, out: str, scheduler: str | None, bar) 
         client = Client(cluster)
     else:
         cluster = None
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, ValueError, TypeError) as err:  # unreachable, or not an address
+            raise BrainForgeError(
+                f"--scheduler {scheduler}: no Dask scheduler answers there ({type(err).__name__}: {err}); give "
+                "the address a running `dask scheduler` prints (tcp://HOST:8786), sync, or leave it out for a "
+                "local cluster."
+            ) from err
     try:
         futures = [client.submit(run_jobs, config, batch, out, pure=False) for batch in batches]
         for future in as_completed(futures):
