@@ -185,6 +185,11 @@ def test_bad_input_is_refused(test_sets, head64, tmp_path):
         check_test_set_head(metadata, head64, "other.zarr")
     with pytest.raises(BrainForgeError, match="Test set not found"):
         run_benchmark(["sloreta"], [tmp_path / "none.zarr"], tmp_path / "out", progress=False)
+    # A stored held-out set on other regions than a comparison's networks is not reused.
+    from brainforge.evaluation.heldout import _check_heldout_reuse
+
+    with pytest.raises(BrainForgeError, match=r"on 1000 cortical regions, not 500; delete it"):
+        _check_heldout_reuse(test_sets[0], 10, 0, None, {}, "1010-64", n_regions=500)
     # A copy cut short: its record broken, or an array folder lost.
     import shutil
 

@@ -301,3 +301,6 @@ def test_a_connectome_file_is_recorded_as_an_absolute_path(tmp_path, monkeypatch
     assert metadata["connectome"] == str(tmp_path / "three.zip")  # read from any folder later
     # A library of an earlier version recorded it as given: resumed from the same folder, it is the same.
     assert _comparable({**metadata, "connectome": "three.zip"}) == _comparable(metadata)
+    # A file that happens to bear a bundled connectome's name does not stand in for it.
+    (tmp_path / "tvb76").write_text("not a connectome")
+    assert CampaignConfig(connectome="tvb76").metadata(read_connectivity("tvb76"))["connectome"] == "tvb76"

@@ -177,6 +177,9 @@ def test_save_and_read_round_trip(head64, tmp_path):
     np.testing.assert_array_equal(old.ch_pos_mm, head64.ch_pos_mm)
     np.testing.assert_array_equal(old.region_centres_mm, head64.region_centres_mm)
     # Another program's .npz, and one that lost an array.
+    np.savez(tmp_path / "number.npz", meta=np.array("3"))  # a meta record that is no object
+    with pytest.raises(BrainForgeError, match=r"number.npz is damaged or from an unknown version"):
+        read_head_model(tmp_path / "number.npz")
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
     with pytest.raises(BrainForgeError, match=r"other.npz is not a BrainForge head model"):
         read_head_model(tmp_path / "other.npz")

@@ -466,6 +466,9 @@ def test_files_cut_short_or_named_for_another_kind_are_read_or_refused_on_one_li
     assert isinstance(read_recording(tmp_path / "my_epochs.fif"), mne.BaseEpochs)
     epochs.average().save(tmp_path / "my_evoked.fif", verbose="error")
     assert isinstance(read_recording(tmp_path / "my_evoked.fif"), mne.Evoked)
+    mne.io.write_info(tmp_path / "info.fif", raw.info)  # measurement info, no data
+    with pytest.raises(BrainForgeError, match=r"info.fif holds no raw recording, epochs or evoked responses"):
+        read_recording(tmp_path / "info.fif")
     # A recording of one sample.
     one = mne.io.RawArray(np.zeros((len(NAMES_32), 1)), raw.info, verbose="error")
     with pytest.raises(BrainForgeError, match=r"holds 1 sample\(s\); a recording needs at least two"):

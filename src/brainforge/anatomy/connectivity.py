@@ -162,6 +162,11 @@ def read_connectivity(source: str | Path) -> Connectivity:
     return conn
 
 
+def is_connectome_file(source) -> bool:
+    """Whether ``source`` names a connectome file (a name that tvb-data ships never does, whatever is here)."""
+    return not (isinstance(source, str) and source in TVB_DATA_CONNECTOMES) and Path(source).is_file()
+
+
 def map_regions_to_nodes(conn: Connectivity, region_centres_mm: np.ndarray) -> np.ndarray:
     """Connectome node that drives each head-model region: the nearest centre.
 

@@ -313,7 +313,7 @@ def read_head_model(fname: str | Path) -> HeadModel:
         )
     try:
         return _head_model_from_arrays(arrays)
-    except (KeyError, TypeError, ValueError, IndexError) as err:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
         raise BrainForgeError(
             f"Head model {fname} is damaged or from an unknown version ({type(err).__name__}: {err}); rebuild it "
             "with `brainforge head export`."

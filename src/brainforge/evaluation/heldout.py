@@ -95,7 +95,7 @@ def write_heldout_test_sets(
         options = HELDOUT_FORWARDS[name]
         path = out_dir / f"{name}.zarr"
         if path.exists():
-            _check_heldout_reuse(path, n_samples, seed + offset, config, options, montage)
+            _check_heldout_reuse(path, n_samples, seed + offset, config, options, montage, n_regions)
         else:
             library = library or read_spike_library(default_spike_library(progress=False))
             head = make_head_model(montage, n_regions=n_regions, **options)
@@ -106,13 +106,24 @@ def write_heldout_test_sets(
     return paths
 
 
-def _check_heldout_reuse(path: Path, n_samples: int, seed: int, config, forward_mismatch: dict, montage: str) -> None:
+def _check_heldout_reuse(
+    path: Path, n_samples: int, seed: int, config, forward_mismatch: dict, montage: str, n_regions: int = 1000
+) -> None:
     """Refuse to reuse a stored held-out set drawn with other settings than those asked for.
 
     Compares the sample count, the set's seed, the forward model's changes, the synthesis
-    settings the sets vary (sources per sample, SNR range, deep share) and, for a named
-    10-10 montage, the channels.
+    settings the sets vary (sources per sample, SNR range, deep share), the head model's
+    cortical regions and, for a named 10-10 montage, the channels.
     """
+    from .._errors import BrainForgeError
+    from ..synthesis.store import read_test_set
+
+    stored = (read_test_set(path).metadata.get("head_config") or {}).get("n_regions", 1000)
+    if stored != n_regions:
+        raise BrainForgeError(
+            f"{path} holds a held-out set on {stored} cortical regions, not {n_regions}; delete it (or choose another "
+            "folder) to draw it again."
+        )
     from dataclasses import asdict
 
     from ..anatomy import CHANNEL_SUBSETS

@@ -356,14 +356,15 @@ def _read_fif_without_raw(path: Path):
     except Exception as err:
         if not any(why in str(err).lower() for why in ("could not find epochs data", "could not find event data")):
             raise  # epochs, but damaged
+    nothing = f"{path.name} holds no raw recording, epochs or evoked responses that MNE can read."
     try:
         evokeds = mne.read_evokeds(path)
     except Exception as err:
         if "could not find evoked data" not in str(err).lower():  # evoked responses, but damaged
             raise
-        raise BrainForgeError(
-            f"{path.name} holds no raw recording, epochs or evoked responses that MNE can read."
-        ) from err
+        raise BrainForgeError(nothing) from err
+    if not evokeds:  # measurement info alone (write_info), for example
+        raise BrainForgeError(nothing)
     if len(evokeds) > 1:
         logger.warning(
             f"{path.name} holds {len(evokeds)} evoked responses; localizing the first. To choose another, rename "

@@ -14,7 +14,7 @@ import numpy as np
 
 from .._errors import BrainForgeError
 from .._logging import verbose
-from ..anatomy.connectivity import Connectivity, read_connectivity
+from ..anatomy.connectivity import Connectivity, is_connectome_file, read_connectivity
 from .library import finished_jobs, init_library, job_name, write_job
 from .model import PUBLISHED_SETTINGS, JansenRitParams, check_run, n_integration_steps
 from .spikes import SpikeRules, StreamingSpikeExtractor
@@ -201,7 +201,7 @@ class CampaignConfig:
         from .. import __version__
 
         connectome = self.connectome  # a file as an absolute path: the library is read from other folders
-        if Path(connectome).is_file():
+        if is_connectome_file(connectome):
             connectome = str(Path(connectome).resolve())
         return {
             "connectome": connectome,
@@ -440,7 +440,7 @@ def run_campaign(
         size = sync_call_size(size, numba.get_num_threads(), round(config.chunk_ms / config.dt_ms), conn.n_nodes)
     batches = _batches(todo, size)
     config_dict = asdict(config)
-    if Path(config.connectome).is_file():
+    if is_connectome_file(config.connectome):
         config_dict["connectome"] = str(Path(config.connectome).resolve())
     bar = tqdm(total=len(todo), desc="simulating", unit="sim", disable=not progress or not todo)
     if batches and scheduler == "sync":

@@ -29,6 +29,7 @@ import numpy as np
 
 from .._cache import durable_replace
 from .._errors import BrainForgeError
+from ..anatomy.connectivity import is_connectome_file
 
 logger = logging.getLogger("brainforge")
 
@@ -86,7 +87,7 @@ def _comparable(metadata: dict) -> dict:
     """
     comparable = {k: v for k, v in json.loads(json.dumps(metadata)).items() if k not in ("package_version", "nodes")}
     connectome = comparable.get("connectome")
-    if isinstance(connectome, str) and Path(connectome).is_file():
+    if isinstance(connectome, str) and is_connectome_file(connectome):
         comparable["connectome"] = str(Path(connectome).resolve())
     return comparable
 
@@ -292,7 +293,8 @@ def read_spike_library(path: str | Path) -> SpikeLibrary:
         except Exception as err:  # a lost array, or a chunk that does not decode
             raise BrainForgeError(
                 f"Job {name} of spike library {path} is damaged ({type(err).__name__}: {err}); delete "
-                f"{path / 'jobs' / name} and run the same `brainforge simulate` command again to redo it."
+                f"{path / 'jobs' / name} and run the command again: the default library in the cache rebuilds "
+                "what is missing, a library of your own is redone by the same `brainforge simulate` command."
             ) from err
     background = np.concatenate(backgrounds) if backgrounds else np.zeros((0, clip, n_nodes), np.float32)
     background_nodes = np.concatenate(bg_nodes) if bg_nodes else np.zeros(0, np.int64)

@@ -177,7 +177,8 @@ class SampleGenerator:
                 if Path(connectome).suffix and not Path(connectome).is_file():  # a file, not a bundled name
                     raise BrainForgeError(
                         f"The spike library was simulated on the connectome file {connectome}, which is not there "
-                        "now; put it back, or simulate a library on a connectome at hand."
+                        "now (libraries made before 2026-12-08 recorded it relative to the folder `simulate` ran "
+                        "in: run from there); put it back, or simulate a library on a connectome at hand."
                     )
                 conn = read_connectivity(connectome)
                 if conn.n_nodes != n_nodes:

@@ -237,14 +237,21 @@ def load_deepsif_noise(folder: str | Path) -> RealisticNoise:
                 f"Realistic-noise file missing: {f}; --realistic-noise takes the folder that holds DeepSIF's "
                 "realistic_noise.mat and electrode_75.mat."
             )
+
+    def read(file: Path, field: str, **options):
+        try:
+            return loadmat(file, **options)[field]
+        except Exception as err:  # not MATLAB v5 (an HTML page, a v7.3 file, a download cut short), or other fields
+            raise BrainForgeError(
+                f"Cannot read DeepSIF's realistic noise from {file} ({type(err).__name__}: {err}); it needs its "
+                f"'{field}' as DeepSIF publishes the file."
+            ) from err
+
+    data = np.asarray(read(noise_file, "data"), float)
     try:
-        data = np.asarray(loadmat(noise_file)["data"], float)
-        names = [str(n) for n in np.atleast_1d(loadmat(electrodes, squeeze_me=True)["eloc75"]["labels"])]
-    except Exception as err:  # not MATLAB v5 (an HTML page, a v7.3 file, a download cut short), or other fields
-        raise BrainForgeError(
-            f"Cannot read DeepSIF's realistic noise from {folder} ({type(err).__name__}: {err}); it needs "
-            "realistic_noise.mat (its 'data') and electrode_75.mat (its 'eloc75' labels) as DeepSIF publishes them."
-        ) from err
+        names = [str(n) for n in np.atleast_1d(read(electrodes, "eloc75", squeeze_me=True)["labels"])]
+    except (ValueError, KeyError, IndexError) as err:
+        raise BrainForgeError(f"{electrodes} holds no electrode labels (eloc75.labels) as DeepSIF's does.") from err
     if data.ndim != 3 or data.shape[2] != len(names):
         raise BrainForgeError(f"{noise_file.name} has shape {data.shape}, expected (segments, times, {len(names)}).")
     return RealisticNoise(segments=data, ch_names=names)

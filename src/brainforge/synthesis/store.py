@@ -265,6 +265,8 @@ def read_test_set(path: str | Path) -> TestSet:
     if metadata is None:
         raise BrainForgeError(f"{path} is not a BrainForge test set.")
     if not (path / "patch_regions").exists():  # a folder of the store: its member, whole or not
+        if not (path / "sources").exists():  # later arrays gone too: a copy cut short
+            raise BrainForgeError(f"{damaged} (its arrays from patch_regions on are missing).")
         raise BrainForgeError(
             f"{path} was written by an older BrainForge without per-patch regions; "
             "re-create it with `brainforge synth`."
