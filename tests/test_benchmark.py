@@ -197,6 +197,16 @@ def test_bad_input_is_refused(test_sets, head64, tmp_path):
     next(path for path in (broken / "eeg").rglob("*") if path.is_file() and path.name != "zarr.json").unlink()
     with pytest.raises(BrainForgeError, match=r"broken.zarr is damaged .*1 of its \d+ EEG chunks are missing"):
         read_test_set(broken)
+    # A record of more samples than its arrays hold.
+    import zarr
+
+    short = shutil.copytree(test_sets[0], tmp_path / "short.zarr")
+    root = zarr.open_group(str(short), mode="r+")
+    record = dict(root.attrs["brainforge_test_set"])
+    record["n_samples"] += 1
+    root.attrs["brainforge_test_set"] = record
+    with pytest.raises(BrainForgeError, match=r"short.zarr is damaged .*do not hold the \d+ samples it records"):
+        read_test_set(short)
     shutil.rmtree(broken / "onsets")
     with pytest.raises(BrainForgeError, match=r"broken.zarr is damaged \(a copy cut short"):
         read_test_set(broken)

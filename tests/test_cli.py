@@ -189,6 +189,8 @@ def test_resume_refuses_settings_other_than_the_runs(tmp_path, no_training_data)
     (run / "run.json").write_text(json.dumps({"model": "gru"}))
     lacking = _train_refusal("--out", str(run), "--resume")
     assert "run.json is damaged (it lacks model_params, training, data)" in lacking
+    (run / "run.json").write_text(json.dumps({"cli": None, "model_params": {}, "training": {}, "data": {}}))
+    assert "run.json is damaged (it lacks cli (as an object))" in _train_refusal("--out", str(run), "--resume")
 
 
 def test_ddp_ranks_after_the_first_do_not_check_the_run_folder_rank_0_is_writing(

@@ -135,3 +135,18 @@ def test_still_falling_needs_a_new_best_in_the_last_two_epochs():
     assert _still_falling(curve([20.0, 12.0, 13.0, 11.0]))
     assert _still_falling(curve([20.0, 15.0]))
     assert not _still_falling(curve([20.0]))
+
+
+def test_damaged_comparison_records_stop_on_one_line(tmp_path):
+    from brainforge.evaluation.compare import train_candidate
+
+    run_dir = tmp_path / "runs" / "gru"
+    run_dir.mkdir(parents=True)
+    (run_dir / "budget.json").write_text('{"cpu_seconds": 12')  # a write cut short
+    with pytest.raises(BrainForgeError, match=r"budget.json is damaged .*delete it"):
+        train_candidate(None, None, None, run_dir, progress=False)
+    from brainforge.evaluation.compare import _check_comparison_run
+
+    (run_dir / "run.json").write_text("{")
+    with pytest.raises(BrainForgeError, match=r"run.json is damaged .*delete .*gru to train that network again"):
+        _check_comparison_run(run_dir, None)

@@ -466,6 +466,11 @@ def test_files_cut_short_or_named_for_another_kind_are_read_or_refused_on_one_li
     assert isinstance(read_recording(tmp_path / "my_epochs.fif"), mne.BaseEpochs)
     epochs.average().save(tmp_path / "my_evoked.fif", verbose="error")
     assert isinstance(read_recording(tmp_path / "my_evoked.fif"), mne.Evoked)
+    cut_epochs = tmp_path / "cut_epochs.fif"  # epochs under another name, cut short: MNE's own reason
+    cut_epochs.write_bytes((tmp_path / "my_epochs.fif").read_bytes()[:-20000])
+    with pytest.raises(BrainForgeError, match=r"Cannot read cut_epochs.fif as EEG") as cut_error:
+        read_recording(cut_epochs)
+    assert "holds no raw recording" not in str(cut_error.value)
     mne.io.write_info(tmp_path / "info.fif", raw.info)  # measurement info, no data
     with pytest.raises(BrainForgeError, match=r"info.fif holds no raw recording, epochs or evoked responses"):
         read_recording(tmp_path / "info.fif")
