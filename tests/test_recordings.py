@@ -584,6 +584,9 @@ def test_nan_in_a_bad_span_is_a_gap_like_an_acquisition_skip(tmp_path):
     dropout.set_annotations(mne.Annotations([8.0, 5.0, 10.2], [2.0, 0.0, 0.0], ["BAD_dropout", "spike", "spike"]))
     averaged = prepare_recording(dropout, 500.0, PreprocessingConfig(events=("spike",)))
     assert averaged.preprocessing["events_used"]["n_epochs"] == 1 and np.isfinite(averaged.data).all()
+    # A span that lies wholly in the gap (no filter reaching beyond it) stops on one line.
+    with pytest.raises(BrainForgeError, match=r"Every sample of the analysed span lies in NaN within spans annotated"):
+        prepare_recording(dropout, 500.0, PreprocessingConfig(tmin=8.2, tmax=9.8, l_freq=None, h_freq=None))
     # A recording that starts later than its file's first sample (cropped): the same, shifted.
     later = dropout.copy().crop(tmin=2.0)
     later._data[:, 3000:4000] = np.nan  # input samples from the crop: 8-10 s of the original

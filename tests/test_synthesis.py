@@ -74,6 +74,15 @@ def test_the_sensor_snr_is_that_of_the_average_referenced_eeg(head64, spike_libr
         assert realized == pytest.approx(12.0, abs=1e-6) and sample.sensor_snr_db == pytest.approx(12.0, abs=1e-6)
 
 
+def test_a_library_whose_connectome_file_moved_says_so(head64, spike_library, tmp_path):
+    from dataclasses import replace
+
+    gone = str(tmp_path / "my76.zip")
+    moved = replace(spike_library, metadata={**spike_library.metadata, "connectome": gone})
+    with pytest.raises(BrainForgeError, match=r"simulated on the connectome file .*my76.zip, which is not there now"):
+        SampleGenerator(head64, moved, SynthesisConfig())
+
+
 def test_patches_are_contiguous_distinct_and_bounded(head64, spike_library):
     gen = SampleGenerator(head64, spike_library, SynthesisConfig(n_sources=(3, 3), max_patch_regions=20))
     for seed in range(30):
