@@ -1122,19 +1122,15 @@ def recording_breaks_in(raw, gaps: Sequence[tuple[int, int]] = ()) -> list[int]:
     breaks separately, as MNE's ``raw.filter`` does between the spans of
     ``skip_by_annotation``.
     """
-    sfreq, n_times = raw.info["sfreq"], raw.n_times
+    n_times = raw.n_times
     breaks = {edge for gap in gaps for edge in gap if 0 < edge < n_times}
     for annotation in raw.annotations:
         description = annotation["description"].lower()
         if description not in BREAK_ANNOTATIONS:
             continue
-        onset_s = annotation["onset"] - raw.first_time
-        times_s = [onset_s, onset_s + annotation["duration"]] if description == "bad_acq_skip" else [onset_s]
-        for time_s in times_s:
-            sample = math.ceil(time_s * sfreq - 1e-6)  # the first sample at or after it
-            if 0 < sample < n_times:
-                breaks.add(int(sample))
-    return sorted(breaks)
+        first, stop = _annotation_samples(raw, annotation)  # the first samples at or after onset and end
+        breaks.update(sample for sample in ([first, stop] if description == "bad_acq_skip" else [first]))
+    return sorted(sample for sample in breaks if 0 < sample < n_times)
 
 
 def _stretches_s(breaks_s, recording_s: float) -> list[tuple[float, float]]:
